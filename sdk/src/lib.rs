@@ -1,0 +1,159 @@
+//! # payhost-sdk: write a payment adapter for payhost
+//!
+//! An adapter is one Rust crate that implements [`Adapter`] and calls
+//! [`export_adapter!`]. `payhost adapter build` compiles it to a sandboxed
+//! WebAssembly component; the host loads it at run time.
+//!
+//! ```ignore
+//! use payhost_sdk::prelude::*;
+//!
+//! struct MyProvider;
+//!
+//! impl Adapter for MyProvider {
+//!     fn describe() -> AdapterInfo { /* name, methods, config schema ... */ }
+//!     fn unified_order(ctx: &mut Ctx, req: &OrderRequest) -> Result<OrderCreated> {
+//!         let body = /* build the provider's request */;
+//!         let resp = ctx.send(http::post(url, "application/json", body))?;
+//!         /* read the provider's answer */
+//!     }
+//!     // query, refund, parse_notify ...
+//! }
+//!
+//! payhost_sdk::export_adapter!(MyProvider);
+//! ```
+//!
+//! How the pieces fit:
+//!
+//! - [`Ctx`] is everything an operation may use: the call context (time,
+//!   seeded nonces, notify URL), the merchant configuration ([`Config`]),
+//!   I/O through [`Ctx::send`], and the host's secret operations.
+//! - `ctx.send(req)?` looks like a blocking HTTP call. Under the hood the
+//!   operation runs as steps: the first time, `send` ends the step and the
+//!   host performs the request; in the next step the SDK replays the
+//!   recorded answer. A replayed request that differs from the recorded one
+//!   is reported as `nondeterministic`.
+//! - Helpers for what providers have in common live here once:
+//!   [`canonical`] (sorted `k=v&...` strings), [`xml`], [`form`], [`json`],
+//!   [`money`], [`time`], [`http`], hex/base64 in [`encoding`].
+//! - With the `testing` feature, [`testing::Harness`] runs the same adapter
+//!   natively with scripted provider answers and in-memory secrets.
+
+#![forbid(unsafe_code)]
+
+pub mod bindings;
+pub mod canonical;
+mod config;
+mod ctx;
+pub mod encoding;
+mod error;
+pub mod form;
+#[doc(hidden)]
+pub mod glue;
+mod host;
+pub mod http;
+pub mod json;
+pub mod money;
+#[cfg(feature = "native")]
+pub mod native;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod time;
+pub mod xml;
+
+pub use config::Config;
+pub use ctx::Ctx;
+pub use error::{Error, FormatError, Result};
+pub use host::HostOps;
+
+/// The contract's data types (generated from `wit/adapter.wit`).
+pub mod types {
+    pub use crate::bindings::payhost::adapter::types::*;
+    pub use crate::bindings::payhost::adapter::secrets::{DigestAlgorithm, KeyEncoding, Part, SecretError};
+    pub use crate::bindings::payhost::adapter::log::Level;
+}
+
+/// The version of the contract this SDK implements; put it in
+/// `AdapterInfo::contract_version`.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// What an adapter implements: the provider's side of the four operations.
+///
+/// Each function receives a fresh [`Ctx`]; it may call [`Ctx::send`] any
+/// number of times (within the host's step limit) and must be deterministic
+/// given the context, configuration, request and the answers it receives.
+pub trait Adapter {
+    /// Self-description: name, version, methods, capabilities, egress
+    /// hosts and the merchant configuration schema.
+    fn describe() -> types::AdapterInfo;
+
+    /// Create the order at the provider and say what the payer must do.
+    fn unified_order(ctx: &mut Ctx, request: &types::OrderRequest) -> Result<types::OrderCreated>;
+
+    /// The order's current state at the provider.
+    fn query(ctx: &mut Ctx, request: &types::QueryRequest) -> Result<types::TradeStatus>;
+
+    /// Refund (part of) a paid order.
+    fn refund(ctx: &mut Ctx, request: &types::RefundRequest) -> Result<types::RefundStatus>;
+
+    /// Verify a notification and turn it into events plus the exact answer
+    /// the provider expects. Attach an answer to an error with
+    /// [`Error::with_ack`] when the provider needs one even on failure.
+    fn parse_notify(ctx: &mut Ctx, request: &types::InboundHttp) -> Result<types::NotifyOutcome>;
+}
+
+/// Everything an adapter module usually needs.
+pub mod prelude {
+    pub use crate::types::*;
+    pub use crate::{Adapter, CONTRACT_VERSION, Config, Ctx, Error, Result};
+    pub use crate::{canonical, encoding, form, http, json, money, time, xml};
+}
+
+/// Exports an [`Adapter`] implementation as the component's `adapter`
+/// world. Call it once, at the crate root.
+#[macro_export]
+macro_rules! export_adapter {
+    ($adapter:ty) => {
+        #[doc(hidden)]
+        pub struct __PayhostAdapterExport;
+
+        impl $crate::bindings::Guest for __PayhostAdapterExport {
+            fn describe() -> $crate::types::AdapterInfo {
+                <$adapter as $crate::Adapter>::describe()
+            }
+            fn unified_order(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::OrderRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::OrderStep {
+                $crate::glue::unified_order::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn query(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::QueryRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::QueryStep {
+                $crate::glue::query::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn refund(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::RefundRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::RefundStep {
+                $crate::glue::refund::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn parse_notify(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::InboundHttp,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::NotifyStep {
+                $crate::glue::parse_notify::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+        }
+
+        $crate::__export_adapter_world!(__PayhostAdapterExport with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,266 @@
+//! Run an adapter natively, without wasm and without a network.
+//!
+//! The [`Harness`] plays the host: it holds a merchant configuration with
+//! in-memory secrets, a fixed call context, and a responder that answers the
+//! adapter's requests the way the provider would. It drives operations step
+//! by step exactly as the host does -- every step replays the recorded
+//! exchanges -- so non-determinism is caught here too.
+//!
+//! ```ignore
+//! let mut h = Harness::<MyProvider>::new()
+//!     .text("mch_id", "10000100")
+//!     .secret("api_key", "192006250b4c09247ec02edce69f6a2d")
+//!     .respond(|req| payhost_sdk::http::response(200, "text/xml", "<xml>...</xml>"));
+//! let created = h.unified_order(&order).unwrap();
+//! assert_eq!(h.sent().len(), 1);
+//! ```
+
+use crate::Adapter;
+use crate::glue;
+use crate::host::HostOps;
+use crate::native::{self, SecretTable};
+use crate::types::*;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+type Responder = Box<dyn FnMut(&HttpRequest) -> HttpResponse>;
+
+/// The host's side, natively; see the module documentation.
+pub struct Harness<A: Adapter> {
+    config: Vec<ConfigEntry>,
+    secrets: SecretTable,
+    ctx: CallContext,
+    responder: Responder,
+    sent: Vec<HttpRequest>,
+    logs: RefCell<Vec<(Level, String)>>,
+    max_steps: usize,
+    _adapter: PhantomData<A>,
+}
+
+impl<A: Adapter> Default for Harness<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: Adapter> Harness<A> {
+    /// A harness with an empty configuration, timestamp 1_700_000_000, seed
+    /// 42, notify URL `https://payhost.test/v1/notify/test/m1`, and a
+    /// responder that fails the test if anything is sent.
+    pub fn new() -> Self {
+        Self {
+            config: Vec::new(),
+            secrets: SecretTable::new(),
+            ctx: CallContext {
+                request_id: "test-request".into(),
+                timestamp: 1_700_000_000,
+                seed: 42,
+                notify_url: "https://payhost.test/v1/notify/test/m1".into(),
+            },
+            responder: Box::new(|req| panic!("unexpected request to {}", req.url)),
+            sent: Vec::new(),
+            logs: RefCell::new(Vec::new()),
+            max_steps: 16,
+            _adapter: PhantomData,
+        }
+    }
+
+    /// Adds (or replaces) a plain configuration field.
+    pub fn text(mut self, name: &str, value: &str) -> Self {
+        self.config.retain(|e| e.name != name);
+        self.config.push(ConfigEntry { name: name.into(), value: ConfigValue::Text(value.into()) });
+        self
+    }
+
+    /// Adds (or replaces) a secret configuration field.
+    pub fn secret(mut self, name: &str, value: &str) -> Self {
+        self.config.retain(|e| e.name != name);
+        let handle = self.secrets.insert(value.as_bytes().to_vec());
+        self.config.push(ConfigEntry { name: name.into(), value: ConfigValue::Secret(handle) });
+        self
+    }
+
+    /// Fills in every schema default that the configuration lacks, as the
+    /// host does before a call.
+    pub fn with_schema_defaults(mut self) -> Self {
+        for field in A::describe().config_schema {
+            if let Some(default) = field.default
+                && !self.config.iter().any(|e| e.name == field.name)
+            {
+                self.config.push(ConfigEntry { name: field.name, value: ConfigValue::Text(default) });
+            }
+        }
+        self
+    }
+
+    pub fn timestamp(mut self, unix: i64) -> Self {
+        self.ctx.timestamp = unix;
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.ctx.seed = seed;
+        self
+    }
+
+    pub fn notify_url(mut self, url: &str) -> Self {
+        self.ctx.notify_url = url.into();
+        self
+    }
+
+    /// Sets the provider's behaviour: called once for every request the
+    /// adapter sends.
+    pub fn respond(mut self, f: impl FnMut(&HttpRequest) -> HttpResponse + 'static) -> Self {
+        self.responder = Box::new(f);
+        self
+    }
+
+    /// Every request performed so far, in order.
+    pub fn sent(&self) -> &[HttpRequest] {
+        &self.sent
+    }
+
+    /// Everything the adapter logged.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        self.logs.borrow().clone()
+    }
+
+    /// Computes with the harness's secrets what the host would, e.g. to
+    /// build a correctly signed notification in a test.
+    pub fn secrets(&self) -> &SecretTable {
+        &self.secrets
+    }
+
+    /// The handle of a secret field.
+    pub fn secret_handle(&self, name: &str) -> Option<Secret> {
+        self.config.iter().find(|e| e.name == name).and_then(|e| match e.value {
+            ConfigValue::Secret(h) => Some(h),
+            ConfigValue::Text(_) => None,
+        })
+    }
+
+    fn drive<S, T, E>(
+        &mut self,
+        mut step: impl FnMut(&dyn HostOps, CallContext, Vec<ConfigEntry>, Vec<Exchange>) -> S,
+        classify: impl Fn(S) -> Result<Result<T, E>, HttpRequest>,
+    ) -> Result<T, E> {
+        let mut exchanges: Vec<Exchange> = Vec::new();
+        for _ in 0..self.max_steps {
+            let out = step(&*self, self.ctx.clone(), self.config.clone(), exchanges.clone());
+            match classify(out) {
+                Ok(done) => return done,
+                Err(request) => {
+                    let response = (self.responder)(&request);
+                    self.sent.push(request.clone());
+                    exchanges.push(Exchange { request, response });
+                }
+            }
+        }
+        panic!("the adapter did not finish within {} steps", self.max_steps);
+    }
+
+    pub fn unified_order(&mut self, request: &OrderRequest) -> Result<OrderCreated, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::unified_order::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                OrderStep::Send(r) => Err(r),
+                OrderStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn query(&mut self, request: &QueryRequest) -> Result<TradeStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::query::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                QueryStep::Send(r) => Err(r),
+                QueryStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn refund(&mut self, request: &RefundRequest) -> Result<RefundStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::refund::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                RefundStep::Send(r) => Err(r),
+                RefundStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn parse_notify(&mut self, request: &InboundHttp) -> Result<NotifyOutcome, NotifyFailure> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::parse_notify::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                NotifyStep::Send(r) => Err(r),
+                NotifyStep::Done(d) => Ok(d),
+            },
+        )
+    }
+}
+
+// ---- the native host: conversions from the generated types ----
+
+fn alg(a: DigestAlgorithm) -> native::DigestAlgorithm {
+    match a {
+        DigestAlgorithm::Md5 => native::DigestAlgorithm::Md5,
+        DigestAlgorithm::Sha1 => native::DigestAlgorithm::Sha1,
+        DigestAlgorithm::Sha256 => native::DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha512 => native::DigestAlgorithm::Sha512,
+    }
+}
+
+fn enc(e: KeyEncoding) -> native::KeyEncoding {
+    match e {
+        KeyEncoding::Raw => native::KeyEncoding::Raw,
+        KeyEncoding::Hex => native::KeyEncoding::Hex,
+        KeyEncoding::Base64 => native::KeyEncoding::Base64,
+    }
+}
+
+fn parts(p: &[Part]) -> Vec<native::Part<'_>> {
+    p.iter()
+        .map(|p| match p {
+            Part::Text(t) => native::Part::Text(t),
+            Part::Bytes(b) => native::Part::Bytes(b),
+            Part::Secret(h) => native::Part::Secret(*h),
+        })
+        .collect()
+}
+
+fn err(e: native::CryptoError) -> SecretError {
+    match e {
+        native::CryptoError::UnknownHandle(h) => SecretError::UnknownHandle(h),
+        native::CryptoError::UnusableKey(m) => SecretError::UnusableKey(m),
+        native::CryptoError::InvalidInput(m) => SecretError::InvalidInput(m),
+    }
+}
+
+impl<A: Adapter> HostOps for Harness<A> {
+    fn digest(&self, algorithm: DigestAlgorithm, p: &[Part]) -> Result<Vec<u8>, SecretError> {
+        self.secrets.digest(alg(algorithm), &parts(p)).map_err(err)
+    }
+    fn hmac(&self, algorithm: DigestAlgorithm, key: Secret, encoding: KeyEncoding, message: &[Part]) -> Result<Vec<u8>, SecretError> {
+        self.secrets.hmac(alg(algorithm), key, enc(encoding), &parts(message)).map_err(err)
+    }
+    fn rsa_sha256_sign(&self, key: Secret, message: &[u8]) -> Result<Vec<u8>, SecretError> {
+        self.secrets.rsa_sha256_sign(key, message).map_err(err)
+    }
+    fn rsa_sha256_verify(&self, public_key_pem: &str, message: &[u8], signature: &[u8]) -> Result<bool, SecretError> {
+        native::rsa_sha256_verify(public_key_pem, message, signature).map_err(err)
+    }
+    fn aes_256_gcm_decrypt(&self, key: Secret, nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, SecretError> {
+        self.secrets.aes_256_gcm_decrypt(key, nonce, aad, ciphertext).map_err(err)
+    }
+    fn aes_256_ecb_decrypt_md5_key(&self, key: Secret, ciphertext: &[u8]) -> Result<Vec<u8>, SecretError> {
+        self.secrets.aes_256_ecb_decrypt_md5_key(key, ciphertext).map_err(err)
+    }
+    fn log(&self, level: Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+}
