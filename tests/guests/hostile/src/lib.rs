@@ -1,0 +1,1 @@
+//! Hostile adapter (to be written).

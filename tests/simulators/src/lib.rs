@@ -1,0 +1,1 @@
+//! Provider simulators (to be written).
