@@ -64,6 +64,9 @@ fn run<T>(
     let unreplayed = ctx.unreplayed();
     match result {
         Err(Error(Inner::Suspend(req))) => Outcome::Send(req),
+        Err(Error(Inner::Adapter { error: error @ AdapterError::Nondeterministic(_), ack })) => {
+            Outcome::Done(Err((error, ack)))
+        }
         // Finishing without asking for every recorded request means the
         // adapter took another path than in the step that recorded them.
         _ if unreplayed > 0 => Outcome::Done(Err((
