@@ -154,6 +154,6 @@ macro_rules! export_adapter {
             }
         }
 
-        $crate::__export_adapter_world!(__PayhostAdapterExport with_types_in $crate::bindings);
+        $crate::bindings::__export_adapter_world!(__PayhostAdapterExport with_types_in $crate::bindings);
     };
 }

@@ -353,4 +353,22 @@ mod tests {
             Err(CryptoError::InvalidInput(_))
         ));
     }
+
+    #[test]
+    fn rsa_sign_verifies_with_the_public_key_and_rejects_tampering() {
+        let key = include_str!("../../tests/fixtures/test-rsa-2048.key.pem");
+        let public = include_str!("../../tests/fixtures/test-rsa-2048.pub.pem");
+        let mut t = SecretTable::new();
+        let k = t.insert(key.as_bytes().to_vec());
+        let sig = t.rsa_sha256_sign(k, b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n").unwrap();
+        assert_eq!(sig.len(), 256);
+        assert!(rsa_sha256_verify(public, b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n", &sig).unwrap());
+        assert!(!rsa_sha256_verify(public, b"GET\n/v3/certificates\n1624523847\nA1B2C3D4E5F6G7\n\n", &sig).unwrap());
+        // PKCS#1 v1.5 is deterministic: same message, same signature.
+        assert_eq!(t.rsa_sha256_sign(k, b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n").unwrap(), sig);
+        let not_pem = t.insert(b"not a key".to_vec());
+        let err = t.rsa_sha256_sign(not_pem, b"x").unwrap_err();
+        assert!(matches!(err, CryptoError::UnusableKey(_)) && !err.to_string().contains("not a key"));
+        assert!(rsa_sha256_verify("garbage", b"x", &sig).is_err());
+    }
 }
