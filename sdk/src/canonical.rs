@@ -66,12 +66,18 @@ mod tests {
     fn sorts_by_ascii_bytes_case_sensitive() {
         let f = [("b", "1"), ("B", "2"), ("a_b", "3"), ("aB", "4")];
         // 'B' (0x42) < '_' (0x5f) < 'b' (0x62)
-        assert_eq!(sorted_pairs(f.iter().map(|(k, v)| (*k, *v)), &[]), "B=2&aB=4&a_b=3&b=1");
+        assert_eq!(
+            sorted_pairs(f.iter().map(|(k, v)| (*k, *v)), &[]),
+            "B=2&aB=4&a_b=3&b=1"
+        );
     }
 
     #[test]
     fn values_are_not_url_encoded() {
         let f = [("url", "https://x/y?a=1&b=2"), ("body", "中文 test")];
-        assert_eq!(sorted_pairs(f.iter().map(|(k, v)| (*k, *v)), &[]), "body=中文 test&url=https://x/y?a=1&b=2");
+        assert_eq!(
+            sorted_pairs(f.iter().map(|(k, v)| (*k, *v)), &[]),
+            "body=中文 test&url=https://x/y?a=1&b=2"
+        );
     }
 }

@@ -18,7 +18,10 @@ impl<'a> Config<'a> {
     }
 
     fn find(&self, name: &str) -> Option<&'a ConfigValue> {
-        self.entries.iter().find(|e| e.name == name).map(|e| &e.value)
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| &e.value)
     }
 
     /// A required plain (or URL) field.

@@ -59,7 +59,11 @@ impl<'a> Ctx<'a> {
                 recorded.request.url,
                 request.method,
                 request.url,
-                if recorded.request.url == request.url { ", different headers or body" } else { "" }
+                if recorded.request.url == request.url {
+                    ", different headers or body"
+                } else {
+                    ""
+                }
             ))),
         }
     }
@@ -108,26 +112,51 @@ impl<'a> Ctx<'a> {
         self.host.digest(algorithm, parts).map_err(secret_error)
     }
 
-    pub fn hmac(&self, algorithm: DigestAlgorithm, key: Secret, encoding: KeyEncoding, message: &[Part]) -> Result<Vec<u8>> {
-        self.host.hmac(algorithm, key, encoding, message).map_err(secret_error)
+    pub fn hmac(
+        &self,
+        algorithm: DigestAlgorithm,
+        key: Secret,
+        encoding: KeyEncoding,
+        message: &[Part],
+    ) -> Result<Vec<u8>> {
+        self.host
+            .hmac(algorithm, key, encoding, message)
+            .map_err(secret_error)
     }
 
     pub fn rsa_sha256_sign(&self, key: Secret, message: &[u8]) -> Result<Vec<u8>> {
-        self.host.rsa_sha256_sign(key, message).map_err(secret_error)
+        self.host
+            .rsa_sha256_sign(key, message)
+            .map_err(secret_error)
     }
 
-    pub fn rsa_sha256_verify(&self, public_key_pem: &str, message: &[u8], signature: &[u8]) -> Result<bool> {
-        self.host.rsa_sha256_verify(public_key_pem, message, signature).map_err(secret_error)
+    pub fn rsa_sha256_verify(
+        &self,
+        public_key_pem: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool> {
+        self.host
+            .rsa_sha256_verify(public_key_pem, message, signature)
+            .map_err(secret_error)
     }
 
-    pub fn aes_256_gcm_decrypt(&self, key: Secret, nonce: &[u8], associated_data: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
+    pub fn aes_256_gcm_decrypt(
+        &self,
+        key: Secret,
+        nonce: &[u8],
+        associated_data: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>> {
         self.host
             .aes_256_gcm_decrypt(key, nonce, associated_data, ciphertext)
             .map_err(secret_error)
     }
 
     pub fn aes_256_ecb_decrypt_md5_key(&self, key: Secret, ciphertext: &[u8]) -> Result<Vec<u8>> {
-        self.host.aes_256_ecb_decrypt_md5_key(key, ciphertext).map_err(secret_error)
+        self.host
+            .aes_256_ecb_decrypt_md5_key(key, ciphertext)
+            .map_err(secret_error)
     }
 }
 
@@ -135,7 +164,9 @@ impl<'a> Ctx<'a> {
 /// what the provider needs) unless the input was at fault.
 fn secret_error(e: SecretError) -> Error {
     match e {
-        SecretError::UnknownHandle(h) => Error::invalid_config(format!("secret handle {h} is not valid in this call")),
+        SecretError::UnknownHandle(h) => {
+            Error::invalid_config(format!("secret handle {h} is not valid in this call"))
+        }
         SecretError::UnusableKey(m) => Error::invalid_config(m),
         SecretError::InvalidInput(m) => Error::malformed(m),
     }

@@ -17,7 +17,10 @@ pub struct Error(pub(crate) Inner);
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Inner {
-    Adapter { error: AdapterError, ack: Option<HttpResponse> },
+    Adapter {
+        error: AdapterError,
+        ack: Option<HttpResponse>,
+    },
     Suspend(HttpRequest),
 }
 
@@ -57,7 +60,10 @@ impl Error {
     /// effect on a suspension.
     pub fn with_ack(self, ack: HttpResponse) -> Self {
         match self.0 {
-            Inner::Adapter { error, .. } => Error(Inner::Adapter { error, ack: Some(ack) }),
+            Inner::Adapter { error, .. } => Error(Inner::Adapter {
+                error,
+                ack: Some(ack),
+            }),
             suspend => Error(suspend),
         }
     }

@@ -26,6 +26,9 @@ mod tests {
         let enc = super::encode(pairs.iter().map(|(k, v)| (*k, *v)));
         assert_eq!(enc, "a+b=x%26y%3Dz&%E4%B8%AD=%E6%96%87");
         let dec = super::decode(enc.as_bytes());
-        assert_eq!(dec, vec![("a b".into(), "x&y=z".into()), ("中".into(), "文".into())]);
+        assert_eq!(
+            dec,
+            vec![("a b".into(), "x&y=z".into()), ("中".into(), "文".into())]
+        );
     }
 }

@@ -2,12 +2,12 @@
 //! step functions. Used by [`crate::export_adapter!`] in a component and by
 //! the native harness, so both run the very same code path.
 
+use crate::Adapter;
 use crate::bindings::payhost::adapter::{log, secrets};
 use crate::ctx::Ctx;
 use crate::error::{Error, Inner};
 use crate::host::HostOps;
 use crate::types::*;
-use crate::Adapter;
 
 /// The component's imports, as [`HostOps`].
 pub struct Imports;
@@ -16,19 +16,40 @@ impl HostOps for Imports {
     fn digest(&self, algorithm: DigestAlgorithm, parts: &[Part]) -> Result<Vec<u8>, SecretError> {
         secrets::digest(algorithm, parts)
     }
-    fn hmac(&self, algorithm: DigestAlgorithm, key: Secret, encoding: KeyEncoding, message: &[Part]) -> Result<Vec<u8>, SecretError> {
+    fn hmac(
+        &self,
+        algorithm: DigestAlgorithm,
+        key: Secret,
+        encoding: KeyEncoding,
+        message: &[Part],
+    ) -> Result<Vec<u8>, SecretError> {
         secrets::hmac(algorithm, key, encoding, message)
     }
     fn rsa_sha256_sign(&self, key: Secret, message: &[u8]) -> Result<Vec<u8>, SecretError> {
         secrets::rsa_sha256_sign(key, message)
     }
-    fn rsa_sha256_verify(&self, public_key_pem: &str, message: &[u8], signature: &[u8]) -> Result<bool, SecretError> {
+    fn rsa_sha256_verify(
+        &self,
+        public_key_pem: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, SecretError> {
         secrets::rsa_sha256_verify(public_key_pem, message, signature)
     }
-    fn aes_256_gcm_decrypt(&self, key: Secret, nonce: &[u8], associated_data: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, SecretError> {
+    fn aes_256_gcm_decrypt(
+        &self,
+        key: Secret,
+        nonce: &[u8],
+        associated_data: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
         secrets::aes_256_gcm_decrypt(key, nonce, associated_data, ciphertext)
     }
-    fn aes_256_ecb_decrypt_md5_key(&self, key: Secret, ciphertext: &[u8]) -> Result<Vec<u8>, SecretError> {
+    fn aes_256_ecb_decrypt_md5_key(
+        &self,
+        key: Secret,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
         secrets::aes_256_ecb_decrypt_md5_key(key, ciphertext)
     }
     fn log(&self, level: Level, message: &str) {
@@ -64,9 +85,10 @@ fn run<T>(
     let unreplayed = ctx.unreplayed();
     match result {
         Err(Error(Inner::Suspend(req))) => Outcome::Send(req),
-        Err(Error(Inner::Adapter { error: error @ AdapterError::Nondeterministic(_), ack })) => {
-            Outcome::Done(Err((error, ack)))
-        }
+        Err(Error(Inner::Adapter {
+            error: error @ AdapterError::Nondeterministic(_),
+            ack,
+        })) => Outcome::Done(Err((error, ack))),
         // Finishing without asking for every recorded request means the
         // adapter took another path than in the step that recorded them.
         _ if unreplayed > 0 => Outcome::Done(Err((
@@ -87,7 +109,9 @@ pub fn unified_order<A: Adapter>(
     request: OrderRequest,
     exchanges: Vec<Exchange>,
 ) -> OrderStep {
-    match run(host, call, config, exchanges, |ctx| A::unified_order(ctx, &request)) {
+    match run(host, call, config, exchanges, |ctx| {
+        A::unified_order(ctx, &request)
+    }) {
         Outcome::Send(r) => OrderStep::Send(r),
         Outcome::Done(r) => OrderStep::Done(r.map_err(|(e, _)| e)),
     }
@@ -113,7 +137,9 @@ pub fn refund<A: Adapter>(
     request: RefundRequest,
     exchanges: Vec<Exchange>,
 ) -> RefundStep {
-    match run(host, call, config, exchanges, |ctx| A::refund(ctx, &request)) {
+    match run(host, call, config, exchanges, |ctx| {
+        A::refund(ctx, &request)
+    }) {
         Outcome::Send(r) => RefundStep::Send(r),
         Outcome::Done(r) => RefundStep::Done(r.map_err(|(e, _)| e)),
     }
@@ -126,8 +152,12 @@ pub fn parse_notify<A: Adapter>(
     request: InboundHttp,
     exchanges: Vec<Exchange>,
 ) -> NotifyStep {
-    match run(host, call, config, exchanges, |ctx| A::parse_notify(ctx, &request)) {
+    match run(host, call, config, exchanges, |ctx| {
+        A::parse_notify(ctx, &request)
+    }) {
         Outcome::Send(r) => NotifyStep::Send(r),
-        Outcome::Done(r) => NotifyStep::Done(r.map_err(|(error, ack)| NotifyFailure { error, ack })),
+        Outcome::Done(r) => {
+            NotifyStep::Done(r.map_err(|(error, ack)| NotifyFailure { error, ack }))
+        }
     }
 }

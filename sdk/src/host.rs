@@ -16,7 +16,12 @@ pub trait HostOps {
         message: &[Part],
     ) -> Result<Vec<u8>, SecretError>;
     fn rsa_sha256_sign(&self, key: Secret, message: &[u8]) -> Result<Vec<u8>, SecretError>;
-    fn rsa_sha256_verify(&self, public_key_pem: &str, message: &[u8], signature: &[u8]) -> Result<bool, SecretError>;
+    fn rsa_sha256_verify(
+        &self,
+        public_key_pem: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, SecretError>;
     fn aes_256_gcm_decrypt(
         &self,
         key: Secret,
@@ -24,6 +29,10 @@ pub trait HostOps {
         associated_data: &[u8],
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, SecretError>;
-    fn aes_256_ecb_decrypt_md5_key(&self, key: Secret, ciphertext: &[u8]) -> Result<Vec<u8>, SecretError>;
+    fn aes_256_ecb_decrypt_md5_key(
+        &self,
+        key: Secret,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, SecretError>;
     fn log(&self, level: Level, message: &str);
 }

@@ -67,9 +67,11 @@ pub use host::HostOps;
 
 /// The contract's data types (generated from `wit/adapter.wit`).
 pub mod types {
-    pub use crate::bindings::payhost::adapter::types::*;
-    pub use crate::bindings::payhost::adapter::secrets::{DigestAlgorithm, KeyEncoding, Part, SecretError};
     pub use crate::bindings::payhost::adapter::log::Level;
+    pub use crate::bindings::payhost::adapter::secrets::{
+        DigestAlgorithm, KeyEncoding, Part, SecretError,
+    };
+    pub use crate::bindings::payhost::adapter::types::*;
 }
 
 /// The version of the contract this SDK implements; put it in

@@ -12,7 +12,11 @@ pub fn exponent(currency: &str) -> Result<u32, FormatError> {
     iso_currency::Currency::from_code(currency)
         .and_then(|c| c.exponent())
         .map(u32::from)
-        .ok_or_else(|| FormatError::new(format!("`{currency}` is not an ISO 4217 currency with minor units")))
+        .ok_or_else(|| {
+            FormatError::new(format!(
+                "`{currency}` is not an ISO 4217 currency with minor units"
+            ))
+        })
 }
 
 /// `Money` as a major-unit decimal string: 2499 EUR -> "24.99",
@@ -23,7 +27,12 @@ pub fn to_decimal(money: &Money) -> Result<String, FormatError> {
         return Ok(money.minor.to_string());
     }
     let unit = 10u64.pow(exp);
-    Ok(format!("{}.{:0width$}", money.minor / unit, money.minor % unit, width = exp as usize))
+    Ok(format!(
+        "{}.{:0width$}",
+        money.minor / unit,
+        money.minor % unit,
+        width = exp as usize
+    ))
 }
 
 /// Parses a major-unit decimal string exactly. More decimals than the
@@ -36,7 +45,10 @@ pub fn from_decimal(text: &str, currency: &str) -> Result<Money, FormatError> {
         Some((i, f)) => (i, f),
         None => (text, ""),
     };
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(bad());
     }
     if text.contains('.') && frac.is_empty() {
@@ -44,22 +56,32 @@ pub fn from_decimal(text: &str, currency: &str) -> Result<Money, FormatError> {
     }
     let (kept, rest) = frac.split_at(frac.len().min(exp));
     if rest.bytes().any(|b| b != b'0') {
-        return Err(FormatError::new(format!("`{text}` has more decimals than {currency} allows ({exp})")));
+        return Err(FormatError::new(format!(
+            "`{text}` has more decimals than {currency} allows ({exp})"
+        )));
     }
     let digits = format!("{int}{kept:0<exp$}");
     let minor = digits.parse::<u64>().map_err(|_| bad())?;
-    Ok(Money { minor, currency: currency.to_string() })
+    Ok(Money {
+        minor,
+        currency: currency.to_string(),
+    })
 }
 
 /// Parses an integer count of minor units as WeChat sends it ("100").
 pub fn from_minor_str(text: &str, currency: &str) -> Result<Money, FormatError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(FormatError::new(format!("`{text}` is not an amount in minor units")));
+        return Err(FormatError::new(format!(
+            "`{text}` is not an amount in minor units"
+        )));
     }
     let minor = text
         .parse::<u64>()
         .map_err(|_| FormatError::new(format!("`{text}` is out of range")))?;
-    Ok(Money { minor, currency: currency.to_string() })
+    Ok(Money {
+        minor,
+        currency: currency.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -67,7 +89,10 @@ mod tests {
     use super::*;
 
     fn m(minor: u64, c: &str) -> Money {
-        Money { minor, currency: c.into() }
+        Money {
+            minor,
+            currency: c.into(),
+        }
     }
 
     #[test]
@@ -89,7 +114,18 @@ mod tests {
         assert_eq!(from_decimal("24.990", "EUR").unwrap(), m(2499, "EUR"));
         assert_eq!(from_decimal("500", "JPY").unwrap(), m(500, "JPY"));
         assert_eq!(from_decimal("0.001", "BHD").unwrap(), m(1, "BHD"));
-        for bad in ["24.999", "-1", "+1", "1e3", "", ".5", "5.", "1,00", "abc", "99999999999999999999999"] {
+        for bad in [
+            "24.999",
+            "-1",
+            "+1",
+            "1e3",
+            "",
+            ".5",
+            "5.",
+            "1,00",
+            "abc",
+            "99999999999999999999999",
+        ] {
             assert!(from_decimal(bad, "EUR").is_err(), "{bad}");
         }
         assert!(from_decimal("500.5", "JPY").is_err());

@@ -200,7 +200,10 @@ impl SecretTable {
     ) -> Result<Vec<u8>, CryptoError> {
         let key = self.get(key)?;
         let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|_| {
-            CryptoError::UnusableKey(format!("AES-256 key must be 32 bytes, secret has {}", key.len()))
+            CryptoError::UnusableKey(format!(
+                "AES-256 key must be 32 bytes, secret has {}",
+                key.len()
+            ))
         })?;
         if nonce.len() != 12 {
             return Err(CryptoError::InvalidInput(format!(
@@ -211,13 +214,24 @@ impl SecretTable {
         cipher
             .decrypt(
                 aes_gcm::Nonce::from_slice(nonce),
-                Payload { msg: ciphertext, aad: associated_data },
+                Payload {
+                    msg: ciphertext,
+                    aad: associated_data,
+                },
             )
-            .map_err(|_| CryptoError::InvalidInput("AES-GCM decryption failed (wrong key or tampered data)".into()))
+            .map_err(|_| {
+                CryptoError::InvalidInput(
+                    "AES-GCM decryption failed (wrong key or tampered data)".into(),
+                )
+            })
     }
 
     /// AES-256-ECB with PKCS#7, keyed by the lower-case hex MD5 of a secret.
-    pub fn aes_256_ecb_decrypt_md5_key(&self, key: u32, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn aes_256_ecb_decrypt_md5_key(
+        &self,
+        key: u32,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let derived = hex::encode(md5::Md5::digest(self.get(key)?));
         aes_256_ecb_decrypt(derived.as_bytes(), ciphertext)
     }
@@ -238,7 +252,9 @@ pub fn aes_256_ecb_decrypt(key: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, Cry
     let dec = ecb::Decryptor::<aes::Aes256>::new_from_slice(key)
         .map_err(|_| CryptoError::UnusableKey("AES-256 key must be 32 bytes".into()))?;
     dec.decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
-        .map_err(|_| CryptoError::InvalidInput("AES-ECB decryption failed (wrong key or bad padding)".into()))
+        .map_err(|_| {
+            CryptoError::InvalidInput("AES-ECB decryption failed (wrong key or bad padding)".into())
+        })
 }
 
 /// AES-256-ECB encryption with PKCS#7 (what WeChat does to `req_info`);
@@ -251,7 +267,11 @@ pub fn aes_256_ecb_encrypt(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Cryp
 }
 
 /// Verifies SHA256withRSA by a PEM public key (SPKI or PKCS#1).
-pub fn rsa_sha256_verify(public_key_pem: &str, message: &[u8], signature: &[u8]) -> Result<bool, CryptoError> {
+pub fn rsa_sha256_verify(
+    public_key_pem: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool, CryptoError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::DecodePublicKey;
     let key = rsa::RsaPublicKey::from_public_key_pem(public_key_pem)
@@ -292,8 +312,14 @@ mod tests {
         let wrong = t.insert(b"another-key".to_vec());
         let key = hex::encode(md5::Md5::digest(b"192006250b4c09247ec02edce69f6a2d"));
         let ct = aes_256_ecb_encrypt(key.as_bytes(), b"<root><a>1</a></root>").unwrap();
-        assert_eq!(t.aes_256_ecb_decrypt_md5_key(right, &ct).unwrap(), b"<root><a>1</a></root>");
-        assert!(matches!(t.aes_256_ecb_decrypt_md5_key(wrong, &ct), Err(CryptoError::InvalidInput(_))));
+        assert_eq!(
+            t.aes_256_ecb_decrypt_md5_key(right, &ct).unwrap(),
+            b"<root><a>1</a></root>"
+        );
+        assert!(matches!(
+            t.aes_256_ecb_decrypt_md5_key(wrong, &ct),
+            Err(CryptoError::InvalidInput(_))
+        ));
     }
 
     #[test]
@@ -302,7 +328,14 @@ mod tests {
         let k = t.insert(b"zG93Cv85BCCp2h".to_vec());
         // providers.md 6.5 (2paynow): md5(function + mid + timestamp + key).
         let d = t
-            .digest(DigestAlgorithm::Md5, &[Part::Text("precreate4002563369"), Part::Bytes(b"1571034662245"), Part::Secret(k)])
+            .digest(
+                DigestAlgorithm::Md5,
+                &[
+                    Part::Text("precreate4002563369"),
+                    Part::Bytes(b"1571034662245"),
+                    Part::Secret(k),
+                ],
+            )
             .unwrap();
         assert_eq!(hex::encode(d), "4f83e30f527ff4ed0fc9c03185f43f97");
     }
@@ -310,7 +343,10 @@ mod tests {
     #[test]
     fn unknown_handle_is_an_error() {
         let t = SecretTable::new();
-        assert_eq!(t.digest(DigestAlgorithm::Md5, &[Part::Secret(7)]), Err(CryptoError::UnknownHandle(7)));
+        assert_eq!(
+            t.digest(DigestAlgorithm::Md5, &[Part::Secret(7)]),
+            Err(CryptoError::UnknownHandle(7))
+        );
     }
 
     #[test]
@@ -323,19 +359,40 @@ mod tests {
         let m = [Part::Text("The quick brown fox jumps over the lazy dog")];
         // RFC 4231-style well-known value for HMAC-SHA256("key", fox).
         let expect = "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8";
-        for h in [raw] {
-            assert_eq!(hex::encode(t.hmac(DigestAlgorithm::Sha256, h, KeyEncoding::Raw, &m).unwrap()), expect);
-        }
-        assert_eq!(hex::encode(t.hmac(DigestAlgorithm::Sha256, hexed, KeyEncoding::Hex, &m).unwrap()), expect);
-        assert_eq!(hex::encode(t.hmac(DigestAlgorithm::Sha256, b64d, KeyEncoding::Base64, &m).unwrap()), expect);
-        assert!(matches!(t.hmac(DigestAlgorithm::Sha256, bad, KeyEncoding::Hex, &m), Err(CryptoError::UnusableKey(_))));
+        assert_eq!(
+            hex::encode(
+                t.hmac(DigestAlgorithm::Sha256, raw, KeyEncoding::Raw, &m)
+                    .unwrap()
+            ),
+            expect
+        );
+        assert_eq!(
+            hex::encode(
+                t.hmac(DigestAlgorithm::Sha256, hexed, KeyEncoding::Hex, &m)
+                    .unwrap()
+            ),
+            expect
+        );
+        assert_eq!(
+            hex::encode(
+                t.hmac(DigestAlgorithm::Sha256, b64d, KeyEncoding::Base64, &m)
+                    .unwrap()
+            ),
+            expect
+        );
+        assert!(matches!(
+            t.hmac(DigestAlgorithm::Sha256, bad, KeyEncoding::Hex, &m),
+            Err(CryptoError::UnusableKey(_))
+        ));
     }
 
     #[test]
     fn gcm_rejects_short_key_without_echoing_it() {
         let mut t = SecretTable::new();
         let k = t.insert(b"short-secret-value".to_vec());
-        let err = t.aes_256_gcm_decrypt(k, &[0; 12], b"", &[0; 32]).unwrap_err();
+        let err = t
+            .aes_256_gcm_decrypt(k, &[0; 12], b"", &[0; 32])
+            .unwrap_err();
         assert!(!err.to_string().contains("short-secret-value"));
         assert!(matches!(err, CryptoError::UnusableKey(_)));
     }
@@ -345,8 +402,14 @@ mod tests {
         // providers.md 3.10 (wechatpay-java AeadAesCipherTest): 32-byte key.
         let mut t = SecretTable::new();
         let k = t.insert(b"a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb".to_vec());
-        let ct = base64::engine::general_purpose::STANDARD.decode("ulwSiIajGClcvcOYvOQ7+l+0PAbzzwI=").unwrap();
-        assert_eq!(t.aes_256_gcm_decrypt(k, b"uluk4a9R25RW", b"associatedData", &ct).unwrap(), b"message");
+        let ct = base64::engine::general_purpose::STANDARD
+            .decode("ulwSiIajGClcvcOYvOQ7+l+0PAbzzwI=")
+            .unwrap();
+        assert_eq!(
+            t.aes_256_gcm_decrypt(k, b"uluk4a9R25RW", b"associatedData", &ct)
+                .unwrap(),
+            b"message"
+        );
         // Tampered associated data must fail, not return garbage.
         assert!(matches!(
             t.aes_256_gcm_decrypt(k, b"uluk4a9R25RW", b"associatedDatA", &ct),
@@ -360,15 +423,37 @@ mod tests {
         let public = include_str!("../../tests/fixtures/test-rsa-2048.pub.pem");
         let mut t = SecretTable::new();
         let k = t.insert(key.as_bytes().to_vec());
-        let sig = t.rsa_sha256_sign(k, b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n").unwrap();
+        let sig = t
+            .rsa_sha256_sign(k, b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n")
+            .unwrap();
         assert_eq!(sig.len(), 256);
-        assert!(rsa_sha256_verify(public, b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n", &sig).unwrap());
-        assert!(!rsa_sha256_verify(public, b"GET\n/v3/certificates\n1624523847\nA1B2C3D4E5F6G7\n\n", &sig).unwrap());
+        assert!(
+            rsa_sha256_verify(
+                public,
+                b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n",
+                &sig
+            )
+            .unwrap()
+        );
+        assert!(
+            !rsa_sha256_verify(
+                public,
+                b"GET\n/v3/certificates\n1624523847\nA1B2C3D4E5F6G7\n\n",
+                &sig
+            )
+            .unwrap()
+        );
         // PKCS#1 v1.5 is deterministic: same message, same signature.
-        assert_eq!(t.rsa_sha256_sign(k, b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n").unwrap(), sig);
+        assert_eq!(
+            t.rsa_sha256_sign(k, b"GET\n/v3/certificates\n1624523846\nA1B2C3D4E5F6G7\n\n")
+                .unwrap(),
+            sig
+        );
         let not_pem = t.insert(b"not a key".to_vec());
         let err = t.rsa_sha256_sign(not_pem, b"x").unwrap_err();
-        assert!(matches!(err, CryptoError::UnusableKey(_)) && !err.to_string().contains("not a key"));
+        assert!(
+            matches!(err, CryptoError::UnusableKey(_)) && !err.to_string().contains("not a key")
+        );
         assert!(rsa_sha256_verify("garbage", b"x", &sig).is_err());
     }
 }

@@ -68,7 +68,10 @@ impl<A: Adapter> Harness<A> {
     /// Adds (or replaces) a plain configuration field.
     pub fn text(mut self, name: &str, value: &str) -> Self {
         self.config.retain(|e| e.name != name);
-        self.config.push(ConfigEntry { name: name.into(), value: ConfigValue::Text(value.into()) });
+        self.config.push(ConfigEntry {
+            name: name.into(),
+            value: ConfigValue::Text(value.into()),
+        });
         self
     }
 
@@ -76,7 +79,10 @@ impl<A: Adapter> Harness<A> {
     pub fn secret(mut self, name: &str, value: &str) -> Self {
         self.config.retain(|e| e.name != name);
         let handle = self.secrets.insert(value.as_bytes().to_vec());
-        self.config.push(ConfigEntry { name: name.into(), value: ConfigValue::Secret(handle) });
+        self.config.push(ConfigEntry {
+            name: name.into(),
+            value: ConfigValue::Secret(handle),
+        });
         self
     }
 
@@ -87,7 +93,10 @@ impl<A: Adapter> Harness<A> {
             if let Some(default) = field.default
                 && !self.config.iter().any(|e| e.name == field.name)
             {
-                self.config.push(ConfigEntry { name: field.name, value: ConfigValue::Text(default) });
+                self.config.push(ConfigEntry {
+                    name: field.name,
+                    value: ConfigValue::Text(default),
+                });
             }
         }
         self
@@ -133,10 +142,13 @@ impl<A: Adapter> Harness<A> {
 
     /// The handle of a secret field.
     pub fn secret_handle(&self, name: &str) -> Option<Secret> {
-        self.config.iter().find(|e| e.name == name).and_then(|e| match e.value {
-            ConfigValue::Secret(h) => Some(h),
-            ConfigValue::Text(_) => None,
-        })
+        self.config
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| match e.value {
+                ConfigValue::Secret(h) => Some(h),
+                ConfigValue::Text(_) => None,
+            })
     }
 
     fn drive<S, T, E>(
@@ -146,7 +158,12 @@ impl<A: Adapter> Harness<A> {
     ) -> Result<T, E> {
         let mut exchanges: Vec<Exchange> = Vec::new();
         for _ in 0..self.max_steps {
-            let out = step(&*self, self.ctx.clone(), self.config.clone(), exchanges.clone());
+            let out = step(
+                &*self,
+                self.ctx.clone(),
+                self.config.clone(),
+                exchanges.clone(),
+            );
             match classify(out) {
                 Ok(done) => return done,
                 Err(request) => {
@@ -245,20 +262,47 @@ impl<A: Adapter> HostOps for Harness<A> {
     fn digest(&self, algorithm: DigestAlgorithm, p: &[Part]) -> Result<Vec<u8>, SecretError> {
         self.secrets.digest(alg(algorithm), &parts(p)).map_err(err)
     }
-    fn hmac(&self, algorithm: DigestAlgorithm, key: Secret, encoding: KeyEncoding, message: &[Part]) -> Result<Vec<u8>, SecretError> {
-        self.secrets.hmac(alg(algorithm), key, enc(encoding), &parts(message)).map_err(err)
+    fn hmac(
+        &self,
+        algorithm: DigestAlgorithm,
+        key: Secret,
+        encoding: KeyEncoding,
+        message: &[Part],
+    ) -> Result<Vec<u8>, SecretError> {
+        self.secrets
+            .hmac(alg(algorithm), key, enc(encoding), &parts(message))
+            .map_err(err)
     }
     fn rsa_sha256_sign(&self, key: Secret, message: &[u8]) -> Result<Vec<u8>, SecretError> {
         self.secrets.rsa_sha256_sign(key, message).map_err(err)
     }
-    fn rsa_sha256_verify(&self, public_key_pem: &str, message: &[u8], signature: &[u8]) -> Result<bool, SecretError> {
+    fn rsa_sha256_verify(
+        &self,
+        public_key_pem: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, SecretError> {
         native::rsa_sha256_verify(public_key_pem, message, signature).map_err(err)
     }
-    fn aes_256_gcm_decrypt(&self, key: Secret, nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, SecretError> {
-        self.secrets.aes_256_gcm_decrypt(key, nonce, aad, ciphertext).map_err(err)
+    fn aes_256_gcm_decrypt(
+        &self,
+        key: Secret,
+        nonce: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
+        self.secrets
+            .aes_256_gcm_decrypt(key, nonce, aad, ciphertext)
+            .map_err(err)
     }
-    fn aes_256_ecb_decrypt_md5_key(&self, key: Secret, ciphertext: &[u8]) -> Result<Vec<u8>, SecretError> {
-        self.secrets.aes_256_ecb_decrypt_md5_key(key, ciphertext).map_err(err)
+    fn aes_256_ecb_decrypt_md5_key(
+        &self,
+        key: Secret,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
+        self.secrets
+            .aes_256_ecb_decrypt_md5_key(key, ciphertext)
+            .map_err(err)
     }
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));

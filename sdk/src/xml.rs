@@ -37,7 +37,8 @@ where
 /// fields. Nested elements, duplicate fields and trailing garbage are
 /// errors: a provider message that is not flat is not what we expect.
 pub fn decode(input: &[u8]) -> Result<(String, Fields), FormatError> {
-    let text = std::str::from_utf8(input).map_err(|_| FormatError::new("XML is not valid UTF-8"))?;
+    let text =
+        std::str::from_utf8(input).map_err(|_| FormatError::new("XML is not valid UTF-8"))?;
     let mut reader = quick_xml::Reader::from_str(text);
     let mut root: Option<String> = None;
     let mut fields = Fields::new();
@@ -45,21 +46,28 @@ pub fn decode(input: &[u8]) -> Result<(String, Fields), FormatError> {
     let mut current: Option<(String, String)> = None;
     let mut closed = false;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| FormatError::new(format!("invalid XML at byte {}: {e}", reader.buffer_position())))?;
+        let event = reader.read_event().map_err(|e| {
+            FormatError::new(format!(
+                "invalid XML at byte {}: {e}",
+                reader.buffer_position()
+            ))
+        })?;
         match event {
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
             Event::Start(e) => {
                 let name = e.name().as_ref().to_string();
                 if closed {
-                    return Err(FormatError::new(format!("unexpected element <{name}> after the root")));
+                    return Err(FormatError::new(format!(
+                        "unexpected element <{name}> after the root"
+                    )));
                 }
                 match (&root, &current) {
                     (None, _) => root = Some(name),
                     (Some(_), None) => current = Some((name, String::new())),
                     (Some(_), Some((field, _))) => {
-                        return Err(FormatError::new(format!("nested element <{name}> inside <{field}>")));
+                        return Err(FormatError::new(format!(
+                            "nested element <{name}> inside <{field}>"
+                        )));
                     }
                 }
             }
@@ -67,7 +75,11 @@ pub fn decode(input: &[u8]) -> Result<(String, Fields), FormatError> {
                 let name = e.name().as_ref().to_string();
                 match (&root, &current) {
                     (Some(_), None) if !closed => insert(&mut fields, name, String::new())?,
-                    _ => return Err(FormatError::new(format!("unexpected empty element <{name}/>"))),
+                    _ => {
+                        return Err(FormatError::new(format!(
+                            "unexpected empty element <{name}/>"
+                        )));
+                    }
                 }
             }
             Event::Text(t) => {
@@ -88,7 +100,8 @@ pub fn decode(input: &[u8]) -> Result<(String, Fields), FormatError> {
                         .map_err(|e| FormatError::new(format!("bad character reference: {e}")))?
                         .map(String::from)
                 } else {
-                    quick_xml::escape::resolve_predefined_entity(&r.xml10_content()).map(String::from)
+                    quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                        .map(String::from)
                 };
                 let resolved = resolved.ok_or_else(|| FormatError::new("unknown XML entity"))?;
                 match &mut current {
@@ -149,7 +162,10 @@ mod tests {
         f.insert("body".into(), "T-shirt <red> & \"blue\"".into());
         f.insert("total_fee".into(), "100".into());
         let doc = encode("xml", &f);
-        assert_eq!(doc, "<xml><body>T-shirt &lt;red&gt; &amp; &quot;blue&quot;</body><total_fee>100</total_fee></xml>");
+        assert_eq!(
+            doc,
+            "<xml><body>T-shirt &lt;red&gt; &amp; &quot;blue&quot;</body><total_fee>100</total_fee></xml>"
+        );
         assert_eq!(decode(doc.as_bytes()).unwrap(), ("xml".to_string(), f));
     }
 
@@ -166,7 +182,11 @@ mod tests {
             b"<xml><a>&bogus;</a></xml>",
             b"\xff\xfe",
         ] {
-            assert!(decode(bad).is_err(), "accepted {:?}", String::from_utf8_lossy(bad));
+            assert!(
+                decode(bad).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }
