@@ -1,1 +1,677 @@
-//! WeChat Pay API v2 adapter (to be written).
+//! WeChat Pay API v2 adapter: XML over HTTPS, MD5 / HMAC-SHA256 signatures,
+//! direct and partner (service-provider) mode.
+//!
+//! - `lib.rs` (this file): the contract -- `describe` and the four operations.
+//! - [`wire`]: the v2 field sets, named as WeChat names them.
+//! - [`sign`]: the v2 signature, with the API key as a host-held secret.
+//!
+//! References are to sections of `providers.md` (§1 direct, §2 partner).
+
+#![forbid(unsafe_code)]
+
+pub mod sign;
+pub mod wire;
+
+use payhost_sdk::prelude::*;
+use payhost_sdk::xml::Fields;
+use sign::SignType;
+use wire::Merchant;
+
+pub struct WechatV2;
+
+const DEFAULT_BASE_URL: &str = "https://api.mch.weixin.qq.com";
+const MINI_PROGRAM: &str = "wechat_mini_program";
+const NATIVE: &str = "wechat_native";
+
+/// The merchant configuration, read once per operation.
+struct Settings<'a> {
+    merchant: Merchant<'a>,
+    api_key: Secret,
+    sign_type: SignType,
+    base_url: &'a str,
+    client_cert: Option<Secret>,
+}
+
+impl<'a> Settings<'a> {
+    fn read(ctx: &Ctx<'a>) -> Result<Self> {
+        let c = ctx.config();
+        let sign_type = c.text_opt("sign_type")?.unwrap_or("MD5");
+        let sign_type = SignType::parse(sign_type).ok_or_else(|| {
+            Error::invalid_config(format!(
+                "field `sign_type` is `{sign_type}`, expected `MD5` or `HMAC-SHA256`"
+            ))
+        })?;
+        let merchant = Merchant {
+            appid: c.text("appid")?,
+            mch_id: c.text("mch_id")?,
+            sub_appid: c.text_opt("sub_appid")?,
+            sub_mch_id: c.text_opt("sub_mch_id")?,
+        };
+        if merchant.sub_appid.is_some() && merchant.sub_mch_id.is_none() {
+            return Err(Error::invalid_config(
+                "field `sub_appid` is set but `sub_mch_id` is not (partner mode needs both)",
+            ));
+        }
+        Ok(Settings {
+            merchant,
+            api_key: c.secret("api_key")?,
+            sign_type,
+            base_url: c.text_opt("base_url")?.unwrap_or(DEFAULT_BASE_URL),
+            client_cert: c.secret_opt("client_cert")?,
+        })
+    }
+
+    fn partner(&self) -> bool {
+        self.merchant.sub_mch_id.is_some()
+    }
+
+    /// Signs `fields` (plus `nonce_str`, `sign_type`), POSTs them as XML
+    /// and returns the verified answer of a call that fully succeeded
+    /// (`return_code` and `result_code` SUCCESS).
+    fn call(
+        &self,
+        ctx: &mut Ctx,
+        path: &str,
+        mut fields: Fields,
+        client_identity: Option<Secret>,
+    ) -> Result<Fields> {
+        fields.insert("nonce_str".into(), ctx.nonce(32));
+        fields.insert("sign_type".into(), self.sign_type.as_str().into());
+        let signature = sign::sign(ctx, self.sign_type, self.api_key, &fields)?;
+        fields.insert("sign".into(), signature);
+        let mut request = http::post(
+            http::join(self.base_url, path),
+            "text/xml",
+            xml::encode("xml", &fields),
+        );
+        request.client_identity = client_identity;
+        let response = ctx.send(request)?;
+
+        if response.status != 200 {
+            // WeChat answers protocol problems with 200 + XML; anything else
+            // is its front end failing, which a retry may get past.
+            return Err(Error::rejected(
+                format!("HTTP_{}", response.status),
+                format!("{path} answered HTTP {}", response.status),
+                response.status >= 500 || response.status == 429,
+            ));
+        }
+        let (_, reply) = xml::decode(&response.body)?;
+        let what = format!("{path} response");
+        if wire::required(&reply, "return_code", &what)? != "SUCCESS" {
+            // Transport-level failure; such answers are not signed.
+            let msg = wire::optional(&reply, "return_msg").unwrap_or("");
+            return Err(Error::rejected(
+                "FAIL",
+                format!("{path}: return_msg `{msg}`"),
+                false,
+            ));
+        }
+        sign::verify(ctx, self.sign_type, self.api_key, &reply, &what)?;
+        self.merchant
+            .check(&reply, &what)
+            .map_err(Error::malformed)?;
+        if wire::required(&reply, "result_code", &what)? != "SUCCESS" {
+            let code = wire::optional(&reply, "err_code").unwrap_or("FAIL");
+            let des = wire::optional(&reply, "err_code_des").unwrap_or("");
+            return Err(Error::rejected(
+                code,
+                format!("{path}: {des}"),
+                wire::retryable(code),
+            ));
+        }
+        Ok(reply)
+    }
+
+    /// The payer's id from a signed message: `sub_openid` in partner mode
+    /// when present, else `openid`.
+    fn payer_id(&self, fields: &Fields) -> Option<String> {
+        self.partner()
+            .then(|| wire::optional(fields, "sub_openid"))
+            .flatten()
+            .or_else(|| wire::optional(fields, "openid"))
+            .map(String::from)
+    }
+}
+
+impl Adapter for WechatV2 {
+    fn describe() -> AdapterInfo {
+        let field =
+            |name: &str, description: &str, kind, required, default: Option<&str>| ConfigField {
+                name: name.into(),
+                description: description.into(),
+                kind,
+                required,
+                default: default.map(String::from),
+            };
+        AdapterInfo {
+            name: "wechat-v2".into(),
+            version: "0.1.0".into(),
+            contract_version: CONTRACT_VERSION.into(),
+            methods: vec![MINI_PROGRAM.into(), NATIVE.into()],
+            capabilities: Capabilities {
+                payment_notifications: true,
+                refund_notifications: true,
+                partial_refunds: true,
+                query_by_merchant_order_no: true,
+            },
+            egress_hosts: vec![
+                "api.mch.weixin.qq.com".into(),
+                "api2.mch.weixin.qq.com".into(),
+                "apihk.mch.weixin.qq.com".into(),
+            ],
+            config_schema: vec![
+                field(
+                    "appid",
+                    "AppID bound to mch_id (partner mode: the service provider's)",
+                    FieldKind::Text,
+                    true,
+                    None,
+                ),
+                field(
+                    "mch_id",
+                    "Merchant id (partner mode: the service provider's)",
+                    FieldKind::Text,
+                    true,
+                    None,
+                ),
+                field(
+                    "api_key",
+                    "The 32-character v2 API key from the merchant console",
+                    FieldKind::Secret,
+                    true,
+                    None,
+                ),
+                field(
+                    "sign_type",
+                    "`MD5` or `HMAC-SHA256`",
+                    FieldKind::Text,
+                    false,
+                    Some("MD5"),
+                ),
+                field(
+                    "base_url",
+                    "API host: api.mch.weixin.qq.com, api2 (backup) or apihk (overseas)",
+                    FieldKind::Url,
+                    false,
+                    Some(DEFAULT_BASE_URL),
+                ),
+                field(
+                    "sub_appid",
+                    "Partner mode: the sub-merchant's mini-program AppID",
+                    FieldKind::Text,
+                    false,
+                    None,
+                ),
+                field(
+                    "sub_mch_id",
+                    "Partner mode: the sub-merchant id; setting it enables partner mode",
+                    FieldKind::Text,
+                    false,
+                    None,
+                ),
+                field(
+                    "client_cert",
+                    "PEM certificate and private key (apiclient_cert + apiclient_key) for refunds over mutual TLS",
+                    FieldKind::Secret,
+                    false,
+                    None,
+                ),
+            ],
+        }
+    }
+
+    fn unified_order(ctx: &mut Ctx, req: &OrderRequest) -> Result<OrderCreated> {
+        let s = Settings::read(ctx)?;
+        let trade_type = match req.method.as_str() {
+            MINI_PROGRAM => "JSAPI",
+            NATIVE => "NATIVE",
+            other => {
+                return Err(Error::unsupported(format!(
+                    "method `{other}`: wechat-v2 offers {MINI_PROGRAM}, {NATIVE}"
+                )));
+            }
+        };
+        check_order_no(&req.merchant_order_no, "merchant_order_no", 6, 32, "_-|*")?;
+        check_chars(&req.description, "description", 1, 127)?;
+        if let Some(attach) = &req.attach {
+            check_chars(attach, "attach", 0, 127)?;
+        }
+        if req.amount.minor == 0 {
+            return Err(Error::invalid_request(
+                "amount.minor must be greater than 0",
+            ));
+        }
+        check_currency(&req.amount.currency, "amount.currency")?;
+        let client_ip = req
+            .payer
+            .client_ip
+            .as_deref()
+            .filter(|ip| !ip.is_empty())
+            .ok_or_else(|| {
+                Error::invalid_request("payer.client_ip is required (spbill_create_ip)")
+            })?;
+        if client_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::invalid_request(format!(
+                "payer.client_ip `{client_ip}` is not an IPv4 or IPv6 address"
+            )));
+        }
+        let time_expire = match req.expires_at {
+            Some(at) if at <= ctx.timestamp() => {
+                return Err(Error::invalid_request(format!(
+                    "expires_at {at} is not after the operation's time {}",
+                    ctx.timestamp()
+                )));
+            }
+            Some(at) => Some(
+                time::format_compact(at, time::CHINA)
+                    .map_err(|e| Error::invalid_request(format!("expires_at: {e}")))?,
+            ),
+            None => None,
+        };
+        let notify_url = ctx.notify_url();
+        if notify_url.contains('?') {
+            return Err(Error::invalid_config(format!(
+                "notify URL `{notify_url}` has a query string, which WeChat rejects"
+            )));
+        }
+
+        // The mini-program paying: sub_appid in partner mode (§2.1), else appid.
+        let pay_appid = s.merchant.sub_appid.unwrap_or(s.merchant.appid);
+        let openid = if trade_type == "JSAPI" {
+            if let Some(app) = req.payer.app_id.as_deref().filter(|a| !a.is_empty())
+                && app != pay_appid
+            {
+                return Err(Error::invalid_request(format!(
+                    "payer.app_id `{app}` is not the configured mini-program `{pay_appid}`; its openid would not be valid here"
+                )));
+            }
+            Some(
+                req.payer
+                    .openid
+                    .as_deref()
+                    .filter(|o| !o.is_empty())
+                    .ok_or_else(|| {
+                        Error::invalid_request(
+                            "payer.openid is required for wechat_mini_program (JSAPI)",
+                        )
+                    })?,
+            )
+        } else {
+            None
+        };
+        let use_sub_openid = s.merchant.sub_appid.is_some();
+        let body = wire::UnifiedOrder {
+            body: &req.description,
+            attach: req.attach.as_deref(),
+            out_trade_no: &req.merchant_order_no,
+            fee_type: &req.amount.currency,
+            total_fee: req.amount.minor,
+            spbill_create_ip: client_ip,
+            time_expire,
+            notify_url,
+            trade_type,
+            // NATIVE needs a product id; the order number identifies the product bought.
+            product_id: (trade_type == "NATIVE").then_some(req.merchant_order_no.as_str()),
+            openid: openid.filter(|_| !use_sub_openid),
+            sub_openid: openid.filter(|_| use_sub_openid),
+        };
+        let reply = s.call(
+            ctx,
+            wire::UNIFIED_ORDER,
+            body.into_fields(s.merchant.fields()),
+            None,
+        )?;
+
+        let what = "unified order response";
+        let order = OrderRef {
+            merchant_order_no: req.merchant_order_no.clone(),
+            provider_trade_no: None,
+            channel_transaction_id: None,
+        };
+        let action = if trade_type == "NATIVE" {
+            PayAction::QrCode(wire::required(&reply, "code_url", what)?.to_string())
+        } else {
+            let prepay_id = wire::required(&reply, "prepay_id", what)?;
+            // §1.3: the five fields wx.requestPayment checks, then paySign.
+            let mut params = Fields::new();
+            params.insert("appId".into(), pay_appid.into());
+            params.insert("timeStamp".into(), ctx.timestamp().to_string());
+            params.insert("nonceStr".into(), ctx.nonce(32));
+            params.insert("package".into(), format!("prepay_id={prepay_id}"));
+            params.insert("signType".into(), s.sign_type.as_str().into());
+            let pay_sign = sign::sign(ctx, s.sign_type, s.api_key, &params)?;
+            let mut take = |k: &str| params.remove(k).unwrap_or_default();
+            PayAction::MiniProgram(MiniProgramParams {
+                app_id: take("appId"),
+                time_stamp: take("timeStamp"),
+                nonce_str: take("nonceStr"),
+                package: take("package"),
+                sign_type: take("signType"),
+                pay_sign,
+            })
+        };
+        Ok(OrderCreated { order, action })
+    }
+
+    fn query(ctx: &mut Ctx, req: &QueryRequest) -> Result<TradeStatus> {
+        let s = Settings::read(ctx)?;
+        let mut fields = s.merchant.fields();
+        // Exactly one selector (§1.4); the transaction id is the stronger one.
+        match req
+            .order
+            .channel_transaction_id
+            .as_deref()
+            .filter(|t| !t.is_empty())
+        {
+            Some(tx) => wire::put(&mut fields, "transaction_id", Some(tx)),
+            None => {
+                check_order_no(
+                    &req.order.merchant_order_no,
+                    "order.merchant_order_no",
+                    1,
+                    32,
+                    "_-|*",
+                )?;
+                wire::put(
+                    &mut fields,
+                    "out_trade_no",
+                    Some(&req.order.merchant_order_no),
+                );
+            }
+        }
+        let reply = s.call(ctx, wire::ORDER_QUERY, fields, None)?;
+
+        let what = "order query response";
+        let out_trade_no =
+            wire::optional(&reply, "out_trade_no").unwrap_or(&req.order.merchant_order_no);
+        if !req.order.merchant_order_no.is_empty() && out_trade_no != req.order.merchant_order_no {
+            return Err(Error::malformed(format!(
+                "{what} is for out_trade_no `{out_trade_no}`, not `{}`",
+                req.order.merchant_order_no
+            )));
+        }
+        let word = wire::required(&reply, "trade_state", what)?;
+        let state = wire::trade_state(word)
+            .ok_or_else(|| Error::malformed(format!("{what}: unknown trade_state `{word}`")))?;
+        let amount = match wire::optional(&reply, "total_fee") {
+            Some(_) => Some(wire::total_fee(&reply, what)?),
+            None => None,
+        };
+        Ok(TradeStatus {
+            order: OrderRef {
+                merchant_order_no: out_trade_no.to_string(),
+                provider_trade_no: None,
+                channel_transaction_id: wire::optional(&reply, "transaction_id")
+                    .map(String::from)
+                    .or_else(|| req.order.channel_transaction_id.clone()),
+            },
+            state,
+            provider_state: word.to_string(),
+            amount,
+            paid_at: wire::time_end(&reply)?,
+            payer_id: s.payer_id(&reply),
+        })
+    }
+
+    fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
+        let s = Settings::read(ctx)?;
+        check_order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
+        if req.amount.minor == 0 {
+            return Err(Error::invalid_request(
+                "amount.minor must be greater than 0",
+            ));
+        }
+        check_currency(&req.amount.currency, "amount.currency")?;
+        if req.order_amount.currency != req.amount.currency {
+            return Err(Error::invalid_request(format!(
+                "amount.currency `{}` differs from order_amount.currency `{}`",
+                req.amount.currency, req.order_amount.currency
+            )));
+        }
+        if req.amount.minor > req.order_amount.minor {
+            return Err(Error::invalid_request(format!(
+                "amount.minor {} exceeds order_amount.minor {}",
+                req.amount.minor, req.order_amount.minor
+            )));
+        }
+        let transaction_id = req
+            .order
+            .channel_transaction_id
+            .as_deref()
+            .filter(|t| !t.is_empty());
+        if transaction_id.is_none() {
+            check_order_no(
+                &req.order.merchant_order_no,
+                "order.merchant_order_no",
+                1,
+                32,
+                "_-|*",
+            )?;
+        }
+        let body = wire::Refund {
+            transaction_id,
+            // If both were sent WeChat would use transaction_id anyway (§1.5).
+            out_trade_no: transaction_id
+                .is_none()
+                .then_some(req.order.merchant_order_no.as_str()),
+            out_refund_no: &req.refund_no,
+            total_fee: req.order_amount.minor,
+            refund_fee: req.amount.minor,
+            refund_fee_type: &req.amount.currency,
+            refund_desc: req.reason.as_deref(),
+            notify_url: ctx.notify_url(),
+        };
+        let reply = s.call(
+            ctx,
+            wire::REFUND,
+            body.into_fields(s.merchant.fields()),
+            s.client_cert,
+        )?;
+
+        let what = "refund response";
+        let refund_fee = wire::optional(&reply, "refund_fee")
+            .map(|fee| money::from_minor_str(fee, &req.amount.currency))
+            .transpose()?;
+        Ok(RefundStatus {
+            order: OrderRef {
+                merchant_order_no: wire::optional(&reply, "out_trade_no")
+                    .unwrap_or(&req.order.merchant_order_no)
+                    .to_string(),
+                provider_trade_no: None,
+                channel_transaction_id: wire::optional(&reply, "transaction_id")
+                    .map(String::from)
+                    .or(transaction_id.map(String::from)),
+            },
+            refund_no: req.refund_no.clone(),
+            provider_refund_id: Some(wire::required(&reply, "refund_id", what)?.to_string()),
+            // The synchronous answer only means "accepted" (§1.5).
+            state: RefundState::Pending,
+            provider_state: "SUCCESS".into(),
+            amount: refund_fee,
+        })
+    }
+
+    fn parse_notify(ctx: &mut Ctx, req: &InboundHttp) -> Result<NotifyOutcome> {
+        let fail =
+            |e: Error, msg: &str| e.with_ack(http::response(200, "text/xml", wire::ack_fail(msg)));
+        let s = Settings::read(ctx)?;
+        if req.method != HttpMethod::Post {
+            return Err(fail(
+                Error::invalid_request("notification must be a POST"),
+                "POST required",
+            ));
+        }
+        let (_, fields) = xml::decode(&req.body).map_err(|e| {
+            fail(
+                Error::invalid_request(format!("notification body: {e}")),
+                "invalid XML",
+            )
+        })?;
+        let outcome = if fields.contains_key("req_info") {
+            refund_notification(ctx, &s, &fields)
+        } else {
+            payment_notification(ctx, &s, &fields)
+        };
+        let events = outcome.map_err(|e| match e.adapter_error() {
+            Some(AdapterError::BadSignature(_)) => fail(e, "SIGNERROR"),
+            _ => fail(e, "invalid notification"),
+        })?;
+        Ok(NotifyOutcome {
+            events,
+            ack: http::response(200, "text/xml", wire::ACK_SUCCESS),
+        })
+    }
+}
+
+/// §1.7: a signed XML notification of one payment.
+fn payment_notification(ctx: &Ctx, s: &Settings, fields: &Fields) -> Result<Vec<NotifyEvent>> {
+    let what = "payment notification";
+    if wire::required(fields, "return_code", what).map_err(as_invalid)? != "SUCCESS" {
+        // Carries no business data and no signature: nothing to apply.
+        return Ok(vec![]);
+    }
+    let sign_type = match wire::optional(fields, "sign_type") {
+        Some(t) => SignType::parse(t)
+            .ok_or_else(|| Error::bad_signature(format!("{what}: unknown sign_type `{t}`")))?,
+        None => s.sign_type,
+    };
+    sign::verify(ctx, sign_type, s.api_key, fields, what)?;
+    s.merchant
+        .check(fields, what)
+        .map_err(Error::invalid_request)?;
+    let out_trade_no = wire::required(fields, "out_trade_no", what).map_err(as_invalid)?;
+    let paid = wire::required(fields, "result_code", what).map_err(as_invalid)? == "SUCCESS";
+    let status = TradeStatus {
+        order: OrderRef {
+            merchant_order_no: out_trade_no.to_string(),
+            provider_trade_no: None,
+            channel_transaction_id: wire::optional(fields, "transaction_id").map(String::from),
+        },
+        state: if paid {
+            TradeState::Paid
+        } else {
+            TradeState::Failed
+        },
+        provider_state: if paid {
+            "SUCCESS"
+        } else {
+            wire::optional(fields, "err_code").unwrap_or("FAIL")
+        }
+        .to_string(),
+        amount: Some(wire::total_fee(fields, what).map_err(as_invalid)?),
+        paid_at: if paid {
+            wire::time_end(fields).map_err(as_invalid)?
+        } else {
+            None
+        },
+        payer_id: s.payer_id(fields),
+    };
+    if paid && status.order.channel_transaction_id.is_none() {
+        return Err(Error::invalid_request(format!(
+            "{what} for a paid order lacks `transaction_id`"
+        )));
+    }
+    Ok(vec![NotifyEvent::Payment(status)])
+}
+
+/// §1.8: an unsigned notification whose `req_info` is encrypted with a key
+/// derived from the API key; decrypting it is what authenticates it.
+fn refund_notification(ctx: &Ctx, s: &Settings, fields: &Fields) -> Result<Vec<NotifyEvent>> {
+    let what = "refund notification";
+    if wire::required(fields, "return_code", what).map_err(as_invalid)? != "SUCCESS" {
+        return Ok(vec![]);
+    }
+    s.merchant
+        .check(fields, what)
+        .map_err(Error::invalid_request)?;
+    let ciphertext =
+        encoding::base64_decode(wire::required(fields, "req_info", what).map_err(as_invalid)?)
+            .map_err(|e| Error::invalid_request(format!("{what}: req_info: {e}")))?;
+    let plain = ctx
+        .aes_256_ecb_decrypt_md5_key(s.api_key, &ciphertext)
+        .map_err(|_| {
+            Error::bad_signature(format!(
+                "{what}: req_info does not decrypt with the configured api_key"
+            ))
+        })?;
+    let (root, info) = xml::decode(&plain)
+        .map_err(|e| Error::invalid_request(format!("{what}: req_info: {e}")))?;
+    if root != "root" {
+        return Err(Error::invalid_request(format!(
+            "{what}: req_info root is <{root}>, expected <root>"
+        )));
+    }
+    let what = "refund notification req_info";
+    let word = wire::required(&info, "refund_status", what).map_err(as_invalid)?;
+    let state = wire::refund_state(word)
+        .ok_or_else(|| Error::invalid_request(format!("{what}: unknown refund_status `{word}`")))?;
+    Ok(vec![NotifyEvent::Refund(RefundStatus {
+        order: OrderRef {
+            merchant_order_no: wire::required(&info, "out_trade_no", what)
+                .map_err(as_invalid)?
+                .to_string(),
+            provider_trade_no: None,
+            channel_transaction_id: wire::optional(&info, "transaction_id").map(String::from),
+        },
+        refund_no: wire::required(&info, "out_refund_no", what)
+            .map_err(as_invalid)?
+            .to_string(),
+        provider_refund_id: wire::optional(&info, "refund_id").map(String::from),
+        state,
+        provider_state: word.to_string(),
+        // req_info names no currency, and guessing CNY would mislabel
+        // overseas merchants' refunds; the host knows what it asked for.
+        amount: None,
+    })])
+}
+
+/// In a notification, a missing or malformed field is the sender's fault.
+fn as_invalid(e: Error) -> Error {
+    match e.adapter_error() {
+        Some(AdapterError::MalformedResponse(m)) => Error::invalid_request(m.clone()),
+        _ => e,
+    }
+}
+
+/// WeChat's merchant numbers: `min..=max` characters, ASCII letters,
+/// digits and the `extra` punctuation (§1.2; refunds also allow `@`).
+fn check_order_no(value: &str, field: &str, min: usize, max: usize, extra: &str) -> Result<()> {
+    if let Some(c) = value
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !extra.contains(*c))
+    {
+        return Err(Error::invalid_request(format!(
+            "{field} `{value}` contains `{c}`; WeChat allows letters, digits and `{extra}`"
+        )));
+    }
+    // ASCII from here on, so bytes are characters.
+    if value.len() < min || value.len() > max {
+        return Err(Error::invalid_request(format!(
+            "{field} `{value}` must be {min} to {max} characters, has {}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_chars(value: &str, field: &str, min: usize, max: usize) -> Result<()> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(Error::invalid_request(format!(
+            "{field} must be {min} to {max} characters, has {n}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_currency(code: &str, field: &str) -> Result<()> {
+    money::exponent(code).map(|_| ()).map_err(|_| {
+        Error::invalid_request(format!("{field} `{code}` is not an ISO 4217 currency code"))
+    })
+}
+
+payhost_sdk::export_adapter!(WechatV2);
+
+#[cfg(test)]
+mod tests;

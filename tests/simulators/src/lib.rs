@@ -1,1 +1,11 @@
-//! Provider simulators (to be written).
+//! Provider simulators: small HTTP servers that speak a provider's wire
+//! protocol and check every request as strictly as the provider does, so
+//! adapters and the host can be tested end to end without a sandbox.
+//!
+//! Each simulator binds `127.0.0.1:0`, answers with correctly signed
+//! messages, and has test controls to mark payments, send notifications
+//! and inject failures.
+
+#![forbid(unsafe_code)]
+
+pub mod wechat_v2;

@@ -1,0 +1,926 @@
+//! Every operation end to end against scripted WeChat answers. The test
+//! side signs and verifies with `payhost_sdk::native` directly, not with
+//! the adapter's `sign` module, so the two check each other.
+
+use super::*;
+use payhost_sdk::native::{self, SecretTable};
+use payhost_sdk::testing::Harness;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const APPID: &str = "wxd930ea5d5a258f4f";
+const MCH_ID: &str = "10000100";
+const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+const NOTIFY_URL: &str = "https://payhost.test/v1/notify/test/m1";
+/// 2023-11-15 06:13:20 in China: the harness's default timestamp.
+const NOW: i64 = 1_700_000_000;
+
+pub(crate) fn mini_program_order() -> OrderRequest {
+    OrderRequest {
+        merchant_order_no: "ORDER_20231115_0001".into(),
+        amount: Money {
+            minor: 2499,
+            currency: "CNY".into(),
+        },
+        description: "Tea - 250g".into(),
+        method: "wechat_mini_program".into(),
+        payer: Payer {
+            app_id: Some(APPID.into()),
+            openid: Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into()),
+            client_ip: Some("203.0.113.7".into()),
+        },
+        expires_at: Some(NOW + 1800),
+        attach: Some("shop=1".into()),
+    }
+}
+
+/// WeChat's signature, computed test-side with the native primitives.
+fn wx_sign(fields: &Fields, sign_type: &str, key: &str) -> String {
+    let temp = format!("{}&key={key}", canonical::sorted_pairs(fields, &["sign"]));
+    let bytes = match sign_type {
+        "MD5" => native::digest(native::DigestAlgorithm::Md5, temp.as_bytes()),
+        "HMAC-SHA256" => {
+            let mut t = SecretTable::new();
+            let h = t.insert(key.as_bytes().to_vec());
+            t.hmac(
+                native::DigestAlgorithm::Sha256,
+                h,
+                native::KeyEncoding::Raw,
+                &[native::Part::Text(&temp)],
+            )
+            .unwrap()
+        }
+        other => panic!("{other}"),
+    };
+    encoding::hex_upper(&bytes)
+}
+
+fn fields(pairs: &[(&str, &str)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A signed, successful WeChat answer carrying `extra`.
+fn reply_with(extra: &[(&str, &str)], sign_type: &str, key: &str) -> HttpResponse {
+    let mut f = fields(&[
+        ("return_code", "SUCCESS"),
+        ("return_msg", "OK"),
+        ("appid", APPID),
+        ("mch_id", MCH_ID),
+        ("nonce_str", "IITRi8Iabbblz1Jc"),
+        ("result_code", "SUCCESS"),
+    ]);
+    f.extend(fields(extra));
+    let sig = wx_sign(&f, sign_type, key);
+    f.insert("sign".into(), sig);
+    http::response(200, "text/xml", xml::encode("xml", &f))
+}
+
+fn reply(extra: &[(&str, &str)]) -> HttpResponse {
+    reply_with(extra, "MD5", KEY)
+}
+
+/// Decodes a request the adapter sent and checks its signature.
+fn sent_fields(req: &HttpRequest) -> Fields {
+    assert_eq!(req.method, HttpMethod::Post);
+    assert_eq!(http::header(&req.headers, "content-type"), Some("text/xml"));
+    let body = String::from_utf8(req.body.clone()).unwrap();
+    assert!(!body.contains(KEY), "the API key left the host: {body}");
+    let (root, f) = xml::decode(&req.body).unwrap();
+    assert_eq!(root, "xml");
+    assert_eq!(
+        f["sign"],
+        wx_sign(&f, &f["sign_type"], KEY),
+        "request signature does not verify"
+    );
+    assert_eq!(f["nonce_str"].len(), 32);
+    f
+}
+
+fn merchant() -> Harness<WechatV2> {
+    Harness::<WechatV2>::new()
+        .text("appid", APPID)
+        .text("mch_id", MCH_ID)
+        .secret("api_key", KEY)
+        .with_schema_defaults()
+}
+
+/// A harness answering every request with `response`, and the requests it got.
+fn scripted(
+    h: Harness<WechatV2>,
+    response: HttpResponse,
+) -> (Harness<WechatV2>, Rc<RefCell<Vec<HttpRequest>>>) {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    (
+        h.respond(move |req| {
+            s.borrow_mut().push(req.clone());
+            response.clone()
+        }),
+        seen,
+    )
+}
+
+// ---------------------------------------------------------------- describe
+
+#[test]
+fn describe_declares_methods_hosts_and_schema() {
+    let info = WechatV2::describe();
+    assert_eq!(info.name, "wechat-v2");
+    assert_eq!(info.contract_version, CONTRACT_VERSION);
+    assert_eq!(info.methods, ["wechat_mini_program", "wechat_native"]);
+    assert!(info.capabilities.refund_notifications && info.capabilities.partial_refunds);
+    assert!(
+        info.egress_hosts
+            .contains(&"apihk.mch.weixin.qq.com".to_string())
+    );
+    let field = |n: &str| {
+        info.config_schema
+            .iter()
+            .find(|f| f.name == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(field("api_key").kind, FieldKind::Secret);
+    assert_eq!(field("client_cert").kind, FieldKind::Secret);
+    assert_eq!(field("base_url").kind, FieldKind::Url);
+    assert_eq!(
+        field("base_url").default.as_deref(),
+        Some("https://api.mch.weixin.qq.com")
+    );
+    assert_eq!(field("sign_type").default.as_deref(), Some("MD5"));
+    assert!(
+        info.config_schema
+            .iter()
+            .filter(|f| f.kind == FieldKind::Secret)
+            .all(|f| f.default.is_none())
+    );
+}
+
+// ---------------------------------------------------------------- unified order
+
+#[test]
+fn mini_program_order_end_to_end() {
+    let (mut h, seen) = scripted(
+        merchant(),
+        reply(&[
+            ("trade_type", "JSAPI"),
+            ("prepay_id", "wx201411101639507cbf6ffd8b0779950874"),
+        ]),
+    );
+    let created = h.unified_order(&mini_program_order()).unwrap();
+
+    let sent = seen.borrow();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].url,
+        "https://api.mch.weixin.qq.com/pay/unifiedorder"
+    );
+    assert_eq!(sent[0].client_identity, None);
+    let f = sent_fields(&sent[0]);
+    for (k, v) in [
+        ("appid", APPID),
+        ("mch_id", MCH_ID),
+        ("sign_type", "MD5"),
+        ("body", "Tea - 250g"),
+        ("attach", "shop=1"),
+        ("out_trade_no", "ORDER_20231115_0001"),
+        ("fee_type", "CNY"),
+        ("total_fee", "2499"),
+        ("spbill_create_ip", "203.0.113.7"),
+        ("time_expire", "20231115064320"),
+        ("notify_url", NOTIFY_URL),
+        ("trade_type", "JSAPI"),
+        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+    ] {
+        assert_eq!(f.get(k).map(String::as_str), Some(v), "field {k}");
+    }
+    assert!(!f.contains_key("product_id") && !f.contains_key("sub_openid"));
+
+    assert_eq!(created.order.merchant_order_no, "ORDER_20231115_0001");
+    let PayAction::MiniProgram(p) = created.action else {
+        panic!("{:?}", created.action)
+    };
+    assert_eq!(p.app_id, APPID);
+    assert_eq!(p.time_stamp, NOW.to_string());
+    assert_eq!(p.package, "prepay_id=wx201411101639507cbf6ffd8b0779950874");
+    assert_eq!(p.sign_type, "MD5");
+    assert_eq!(p.nonce_str.len(), 32);
+    assert_ne!(p.nonce_str, f["nonce_str"], "paySign needs its own nonce");
+    let pay = fields(&[
+        ("appId", &p.app_id),
+        ("timeStamp", &p.time_stamp),
+        ("nonceStr", &p.nonce_str),
+        ("package", &p.package),
+        ("signType", &p.sign_type),
+    ]);
+    assert_eq!(p.pay_sign, wx_sign(&pay, "MD5", KEY));
+}
+
+#[test]
+fn hmac_sha256_merchant_signs_requests_and_pay_sign_with_hmac() {
+    let h = merchant().text("sign_type", "HMAC-SHA256");
+    let (mut h, seen) = scripted(h, reply_with(&[("prepay_id", "wx1")], "HMAC-SHA256", KEY));
+    let created = h.unified_order(&mini_program_order()).unwrap();
+    let f = sent_fields(&seen.borrow()[0]);
+    assert_eq!(f["sign_type"], "HMAC-SHA256");
+    assert_eq!(f["sign"].len(), 64);
+    let PayAction::MiniProgram(p) = created.action else {
+        panic!()
+    };
+    assert_eq!(p.sign_type, "HMAC-SHA256");
+    let pay = fields(&[
+        ("appId", APPID),
+        ("timeStamp", &p.time_stamp),
+        ("nonceStr", &p.nonce_str),
+        ("package", "prepay_id=wx1"),
+        ("signType", "HMAC-SHA256"),
+    ]);
+    assert_eq!(p.pay_sign, wx_sign(&pay, "HMAC-SHA256", KEY));
+}
+
+#[test]
+fn native_order_returns_the_code_url_as_qr_code() {
+    let (mut h, seen) = scripted(
+        merchant(),
+        reply(&[
+            ("trade_type", "NATIVE"),
+            ("prepay_id", "wx2"),
+            ("code_url", "weixin://wxpay/bizpayurl?pr=abc123"),
+        ]),
+    );
+    let mut order = mini_program_order();
+    order.method = "wechat_native".into();
+    order.payer.openid = None;
+    order.expires_at = None;
+    let created = h.unified_order(&order).unwrap();
+    assert_eq!(
+        created.action,
+        PayAction::QrCode("weixin://wxpay/bizpayurl?pr=abc123".into())
+    );
+    let f = sent_fields(&seen.borrow()[0]);
+    assert_eq!(f["trade_type"], "NATIVE");
+    assert_eq!(f["product_id"], "ORDER_20231115_0001");
+    assert!(!f.contains_key("openid") && !f.contains_key("time_expire"));
+}
+
+#[test]
+fn partner_mode_sends_sub_ids_and_signs_pay_sign_for_the_sub_app() {
+    let h = merchant()
+        .text("sub_appid", "wxsubapp000000001")
+        .text("sub_mch_id", "1900000109")
+        .text("base_url", "https://apihk.mch.weixin.qq.com/");
+    let (mut h, seen) = scripted(
+        h,
+        reply(&[
+            ("sub_appid", "wxsubapp000000001"),
+            ("sub_mch_id", "1900000109"),
+            ("prepay_id", "wx3"),
+        ]),
+    );
+    let mut order = mini_program_order();
+    order.payer.app_id = Some("wxsubapp000000001".into());
+    let created = h.unified_order(&order).unwrap();
+    let sent = seen.borrow();
+    assert_eq!(
+        sent[0].url,
+        "https://apihk.mch.weixin.qq.com/pay/unifiedorder"
+    );
+    let f = sent_fields(&sent[0]);
+    assert_eq!(f["sub_appid"], "wxsubapp000000001");
+    assert_eq!(f["sub_mch_id"], "1900000109");
+    assert_eq!(f["sub_openid"], "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+    assert!(!f.contains_key("openid"));
+    let PayAction::MiniProgram(p) = created.action else {
+        panic!()
+    };
+    assert_eq!(p.app_id, "wxsubapp000000001");
+    let pay = fields(&[
+        ("appId", "wxsubapp000000001"),
+        ("timeStamp", &p.time_stamp),
+        ("nonceStr", &p.nonce_str),
+        ("package", "prepay_id=wx3"),
+        ("signType", "MD5"),
+    ]);
+    assert_eq!(p.pay_sign, wx_sign(&pay, "MD5", KEY));
+}
+
+#[test]
+fn response_with_a_bad_signature_is_rejected() {
+    for resp in [
+        reply_with(
+            &[("prepay_id", "wx1")],
+            "MD5",
+            "ffffffffffffffffffffffffffffffff",
+        ),
+        // Right key, but a field changed after signing.
+        {
+            let mut r = reply(&[("prepay_id", "wx1")]);
+            r.body = String::from_utf8(r.body)
+                .unwrap()
+                .replace("wx1", "wx9")
+                .into_bytes();
+            r
+        },
+    ] {
+        let (mut h, _) = scripted(merchant(), resp);
+        let err = h.unified_order(&mini_program_order()).unwrap_err();
+        assert!(matches!(err, AdapterError::BadSignature(_)), "{err:?}");
+    }
+}
+
+#[test]
+fn response_for_another_merchant_is_rejected() {
+    let mut f = fields(&[
+        ("return_code", "SUCCESS"),
+        ("appid", APPID),
+        ("mch_id", "99999999"),
+        ("nonce_str", "n"),
+        ("result_code", "SUCCESS"),
+        ("prepay_id", "wx1"),
+    ]);
+    let sig = wx_sign(&f, "MD5", KEY);
+    f.insert("sign".into(), sig);
+    let (mut h, _) = scripted(
+        merchant(),
+        http::response(200, "text/xml", xml::encode("xml", &f)),
+    );
+    let err = h.unified_order(&mini_program_order()).unwrap_err();
+    assert!(
+        matches!(&err, AdapterError::MalformedResponse(m) if m.contains("mch_id")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn provider_errors_map_to_rejections() {
+    let fail = http::response(
+        200,
+        "text/xml",
+        "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[签名错误]]></return_msg></xml>",
+    );
+    let cases = [
+        (fail, "FAIL", false),
+        (
+            reply(&[
+                ("result_code", "FAIL"),
+                ("err_code", "SYSTEMERROR"),
+                ("err_code_des", "系统错误"),
+            ]),
+            "SYSTEMERROR",
+            true,
+        ),
+        (
+            reply(&[
+                ("result_code", "FAIL"),
+                ("err_code", "ORDERPAID"),
+                ("err_code_des", "该订单已支付"),
+            ]),
+            "ORDERPAID",
+            false,
+        ),
+        (http::response(503, "text/html", "busy"), "HTTP_503", true),
+    ];
+    for (resp, code, retry) in cases {
+        let (mut h, _) = scripted(merchant(), resp);
+        match h.unified_order(&mini_program_order()).unwrap_err() {
+            AdapterError::ProviderRejected(r) => {
+                assert_eq!((r.code.as_str(), r.retryable), (code, retry), "{r:?}");
+                assert!(!r.message.contains(KEY));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let (mut h, _) = scripted(merchant(), http::response(200, "text/xml", "<html>"));
+    assert!(matches!(
+        h.unified_order(&mini_program_order()).unwrap_err(),
+        AdapterError::MalformedResponse(_)
+    ));
+}
+
+#[test]
+fn invalid_orders_are_refused_naming_the_field_before_anything_is_sent() {
+    type Mutation = fn(&mut OrderRequest);
+    let cases: &[(Mutation, &str)] = &[
+        (|o| o.merchant_order_no = "A1".into(), "merchant_order_no"),
+        (
+            |o| o.merchant_order_no = "X".repeat(33),
+            "merchant_order_no",
+        ),
+        (
+            |o| o.merchant_order_no = "ORDER#000001".into(),
+            "merchant_order_no",
+        ),
+        (|o| o.description = String::new(), "description"),
+        (|o| o.description = "茶".repeat(128), "description"),
+        (|o| o.attach = Some("a".repeat(128)), "attach"),
+        (|o| o.amount.minor = 0, "amount.minor"),
+        (|o| o.amount.currency = "cny".into(), "amount.currency"),
+        (|o| o.payer.openid = None, "payer.openid"),
+        (|o| o.payer.client_ip = None, "payer.client_ip"),
+        (
+            |o| o.payer.client_ip = Some("localhost".into()),
+            "payer.client_ip",
+        ),
+        (
+            |o| o.payer.app_id = Some("wxotherapp".into()),
+            "payer.app_id",
+        ),
+        (|o| o.expires_at = Some(NOW - 1), "expires_at"),
+    ];
+    for (mutate, field) in cases {
+        let mut order = mini_program_order();
+        mutate(&mut order);
+        let mut h = merchant(); // its responder panics on any request
+        match h.unified_order(&order).unwrap_err() {
+            AdapterError::InvalidRequest(m) => assert!(m.contains(field), "{field}: {m}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // 127 Chinese characters are fine: the limit counts characters.
+    let mut order = mini_program_order();
+    order.description = "茶".repeat(127);
+    let (mut h, _) = scripted(merchant(), reply(&[("prepay_id", "wx1")]));
+    assert!(h.unified_order(&order).is_ok());
+
+    let mut order = mini_program_order();
+    order.method = "alipay".into();
+    assert!(matches!(
+        merchant().unified_order(&order).unwrap_err(),
+        AdapterError::Unsupported(_)
+    ));
+}
+
+#[test]
+fn bad_configuration_is_named() {
+    let mut h = merchant().text("sign_type", "SHA1");
+    assert!(
+        matches!(h.unified_order(&mini_program_order()).unwrap_err(), AdapterError::InvalidConfig(m) if m.contains("sign_type"))
+    );
+    let mut h = merchant().text("api_key", KEY);
+    assert!(
+        matches!(h.unified_order(&mini_program_order()).unwrap_err(), AdapterError::InvalidConfig(m) if m.contains("api_key"))
+    );
+    let mut h = merchant().notify_url("https://payhost.test/notify?m=1");
+    assert!(
+        matches!(h.unified_order(&mini_program_order()).unwrap_err(), AdapterError::InvalidConfig(m) if m.contains("query string"))
+    );
+}
+
+// ---------------------------------------------------------------- query
+
+fn query_of(merchant_order_no: &str, tx: Option<&str>) -> QueryRequest {
+    QueryRequest {
+        order: OrderRef {
+            merchant_order_no: merchant_order_no.into(),
+            provider_trade_no: None,
+            channel_transaction_id: tx.map(String::from),
+        },
+    }
+}
+
+#[test]
+fn query_by_out_trade_no_maps_a_paid_order() {
+    let (mut h, seen) = scripted(
+        merchant(),
+        reply(&[
+            ("trade_state", "SUCCESS"),
+            ("out_trade_no", "ORDER_20231115_0001"),
+            ("transaction_id", "4200001234202311150000000001"),
+            ("total_fee", "2499"),
+            ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+            ("time_end", "20231115061320"),
+            ("some_field_added_later", "x"),
+        ]),
+    );
+    let st = h.query(&query_of("ORDER_20231115_0001", None)).unwrap();
+    let sent = seen.borrow();
+    assert_eq!(sent[0].url, "https://api.mch.weixin.qq.com/pay/orderquery");
+    let f = sent_fields(&sent[0]);
+    assert_eq!(f["out_trade_no"], "ORDER_20231115_0001");
+    assert!(!f.contains_key("transaction_id"));
+    assert_eq!(st.state, TradeState::Paid);
+    assert_eq!(st.provider_state, "SUCCESS");
+    assert_eq!(
+        st.amount,
+        Some(Money {
+            minor: 2499,
+            currency: "CNY".into()
+        })
+    );
+    assert_eq!(st.paid_at, Some(NOW));
+    assert_eq!(st.payer_id.as_deref(), Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"));
+    assert_eq!(
+        st.order.channel_transaction_id.as_deref(),
+        Some("4200001234202311150000000001")
+    );
+}
+
+#[test]
+fn query_prefers_the_transaction_id_and_reads_other_states() {
+    let (mut h, seen) = scripted(
+        merchant(),
+        reply(&[
+            ("trade_state", "NOTPAY"),
+            ("out_trade_no", "ORDER_20231115_0001"),
+        ]),
+    );
+    let st = h
+        .query(&query_of("ORDER_20231115_0001", Some("4200001234")))
+        .unwrap();
+    let f = sent_fields(&seen.borrow()[0]);
+    assert_eq!(f["transaction_id"], "4200001234");
+    assert!(!f.contains_key("out_trade_no"));
+    assert_eq!(
+        (st.state, st.amount, st.paid_at),
+        (TradeState::Pending, None, None)
+    );
+
+    for (word, state) in [
+        ("REFUND", TradeState::Refunded),
+        ("USERPAYING", TradeState::Pending),
+        ("ACCEPT", TradeState::Pending),
+        ("CLOSED", TradeState::Closed),
+        ("REVOKED", TradeState::Closed),
+        ("PAYERROR", TradeState::Failed),
+    ] {
+        let (mut h, _) = scripted(
+            merchant(),
+            reply(&[
+                ("trade_state", word),
+                ("total_fee", "100"),
+                ("fee_type", "USD"),
+            ]),
+        );
+        let st = h.query(&query_of("ORDER_20231115_0001", None)).unwrap();
+        assert_eq!((st.state, st.provider_state.as_str()), (state, word));
+        assert_eq!(
+            st.amount,
+            Some(Money {
+                minor: 100,
+                currency: "USD".into()
+            })
+        );
+    }
+    let (mut h, _) = scripted(merchant(), reply(&[("trade_state", "WHATEVER")]));
+    assert!(
+        matches!(h.query(&query_of("ORDER_20231115_0001", None)).unwrap_err(), AdapterError::MalformedResponse(m) if m.contains("WHATEVER"))
+    );
+    let (mut h, _) = scripted(
+        merchant(),
+        reply(&[
+            ("trade_state", "SUCCESS"),
+            ("out_trade_no", "SOMEONE_ELSES"),
+        ]),
+    );
+    assert!(matches!(
+        h.query(&query_of("ORDER_20231115_0001", None)).unwrap_err(),
+        AdapterError::MalformedResponse(_)
+    ));
+}
+
+// ---------------------------------------------------------------- refund
+
+fn refund_of(amount: u64) -> RefundRequest {
+    RefundRequest {
+        order: OrderRef {
+            merchant_order_no: "ORDER_20231115_0001".into(),
+            provider_trade_no: None,
+            channel_transaction_id: Some("4200001234".into()),
+        },
+        refund_no: "REFUND_0001".into(),
+        amount: Money {
+            minor: amount,
+            currency: "CNY".into(),
+        },
+        order_amount: Money {
+            minor: 2499,
+            currency: "CNY".into(),
+        },
+        reason: Some("damaged".into()),
+    }
+}
+
+#[test]
+fn refund_is_sent_with_the_client_certificate_and_is_pending() {
+    let h = merchant().secret("client_cert", "-----BEGIN CERTIFICATE-----\n...");
+    let cert = h.secret_handle("client_cert");
+    let (mut h, seen) = scripted(
+        h,
+        reply(&[
+            ("transaction_id", "4200001234"),
+            ("out_trade_no", "ORDER_20231115_0001"),
+            ("out_refund_no", "REFUND_0001"),
+            ("refund_id", "50000000382019052709732678859"),
+            ("refund_fee", "1000"),
+        ]),
+    );
+    let st = h.refund(&refund_of(1000)).unwrap();
+    let sent = seen.borrow();
+    assert_eq!(
+        sent[0].url,
+        "https://api.mch.weixin.qq.com/secapi/pay/refund"
+    );
+    assert!(cert.is_some());
+    assert_eq!(sent[0].client_identity, cert);
+    let f = sent_fields(&sent[0]);
+    for (k, v) in [
+        ("transaction_id", "4200001234"),
+        ("out_refund_no", "REFUND_0001"),
+        ("total_fee", "2499"),
+        ("refund_fee", "1000"),
+        ("refund_fee_type", "CNY"),
+        ("refund_desc", "damaged"),
+        ("notify_url", NOTIFY_URL),
+    ] {
+        assert_eq!(f.get(k).map(String::as_str), Some(v), "field {k}");
+    }
+    assert!(!f.contains_key("out_trade_no"));
+    assert_eq!(st.state, RefundState::Pending);
+    assert_eq!(
+        st.provider_refund_id.as_deref(),
+        Some("50000000382019052709732678859")
+    );
+    assert_eq!(st.refund_no, "REFUND_0001");
+    assert_eq!(
+        st.amount,
+        Some(Money {
+            minor: 1000,
+            currency: "CNY".into()
+        })
+    );
+}
+
+#[test]
+fn refund_by_out_trade_no_and_invalid_refunds() {
+    let (mut h, seen) = scripted(merchant(), reply(&[("refund_id", "5000")]));
+    let mut r = refund_of(2499);
+    r.order.channel_transaction_id = None;
+    h.refund(&r).unwrap();
+    let f = sent_fields(&seen.borrow()[0]);
+    assert_eq!(f["out_trade_no"], "ORDER_20231115_0001");
+    assert_eq!(seen.borrow()[0].client_identity, None);
+
+    type Mutation = fn(&mut RefundRequest);
+    let cases: &[(Mutation, &str)] = &[
+        (|r| r.amount.minor = 2500, "amount.minor"),
+        (|r| r.amount.minor = 0, "amount.minor"),
+        (|r| r.amount.currency = "USD".into(), "currency"),
+        (|r| r.refund_no = "R 1".into(), "refund_no"),
+        (|r| r.refund_no = "R".repeat(65), "refund_no"),
+    ];
+    for (mutate, field) in cases {
+        let mut r = refund_of(100);
+        mutate(&mut r);
+        match merchant().refund(&r).unwrap_err() {
+            AdapterError::InvalidRequest(m) => assert!(m.contains(field), "{field}: {m}"),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let (mut h, _) = scripted(
+        merchant(),
+        reply(&[
+            ("result_code", "FAIL"),
+            ("err_code", "BIZERR_NEED_RETRY"),
+            ("err_code_des", "退款业务流程错误"),
+        ]),
+    );
+    assert!(
+        matches!(h.refund(&refund_of(100)).unwrap_err(), AdapterError::ProviderRejected(r) if r.retryable)
+    );
+}
+
+// ---------------------------------------------------------------- notifications
+
+fn inbound(body: impl Into<Vec<u8>>) -> InboundHttp {
+    InboundHttp {
+        method: HttpMethod::Post,
+        path: "/v1/notify/wechat-v2/m1".into(),
+        query: String::new(),
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: body.into(),
+    }
+}
+
+fn payment_notification(sign_type: Option<&str>, key: &str, mch_id: &str) -> Vec<u8> {
+    let mut f = fields(&[
+        ("return_code", "SUCCESS"),
+        ("appid", APPID),
+        ("mch_id", mch_id),
+        ("nonce_str", "5d2b6c2a8db53831f7eda20af46e531c"),
+        ("result_code", "SUCCESS"),
+        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+        ("is_subscribe", "N"),
+        ("trade_type", "JSAPI"),
+        ("bank_type", "CMC"),
+        ("total_fee", "2499"),
+        ("fee_type", "CNY"),
+        ("cash_fee", "2499"),
+        ("transaction_id", "4200001234202311150000000001"),
+        ("out_trade_no", "ORDER_20231115_0001"),
+        ("attach", "shop=1"),
+        ("time_end", "20231115061320"),
+    ]);
+    if let Some(t) = sign_type {
+        f.insert("sign_type".into(), t.into());
+    }
+    let sig = wx_sign(&f, sign_type.unwrap_or("MD5"), key);
+    f.insert("sign".into(), sig);
+    xml::encode("xml", &f).into_bytes()
+}
+
+fn assert_fail_ack(failure: &NotifyFailure) {
+    let ack = failure.ack.as_ref().expect("WeChat needs an answer");
+    assert_eq!(ack.status, 200);
+    let body = String::from_utf8(ack.body.clone()).unwrap();
+    assert!(
+        body.starts_with("<xml><return_code><![CDATA[FAIL]]></return_code>"),
+        "{body}"
+    );
+}
+
+#[test]
+fn payment_notification_becomes_a_paid_event_and_is_acked() {
+    let out = merchant()
+        .parse_notify(&inbound(payment_notification(None, KEY, MCH_ID)))
+        .unwrap();
+    assert_eq!(out.ack.status, 200);
+    assert_eq!(
+        http::header(&out.ack.headers, "content-type"),
+        Some("text/xml")
+    );
+    assert_eq!(out.ack.body, b"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>");
+    let [NotifyEvent::Payment(st)] = out.events.as_slice() else {
+        panic!("{:?}", out.events)
+    };
+    assert_eq!(st.state, TradeState::Paid);
+    assert_eq!(st.order.merchant_order_no, "ORDER_20231115_0001");
+    assert_eq!(
+        st.order.channel_transaction_id.as_deref(),
+        Some("4200001234202311150000000001")
+    );
+    assert_eq!(
+        st.amount,
+        Some(Money {
+            minor: 2499,
+            currency: "CNY".into()
+        })
+    );
+    assert_eq!(st.paid_at, Some(NOW));
+    assert_eq!(st.payer_id.as_deref(), Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"));
+
+    // The notification's own sign_type wins over the configured one.
+    let out = merchant()
+        .parse_notify(&inbound(payment_notification(
+            Some("HMAC-SHA256"),
+            KEY,
+            MCH_ID,
+        )))
+        .unwrap();
+    assert_eq!(out.events.len(), 1);
+}
+
+#[test]
+fn notification_with_a_bad_signature_is_refused_with_a_fail_ack() {
+    for body in [
+        payment_notification(None, "ffffffffffffffffffffffffffffffff", MCH_ID),
+        payment_notification(Some("MD5"), KEY, MCH_ID).pipe_replace("2499", "1"),
+        payment_notification(Some("MD5"), KEY, MCH_ID)
+            .pipe_replace("<sign_type>MD5<", "<sign_type>RSA<"),
+    ] {
+        let failure = merchant().parse_notify(&inbound(body)).unwrap_err();
+        assert!(
+            matches!(failure.error, AdapterError::BadSignature(_)),
+            "{:?}",
+            failure.error
+        );
+        assert_fail_ack(&failure);
+    }
+}
+
+#[test]
+fn notification_for_another_merchant_or_malformed_is_refused_with_a_fail_ack() {
+    let cases = [
+        inbound(payment_notification(None, KEY, "99999999")),
+        inbound("<xml><return_code>SUCCESS"),
+        inbound("not xml at all"),
+        InboundHttp {
+            method: HttpMethod::Get,
+            ..inbound(payment_notification(None, KEY, MCH_ID))
+        },
+    ];
+    for req in cases {
+        let failure = merchant().parse_notify(&req).unwrap_err();
+        assert!(
+            matches!(failure.error, AdapterError::InvalidRequest(_)),
+            "{:?}",
+            failure.error
+        );
+        assert_fail_ack(&failure);
+    }
+}
+
+fn refund_notification(status: &str, key: &str) -> Vec<u8> {
+    let inner = xml::encode(
+        "root",
+        &fields(&[
+            ("out_refund_no", "REFUND_0001"),
+            ("out_trade_no", "ORDER_20231115_0001"),
+            ("refund_account", "REFUND_SOURCE_RECHARGE_FUNDS"),
+            ("refund_fee", "1000"),
+            ("refund_id", "50000000382019052709732678859"),
+            ("refund_recv_accout", "支付用户零钱"),
+            ("refund_request_source", "API"),
+            ("refund_status", status),
+            ("settlement_refund_fee", "1000"),
+            ("settlement_total_fee", "2499"),
+            ("success_time", "2023-11-15 06:20:00"),
+            ("total_fee", "2499"),
+            ("transaction_id", "4200001234202311150000000001"),
+        ]),
+    );
+    let aes_key = encoding::hex_lower(&native::digest(
+        native::DigestAlgorithm::Md5,
+        key.as_bytes(),
+    ));
+    let req_info = encoding::base64_encode(
+        &native::aes_256_ecb_encrypt(aes_key.as_bytes(), inner.as_bytes()).unwrap(),
+    );
+    xml::encode(
+        "xml",
+        &fields(&[
+            ("return_code", "SUCCESS"),
+            ("appid", APPID),
+            ("mch_id", MCH_ID),
+            ("nonce_str", "TeqClE3i0mvn3DrK"),
+            ("req_info", &req_info),
+        ]),
+    )
+    .into_bytes()
+}
+
+#[test]
+fn refund_notification_is_decrypted_into_a_refund_event() {
+    let out = merchant()
+        .parse_notify(&inbound(refund_notification("SUCCESS", KEY)))
+        .unwrap();
+    assert_eq!(out.ack.body, wire::ACK_SUCCESS.as_bytes());
+    let [NotifyEvent::Refund(r)] = out.events.as_slice() else {
+        panic!("{:?}", out.events)
+    };
+    assert_eq!(r.state, RefundState::Succeeded);
+    assert_eq!(r.refund_no, "REFUND_0001");
+    assert_eq!(
+        r.provider_refund_id.as_deref(),
+        Some("50000000382019052709732678859")
+    );
+    assert_eq!(r.order.merchant_order_no, "ORDER_20231115_0001");
+    assert_eq!(
+        r.order.channel_transaction_id.as_deref(),
+        Some("4200001234202311150000000001")
+    );
+
+    for (word, state) in [
+        ("CHANGE", RefundState::Failed),
+        ("REFUNDCLOSE", RefundState::Failed),
+    ] {
+        let out = merchant()
+            .parse_notify(&inbound(refund_notification(word, KEY)))
+            .unwrap();
+        let [NotifyEvent::Refund(r)] = out.events.as_slice() else {
+            panic!()
+        };
+        assert_eq!((r.state, r.provider_state.as_str()), (state, word));
+    }
+}
+
+#[test]
+fn refund_notification_under_another_key_is_refused() {
+    let failure = merchant()
+        .parse_notify(&inbound(refund_notification(
+            "SUCCESS",
+            "ffffffffffffffffffffffffffffffff",
+        )))
+        .unwrap_err();
+    assert!(
+        matches!(failure.error, AdapterError::BadSignature(_)),
+        "{:?}",
+        failure.error
+    );
+    assert_fail_ack(&failure);
+}
+
+/// Small helper so a tampered body reads as one expression above.
+trait PipeReplace {
+    fn pipe_replace(self, from: &str, to: &str) -> Vec<u8>;
+}
+impl PipeReplace for Vec<u8> {
+    fn pipe_replace(self, from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8(self)
+            .unwrap()
+            .replace(from, to)
+            .into_bytes()
+    }
+}

@@ -1,0 +1,192 @@
+//! The v2 field sets, named as WeChat names them (providers.md §1.2–1.8).
+//!
+//! Requests are flat `<xml>` documents; the caller adds `nonce_str`,
+//! `sign_type` and `sign`. Responses and notifications are read from the
+//! decoded [`Fields`] into the few values the adapter uses.
+
+use payhost_sdk::prelude::*;
+use payhost_sdk::xml::Fields;
+
+pub const UNIFIED_ORDER: &str = "/pay/unifiedorder";
+pub const ORDER_QUERY: &str = "/pay/orderquery";
+pub const REFUND: &str = "/secapi/pay/refund";
+
+/// The acknowledgement WeChat expects for a notification it may stop sending.
+pub const ACK_SUCCESS: &str = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>";
+
+/// A `FAIL` acknowledgement: WeChat will retry the notification. `msg` must
+/// be fixed text (it is shown to WeChat, never secret material).
+pub fn ack_fail(msg: &str) -> String {
+    format!(
+        "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[{msg}]]></return_msg></xml>"
+    )
+}
+
+/// Who the merchant is on the wire: direct (`appid`, `mch_id`) or partner
+/// mode, which adds `sub_appid` / `sub_mch_id` (§2.1).
+pub struct Merchant<'a> {
+    pub appid: &'a str,
+    pub mch_id: &'a str,
+    pub sub_appid: Option<&'a str>,
+    pub sub_mch_id: Option<&'a str>,
+}
+
+impl Merchant<'_> {
+    /// The identity fields every request starts with.
+    pub fn fields(&self) -> Fields {
+        let mut f = Fields::new();
+        put(&mut f, "appid", Some(self.appid));
+        put(&mut f, "mch_id", Some(self.mch_id));
+        put(&mut f, "sub_appid", self.sub_appid);
+        put(&mut f, "sub_mch_id", self.sub_mch_id);
+        f
+    }
+
+    /// Fails unless a received message names this merchant. Fields the
+    /// message lacks are not checked (responses may omit them).
+    pub fn check(&self, fields: &Fields, what: &str) -> std::result::Result<(), String> {
+        for (name, ours) in [
+            ("appid", Some(self.appid)),
+            ("mch_id", Some(self.mch_id)),
+            ("sub_mch_id", self.sub_mch_id),
+        ] {
+            if let (Some(theirs), Some(ours)) = (fields.get(name), ours)
+                && theirs != ours
+            {
+                return Err(format!(
+                    "{what} is for {name} `{theirs}`, this merchant's is `{ours}`"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Inserts a field when it has a value.
+pub fn put(fields: &mut Fields, name: &str, value: Option<&str>) {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        fields.insert(name.to_string(), v.to_string());
+    }
+}
+
+/// `/pay/unifiedorder` business fields (§1.2).
+pub struct UnifiedOrder<'a> {
+    pub body: &'a str,
+    pub attach: Option<&'a str>,
+    pub out_trade_no: &'a str,
+    pub fee_type: &'a str,
+    pub total_fee: u64,
+    pub spbill_create_ip: &'a str,
+    pub time_expire: Option<String>,
+    pub notify_url: &'a str,
+    /// `JSAPI` or `NATIVE`.
+    pub trade_type: &'a str,
+    pub product_id: Option<&'a str>,
+    pub openid: Option<&'a str>,
+    pub sub_openid: Option<&'a str>,
+}
+
+impl UnifiedOrder<'_> {
+    pub fn into_fields(self, mut f: Fields) -> Fields {
+        put(&mut f, "body", Some(self.body));
+        put(&mut f, "attach", self.attach);
+        put(&mut f, "out_trade_no", Some(self.out_trade_no));
+        put(&mut f, "fee_type", Some(self.fee_type));
+        f.insert("total_fee".into(), self.total_fee.to_string());
+        put(&mut f, "spbill_create_ip", Some(self.spbill_create_ip));
+        put(&mut f, "time_expire", self.time_expire.as_deref());
+        put(&mut f, "notify_url", Some(self.notify_url));
+        put(&mut f, "trade_type", Some(self.trade_type));
+        put(&mut f, "product_id", self.product_id);
+        put(&mut f, "openid", self.openid);
+        put(&mut f, "sub_openid", self.sub_openid);
+        f
+    }
+}
+
+/// `/secapi/pay/refund` business fields (§1.5).
+pub struct Refund<'a> {
+    pub transaction_id: Option<&'a str>,
+    pub out_trade_no: Option<&'a str>,
+    pub out_refund_no: &'a str,
+    pub total_fee: u64,
+    pub refund_fee: u64,
+    pub refund_fee_type: &'a str,
+    pub refund_desc: Option<&'a str>,
+    pub notify_url: &'a str,
+}
+
+impl Refund<'_> {
+    pub fn into_fields(self, mut f: Fields) -> Fields {
+        put(&mut f, "transaction_id", self.transaction_id);
+        put(&mut f, "out_trade_no", self.out_trade_no);
+        put(&mut f, "out_refund_no", Some(self.out_refund_no));
+        f.insert("total_fee".into(), self.total_fee.to_string());
+        f.insert("refund_fee".into(), self.refund_fee.to_string());
+        put(&mut f, "refund_fee_type", Some(self.refund_fee_type));
+        put(&mut f, "refund_desc", self.refund_desc);
+        put(&mut f, "notify_url", Some(self.notify_url));
+        f
+    }
+}
+
+/// A field the message must carry.
+pub fn required<'f>(fields: &'f Fields, name: &str, what: &str) -> Result<&'f str> {
+    fields
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::malformed(format!("{what} lacks `{name}`")))
+}
+
+/// A field the message may carry.
+pub fn optional<'f>(fields: &'f Fields, name: &str) -> Option<&'f str> {
+    fields
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// `total_fee` with `fee_type` (CNY when absent, §1.9).
+pub fn total_fee(fields: &Fields, what: &str) -> Result<Money> {
+    let fee = required(fields, "total_fee", what)?;
+    Ok(money::from_minor_str(
+        fee,
+        optional(fields, "fee_type").unwrap_or("CNY"),
+    )?)
+}
+
+/// `time_end` (`yyyyMMddHHmmss`, China time) as Unix seconds.
+pub fn time_end(fields: &Fields) -> Result<Option<i64>> {
+    optional(fields, "time_end")
+        .map(|t| time::parse_compact(t, time::CHINA))
+        .transpose()
+        .map_err(Error::from)
+}
+
+/// `trade_state` (§1.4) in the contract's terms.
+pub fn trade_state(word: &str) -> Option<TradeState> {
+    Some(match word {
+        "SUCCESS" => TradeState::Paid,
+        "REFUND" => TradeState::Refunded,
+        "NOTPAY" | "USERPAYING" | "ACCEPT" => TradeState::Pending,
+        "CLOSED" | "REVOKED" => TradeState::Closed,
+        "PAYERROR" => TradeState::Failed,
+        _ => return None,
+    })
+}
+
+/// `refund_status` of a refund notification (§1.8).
+pub fn refund_state(word: &str) -> Option<RefundState> {
+    Some(match word {
+        "SUCCESS" => RefundState::Succeeded,
+        "CHANGE" | "REFUNDCLOSE" => RefundState::Failed,
+        "PROCESSING" => RefundState::Pending,
+        _ => return None,
+    })
+}
+
+/// `err_code`s after which the identical request may succeed (§1.2, §1.5).
+pub fn retryable(err_code: &str) -> bool {
+    matches!(err_code, "SYSTEMERROR" | "BIZERR_NEED_RETRY")
+}

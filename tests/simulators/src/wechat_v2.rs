@@ -1,0 +1,1006 @@
+//! A WeChat Pay API v2 simulator (providers.md §1): `/pay/unifiedorder`,
+//! `/pay/orderquery`, `/secapi/pay/refund` and `/pay/closeorder` over XML,
+//! checked the way WeChat checks them, answered with signed XML.
+//!
+//! ```ignore
+//! let sim = Simulator::start(SimConfig::new("wx...", "10000100", "key...")).await;
+//! // point the adapter's `base_url` at sim.base_url(), create an order, then:
+//! let answers = sim.notify("ORDER_1", NotifyOptions::default()).await?;
+//! ```
+//!
+//! Order of checks for every call: 5xx injection, POST only, non-empty
+//! UTF-8 XML (answered `return_code=FAIL`: WeChat does not sign those), then
+//! -- answered signed, `result_code=FAIL` with `err_code` -- the common
+//! fields (`LACK_PARAMS`), `mch_id` / `appid`, the signature (`SIGNERROR`),
+//! an injected failure, and the endpoint's own rules.
+//!
+//! Not simulated: mutual TLS on the refund endpoint (plain HTTP here), the
+//! five-minute minimum before closing, refund query, rate limits.
+
+use anyhow::{Context, anyhow, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State as AxState;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use payhost_sdk::native::{self, DigestAlgorithm, KeyEncoding, Part, SecretTable};
+use payhost_sdk::xml::{self, Fields};
+use payhost_sdk::{canonical, encoding};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The merchant's signature algorithm (`sign_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignType {
+    #[default]
+    Md5,
+    HmacSha256,
+}
+
+impl SignType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignType::Md5 => "MD5",
+            SignType::HmacSha256 => "HMAC-SHA256",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "MD5" => Some(SignType::Md5),
+            "HMAC-SHA256" => Some(SignType::HmacSha256),
+            _ => None,
+        }
+    }
+}
+
+/// The one merchant the simulator knows.
+#[derive(Clone)]
+pub struct SimConfig {
+    pub appid: String,
+    pub mch_id: String,
+    pub api_key: String,
+    /// How the simulator signs the notifications it sends. Requests and
+    /// their answers use the request's own `sign_type` (MD5 when absent).
+    pub sign_type: SignType,
+}
+
+impl SimConfig {
+    pub fn new(appid: &str, mch_id: &str, api_key: &str) -> Self {
+        Self {
+            appid: appid.into(),
+            mch_id: mch_id.into(),
+            api_key: api_key.into(),
+            sign_type: SignType::Md5,
+        }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("appid", &self.appid)
+            .field("mch_id", &self.mch_id)
+            .field("api_key", &"<redacted>")
+            .field("sign_type", &self.sign_type)
+            .finish()
+    }
+}
+
+/// How [`Simulator::notify`] delivers a notification.
+#[derive(Debug, Clone)]
+pub struct NotifyOptions {
+    /// How many times to POST it (WeChat repeats until acknowledged).
+    pub times: usize,
+    /// Send it with a signature that does not verify.
+    pub bad_signature: bool,
+    /// Pause before each repetition.
+    pub delay: Duration,
+}
+
+impl Default for NotifyOptions {
+    fn default() -> Self {
+        Self {
+            times: 1,
+            bad_signature: false,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// What the merchant's server answered to one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+impl NotifyResponse {
+    /// Whether WeChat would count this as acknowledged (§1.7).
+    pub fn acknowledged(&self) -> bool {
+        self.status == 200
+            && xml::decode(self.body.as_bytes())
+                .map(|(_, f)| f.get("return_code").map(String::as_str) == Some("SUCCESS"))
+                .unwrap_or(false)
+    }
+}
+
+/// A request as it reached the simulator, with how it was answered.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub body: String,
+    /// The decoded XML fields, when the body was valid XML.
+    pub fields: Option<Fields>,
+    /// `SUCCESS`, the `err_code` / `return_msg` code, or `HTTP_503`.
+    pub outcome: String,
+}
+
+/// A running simulator; stops when dropped.
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+    client: reqwest::Client,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Simulator {
+    /// Starts the simulator on `127.0.0.1:0`; panics if it cannot bind.
+    pub async fn start(config: SimConfig) -> Simulator {
+        Self::try_start(config)
+            .await
+            .expect("start the WeChat Pay v2 simulator")
+    }
+
+    pub async fn try_start(config: SimConfig) -> anyhow::Result<Simulator> {
+        let mut keys = SecretTable::new();
+        let key = keys.insert(config.api_key.as_bytes().to_vec());
+        let shared = Arc::new(Shared {
+            config,
+            keys,
+            key,
+            state: Mutex::new(Book::default()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind 127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("WeChat v2 simulator stopped: {e}");
+            }
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Simulator {
+            addr,
+            shared,
+            server,
+            client,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`: the adapter's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Marks the order paid (if it is not already) and returns its signed
+    /// payment notification.
+    pub fn pay(&self, out_trade_no: &str) -> anyhow::Result<String> {
+        let mut book = self.shared.book();
+        let fields = self.shared.pay(&mut book, out_trade_no)?;
+        Ok(self.shared.signed_xml(fields, self.shared.config.sign_type))
+    }
+
+    /// POSTs the order's payment notification to its `notify_url`
+    /// (paying it first if needed) and returns every answer received.
+    pub async fn notify(
+        &self,
+        out_trade_no: &str,
+        options: NotifyOptions,
+    ) -> anyhow::Result<Vec<NotifyResponse>> {
+        let (url, mut body) = {
+            let mut book = self.shared.book();
+            let fields = self.shared.pay(&mut book, out_trade_no)?;
+            (
+                book.orders[out_trade_no].notify_url.clone(),
+                self.shared.signed_xml(fields, self.shared.config.sign_type),
+            )
+        };
+        if options.bad_signature {
+            body = tamper_signature(&body);
+        }
+        self.post_repeatedly(&url, body, &options).await
+    }
+
+    /// Marks the refund settled and returns its refund notification, with
+    /// `req_info` encrypted as WeChat does (§1.8).
+    pub fn refund_notification(&self, out_refund_no: &str) -> anyhow::Result<String> {
+        let mut book = self.shared.book();
+        self.shared
+            .refund_notification(&mut book, out_refund_no)
+            .map(|(_, xml)| xml)
+    }
+
+    /// POSTs the refund notification to the refund request's `notify_url`.
+    pub async fn notify_refund(
+        &self,
+        out_refund_no: &str,
+        options: NotifyOptions,
+    ) -> anyhow::Result<Vec<NotifyResponse>> {
+        let (url, body) = {
+            let mut book = self.shared.book();
+            let (url, xml) = self.shared.refund_notification(&mut book, out_refund_no)?;
+            (
+                url.ok_or_else(|| {
+                    anyhow!("refund `{out_refund_no}` was requested without notify_url")
+                })?,
+                xml,
+            )
+        };
+        self.post_repeatedly(&url, body, &options).await
+    }
+
+    /// The next call (any endpoint) that passes the signature check fails
+    /// with `result_code=FAIL` and this `err_code`.
+    pub fn fail_next(&self, err_code: &str) {
+        self.shared.book().fail_next = Some(err_code.to_string());
+    }
+
+    /// The next call of any kind is answered HTTP 503.
+    pub fn answer_5xx_next(&self) {
+        self.shared.book().answer_5xx_next = true;
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.book().requests.clone()
+    }
+
+    /// The order's `trade_state` (`NOTPAY`, `SUCCESS`, `REFUND`, `CLOSED`).
+    pub fn trade_state(&self, out_trade_no: &str) -> Option<String> {
+        self.shared
+            .book()
+            .orders
+            .get(out_trade_no)
+            .map(|o| o.state.to_string())
+    }
+
+    async fn post_repeatedly(
+        &self,
+        url: &str,
+        body: String,
+        options: &NotifyOptions,
+    ) -> anyhow::Result<Vec<NotifyResponse>> {
+        let mut answers = Vec::with_capacity(options.times);
+        for i in 0..options.times {
+            if i > 0 && !options.delay.is_zero() {
+                tokio::time::sleep(options.delay).await;
+            }
+            let resp = self
+                .client
+                .post(url)
+                .header(header::CONTENT_TYPE, "text/xml")
+                .body(body.clone())
+                .send()
+                .await
+                .with_context(|| format!("POST notification to {url}"))?;
+            let status = resp.status().as_u16();
+            answers.push(NotifyResponse {
+                status,
+                body: resp.text().await.unwrap_or_default(),
+            });
+        }
+        Ok(answers)
+    }
+}
+
+/// Replaces the `sign` element's value by one that cannot verify.
+fn tamper_signature(body: &str) -> String {
+    let (_, mut fields) = xml::decode(body.as_bytes()).expect("own XML");
+    let sign = fields.get_mut("sign").expect("signed");
+    *sign = sign
+        .chars()
+        .rev()
+        .collect::<String>()
+        .replace(|c: char| c.is_ascii_digit(), "F");
+    xml::encode("xml", &fields)
+}
+
+// ---------------------------------------------------------------- state
+
+#[derive(Default)]
+struct Book {
+    orders: BTreeMap<String, Order>,
+    refunds: BTreeMap<String, RefundRecord>,
+    requests: Vec<RecordedRequest>,
+    fail_next: Option<String>,
+    answer_5xx_next: bool,
+    seq: u64,
+}
+
+impl Book {
+    fn next(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+}
+
+struct Order {
+    /// The fields a re-submission must repeat (all but nonce and signature).
+    params: Fields,
+    notify_url: String,
+    total_fee: u64,
+    fee_type: String,
+    trade_type: String,
+    prepay_id: String,
+    code_url: Option<String>,
+    state: &'static str,
+    transaction_id: Option<String>,
+    time_end: Option<String>,
+    refunded: u64,
+}
+
+struct RefundRecord {
+    out_trade_no: String,
+    /// `total_fee`, `refund_fee`, order key: what a retry must repeat.
+    params: (String, u64, u64),
+    refund_id: String,
+    refund_fee: u64,
+    notify_url: Option<String>,
+    success_time: Option<String>,
+}
+
+struct Shared {
+    config: SimConfig,
+    keys: SecretTable,
+    key: u32,
+    state: Mutex<Book>,
+}
+
+/// A refusal: `(err_code, err_code_des)`.
+type Refusal = (String, String);
+
+fn refuse<T>(code: &str, des: impl Into<String>) -> Result<T, Refusal> {
+    Err((code.to_string(), des.into()))
+}
+
+enum Answer {
+    Unavailable,
+    NotFound,
+    /// `return_code=FAIL`, unsigned.
+    ReturnFail(&'static str),
+    /// Signed `result_code=FAIL`.
+    Refused(SignType, Refusal),
+    Success(SignType, Fields),
+}
+
+async fn handle(
+    AxState(sim): AxState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let (status, body) = sim.answer(&method, uri.path(), &body);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn china_compact(unix: i64) -> String {
+    payhost_sdk::time::format_compact(unix, payhost_sdk::time::CHINA).expect("current time formats")
+}
+
+fn get<'f>(f: &'f Fields, name: &str) -> Option<&'f str> {
+    f.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+fn need<'f>(f: &'f Fields, name: &str) -> Result<&'f str, Refusal> {
+    get(f, name).ok_or_else(|| ("LACK_PARAMS".to_string(), format!("缺少参数 {name}")))
+}
+
+fn fee(f: &Fields, name: &str) -> Result<u64, Refusal> {
+    let v = need(f, name)?;
+    match v.parse::<u64>() {
+        Ok(n) if n > 0 && v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => refuse(
+            "PARAM_ERROR",
+            format!("{name} must be a positive integer of fen, got `{v}`"),
+        ),
+    }
+}
+
+/// `out_trade_no` (§1.2): 6 to 32 of letters, digits, `_ - | *`.
+fn check_out_trade_no(v: &str) -> Result<(), Refusal> {
+    let ok = (6..=32).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        refuse(
+            "INVALID_REQUEST",
+            format!("out_trade_no `{v}` must be 6-32 letters, digits or _-|*"),
+        )
+    }
+}
+
+impl Shared {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sign(&self, fields: &Fields, sign_type: SignType) -> String {
+        let temp = format!("{}&key=", canonical::sorted_pairs(fields, &["sign"]));
+        let parts = [Part::Text(&temp), Part::Secret(self.key)];
+        let bytes = match sign_type {
+            SignType::Md5 => self.keys.digest(DigestAlgorithm::Md5, &parts),
+            SignType::HmacSha256 => {
+                self.keys
+                    .hmac(DigestAlgorithm::Sha256, self.key, KeyEncoding::Raw, &parts)
+            }
+        }
+        .expect("the simulator's own key handle");
+        encoding::hex_upper(&bytes)
+    }
+
+    fn signed_xml(&self, mut fields: Fields, sign_type: SignType) -> String {
+        let sign = self.sign(&fields, sign_type);
+        fields.insert("sign".into(), sign);
+        xml::encode("xml", &fields)
+    }
+
+    fn nonce(book: &mut Book) -> String {
+        let n = book.next();
+        encoding::hex_lower(&native::digest(
+            DigestAlgorithm::Md5,
+            format!("nonce-{n}").as_bytes(),
+        ))
+    }
+
+    fn answer(&self, method: &Method, path: &str, body: &[u8]) -> (StatusCode, String) {
+        let mut book = self.book();
+        let mut fields = None;
+        let answer = self.process(&mut book, method, path, body, &mut fields);
+        let (status, text, outcome) = match answer {
+            Answer::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "<html>503 Service Unavailable</html>".to_string(),
+                "HTTP_503".to_string(),
+            ),
+            Answer::NotFound => (
+                StatusCode::NOT_FOUND,
+                "<html>404 Not Found</html>".to_string(),
+                "HTTP_404".to_string(),
+            ),
+            Answer::ReturnFail(code) => {
+                let f: Fields = [("return_code", "FAIL"), ("return_msg", code)]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (StatusCode::OK, xml::encode("xml", &f), code.to_string())
+            }
+            Answer::Refused(sign_type, (code, des)) => {
+                let mut f = self.envelope(&mut book, "FAIL");
+                f.insert("err_code".into(), code.clone());
+                f.insert("err_code_des".into(), des);
+                (StatusCode::OK, self.signed_xml(f, sign_type), code)
+            }
+            Answer::Success(sign_type, extra) => {
+                let mut f = self.envelope(&mut book, "SUCCESS");
+                f.extend(extra);
+                (
+                    StatusCode::OK,
+                    self.signed_xml(f, sign_type),
+                    "SUCCESS".to_string(),
+                )
+            }
+        };
+        book.requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: path.to_string(),
+            body: String::from_utf8_lossy(body).into_owned(),
+            fields,
+            outcome,
+        });
+        (status, text)
+    }
+
+    fn envelope(&self, book: &mut Book, result_code: &str) -> Fields {
+        let mut f = Fields::new();
+        for (k, v) in [
+            ("return_code", "SUCCESS"),
+            ("return_msg", "OK"),
+            ("appid", &self.config.appid),
+            ("mch_id", &self.config.mch_id),
+            ("result_code", result_code),
+        ] {
+            f.insert(k.into(), v.to_string());
+        }
+        f.insert("nonce_str".into(), Self::nonce(book));
+        f
+    }
+
+    fn process(
+        &self,
+        book: &mut Book,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+        seen: &mut Option<Fields>,
+    ) -> Answer {
+        if std::mem::take(&mut book.answer_5xx_next) {
+            return Answer::Unavailable;
+        }
+        type Endpoint = fn(&Shared, &mut Book, &Fields) -> Result<Fields, Refusal>;
+        let endpoint: Endpoint = match path {
+            "/pay/unifiedorder" => Shared::unified_order,
+            "/pay/orderquery" => Shared::order_query,
+            "/secapi/pay/refund" => Shared::refund,
+            "/pay/closeorder" => Shared::close_order,
+            _ => return Answer::NotFound,
+        };
+        if method != Method::POST {
+            return Answer::ReturnFail("REQUIRE_POST_METHOD");
+        }
+        if body.is_empty() {
+            return Answer::ReturnFail("POST_DATA_EMPTY");
+        }
+        if std::str::from_utf8(body).is_err() {
+            return Answer::ReturnFail("NOT_UTF8");
+        }
+        let fields = match xml::decode(body) {
+            Ok((root, f)) if root == "xml" => f,
+            _ => return Answer::ReturnFail("XML_FORMAT_ERROR"),
+        };
+        *seen = Some(fields.clone());
+
+        let declared = get(&fields, "sign_type").unwrap_or("MD5");
+        let Some(sign_type) = SignType::parse(declared) else {
+            return Answer::Refused(
+                self.config.sign_type,
+                (
+                    "SIGNERROR".into(),
+                    format!("sign_type `{declared}` is not MD5 or HMAC-SHA256"),
+                ),
+            );
+        };
+        let checked = (|| {
+            for name in ["appid", "mch_id", "nonce_str", "sign"] {
+                need(&fields, name)?;
+            }
+            if fields["mch_id"] != self.config.mch_id {
+                return refuse(
+                    "MCHID_NOT_EXIST",
+                    format!("mch_id `{}` does not exist", fields["mch_id"]),
+                );
+            }
+            if fields["appid"] != self.config.appid {
+                return refuse("APPID_MCHID_NOT_MATCH", "appid 与 mch_id 不匹配");
+            }
+            if fields["sign"] != self.sign(&fields, sign_type) {
+                return refuse("SIGNERROR", "签名错误");
+            }
+            if fields["nonce_str"].len() > 32 {
+                return refuse("INVALID_REQUEST", "nonce_str longer than 32 characters");
+            }
+            if let Some(code) = book.fail_next.take() {
+                return Err((code, "injected failure".to_string()));
+            }
+            endpoint(self, book, &fields)
+        })();
+        match checked {
+            Ok(extra) => Answer::Success(sign_type, extra),
+            Err(refusal) => Answer::Refused(sign_type, refusal),
+        }
+    }
+
+    // ---------------------------------------------------------------- endpoints
+
+    fn unified_order(&self, book: &mut Book, f: &Fields) -> Result<Fields, Refusal> {
+        for name in [
+            "body",
+            "out_trade_no",
+            "total_fee",
+            "spbill_create_ip",
+            "notify_url",
+            "trade_type",
+        ] {
+            need(f, name)?;
+        }
+        let out_trade_no = &f["out_trade_no"];
+        check_out_trade_no(out_trade_no)?;
+        let total_fee = fee(f, "total_fee")?;
+        if f["body"].chars().count() > 127 {
+            return refuse("INVALID_REQUEST", "body longer than 127 characters");
+        }
+        let fee_type = get(f, "fee_type").unwrap_or("CNY");
+        if fee_type.len() != 3 || !fee_type.bytes().all(|b| b.is_ascii_uppercase()) {
+            return refuse(
+                "PARAM_ERROR",
+                format!("fee_type `{fee_type}` is not an ISO 4217 code"),
+            );
+        }
+        if f["spbill_create_ip"].parse::<std::net::IpAddr>().is_err() {
+            return refuse("PARAM_ERROR", "spbill_create_ip is not an IP address");
+        }
+        let notify_url = &f["notify_url"];
+        if !(notify_url.starts_with("https://") || notify_url.starts_with("http://"))
+            || notify_url.contains('?')
+        {
+            return refuse(
+                "INVALID_REQUEST",
+                "notify_url must be an absolute URL without query string",
+            );
+        }
+        if let Some(t) = get(f, "time_expire")
+            && payhost_sdk::time::parse_compact(t, payhost_sdk::time::CHINA).is_err()
+        {
+            return refuse(
+                "PARAM_ERROR",
+                format!("time_expire `{t}` is not yyyyMMddHHmmss"),
+            );
+        }
+        let trade_type = &f["trade_type"];
+        match trade_type.as_str() {
+            "JSAPI" if get(f, "openid").is_none() && get(f, "sub_openid").is_none() => {
+                return refuse("LACK_PARAMS", "JSAPI 支付必须传 openid");
+            }
+            "NATIVE" if get(f, "product_id").is_none() => {
+                return refuse("LACK_PARAMS", "NATIVE 支付必须传 product_id");
+            }
+            "JSAPI" | "NATIVE" | "APP" | "MWEB" => {}
+            other => {
+                return refuse(
+                    "INVALID_REQUEST",
+                    format!("trade_type `{other}` is not supported"),
+                );
+            }
+        }
+        let params: Fields = f
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "nonce_str" | "sign" | "sign_type"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+
+        if let Some(order) = book.orders.get(out_trade_no.as_str()) {
+            match order.state {
+                "SUCCESS" | "REFUND" => return refuse("ORDERPAID", "该订单已支付"),
+                "CLOSED" => return refuse("ORDERCLOSED", "该订单已关"),
+                _ if order.params != params => {
+                    return refuse(
+                        "INVALID_REQUEST",
+                        "201 商户订单号重复 (re-submitted with different parameters)",
+                    );
+                }
+                _ => return Ok(order_reply(order)),
+            }
+        }
+        let n = book.next();
+        let now = china_compact(now());
+        let order = Order {
+            notify_url: notify_url.clone(),
+            total_fee,
+            fee_type: fee_type.to_string(),
+            trade_type: trade_type.clone(),
+            prepay_id: format!("wx{now}{n:012}"),
+            code_url: (trade_type == "NATIVE")
+                .then(|| format!("weixin://wxpay/bizpayurl?pr=sim{n:05}")),
+            state: "NOTPAY",
+            transaction_id: None,
+            time_end: None,
+            refunded: 0,
+            params,
+        };
+        let reply = order_reply(&order);
+        book.orders.insert(out_trade_no.clone(), order);
+        Ok(reply)
+    }
+
+    /// The `out_trade_no` of the order a query or refund names.
+    fn find_order(book: &Book, f: &Fields) -> Result<String, Refusal> {
+        let key = match (get(f, "transaction_id"), get(f, "out_trade_no")) {
+            // transaction_id wins when both are given (§1.5).
+            (Some(tx), _) => book
+                .orders
+                .iter()
+                .find(|(_, o)| o.transaction_id.as_deref() == Some(tx))
+                .map(|(k, _)| k.clone()),
+            (None, Some(no)) => Some(no.to_string()).filter(|k| book.orders.contains_key(k)),
+            (None, None) => {
+                return refuse("LACK_PARAMS", "缺少参数 transaction_id 或 out_trade_no");
+            }
+        };
+        key.ok_or_else(|| {
+            (
+                "ORDERNOTEXIST".to_string(),
+                "此交易订单号不存在".to_string(),
+            )
+        })
+    }
+
+    fn order_query(&self, book: &mut Book, f: &Fields) -> Result<Fields, Refusal> {
+        let out_trade_no = Self::find_order(book, f)?;
+        let o = &book.orders[&out_trade_no];
+        let mut r = Fields::new();
+        let mut put = |k: &str, v: &str| {
+            r.insert(k.to_string(), v.to_string());
+        };
+        put("out_trade_no", &out_trade_no);
+        put("trade_state", o.state);
+        put(
+            "trade_state_desc",
+            match o.state {
+                "SUCCESS" => "支付成功",
+                "REFUND" => "转入退款",
+                "CLOSED" => "已关闭",
+                _ => "未支付",
+            },
+        );
+        put("trade_type", &o.trade_type);
+        put("total_fee", &o.total_fee.to_string());
+        put("fee_type", &o.fee_type);
+        for k in ["attach", "openid", "sub_openid", "sub_appid", "sub_mch_id"] {
+            if let Some(v) = get(&o.params, k) {
+                put(k, v);
+            }
+        }
+        if let (Some(tx), Some(end)) = (&o.transaction_id, &o.time_end) {
+            put("transaction_id", tx);
+            put("time_end", end);
+            put("bank_type", "OTHERS");
+            put("cash_fee", &o.total_fee.to_string());
+        }
+        Ok(r)
+    }
+
+    fn refund(&self, book: &mut Book, f: &Fields) -> Result<Fields, Refusal> {
+        let out_refund_no = need(f, "out_refund_no")?.to_string();
+        let total_fee = fee(f, "total_fee")?;
+        let refund_fee = fee(f, "refund_fee")?;
+        let n = book.next();
+        let out_trade_no = Self::find_order(book, f)?;
+        let o = &book.orders[&out_trade_no];
+        if o.transaction_id.is_none() || o.state == "CLOSED" {
+            return refuse("ERROR", "订单未支付 (order is not paid)");
+        }
+        if total_fee != o.total_fee {
+            return refuse(
+                "INVALID_REQUEST",
+                format!("total_fee {total_fee} is not the order's {}", o.total_fee),
+            );
+        }
+        if let Some(t) = get(f, "refund_fee_type")
+            && t != o.fee_type
+        {
+            return refuse(
+                "PARAM_ERROR",
+                format!("refund_fee_type `{t}` is not the order's `{}`", o.fee_type),
+            );
+        }
+        let params = (out_trade_no.clone(), total_fee, refund_fee);
+        let tx = o.transaction_id.clone().unwrap_or_default();
+        if let Some(existing) = book.refunds.get(&out_refund_no) {
+            // The same refund number refunds once; a retry gets the same answer.
+            if existing.params != params {
+                return refuse(
+                    "INVALID_REQUEST",
+                    "out_refund_no already used with other parameters",
+                );
+            }
+            return Ok(refund_reply(&tx, &out_refund_no, existing, total_fee));
+        }
+        if o.refunded + refund_fee > o.total_fee {
+            return refuse(
+                "NOTENOUGH",
+                format!(
+                    "refunds would exceed the paid total: {} of {} fen refundable",
+                    o.total_fee - o.refunded,
+                    o.total_fee
+                ),
+            );
+        }
+        let o = book.orders.get_mut(&out_trade_no).expect("found above");
+        o.refunded += refund_fee;
+        o.state = "REFUND";
+        let record = RefundRecord {
+            out_trade_no,
+            params,
+            refund_id: format!("5030{n:025}"),
+            refund_fee,
+            notify_url: get(f, "notify_url").map(String::from),
+            success_time: None,
+        };
+        let reply = refund_reply(&tx, &out_refund_no, &record, total_fee);
+        book.refunds.insert(out_refund_no, record);
+        Ok(reply)
+    }
+
+    fn close_order(&self, book: &mut Book, f: &Fields) -> Result<Fields, Refusal> {
+        need(f, "out_trade_no")?;
+        let Some(o) = book.orders.get_mut(&f["out_trade_no"]) else {
+            return refuse("ORDERNOTEXIST", "此交易订单号不存在");
+        };
+        match o.state {
+            "SUCCESS" | "REFUND" => refuse("ORDERPAID", "订单已支付，不能发起关单"),
+            "CLOSED" => refuse("ORDERCLOSED", "订单已关闭，无法重复关闭"),
+            _ => {
+                o.state = "CLOSED";
+                Ok(Fields::new())
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- test controls
+
+    /// Marks the order paid and returns its notification's fields, unsigned.
+    fn pay(&self, book: &mut Book, out_trade_no: &str) -> anyhow::Result<Fields> {
+        let n = book.next();
+        let nonce = Self::nonce(book);
+        let Some(o) = book.orders.get_mut(out_trade_no) else {
+            bail!("no order `{out_trade_no}`")
+        };
+        if o.state == "CLOSED" {
+            bail!("order `{out_trade_no}` is closed");
+        }
+        if o.transaction_id.is_none() {
+            o.transaction_id = Some(format!("4200{n:024}"));
+            o.time_end = Some(china_compact(now()));
+            o.state = "SUCCESS";
+        }
+        let mut f = Fields::new();
+        let mut put = |k: &str, v: &str| {
+            f.insert(k.to_string(), v.to_string());
+        };
+        put("return_code", "SUCCESS");
+        put("appid", &self.config.appid);
+        put("mch_id", &self.config.mch_id);
+        put("nonce_str", &nonce);
+        put("result_code", "SUCCESS");
+        put("is_subscribe", "N");
+        put("trade_type", &o.trade_type);
+        put("bank_type", "OTHERS");
+        put("total_fee", &o.total_fee.to_string());
+        put("fee_type", &o.fee_type);
+        put("cash_fee", &o.total_fee.to_string());
+        put(
+            "transaction_id",
+            o.transaction_id.as_deref().unwrap_or_default(),
+        );
+        put("out_trade_no", out_trade_no);
+        put("time_end", o.time_end.as_deref().unwrap_or_default());
+        for k in ["attach", "openid", "sub_openid", "sub_appid", "sub_mch_id"] {
+            if let Some(v) = get(&o.params, k) {
+                put(k, v);
+            }
+        }
+        // MD5 is the default; WeChat names the algorithm only otherwise.
+        if self.config.sign_type == SignType::HmacSha256 {
+            put("sign_type", "HMAC-SHA256");
+        }
+        Ok(f)
+    }
+
+    fn refund_notification(
+        &self,
+        book: &mut Book,
+        out_refund_no: &str,
+    ) -> anyhow::Result<(Option<String>, String)> {
+        let nonce = Self::nonce(book);
+        let Some(r) = book.refunds.get_mut(out_refund_no) else {
+            bail!("no refund `{out_refund_no}`")
+        };
+        let when = r.success_time.get_or_insert_with(|| {
+            let t = now();
+            let c = china_compact(t);
+            format!(
+                "{}-{}-{} {}:{}:{}",
+                &c[0..4],
+                &c[4..6],
+                &c[6..8],
+                &c[8..10],
+                &c[10..12],
+                &c[12..14]
+            )
+        });
+        let o = &book.orders[&r.out_trade_no];
+        let inner: Fields = [
+            (
+                "transaction_id",
+                o.transaction_id.clone().unwrap_or_default(),
+            ),
+            ("out_trade_no", r.out_trade_no.clone()),
+            ("refund_id", r.refund_id.clone()),
+            ("out_refund_no", out_refund_no.to_string()),
+            ("total_fee", o.total_fee.to_string()),
+            ("settlement_total_fee", o.total_fee.to_string()),
+            ("refund_fee", r.refund_fee.to_string()),
+            ("settlement_refund_fee", r.refund_fee.to_string()),
+            ("refund_status", "SUCCESS".to_string()),
+            ("success_time", when.clone()),
+            ("refund_recv_accout", "支付用户零钱".to_string()),
+            (
+                "refund_account",
+                "REFUND_SOURCE_UNSETTLED_FUNDS".to_string(),
+            ),
+            ("refund_request_source", "API".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // Key: lower-case hex MD5 of the API key, used as 32 ASCII bytes.
+        let key = encoding::hex_lower(&native::digest(
+            DigestAlgorithm::Md5,
+            self.config.api_key.as_bytes(),
+        ));
+        let cipher =
+            native::aes_256_ecb_encrypt(key.as_bytes(), xml::encode("root", &inner).as_bytes())
+                .map_err(|e| anyhow!("{e}"))?;
+        let outer: Fields = [
+            ("return_code", "SUCCESS".to_string()),
+            ("appid", self.config.appid.clone()),
+            ("mch_id", self.config.mch_id.clone()),
+            ("nonce_str", nonce),
+            ("req_info", encoding::base64_encode(&cipher)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok((r.notify_url.clone(), xml::encode("xml", &outer)))
+    }
+}
+
+fn order_reply(o: &Order) -> Fields {
+    let mut r = Fields::new();
+    r.insert("trade_type".into(), o.trade_type.clone());
+    r.insert("prepay_id".into(), o.prepay_id.clone());
+    if let Some(url) = &o.code_url {
+        r.insert("code_url".into(), url.clone());
+    }
+    r
+}
+
+fn refund_reply(
+    transaction_id: &str,
+    out_refund_no: &str,
+    r: &RefundRecord,
+    total_fee: u64,
+) -> Fields {
+    [
+        ("transaction_id", transaction_id.to_string()),
+        ("out_trade_no", r.out_trade_no.clone()),
+        ("out_refund_no", out_refund_no.to_string()),
+        ("refund_id", r.refund_id.clone()),
+        ("refund_fee", r.refund_fee.to_string()),
+        ("total_fee", total_fee.to_string()),
+        ("cash_fee", total_fee.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests;
