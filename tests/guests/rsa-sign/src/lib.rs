@@ -16,7 +16,8 @@ pub struct RsaSign;
 fn sign_in_guest(pem: &str, message: &[u8]) -> Result<Vec<u8>> {
     use rsa::pkcs8::DecodePrivateKey;
     use rsa::sha2::{Digest, Sha256};
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|_| Error::invalid_config("`private_key_pem` is not a PKCS#8 PEM key"))?;
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+        .map_err(|_| Error::invalid_config("`private_key_pem` is not a PKCS#8 PEM key"))?;
     let hashed = Sha256::digest(message);
     key.sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &hashed)
         .map_err(|_| Error::invalid_config("RSA signing failed"))
@@ -57,13 +58,24 @@ impl Adapter for RsaSign {
 
     fn unified_order(ctx: &mut Ctx, req: &OrderRequest) -> Result<OrderCreated> {
         let message = req.description.as_bytes();
-        let signature = match (ctx.config().secret_opt("private_key")?, ctx.config().text_opt("private_key_pem")?) {
+        let signature = match (
+            ctx.config().secret_opt("private_key")?,
+            ctx.config().text_opt("private_key_pem")?,
+        ) {
             (Some(key), _) => ctx.rsa_sha256_sign(key, message)?,
             (None, Some(pem)) => sign_in_guest(pem, message)?,
-            (None, None) => return Err(Error::invalid_config("set `private_key` or `private_key_pem`")),
+            (None, None) => {
+                return Err(Error::invalid_config(
+                    "set `private_key` or `private_key_pem`",
+                ));
+            }
         };
         Ok(OrderCreated {
-            order: OrderRef { merchant_order_no: req.merchant_order_no.clone(), provider_trade_no: None, channel_transaction_id: None },
+            order: OrderRef {
+                merchant_order_no: req.merchant_order_no.clone(),
+                provider_trade_no: None,
+                channel_transaction_id: None,
+            },
             action: PayAction::Redirect(encoding::base64_encode(&signature)),
         })
     }

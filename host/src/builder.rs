@@ -1,0 +1,316 @@
+//! `payhost adapter build`: compiles adapter crates to WebAssembly
+//! components.
+//!
+//! One cargo invocation builds every crate for `wasm32-unknown-unknown`
+//! with the workspace's `adapter` profile into `<workspace>/target/wasm`
+//! (a target dir of its own, so it can run inside `cargo test` without
+//! waiting on the outer build's lock); each core module is then wrapped
+//! into a component with `wit-component` and written atomically to the
+//! output directory. Cargo makes the compile incremental; the wrap is
+//! skipped when the component is newer than its module.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TARGET: &str = "wasm32-unknown-unknown";
+const DEBIAN_PACKAGES: &str =
+    "apt-get update && apt-get install -y rustc-web cargo-web rust-web-src lld-19";
+const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
+const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+const DEBIAN_WASM_LD: &str = "/usr/lib/llvm-19/bin/wasm-ld";
+
+/// What to build and where.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The cargo workspace holding the adapter crates.
+    pub workspace: PathBuf,
+    /// Directories (relative to `workspace` unless absolute) whose
+    /// subdirectories with a `Cargo.toml` are adapter crates.
+    pub dirs: Vec<PathBuf>,
+    /// Where `<package>.wasm` components are written.
+    pub out_dir: PathBuf,
+}
+
+/// One component produced by [`build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The crate's package name (also the file stem).
+    pub name: String,
+    pub path: PathBuf,
+    /// Size of the component in bytes.
+    pub bytes: u64,
+}
+
+/// The workspace root above `start`: the nearest `Cargo.toml` with a
+/// `[workspace]` table.
+pub fn find_workspace(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find_map(|d| {
+        let text = std::fs::read_to_string(d.join("Cargo.toml")).ok()?;
+        text.lines()
+            .any(|l| l.trim() == "[workspace]")
+            .then(|| d.to_path_buf())
+    })
+}
+
+/// Builds every adapter crate found under `opts.dirs`.
+pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
+    let crates = discover(opts)?;
+    if crates.is_empty() {
+        bail!(
+            "no adapter crates (subdirectories with a Cargo.toml) under {:?}",
+            opts.dirs
+        );
+    }
+    let toolchain = ensure_toolchain()?;
+    let target_dir = opts.workspace.join("target").join("wasm");
+    let mut cmd = match &toolchain {
+        Toolchain::Rustup => {
+            Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        }
+        Toolchain::Debian => {
+            let mut c = Command::new(DEBIAN_CARGO);
+            c.env("RUSTC", DEBIAN_RUSTC)
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", DEBIAN_WASM_LD);
+            c
+        }
+    };
+    cmd.current_dir(&opts.workspace)
+        .args([
+            "build",
+            "--profile",
+            "adapter",
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    if toolchain == Toolchain::Debian {
+        cmd.arg("-Zbuild-std=std,panic_abort");
+    }
+    for (name, _) in &crates {
+        cmd.args(["-p", name]);
+    }
+    // Variables cargo sets for the process that calls us (a build script or
+    // test) describe that build, not this one.
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_MAKEFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().context("running cargo to build adapters")?;
+    if !status.success() {
+        bail!("cargo build of adapters failed ({status})");
+    }
+
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("creating {}", opts.out_dir.display()))?;
+    let mut built = Vec::new();
+    for (name, _) in &crates {
+        let module = target_dir
+            .join(TARGET)
+            .join("adapter")
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        let out = opts.out_dir.join(format!("{name}.wasm"));
+        if !is_newer(&out, &module) {
+            let core = std::fs::read(&module)
+                .with_context(|| format!("reading core module {}", module.display()))?;
+            let component = wit_component::ComponentEncoder::default()
+                .validate(true)
+                .module(&core)
+                .and_then(|e| e.encode())
+                .with_context(|| format!("encoding {name} as a component"))?;
+            crate::runtime::write_atomic(&out, &component)
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+        let bytes = std::fs::metadata(&out)?.len();
+        println!("{name}: {bytes} bytes -> {}", out.display());
+        built.push(Built {
+            name: name.clone(),
+            path: out,
+            bytes,
+        });
+    }
+    Ok(built)
+}
+
+/// `(package name, crate dir)` of every crate directly under the dirs.
+fn discover(opts: &BuildOptions) -> Result<Vec<(String, PathBuf)>> {
+    let mut crates = Vec::new();
+    for dir in &opts.dirs {
+        let dir = if dir.is_absolute() {
+            dir.clone()
+        } else {
+            opts.workspace.join(dir)
+        };
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("Cargo.toml").is_file())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let manifest = std::fs::read_to_string(path.join("Cargo.toml"))?;
+            let name = package_name(&manifest).with_context(|| {
+                format!("no [package] name in {}", path.join("Cargo.toml").display())
+            })?;
+            crates.push((name, path));
+        }
+    }
+    Ok(crates)
+}
+
+/// The `name` of the `[package]` table (enough TOML for our manifests).
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package
+            && let Some(rest) = line.strip_prefix("name")
+            && let Some(value) = rest.trim_start().strip_prefix('=')
+        {
+            return Some(value.trim().trim_matches('"').to_string());
+        }
+    }
+    None
+}
+
+fn is_newer(out: &Path, input: &Path) -> bool {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((mtime(out), mtime(input)), (Some(o), Some(i)) if o > i)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Toolchain {
+    Rustup,
+    Debian,
+}
+
+/// Makes sure a toolchain that can build `wasm32-unknown-unknown` exists:
+/// rustup's target if possible, otherwise Debian's rustc-web packages.
+fn ensure_toolchain() -> Result<Toolchain> {
+    let forced = std::env::var("PAYHOST_WASM_TOOLCHAIN").is_ok_and(|v| v == "debian");
+    if !forced {
+        match ensure_rustup_target() {
+            Ok(true) => return Ok(Toolchain::Rustup),
+            Ok(false) => {}
+            Err(e) => eprintln!(
+                "payhost: rustup could not add {TARGET} ({e:#}); trying Debian's toolchain"
+            ),
+        }
+    }
+    ensure_debian_toolchain()?;
+    Ok(Toolchain::Debian)
+}
+
+/// `Ok(false)`: no rustup here. `Ok(true)`: the target is installed.
+fn ensure_rustup_target() -> Result<bool> {
+    let Ok(out) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return Ok(false);
+    };
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
+        return Ok(true);
+    }
+    let mut last = None;
+    for _attempt in 0..2 {
+        let mut cmd = Command::new("rustup");
+        cmd.args(["target", "add", TARGET]);
+        match run_with_timeout(cmd, Duration::from_secs(120)) {
+            Ok(()) => return Ok(true),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("rustup target add failed")))
+}
+
+fn ensure_debian_toolchain() -> Result<()> {
+    let present = || {
+        Path::new(DEBIAN_RUSTC).exists()
+            && Path::new(DEBIAN_WASM_LD).exists()
+            && Path::new("/usr/lib/rustlib/src/rust/library").exists()
+    };
+    if present() {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let is_debian = Path::new("/etc/debian_version").exists();
+    if !(is_root && is_debian) {
+        bail!(
+            "no toolchain for {TARGET}: install rustup's target (`rustup target add {TARGET}`) or, on Debian, run as root: {DEBIAN_PACKAGES}"
+        );
+    }
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    run_with_timeout(update, Duration::from_secs(600))?;
+    let mut install = Command::new("apt-get");
+    install
+        .args([
+            "install",
+            "-y",
+            "rustc-web",
+            "cargo-web",
+            "rust-web-src",
+            "lld-19",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run_with_timeout(install, Duration::from_secs(1200)).with_context(|| {
+        format!("installing Debian's toolchain failed; run it by hand: {DEBIAN_PACKAGES}")
+    })?;
+    if !present() {
+        bail!(
+            "Debian's toolchain is still incomplete after installation; check: {DEBIAN_PACKAGES}"
+        );
+    }
+    Ok(())
+}
+
+fn run_with_timeout(mut cmd: Command, limit: Duration) -> Result<()> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("{cmd:?} failed ({status})"))
+            };
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_package_name() {
+        let m = "[package]\nname = \"wechat-v2\"\nversion = \"1\"\n[dependencies]\nname = \"x\"\n";
+        assert_eq!(package_name(m).as_deref(), Some("wechat-v2"));
+        assert_eq!(package_name("[lib]\nname = \"x\"\n"), None);
+    }
+}

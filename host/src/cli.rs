@@ -1,0 +1,220 @@
+//! The `payhost` command line.
+
+use crate::builder::{self, BuildOptions};
+use crate::contract::{CallContext, FieldKind};
+use crate::egress::EgressPolicy;
+use crate::merchant::{FieldValue, MerchantConfig};
+use crate::runtime::{Operation, Output, Runtime, RuntimeConfig};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "payhost",
+    version,
+    about = "A payment front whose provider integrations are sandboxed WebAssembly components."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, inspect and try out adapters.
+    #[command(subcommand)]
+    Adapter(AdapterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdapterCommand {
+    /// Compile adapter crates into components.
+    Build {
+        /// Directories whose subdirectories are adapter crates.
+        #[arg(default_value = "adapters")]
+        dirs: Vec<PathBuf>,
+        /// Output directory (default: <workspace>/target/components).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print an adapter's self-description as JSON.
+    Inspect {
+        file: PathBuf,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Run one operation of an adapter against the real (or simulated) provider.
+    Call {
+        file: PathBuf,
+        operation: OperationName,
+        /// Flat JSON object: field name -> value; fields the adapter's
+        /// schema marks secret are treated as secrets.
+        #[arg(long)]
+        config: PathBuf,
+        /// The operation's request as JSON.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:8080/v1/notify/cli/cli")]
+        notify_url: String,
+        /// Allow requests to loopback and private addresses (local simulators).
+        #[arg(long)]
+        allow_private: bool,
+        /// Allow an extra host in addition to the adapter's own list.
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
+    /// Keep compiled components here across runs.
+    #[arg(long, env = "PAYHOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OperationName {
+    UnifiedOrder,
+    Query,
+    Refund,
+    ParseNotify,
+}
+
+/// Runs a parsed command line; the exit code reports failure.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Adapter(cmd) => adapter(cmd),
+    }
+}
+
+fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
+    match cmd {
+        AdapterCommand::Build { dirs, out } => {
+            let cwd = std::env::current_dir()?;
+            let workspace =
+                builder::find_workspace(&cwd).context("not inside a cargo workspace")?;
+            let out_dir = out.unwrap_or_else(|| workspace.join("target").join("components"));
+            builder::build(&BuildOptions {
+                workspace,
+                dirs,
+                out_dir,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AdapterCommand::Inspect { file, runtime } => {
+            let rt = Runtime::new(RuntimeConfig {
+                cache_dir: runtime.cache_dir,
+                ..Default::default()
+            })?;
+            let adapter = rt.load(&read(&file)?)?;
+            println!("{}", serde_json::to_string_pretty(&adapter.info)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        AdapterCommand::Call {
+            file,
+            operation,
+            config,
+            input,
+            notify_url,
+            allow_private,
+            allow_hosts,
+            runtime,
+        } => {
+            let rt = Runtime::new(RuntimeConfig {
+                cache_dir: runtime.cache_dir,
+                egress: EgressPolicy {
+                    allow_private,
+                    extra_allowed_hosts: allow_hosts,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })?;
+            let adapter = rt.load(&read(&file)?)?;
+            let merchant = merchant_from_json(&read(&config)?, &adapter.info)?;
+            let input: serde_json::Value = serde_json::from_slice(&read(&input)?)
+                .with_context(|| format!("{} is not JSON", input.display()))?;
+            let op = operation_from_json(operation, input)?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+            let call = CallContext {
+                request_id: format!("cli-{}-{}", std::process::id(), now.as_millis()),
+                timestamp: now.as_secs() as i64,
+                seed: now.as_nanos() as u64,
+                notify_url,
+            };
+            let tokio = tokio::runtime::Runtime::new()?;
+            match tokio.block_on(rt.call(&adapter, &merchant, call, op)) {
+                Ok(out) => {
+                    let json = match &out {
+                        Output::OrderCreated(v) => serde_json::to_value(v)?,
+                        Output::TradeStatus(v) => serde_json::to_value(v)?,
+                        Output::RefundStatus(v) => serde_json::to_value(v)?,
+                        Output::Notify(v) => serde_json::to_value(v)?,
+                    };
+                    println!("{}", serde_json::to_string_pretty(&json)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if let crate::CallError::Adapter { error, ack } = &e {
+                        let detail = serde_json::json!({ "error": error, "ack": ack });
+                        println!("{}", serde_json::to_string_pretty(&detail)?);
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A flat JSON object of field -> value; the schema decides what is secret.
+pub fn merchant_from_json(
+    bytes: &[u8],
+    info: &crate::contract::AdapterInfo,
+) -> Result<MerchantConfig> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).context("the configuration must be a flat JSON object")?;
+    let mut merchant = MerchantConfig::new("cli");
+    for (name, value) in map {
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => bail!("configuration field `{name}` must be a string"),
+        };
+        let secret = info
+            .config_schema
+            .iter()
+            .any(|f| f.name == name && f.kind == FieldKind::Secret);
+        merchant.fields.insert(
+            name,
+            if secret {
+                FieldValue::secret(text)
+            } else {
+                FieldValue::Text(text)
+            },
+        );
+    }
+    Ok(merchant)
+}
+
+fn operation_from_json(op: OperationName, v: serde_json::Value) -> Result<Operation> {
+    let what = "input does not match the operation's request type";
+    Ok(match op {
+        OperationName::UnifiedOrder => {
+            Operation::UnifiedOrder(serde_json::from_value(v).context(what)?)
+        }
+        OperationName::Query => Operation::Query(serde_json::from_value(v).context(what)?),
+        OperationName::Refund => Operation::Refund(serde_json::from_value(v).context(what)?),
+        OperationName::ParseNotify => {
+            Operation::ParseNotify(serde_json::from_value(v).context(what)?)
+        }
+    })
+}

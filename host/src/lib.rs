@@ -1,0 +1,29 @@
+//! # payhost: the host of payment adapters
+//!
+//! - [`contract`]: the adapter contract (`wit/adapter.wit`) as Rust types;
+//! - [`runtime`]: the wasmtime engine, compiled-component cache, per-step
+//!   stores with memory cap and deadline, and the I/O loop;
+//! - [`egress`]: how adapter requests leave the host (allow-lists, address
+//!   checks, time-out, size cap, masked logging);
+//! - [`merchant`]: merchant configuration and its validation against an
+//!   adapter's schema; secrets stay in `secrecy` wrappers;
+//! - [`secrets`]: the `secrets` and `log` imports adapters call;
+//! - [`error`]: [`LoadError`] and [`CallError`];
+//! - [`builder`]: compiling adapter crates into components;
+//! - [`cli`]: the `payhost` command line.
+
+// The one exception is the deserialization of cached compiled code.
+#![deny(unsafe_code)]
+
+pub mod builder;
+pub mod cli;
+pub mod contract;
+pub mod egress;
+pub mod error;
+pub mod merchant;
+pub mod runtime;
+pub mod secrets;
+
+pub use error::{CallError, LoadError};
+pub use merchant::{FieldValue, MerchantConfig};
+pub use runtime::{LoadedAdapter, Operation, Output, Runtime, RuntimeConfig};

@@ -1,0 +1,747 @@
+//! The adapter runtime: one wasmtime engine, compiled components cached by
+//! digest, a fresh store per step, and the I/O loop that performs the
+//! requests adapters ask for.
+
+use crate::contract::{
+    self, AdapterError, AdapterInfo, AdapterPre, CallContext, Exchange, HttpRequest, HttpResponse,
+    InboundHttp, Level, NotifyOutcome, NotifyStep, OrderCreated, OrderRequest, OrderStep,
+    QueryRequest, QueryStep, RefundRequest, RefundStatus, RefundStep, TradeStatus,
+};
+use crate::egress::{Egress, EgressPolicy};
+use crate::error::{CallError, LoadError};
+use crate::merchant::{Masker, MerchantConfig, ResolvedConfig};
+use payhost_sdk::native::SecretTable;
+use sha2::Digest as _;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often the epoch advances; a step deadline is a whole number of ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How much WASI stdout/stderr one step may write before writes fail.
+const STDIO_CAPACITY: usize = 64 * 1024;
+
+/// Limits and settings of a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Largest linear memory an adapter may grow to, in bytes.
+    pub memory_limit: usize,
+    /// Longest guest time one step may take.
+    pub step_deadline: Duration,
+    /// Most requests one operation may ask for.
+    pub max_steps: usize,
+    /// Size of the instance pool: steps running at the same time.
+    pub max_instances: u32,
+    /// Where compiled components are kept across restarts (none: memory only).
+    pub cache_dir: Option<PathBuf>,
+    /// What adapters may reach.
+    pub egress: EgressPolicy,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit: 64 * 1024 * 1024,
+            step_deadline: Duration::from_secs(1),
+            max_steps: 8,
+            max_instances: 128,
+            cache_dir: None,
+            egress: EgressPolicy::default(),
+        }
+    }
+}
+
+/// An adapter ready to be called: compiled, linked and described.
+pub struct LoadedAdapter {
+    /// Hex sha256 of the component's bytes.
+    pub digest: String,
+    pub info: AdapterInfo,
+    pub pre: AdapterPre<StepState>,
+}
+
+impl std::fmt::Debug for LoadedAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedAdapter")
+            .field("digest", &self.digest)
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One operation and its request.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Operation {
+    UnifiedOrder(OrderRequest),
+    Query(QueryRequest),
+    Refund(RefundRequest),
+    ParseNotify(InboundHttp),
+}
+
+/// The result of an [`Operation`], same variant order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Output {
+    OrderCreated(OrderCreated),
+    TradeStatus(TradeStatus),
+    RefundStatus(RefundStatus),
+    Notify(NotifyOutcome),
+}
+
+/// Counters for tests and metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    compiled: AtomicUsize,
+    disk_hits: AtomicUsize,
+    disk_rejected: AtomicUsize,
+}
+
+/// Loads adapters and runs their operations. Cheap to share behind an `Arc`.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StepState>,
+    config: RuntimeConfig,
+    deadline_ticks: u64,
+    egress: Arc<Egress>,
+    components: Mutex<HashMap<String, Component>>,
+    counters: Counters,
+    ticker_stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        const PAGE: usize = 64 * 1024;
+        let memory_limit = config.memory_limit.div_ceil(PAGE) * PAGE;
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        // Components made by wit-component have a few core instances (the
+        // module, shims) and one or two memories; WASI adapters a few more.
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .max_memory_size(memory_limit);
+        let mut wcfg = wasmtime::Config::new();
+        wcfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            // Reserve only the cap per memory (not 4 GiB + guards): the pool
+            // then needs about 2 * max_instances * memory_limit of address
+            // space, at the price of explicit bounds checks.
+            .memory_reservation(memory_limit as u64)
+            .memory_guard_size(PAGE as u64)
+            .memory_reservation_for_growth(0);
+        let engine = Engine::new(&wcfg).map_err(wt)?;
+
+        let mut linker = Linker::new(&engine);
+        contract::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .map_err(wt)?;
+        // For adapters written in other languages; the context grants nothing.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wt)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.weak();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("payhost-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        match engine.upgrade() {
+                            Some(e) => e.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                })?
+        };
+        let deadline_ticks =
+            (config.step_deadline.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1;
+        let egress = Arc::new(Egress::new(config.egress.clone())?);
+        Ok(Self {
+            engine,
+            linker,
+            config: RuntimeConfig {
+                memory_limit,
+                ..config
+            },
+            deadline_ticks,
+            egress,
+            components: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            ticker_stop,
+            ticker: Some(ticker),
+        })
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// How many times this runtime compiled a component (cache misses in
+    /// memory and on disk).
+    pub fn compiled_count(&self) -> usize {
+        self.counters.compiled.load(Ordering::Relaxed)
+    }
+
+    /// How many components were loaded from the disk cache.
+    pub fn disk_cache_hits(&self) -> usize {
+        self.counters.disk_hits.load(Ordering::Relaxed)
+    }
+
+    /// How many disk cache entries were found corrupt or foreign and discarded.
+    pub fn disk_cache_rejected(&self) -> usize {
+        self.counters.disk_rejected.load(Ordering::Relaxed)
+    }
+
+    /// The on-disk cache file for a digest (exists or not).
+    pub fn cache_path(&self, digest: &str) -> Option<PathBuf> {
+        use std::hash::{Hash, Hasher};
+        let dir = self.config.cache_dir.as_ref()?;
+        // SipHash with fixed keys: stable across runs of the same build.
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        Some(dir.join(format!("{digest}-{:016x}.cwasm", h.finish())))
+    }
+
+    /// Compiles (or finds in the caches), links and describes a component.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedAdapter>, LoadError> {
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        let component = self.component(&digest, bytes)?;
+        self.check_imports(&component)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            let msg = format!("{e:#}");
+            match backquoted(&msg) {
+                Some(name) if msg.contains("import") => LoadError::ForeignImport(name),
+                _ => LoadError::NotAnAdapter(msg),
+            }
+        })?;
+        let pre = AdapterPre::new(pre).map_err(|e| LoadError::NotAnAdapter(format!("{e:#}")))?;
+        let info = self.describe(&pre)?;
+        let (found, expected) = (info.contract_version.as_str(), contract::CONTRACT_VERSION);
+        if major_minor(found).is_none() || major_minor(found) != major_minor(expected) {
+            return Err(LoadError::IncompatibleContract {
+                found: found.into(),
+                expected: expected.into(),
+            });
+        }
+        tracing::info!(adapter = %info.name, version = %info.version, %digest, "adapter loaded");
+        Ok(Arc::new(LoadedAdapter { digest, info, pre }))
+    }
+
+    fn component(&self, digest: &str, bytes: &[u8]) -> Result<Component, LoadError> {
+        if let Some(c) = self
+            .components
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+        {
+            return Ok(c.clone());
+        }
+        let path = self.cache_path(digest);
+        let from_disk = path.as_deref().and_then(|p| self.read_cached(p));
+        let component = match from_disk {
+            Some(c) => {
+                self.counters.disk_hits.fetch_add(1, Ordering::Relaxed);
+                c
+            }
+            None => {
+                let c = Component::new(&self.engine, bytes)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                self.counters.compiled.fetch_add(1, Ordering::Relaxed);
+                if let Some(p) = &path
+                    && let Err(e) = write_cached(&c, p)
+                {
+                    // The cache only saves time; an unwritable one must not stop loading.
+                    tracing::warn!(path = %p.display(), error = %e, "could not write component cache");
+                }
+                c
+            }
+        };
+        self.components
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.to_string(), component.clone());
+        Ok(component)
+    }
+
+    /// A cache entry whose bytes match its sidecar digest, deserialized; a
+    /// missing, corrupt or incompatible one is discarded (`None`).
+    fn read_cached(&self, path: &Path) -> Option<Component> {
+        let sidecar = sidecar_path(path);
+        let (Ok(bytes), Ok(expected)) = (std::fs::read(path), std::fs::read_to_string(&sidecar))
+        else {
+            return None;
+        };
+        let actual = hex::encode(sha2::Sha256::digest(&bytes));
+        let result = if actual == expected.trim() {
+            deserialize_verified(&self.engine, &bytes).map_err(|e| format!("{e:#}"))
+        } else {
+            Err("contents do not match their sha256 sidecar".to_string())
+        };
+        match result {
+            Ok(c) => Some(c),
+            Err(why) => {
+                tracing::warn!(path = %path.display(), %why, "discarding component cache entry");
+                self.counters.disk_rejected.fetch_add(1, Ordering::Relaxed);
+                let _ = std::fs::remove_file(path);
+                let _ = std::fs::remove_file(&sidecar);
+                None
+            }
+        }
+    }
+
+    fn check_imports(&self, component: &Component) -> Result<(), LoadError> {
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine) {
+            let ours = ["types", "secrets", "log"].iter().any(|i| {
+                name.strip_prefix("payhost:adapter/")
+                    .and_then(|r| r.strip_prefix(i))
+                    .is_some_and(|v| v.starts_with("@0.1."))
+            });
+            // WASI is checked against what the linker has when linking.
+            if !ours && !name.starts_with("wasi:") {
+                return Err(LoadError::ForeignImport(name.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    fn new_store(&self, log: LogSink, secrets: SecretTable, masker: Masker) -> Store<StepState> {
+        let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
+        // Nothing granted: no preopened directories, no environment, no
+        // arguments, no sockets or name lookups.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = StepState {
+            secrets,
+            masker,
+            log,
+            limits: MemoryCap {
+                limit: self.config.memory_limit,
+                hit: false,
+            },
+            wasi,
+            table: ResourceTable::new(),
+            stdout,
+            stderr,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    fn describe(&self, pre: &AdapterPre<StepState>) -> Result<AdapterInfo, LoadError> {
+        let log = LogSink::new("(loading)".into(), String::new(), "describe".into());
+        let mut store = self.new_store(log, SecretTable::new(), Masker::default());
+        let result = pre
+            .instantiate(&mut store)
+            .and_then(|a| a.call_describe(&mut store));
+        store.data().flush_stdio();
+        result.map_err(|e| LoadError::Describe(Box::new(classify(e, store.data()))))
+    }
+
+    /// Runs one operation to completion: steps, requests, replays.
+    pub async fn call(
+        &self,
+        adapter: &LoadedAdapter,
+        merchant: &MerchantConfig,
+        call: CallContext,
+        op: Operation,
+    ) -> Result<Output, CallError> {
+        let resolved = Arc::new(merchant.validate(&adapter.info)?);
+        let masker = resolved.masker();
+        let call = Arc::new(call);
+        let op = Arc::new(op);
+        let mut exchanges: Vec<Exchange> = Vec::new();
+        loop {
+            let request = match self
+                .step(adapter, &resolved, &masker, &call, &op, &exchanges)
+                .await?
+            {
+                Step::Done(Ok(out)) => return Ok(out),
+                Step::Done(Err((AdapterError::Nondeterministic(m), _))) => {
+                    return Err(CallError::Nondeterministic(m));
+                }
+                Step::Done(Err((error, ack))) => return Err(CallError::Adapter { error, ack }),
+                Step::Send(req) => req,
+            };
+            if exchanges.len() >= self.config.max_steps {
+                return Err(CallError::StepLimit(self.config.max_steps));
+            }
+            let url = self.egress.check(
+                &request.url,
+                &adapter.info.egress_hosts,
+                resolved.url_hosts(),
+            )?;
+            let identity = match request.client_identity {
+                None => None,
+                Some(h) => Some(resolved.secret_by_handle(h).ok_or_else(|| {
+                    CallError::Adapter {
+                        error: AdapterError::InvalidConfig(format!(
+                            "client-identity handle {h} is not a secret of this configuration"
+                        )),
+                        ack: None,
+                    }
+                })?),
+            };
+            let response = {
+                use secrecy::ExposeSecret;
+                let pem = identity.as_ref().map(|s| s.expose_secret().as_bytes());
+                self.egress.perform(url, &request, pem, &masker).await?
+            };
+            exchanges.push(Exchange { request, response });
+        }
+    }
+
+    async fn step(
+        &self,
+        adapter: &LoadedAdapter,
+        resolved: &Arc<ResolvedConfig>,
+        masker: &Masker,
+        call: &Arc<CallContext>,
+        op: &Arc<Operation>,
+        exchanges: &[Exchange],
+    ) -> Result<Step, CallError> {
+        let (entries, secrets) = resolved.entries();
+        let log = LogSink::new(
+            adapter.info.name.clone(),
+            adapter.info.version.clone(),
+            call.request_id.clone(),
+        );
+        let mut store = self.new_store(log, secrets, masker.clone());
+        let pre = adapter.pre.clone();
+        let (call, op, exchanges) = (call.clone(), op.clone(), exchanges.to_vec());
+        let masker = masker.clone();
+        // Guest code blocks its thread until it returns or its deadline
+        // hits; keep it off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let result = run_step(&mut store, &pre, &call, &entries, &op, &exchanges);
+            store.data().flush_stdio();
+            match result {
+                Ok(step) => Ok(step.masked(&masker)),
+                Err(e) => Err(classify(e, store.data())),
+            }
+        })
+        .await
+        .map_err(|e| CallError::Host(format!("adapter step task failed: {e}")))?
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        // A step still running (its caller gave up) must not outlive the
+        // ticker: push the epoch past every deadline it could have.
+        for _ in 0..=self.deadline_ticks {
+            self.engine.increment_epoch();
+        }
+    }
+}
+
+enum Step {
+    Send(HttpRequest),
+    Done(Result<Output, (AdapterError, Option<HttpResponse>)>),
+}
+
+impl Step {
+    /// Adapter-provided error text may quote provider answers that echo a
+    /// secret; mask it before it reaches callers.
+    fn masked(self, m: &Masker) -> Step {
+        match self {
+            Step::Done(Err((e, ack))) => Step::Done(Err((mask_adapter_error(e, m), ack))),
+            other => other,
+        }
+    }
+}
+
+fn mask_adapter_error(e: AdapterError, m: &Masker) -> AdapterError {
+    match e {
+        AdapterError::InvalidConfig(s) => AdapterError::InvalidConfig(m.mask(&s)),
+        AdapterError::InvalidRequest(s) => AdapterError::InvalidRequest(m.mask(&s)),
+        AdapterError::Unsupported(s) => AdapterError::Unsupported(m.mask(&s)),
+        AdapterError::ProviderRejected(mut r) => {
+            r.code = m.mask(&r.code);
+            r.message = m.mask(&r.message);
+            AdapterError::ProviderRejected(r)
+        }
+        AdapterError::MalformedResponse(s) => AdapterError::MalformedResponse(m.mask(&s)),
+        AdapterError::BadSignature(s) => AdapterError::BadSignature(m.mask(&s)),
+        AdapterError::Nondeterministic(s) => AdapterError::Nondeterministic(m.mask(&s)),
+    }
+}
+
+fn run_step(
+    store: &mut Store<StepState>,
+    pre: &AdapterPre<StepState>,
+    call: &CallContext,
+    config: &[contract::ConfigEntry],
+    op: &Operation,
+    exchanges: &[Exchange],
+) -> wasmtime::Result<Step> {
+    let adapter = pre.instantiate(&mut *store)?;
+    Ok(match op {
+        Operation::UnifiedOrder(r) => {
+            match adapter.call_unified_order(&mut *store, call, config, r, exchanges)? {
+                OrderStep::Send(req) => Step::Send(req),
+                OrderStep::Done(r) => {
+                    Step::Done(r.map(Output::OrderCreated).map_err(|e| (e, None)))
+                }
+            }
+        }
+        Operation::Query(r) => match adapter.call_query(&mut *store, call, config, r, exchanges)? {
+            QueryStep::Send(req) => Step::Send(req),
+            QueryStep::Done(r) => Step::Done(r.map(Output::TradeStatus).map_err(|e| (e, None))),
+        },
+        Operation::Refund(r) => {
+            match adapter.call_refund(&mut *store, call, config, r, exchanges)? {
+                RefundStep::Send(req) => Step::Send(req),
+                RefundStep::Done(r) => {
+                    Step::Done(r.map(Output::RefundStatus).map_err(|e| (e, None)))
+                }
+            }
+        }
+        Operation::ParseNotify(r) => {
+            match adapter.call_parse_notify(&mut *store, call, config, r, exchanges)? {
+                NotifyStep::Send(req) => Step::Send(req),
+                NotifyStep::Done(r) => {
+                    Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack)))
+                }
+            }
+        }
+    })
+}
+
+/// Turns a failed guest call into the specific error: memory cap, deadline,
+/// or a trap explained by the adapter's last error line.
+fn classify(e: wasmtime::Error, state: &StepState) -> CallError {
+    if state.limits.hit {
+        return CallError::MemoryLimit;
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Deadline,
+        Some(trap) => {
+            let mut message = trap.to_string();
+            if let Some(line) = &state.log.last_error {
+                message.push_str("; last error logged: ");
+                message.push_str(line);
+            }
+            CallError::Trap { message }
+        }
+        None => CallError::Host(state.masker.mask(&format!("{e:#}"))),
+    }
+}
+
+/// Where a step's log lines go, and what the runtime remembers of them.
+#[derive(Debug)]
+pub(crate) struct LogSink {
+    adapter: String,
+    version: String,
+    request_id: String,
+    last_error: Option<String>,
+}
+
+impl LogSink {
+    fn new(adapter: String, version: String, request_id: String) -> Self {
+        Self {
+            adapter,
+            version,
+            request_id,
+            last_error: None,
+        }
+    }
+
+    /// Records an (already masked) adapter log line.
+    pub(crate) fn emit(&mut self, level: Level, message: &str) {
+        let (a, v, r) = (&self.adapter, &self.version, &self.request_id);
+        match level {
+            Level::Trace => {
+                tracing::trace!(target: "payhost::adapter", adapter = %a, version = %v, request_id = %r, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "payhost::adapter", adapter = %a, version = %v, request_id = %r, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "payhost::adapter", adapter = %a, version = %v, request_id = %r, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "payhost::adapter", adapter = %a, version = %v, request_id = %r, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: "payhost::adapter", adapter = %a, version = %v, request_id = %r, "{message}");
+                self.last_error = Some(message.to_string());
+            }
+        }
+    }
+}
+
+/// Enforces the memory cap and remembers that it was hit, so the error is
+/// `MemoryLimit` rather than whatever trap the guest's allocator raises.
+#[derive(Debug)]
+pub(crate) struct MemoryCap {
+    limit: usize,
+    hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit || maximum.is_some_and(|m| desired > m) {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.hit = true;
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|m| desired <= m) && desired <= 100_000)
+    }
+}
+
+/// The data of one step's store: the merchant's secrets for this step,
+/// limits, log and the (empty) WASI context.
+pub struct StepState {
+    pub(crate) secrets: SecretTable,
+    pub(crate) masker: Masker,
+    pub(crate) log: LogSink,
+    limits: MemoryCap,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl StepState {
+    /// Sends what a WASI adapter printed to the log, masked.
+    fn flush_stdio(&self) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            if bytes.is_empty() {
+                continue;
+            }
+            let text = self.masker.mask(&String::from_utf8_lossy(&bytes));
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                tracing::info!(target: "payhost::adapter", adapter = %self.log.adapter, request_id = %self.log.request_id, stream, "{line}");
+            }
+        }
+    }
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// wasmtime has its own error type; keep its full chain as text.
+fn wt(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
+}
+
+fn sidecar_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+/// Writes the compiled artifact and its digest sidecar, each atomically,
+/// so concurrent writers and readers never see half a file.
+fn write_cached(c: &Component, path: &Path) -> anyhow::Result<()> {
+    let bytes = c.serialize().map_err(wt)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_atomic(path, &bytes)?;
+    write_atomic(
+        &sidecar_path(path),
+        hex::encode(sha2::Sha256::digest(&bytes)).as_bytes(),
+    )?;
+    Ok(())
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Deserializes a compiled component from bytes already checked against
+/// their sidecar digest.
+#[allow(unsafe_code)]
+fn deserialize_verified(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: wasmtime requires that the bytes be an artifact produced by
+    // `Component::serialize` of a compatible engine, since they contain
+    // native code that is not validated again. They come from our own cache
+    // directory, were written by `write_cached` (atomically, with a sha256
+    // sidecar) and match that sidecar, so they are not truncated or
+    // corrupted; the file name carries the engine's compatibility hash and
+    // wasmtime re-checks the header's version and settings. Deserializing
+    // from memory rather than with `deserialize_file` avoids a window in
+    // which the file could change between the digest check and the mmap.
+    unsafe { Component::deserialize(engine, bytes) }
+}
+
+fn major_minor(v: &str) -> Option<(u64, u64)> {
+    let mut it = v.split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+fn backquoted(s: &str) -> Option<String> {
+    let start = s.find('`')? + 1;
+    let end = start + s[start..].find('`')?;
+    Some(s[start..end].to_string())
+}

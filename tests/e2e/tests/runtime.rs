@@ -1,0 +1,385 @@
+//! The runtime against hostile adapters: every misbehaviour ends that call
+//! with its specific error, and the next call on the same runtime works.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use payhost::contract::{AdapterError, CallContext, Money, OrderRequest, PayAction, Payer};
+use payhost::egress::EgressPolicy;
+use payhost::{CallError, LoadError, MerchantConfig, Operation, Output, Runtime};
+use payhost_e2e::{Responder, capture_logs, component, logs, temp_dir, test_config};
+use payhost_sdk::native::{DigestAlgorithm, KeyEncoding, Part, SecretTable};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const SECRET: &str = "sk_test_9f8e7d6c5b4a-never-log-me";
+
+#[derive(Clone, Default)]
+struct Hits(Arc<AtomicUsize>);
+
+impl Hits {
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// `/pay` checks the adapter's HMAC (made with the merchant's secret by the
+/// host) and answers a trade number; `/big` sends 5 MiB; `/echo` echoes the
+/// secret back as a careless provider might; anything else counts and 200s.
+async fn responder() -> (Responder, Hits) {
+    let hits = Hits::default();
+    let router = Router::new()
+        .route(
+            "/pay",
+            post(|headers: HeaderMap, body: Bytes| async move {
+                let mut t = SecretTable::new();
+                let k = t.insert(SECRET.as_bytes().to_vec());
+                let sig = t
+                    .hmac(
+                        DigestAlgorithm::Sha256,
+                        k,
+                        KeyEncoding::Raw,
+                        &[Part::Bytes(&body)],
+                    )
+                    .unwrap();
+                if headers.get("x-signature").and_then(|v| v.to_str().ok())
+                    == Some(hex::encode(sig).as_str())
+                {
+                    (StatusCode::OK, "T-0001")
+                } else {
+                    (StatusCode::UNAUTHORIZED, "bad signature")
+                }
+            }),
+        )
+        .route("/big", get(|| async { vec![b'x'; 5 * 1024 * 1024] }))
+        .route("/echo", get(|| async { format!("invalid key {SECRET}") }))
+        .fallback(|State(h): State<Hits>| async move {
+            h.0.fetch_add(1, Ordering::SeqCst);
+            "ok"
+        })
+        .with_state(hits.clone());
+    (Responder::start(router).await, hits)
+}
+
+fn merchant() -> MerchantConfig {
+    MerchantConfig::new("shop-1").secret("api_key", SECRET)
+}
+
+fn ctx() -> CallContext {
+    CallContext {
+        request_id: "req-1".into(),
+        timestamp: 1_700_000_000,
+        seed: 7,
+        notify_url: "https://payhost.test/v1/notify/hostile/shop-1".into(),
+    }
+}
+
+fn order(behaviour: &str, attach: Option<String>) -> Operation {
+    Operation::UnifiedOrder(OrderRequest {
+        merchant_order_no: "M-1".into(),
+        amount: Money {
+            minor: 1234,
+            currency: "EUR".into(),
+        },
+        description: behaviour.into(),
+        method: "test".into(),
+        payer: Payer {
+            app_id: None,
+            openid: None,
+            client_ip: None,
+        },
+        expires_at: None,
+        attach,
+    })
+}
+
+async fn call(
+    rt: &Runtime,
+    a: &payhost::LoadedAdapter,
+    behaviour: &str,
+    attach: Option<String>,
+) -> Result<Output, CallError> {
+    rt.call(a, &merchant(), ctx(), order(behaviour, attach))
+        .await
+}
+
+/// A well-behaved call that must succeed after any misbehaviour.
+async fn assert_healthy(rt: &Runtime, a: &payhost::LoadedAdapter, r: &Responder) {
+    match call(rt, a, "pay", Some(r.url("/pay"))).await {
+        Ok(Output::OrderCreated(c)) => {
+            assert_eq!(c.order.provider_trade_no.as_deref(), Some("T-0001"));
+            assert_eq!(
+                c.action,
+                PayAction::Redirect("https://pay.example/checkout".into())
+            );
+        }
+        other => panic!("well-behaved call failed: {other:?}"),
+    }
+}
+
+fn setup() -> (Runtime, Arc<payhost::LoadedAdapter>) {
+    capture_logs();
+    let rt = Runtime::new(test_config()).unwrap();
+    let a = rt.load(&component("hostile")).unwrap();
+    (rt, a)
+}
+
+#[tokio::test]
+async fn endless_loop_hits_the_deadline() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    assert!(matches!(
+        call(&rt, &a, "loop", None).await,
+        Err(CallError::Deadline)
+    ));
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[tokio::test]
+async fn allocation_spree_hits_the_memory_limit() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    let err = call(&rt, &a, "oom", None).await.unwrap_err();
+    assert!(matches!(err, CallError::MemoryLimit), "{err:?}");
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[tokio::test]
+async fn panic_is_a_trap_with_the_panic_message() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    match call(&rt, &a, "panic", None).await {
+        Err(CallError::Trap { message }) => {
+            assert!(message.contains("adapter panicked"), "{message}");
+            assert!(
+                message.contains("panics on purpose (order M-1)"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[tokio::test]
+async fn undeclared_host_is_denied() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    match call(&rt, &a, "egress", None).await {
+        Err(CallError::EgressDenied { host, reason }) => {
+            assert_eq!(host, "evil.example");
+            assert!(reason.contains("extra_allowed_hosts"), "{reason}");
+        }
+        other => panic!("expected an egress denial, got {other:?}"),
+    }
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[tokio::test]
+async fn declared_loopback_host_still_needs_allow_private() {
+    capture_logs();
+    let (r, hits) = responder().await;
+    let mut cfg = test_config();
+    cfg.egress = EgressPolicy {
+        allow_private: false,
+        ..cfg.egress
+    };
+    let rt = Runtime::new(cfg).unwrap();
+    let a = rt.load(&component("hostile")).unwrap();
+    match call(&rt, &a, "any", Some(r.url("/anything"))).await {
+        Err(CallError::EgressDenied { host, reason }) => {
+            assert_eq!(host, "127.0.0.1");
+            assert!(reason.contains("allow_private"), "{reason}");
+        }
+        other => panic!("expected an egress denial, got {other:?}"),
+    }
+    // `localhost` is declared too, but resolves to loopback: denied by the resolver.
+    let port = r.addr.port();
+    match call(
+        &rt,
+        &a,
+        "any",
+        Some(format!("http://localhost:{port}/anything")),
+    )
+    .await
+    {
+        Err(CallError::EgressDenied { host, .. }) => assert_eq!(host, "localhost"),
+        other => panic!("expected an egress denial, got {other:?}"),
+    }
+    assert_eq!(hits.get(), 0, "nothing may reach the responder");
+}
+
+#[tokio::test]
+async fn oversized_response_is_refused() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    match call(&rt, &a, "big", Some(r.url("/big"))).await {
+        Err(CallError::ResponseTooLarge { limit }) => assert_eq!(limit, 1024 * 1024),
+        other => panic!("expected ResponseTooLarge, got {other:?}"),
+    }
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[tokio::test]
+async fn endless_requests_hit_the_step_limit() {
+    let (rt, a) = setup();
+    let (r, hits) = responder().await;
+    match call(&rt, &a, "steps", Some(r.url("/step"))).await {
+        Err(CallError::StepLimit(n)) => assert_eq!(n, 8),
+        other => panic!("expected StepLimit, got {other:?}"),
+    }
+    assert_eq!(hits.get(), 8, "exactly max_steps requests are performed");
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[tokio::test]
+async fn nondeterministic_replay_is_caught() {
+    let (rt, a) = setup();
+    let (r, hits) = responder().await;
+    match call(&rt, &a, "nondeterministic", Some(r.url("/nd"))).await {
+        Err(CallError::Nondeterministic(m)) => {
+            assert!(m.contains("differs from the recorded one"), "{m}")
+        }
+        other => panic!("expected Nondeterministic, got {other:?}"),
+    }
+    assert_eq!(
+        hits.get(),
+        1,
+        "the first request is performed, the replay is caught"
+    );
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[test]
+fn foreign_import_is_refused_at_load() {
+    capture_logs();
+    let rt = Runtime::new(test_config()).unwrap();
+    match rt.load(&component("foreign-import")) {
+        Err(LoadError::ForeignImport(name)) => assert_eq!(name, "evil:exfil/net"),
+        other => panic!("expected ForeignImport, got {other:?}"),
+    }
+}
+
+#[test]
+fn loading_the_same_bytes_twice_compiles_once() {
+    capture_logs();
+    let rt = Runtime::new(test_config()).unwrap();
+    let bytes = component("hostile");
+    let a = rt.load(&bytes).unwrap();
+    let b = rt.load(&bytes).unwrap();
+    assert_eq!(a.digest, b.digest);
+    assert_eq!(a.info.name, "hostile");
+    assert_eq!(rt.compiled_count(), 1);
+}
+
+#[test]
+fn disk_cache_survives_restarts_and_rejects_corruption() {
+    capture_logs();
+    let dir = temp_dir("disk-cache");
+    let bytes = component("hostile");
+    let cfg = || payhost::RuntimeConfig {
+        cache_dir: Some(dir.clone()),
+        ..test_config()
+    };
+
+    let first = Runtime::new(cfg()).unwrap();
+    let digest = first.load(&bytes).unwrap().digest.clone();
+    assert_eq!((first.compiled_count(), first.disk_cache_hits()), (1, 0));
+    let path = first.cache_path(&digest).unwrap();
+    assert!(path.is_file());
+    drop(first);
+
+    // A restart with the same adapter must not recompile.
+    let restarted = Runtime::new(cfg()).unwrap();
+    restarted.load(&bytes).unwrap();
+    assert_eq!(
+        (restarted.compiled_count(), restarted.disk_cache_hits()),
+        (0, 1)
+    );
+    drop(restarted);
+
+    // Flip bytes in the middle of the compiled code: detected, discarded, recompiled.
+    let mut cwasm = std::fs::read(&path).unwrap();
+    let mid = cwasm.len() / 2;
+    for b in &mut cwasm[mid..mid + 64] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&path, &cwasm).unwrap();
+    let after_corruption = Runtime::new(cfg()).unwrap();
+    let a = after_corruption.load(&bytes).unwrap();
+    assert_eq!(a.info.name, "hostile");
+    assert_eq!(
+        (
+            after_corruption.compiled_count(),
+            after_corruption.disk_cache_hits(),
+            after_corruption.disk_cache_rejected()
+        ),
+        (1, 0, 1)
+    );
+    drop(after_corruption);
+
+    // The recompiled entry was written back and is good again.
+    let healed = Runtime::new(cfg()).unwrap();
+    healed.load(&bytes).unwrap();
+    assert_eq!((healed.compiled_count(), healed.disk_cache_hits()), (0, 1));
+}
+
+#[tokio::test]
+async fn secrets_never_reach_errors_or_logs() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    // The host signs with the secret on the adapter's behalf (the responder checks it).
+    assert_healthy(&rt, &a, &r).await;
+
+    // A provider echoing the key: the adapter logs it and fails with it.
+    let err = call(&rt, &a, "echo", Some(r.url("/echo")))
+        .await
+        .unwrap_err();
+    match &err {
+        CallError::Adapter {
+            error: AdapterError::ProviderRejected(rej),
+            ..
+        } => {
+            assert_eq!(rej.message, "invalid key [redacted]");
+        }
+        other => panic!("expected a provider rejection, got {other:?}"),
+    }
+    let panic = call(&rt, &a, "panic", None).await.unwrap_err();
+    let denied = call(&rt, &a, "egress", None).await.unwrap_err();
+    for e in [&err, &panic, &denied] {
+        assert!(!e.to_string().contains(SECRET), "{e}");
+        assert!(!format!("{e:?}").contains(SECRET), "{e:?}");
+    }
+    assert!(!format!("{:?}", merchant()).contains(SECRET));
+
+    let logs = logs();
+    assert!(
+        logs.contains("provider said: invalid key [redacted]"),
+        "the adapter's log line is recorded, masked"
+    );
+    assert!(logs.contains("adapter exchange"), "exchanges are logged");
+    assert!(!logs.contains(SECRET), "a secret reached the logs");
+}
+
+#[tokio::test]
+async fn invalid_merchant_config_is_refused_before_any_call() {
+    let (rt, a) = setup();
+    let (r, hits) = responder().await;
+    let plain = MerchantConfig::new("shop-2").text("api_key", "plain-text-key");
+    match rt
+        .call(&a, &plain, ctx(), order("pay", Some(r.url("/x"))))
+        .await
+    {
+        Err(CallError::InvalidConfig(e)) => {
+            assert_eq!(
+                (e.merchant.as_str(), e.field.as_str()),
+                ("shop-2", "api_key")
+            );
+            assert!(!e.to_string().contains("plain-text-key"));
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+    assert_eq!(hits.get(), 0);
+}
