@@ -1,0 +1,408 @@
+//! The built `wechat-v2` component, loaded into the sandboxed runtime, runs
+//! all four operations against the WeChat Pay v2 simulator over real HTTP on
+//! loopback. The simulator checks every signature and field as WeChat does.
+
+use payhost::contract::{
+    AdapterError, CallContext, FieldKind, HttpMethod, InboundHttp, Money, NotifyEvent, OrderRef,
+    OrderRequest, PayAction, Payer, QueryRequest, RefundRequest, RefundState, TradeState,
+};
+use payhost::{CallError, LoadedAdapter, MerchantConfig, Operation, Output, Runtime};
+use payhost_e2e::{component, test_config};
+use payhost_sdk::canonical;
+use payhost_sdk::native::{DigestAlgorithm, Part, SecretTable};
+use payhost_simulators::wechat_v2::{SimConfig, Simulator};
+use std::sync::Arc;
+
+const APPID: &str = "wx2421b1c4370ec43b";
+const MCH_ID: &str = "10000100";
+const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+struct Setup {
+    runtime: Runtime,
+    adapter: Arc<LoadedAdapter>,
+    merchant: MerchantConfig,
+    sim: Simulator,
+}
+
+async fn setup() -> Setup {
+    let sim = Simulator::start(SimConfig::new(APPID, MCH_ID, KEY)).await;
+    let runtime = Runtime::new(test_config()).expect("runtime");
+    let adapter = runtime
+        .load(&component("wechat-v2"))
+        .expect("load wechat-v2");
+    let merchant = MerchantConfig::new("shop-1")
+        .text("appid", APPID)
+        .text("mch_id", MCH_ID)
+        .secret("api_key", KEY)
+        .text("base_url", &sim.base_url());
+    Setup {
+        runtime,
+        adapter,
+        merchant,
+        sim,
+    }
+}
+
+fn ctx(seed: u64) -> CallContext {
+    CallContext {
+        request_id: format!("req-{seed}"),
+        timestamp: 1_700_000_000,
+        seed,
+        notify_url: "http://127.0.0.1:9/v1/notify/wechat-v2/shop-1".into(),
+    }
+}
+
+fn order(no: &str, fen: u64) -> OrderRequest {
+    OrderRequest {
+        merchant_order_no: no.into(),
+        amount: Money {
+            minor: fen,
+            currency: "CNY".into(),
+        },
+        description: "Tea, 250 g".into(),
+        method: "wechat_mini_program".into(),
+        payer: Payer {
+            app_id: Some(APPID.into()),
+            openid: Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into()),
+            client_ip: Some("203.0.113.7".into()),
+        },
+        expires_at: Some(1_700_001_800),
+        attach: None,
+    }
+}
+
+fn order_ref(no: &str) -> OrderRef {
+    OrderRef {
+        merchant_order_no: no.into(),
+        provider_trade_no: None,
+        channel_transaction_id: None,
+    }
+}
+
+fn inbound(body: String) -> InboundHttp {
+    InboundHttp {
+        method: HttpMethod::Post,
+        path: "/v1/notify/wechat-v2/shop-1".into(),
+        query: String::new(),
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: body.into_bytes(),
+    }
+}
+
+impl Setup {
+    async fn call(&self, seed: u64, op: Operation) -> Result<Output, CallError> {
+        self.runtime
+            .call(&self.adapter, &self.merchant, ctx(seed), op)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn describe_reports_what_inspect_prints() {
+    let s = setup().await;
+    let info = &s.adapter.info;
+    assert_eq!(info.name, "wechat-v2");
+    assert_eq!(info.contract_version, "0.1.0");
+    assert!(info.methods.contains(&"wechat_mini_program".to_string()));
+    assert!(
+        info.egress_hosts
+            .contains(&"api.mch.weixin.qq.com".to_string())
+    );
+    assert!(info.capabilities.payment_notifications);
+    let key = info
+        .config_schema
+        .iter()
+        .find(|f| f.name == "api_key")
+        .expect("api_key field");
+    assert_eq!(key.kind, FieldKind::Secret);
+    assert!(key.required && key.default.is_none());
+    let base = info
+        .config_schema
+        .iter()
+        .find(|f| f.name == "base_url")
+        .expect("base_url field");
+    assert_eq!(base.kind, FieldKind::Url);
+    assert_eq!(s.adapter.digest.len(), 64);
+}
+
+#[tokio::test]
+async fn order_pay_notify_query_refund_through_the_sandbox() {
+    let s = setup().await;
+
+    // 1. Unified order: wx.requestPayment parameters with a valid paySign.
+    let Output::OrderCreated(created) = s
+        .call(1, Operation::UnifiedOrder(order("ORDER-0001", 1999)))
+        .await
+        .unwrap()
+    else {
+        panic!("not an order")
+    };
+    let PayAction::MiniProgram(p) = created.action else {
+        panic!("not mini-program params: {:?}", created.action)
+    };
+    assert_eq!(p.app_id, APPID);
+    assert_eq!(p.time_stamp, "1700000000");
+    assert!(p.package.starts_with("prepay_id="), "{}", p.package);
+    assert_eq!(p.sign_type, "MD5");
+    let string_a = canonical::sorted_pairs(
+        [
+            ("appId", p.app_id.as_str()),
+            ("nonceStr", &p.nonce_str),
+            ("package", &p.package),
+            ("signType", &p.sign_type),
+            ("timeStamp", &p.time_stamp),
+        ],
+        &[],
+    );
+    let mut t = SecretTable::new();
+    let k = t.insert(KEY.as_bytes().to_vec());
+    let expect = t
+        .digest(
+            DigestAlgorithm::Md5,
+            &[Part::Text(&format!("{string_a}&key=")), Part::Secret(k)],
+        )
+        .unwrap();
+    assert_eq!(
+        p.pay_sign,
+        hex::encode_upper(expect),
+        "paySign must verify with the merchant key"
+    );
+    // The simulator accepted exactly one signed unified order.
+    let reqs = s.sim.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        (reqs[0].path.as_str(), reqs[0].outcome.as_str()),
+        ("/pay/unifiedorder", "SUCCESS")
+    );
+    assert!(
+        !reqs[0].body.contains(KEY),
+        "the API key must never be sent"
+    );
+
+    // 2. Not paid yet.
+    let Output::TradeStatus(st) = s
+        .call(
+            2,
+            Operation::Query(QueryRequest {
+                order: order_ref("ORDER-0001"),
+            }),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(st.state, TradeState::Pending);
+
+    // 3. The payer pays; WeChat's notification is verified in the sandbox.
+    let notification = s.sim.pay("ORDER-0001").unwrap();
+    let Output::Notify(outcome) = s
+        .call(3, Operation::ParseNotify(inbound(notification)))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(outcome.ack.status, 200);
+    assert_eq!(
+        String::from_utf8(outcome.ack.body.clone()).unwrap(),
+        "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
+    );
+    let [NotifyEvent::Payment(paid)] = outcome.events.as_slice() else {
+        panic!("{:?}", outcome.events)
+    };
+    assert_eq!(paid.state, TradeState::Paid);
+    assert_eq!(
+        paid.amount,
+        Some(Money {
+            minor: 1999,
+            currency: "CNY".into()
+        })
+    );
+    let transaction_id = paid
+        .order
+        .channel_transaction_id
+        .clone()
+        .expect("transaction id");
+
+    // 4. Query agrees.
+    let Output::TradeStatus(st) = s
+        .call(
+            4,
+            Operation::Query(QueryRequest {
+                order: order_ref("ORDER-0001"),
+            }),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(st.state, TradeState::Paid);
+    assert_eq!(
+        st.order.channel_transaction_id.as_deref(),
+        Some(transaction_id.as_str())
+    );
+
+    // 5. Partial refund, then its encrypted notification.
+    let refund = RefundRequest {
+        order: OrderRef {
+            channel_transaction_id: Some(transaction_id),
+            ..order_ref("ORDER-0001")
+        },
+        refund_no: "R-0001".into(),
+        amount: Money {
+            minor: 500,
+            currency: "CNY".into(),
+        },
+        order_amount: Money {
+            minor: 1999,
+            currency: "CNY".into(),
+        },
+        reason: Some("one item returned".into()),
+    };
+    let Output::RefundStatus(rs) = s.call(5, Operation::Refund(refund.clone())).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        rs.state,
+        RefundState::Pending,
+        "WeChat's synchronous answer only means accepted"
+    );
+    let refund_note = s.sim.refund_notification("R-0001").unwrap();
+    let Output::Notify(outcome) = s
+        .call(6, Operation::ParseNotify(inbound(refund_note)))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let [NotifyEvent::Refund(done)] = outcome.events.as_slice() else {
+        panic!("{:?}", outcome.events)
+    };
+    assert_eq!(
+        (done.refund_no.as_str(), done.state),
+        ("R-0001", RefundState::Succeeded)
+    );
+
+    // 6. Refunding more than what is left is refused by the provider.
+    let too_much = RefundRequest {
+        refund_no: "R-0002".into(),
+        amount: Money {
+            minor: 1500,
+            currency: "CNY".into(),
+        },
+        ..refund
+    };
+    match s.call(7, Operation::Refund(too_much)).await {
+        Err(CallError::Adapter {
+            error: AdapterError::ProviderRejected(r),
+            ..
+        }) => assert_eq!(r.code, "NOTENOUGH"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn forged_notification_is_refused_with_the_fail_ack() {
+    let s = setup().await;
+    s.call(1, Operation::UnifiedOrder(order("ORDER-0002", 100)))
+        .await
+        .unwrap();
+    let genuine = s.sim.pay("ORDER-0002").unwrap();
+    // Raise the amount without re-signing, as a forger would.
+    let forged = genuine.replace("<total_fee>100</total_fee>", "<total_fee>1</total_fee>");
+    assert_ne!(forged, genuine, "the notification carries total_fee");
+    match s.call(2, Operation::ParseNotify(inbound(forged))).await {
+        Err(CallError::Adapter {
+            error: AdapterError::BadSignature(_),
+            ack: Some(ack),
+        }) => {
+            assert!(String::from_utf8(ack.body).unwrap().contains("FAIL"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn provider_errors_and_wrong_keys_are_typed() {
+    let s = setup().await;
+    s.sim.fail_next("SYSTEMERROR");
+    match s
+        .call(1, Operation::UnifiedOrder(order("ORDER-0003", 100)))
+        .await
+    {
+        Err(CallError::Adapter {
+            error: AdapterError::ProviderRejected(r),
+            ..
+        }) => {
+            assert_eq!(r.code, "SYSTEMERROR");
+            assert!(r.retryable, "WeChat says to retry SYSTEMERROR unchanged");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Retrying the identical order succeeds.
+    s.call(1, Operation::UnifiedOrder(order("ORDER-0003", 100)))
+        .await
+        .unwrap();
+
+    // A merchant configured with the wrong key is refused by WeChat, and
+    // the error does not echo either key.
+    let wrong = MerchantConfig::new("shop-1")
+        .text("appid", APPID)
+        .text("mch_id", MCH_ID)
+        .secret("api_key", "ffffffffffffffffffffffffffffffff")
+        .text("base_url", &s.sim.base_url());
+    let err = s
+        .runtime
+        .call(
+            &s.adapter,
+            &wrong,
+            ctx(2),
+            Operation::UnifiedOrder(order("ORDER-0004", 100)),
+        )
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(
+        !text.contains(KEY) && !text.contains("ffffffffffffffffffffffffffffffff"),
+        "{text}"
+    );
+    assert!(matches!(err, CallError::Adapter { .. }), "{err:?}");
+    assert_eq!(s.sim.requests().last().unwrap().outcome, "SIGNERROR");
+}
+
+#[tokio::test]
+async fn bad_input_is_named_before_anything_is_sent() {
+    let s = setup().await;
+    let mut o = order("ORDER-0005", 100);
+    o.payer.openid = None;
+    match s.call(1, Operation::UnifiedOrder(o)).await {
+        Err(CallError::Adapter {
+            error: AdapterError::InvalidRequest(m),
+            ..
+        }) => assert!(m.contains("openid"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let missing_key = MerchantConfig::new("shop-2")
+        .text("appid", APPID)
+        .text("mch_id", MCH_ID);
+    match s
+        .runtime
+        .call(
+            &s.adapter,
+            &missing_key,
+            ctx(2),
+            Operation::UnifiedOrder(order("ORDER-0006", 100)),
+        )
+        .await
+    {
+        Err(CallError::InvalidConfig(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("shop-2") && m.contains("api_key"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.sim.requests().is_empty());
+}
