@@ -26,6 +26,8 @@ pub enum Command {
     /// Build, inspect and try out adapters.
     #[command(subcommand)]
     Adapter(AdapterCommand),
+    /// Walk one payment from creation to refund against a simulated WeChat Pay.
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +90,10 @@ pub enum OperationName {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Adapter(cmd) => adapter(cmd),
+        Command::Demo => {
+            tokio::runtime::Runtime::new()?.block_on(crate::demo::run())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -18,11 +18,14 @@
 pub mod builder;
 pub mod cli;
 pub mod contract;
+pub mod demo;
 pub mod egress;
 pub mod error;
 pub mod merchant;
+pub mod orders;
 pub mod runtime;
 pub mod secrets;
+pub mod store;
 
 pub use error::{CallError, LoadError};
 pub use merchant::{FieldValue, MerchantConfig};
