@@ -1,0 +1,460 @@
+//! What the sandbox costs per adapter call, read as ratios side by side in
+//! one run (absolute times drift on a shared machine; ratios do not).
+//!
+//! - `wechat_v2_unified_order`: the wechat-v2 component through `Runtime::call`
+//!   against the WeChat v2 simulator over loopback HTTP, the same adapter
+//!   natively through `testing::Harness` with a canned simulator answer, and
+//!   the bare HTTP round trip to the simulator.
+//! - `wechat_v2_parse_notify`: no I/O, runtime versus native on one signed
+//!   notification: the pure wasm/native ratio.
+//! - `wechat_v2_refused_order`: an order refused before any I/O (unknown
+//!   method): one step with almost no guest work, i.e. the fixed price of a
+//!   step (fresh store, instantiate, marshalling, blocking-pool hop).
+//! - `rsa_sha256`: the rsa-sign guest signing through the host's secret
+//!   operation versus with the `rsa` crate inside the sandbox, and the
+//!   host's operation called natively.
+//!
+//! Run: `cargo bench -p payhost-e2e --bench adapter_call`; see docs/benchmarks.md.
+
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use payhost::contract as c;
+use payhost::{LoadedAdapter, MerchantConfig, Operation, Output, Runtime};
+use payhost_e2e::{component, test_config};
+use payhost_sdk::native::SecretTable;
+use payhost_sdk::testing::Harness;
+use payhost_sdk::types as s;
+use payhost_simulators::wechat_v2::{SimConfig, Simulator};
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wechat_v2::WechatV2;
+
+const APPID: &str = "wx2421b1c4370ec43b";
+const MCH_ID: &str = "10000100";
+const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+const TIMESTAMP: i64 = 1_700_000_000;
+const SEED: u64 = 7;
+const NOTIFY_URL: &str = "http://127.0.0.1:9/v1/notify/wechat-v2/shop-1";
+const NOTIFY_PATH: &str = "/v1/notify/wechat-v2/shop-1";
+const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
+const CLIENT_IP: &str = "203.0.113.7";
+const DESCRIPTION: &str = "Tea, 250 g";
+
+// The host and the SDK each generate the contract's types from the same WIT,
+// so the same request is written once per side.
+
+fn host_ctx() -> c::CallContext {
+    c::CallContext {
+        request_id: "bench".into(),
+        timestamp: TIMESTAMP,
+        seed: SEED,
+        notify_url: NOTIFY_URL.into(),
+    }
+}
+
+fn host_order(no: &str, method: &str) -> c::OrderRequest {
+    c::OrderRequest {
+        merchant_order_no: no.into(),
+        amount: c::Money {
+            minor: 1999,
+            currency: "CNY".into(),
+        },
+        description: DESCRIPTION.into(),
+        method: method.into(),
+        payer: c::Payer {
+            app_id: Some(APPID.into()),
+            openid: Some(OPENID.into()),
+            client_ip: Some(CLIENT_IP.into()),
+        },
+        expires_at: Some(TIMESTAMP + 1800),
+        attach: None,
+    }
+}
+
+fn sdk_order(no: &str, method: &str) -> s::OrderRequest {
+    s::OrderRequest {
+        merchant_order_no: no.into(),
+        amount: s::Money {
+            minor: 1999,
+            currency: "CNY".into(),
+        },
+        description: DESCRIPTION.into(),
+        method: method.into(),
+        payer: s::Payer {
+            app_id: Some(APPID.into()),
+            openid: Some(OPENID.into()),
+            client_ip: Some(CLIENT_IP.into()),
+        },
+        expires_at: Some(TIMESTAMP + 1800),
+        attach: None,
+    }
+}
+
+fn host_inbound(body: &str) -> c::InboundHttp {
+    c::InboundHttp {
+        method: c::HttpMethod::Post,
+        path: NOTIFY_PATH.into(),
+        query: String::new(),
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn sdk_inbound(body: &str) -> s::InboundHttp {
+    s::InboundHttp {
+        method: s::HttpMethod::Post,
+        path: NOTIFY_PATH.into(),
+        query: String::new(),
+        headers: vec![("content-type".into(), "text/xml".into())],
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+/// The native harness configured like the runtime's merchant, with the
+/// same call context, so both sides run the same adapter code path.
+fn harness(base_url: &str) -> Harness<WechatV2> {
+    Harness::<WechatV2>::new()
+        .text("appid", APPID)
+        .text("mch_id", MCH_ID)
+        .secret("api_key", KEY)
+        .text("base_url", base_url)
+        .timestamp(TIMESTAMP)
+        .seed(SEED)
+        .notify_url(NOTIFY_URL)
+        .with_schema_defaults()
+}
+
+/// A multi-threaded tokio runtime, like the server's; the simulator's
+/// tasks run on its workers.
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Runs `iters` awaited calls in one `block_on`, so entering the tokio
+/// runtime is not counted per call.
+fn time_async<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, mut f: F) -> Duration
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..iters {
+            f(i).await;
+        }
+        start.elapsed()
+    })
+}
+
+struct WechatSetup {
+    rt: tokio::runtime::Runtime,
+    sim: Simulator,
+    runtime: Runtime,
+    adapter: Arc<LoadedAdapter>,
+    merchant: MerchantConfig,
+}
+
+impl WechatSetup {
+    fn new() -> Self {
+        let rt = tokio_rt();
+        let sim = rt.block_on(Simulator::start(SimConfig::new(APPID, MCH_ID, KEY)));
+        let runtime = Runtime::new(test_config()).expect("payhost runtime");
+        let adapter = runtime
+            .load(&component("wechat-v2"))
+            .expect("loading wechat-v2");
+        let merchant = MerchantConfig::new("shop-1")
+            .text("appid", APPID)
+            .text("mch_id", MCH_ID)
+            .secret("api_key", KEY)
+            .text("base_url", sim.base_url());
+        WechatSetup {
+            rt,
+            sim,
+            runtime,
+            adapter,
+            merchant,
+        }
+    }
+
+    async fn call(&self, op: Operation) -> Result<Output, payhost::CallError> {
+        self.runtime
+            .call(&self.adapter, &self.merchant, host_ctx(), op)
+            .await
+    }
+}
+
+/// The request the native adapter sends and the simulator's real answer to
+/// it: the adapter runs once with a responder that records the request,
+/// which is then posted to the simulator. The answer is signed with the
+/// merchant key and names this appid/mch_id, so the adapter accepts it.
+fn capture_exchange(w: &WechatSetup) -> (s::HttpRequest, s::HttpResponse) {
+    let seen: Rc<RefCell<Option<s::HttpRequest>>> = Rc::default();
+    let record = seen.clone();
+    let mut h = harness(&w.sim.base_url()).respond(move |req| {
+        *record.borrow_mut() = Some(req.clone());
+        // Ends the operation; only the request is wanted here.
+        payhost_sdk::http::response(503, "text/plain", "capturing")
+    });
+    let _ = h.unified_order(&sdk_order("BENCH-NATIVE-0001", "wechat_mini_program"));
+    let request = seen
+        .borrow_mut()
+        .take()
+        .expect("the adapter sent a request");
+    let response = w.rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(&request.url)
+            .header("content-type", "text/xml")
+            .body(request.body.clone())
+            .send()
+            .await
+            .expect("posting to the simulator");
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.expect("simulator answer").to_vec();
+        payhost_sdk::http::response(status, "text/xml", body)
+    });
+    (request, response)
+}
+
+fn wechat_v2(crit: &mut Criterion) {
+    let w = WechatSetup::new();
+    let (captured_req, captured_resp) = capture_exchange(&w);
+
+    // Sanity: each side really completes the operation before it is timed.
+    let out =
+        w.rt.block_on(w.call(Operation::UnifiedOrder(host_order(
+            "BENCH-CHECK-0001",
+            "wechat_mini_program",
+        ))))
+        .expect("runtime unified order");
+    assert!(matches!(out, Output::OrderCreated(_)), "{out:?}");
+    let resp = captured_resp.clone();
+    harness(&w.sim.base_url())
+        .respond(move |_| resp.clone())
+        .unified_order(&sdk_order("BENCH-CHECK-0002", "wechat_mini_program"))
+        .expect("native unified order");
+
+    {
+        let mut g = crit.benchmark_group("wechat_v2_unified_order");
+        g.sample_size(30)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(4));
+        g.bench_function("runtime_over_http", |b| {
+            // A fresh order number per call: the simulator refuses a
+            // re-submitted number whose other fields differ, and a fresh
+            // one makes it do the full work of creating an order.
+            let mut n = 0u64;
+            b.iter_custom(|iters| {
+                time_async(&w.rt, iters, |_| {
+                    n += 1;
+                    let op = Operation::UnifiedOrder(host_order(
+                        &format!("BENCH{n:012}"),
+                        "wechat_mini_program",
+                    ));
+                    let call = w.call(op);
+                    async move {
+                        black_box(call.await.expect("unified order"));
+                    }
+                })
+            })
+        });
+        g.bench_function("native_harness", |b| {
+            let order = sdk_order("BENCH-NATIVE-0002", "wechat_mini_program");
+            b.iter_batched(
+                // A new harness per call: it records every request sent.
+                || {
+                    let resp = captured_resp.clone();
+                    harness(&w.sim.base_url()).respond(move |_| resp.clone())
+                },
+                |mut h| black_box(h.unified_order(&order).expect("unified order")),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        g.bench_function("bare_http_round_trip", |b| {
+            // The adapter's signed request, re-posted unchanged: the
+            // simulator verifies it and answers the existing order. A pooled
+            // keep-alive client, as the runtime's egress uses.
+            let client = reqwest::Client::new();
+            let body = captured_req.body.clone();
+            b.iter_custom(|iters| {
+                time_async(&w.rt, iters, |_| {
+                    let send = client
+                        .post(&captured_req.url)
+                        .header("content-type", "text/xml")
+                        .body(body.clone())
+                        .send();
+                    async move {
+                        let resp = send.await.expect("simulator");
+                        assert_eq!(resp.status().as_u16(), 200);
+                        black_box(resp.bytes().await.expect("body"));
+                    }
+                })
+            })
+        });
+        g.finish();
+    }
+
+    // One paid order and its signed payment notification, from the simulator.
+    w.rt.block_on(w.call(Operation::UnifiedOrder(host_order(
+        "BENCH-NOTIFY-0001",
+        "wechat_mini_program",
+    ))))
+    .expect("order to notify about");
+    let notification = w.sim.pay("BENCH-NOTIFY-0001").expect("simulator pays");
+    let host_note = host_inbound(&notification);
+    let sdk_note = sdk_inbound(&notification);
+    let out =
+        w.rt.block_on(w.call(Operation::ParseNotify(host_note.clone())))
+            .expect("runtime parse_notify");
+    assert!(
+        matches!(out, Output::Notify(ref o) if o.events.len() == 1),
+        "{out:?}"
+    );
+    let native = harness(&w.sim.base_url())
+        .parse_notify(&sdk_note)
+        .expect("native parse_notify");
+    assert_eq!(native.events.len(), 1);
+
+    {
+        let mut g = crit.benchmark_group("wechat_v2_parse_notify");
+        g.sample_size(30)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        g.bench_function("runtime", |b| {
+            b.iter_custom(|iters| {
+                time_async(&w.rt, iters, |_| {
+                    let call = w.call(Operation::ParseNotify(host_note.clone()));
+                    async move {
+                        black_box(call.await.expect("parse_notify"));
+                    }
+                })
+            })
+        });
+        g.bench_function("native_harness", |b| {
+            b.iter_batched(
+                || harness(&w.sim.base_url()),
+                |mut h| black_box(h.parse_notify(&sdk_note).expect("parse_notify")),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        g.finish();
+    }
+
+    {
+        // Refused at input validation: the step's fixed cost, for reading
+        // how much of the runs above is per-step overhead.
+        let mut g = crit.benchmark_group("wechat_v2_refused_order");
+        g.sample_size(30)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        g.bench_function("runtime", |b| {
+            b.iter_custom(|iters| {
+                time_async(&w.rt, iters, |_| {
+                    let call = w.call(Operation::UnifiedOrder(host_order(
+                        "BENCH-REFUSED-1",
+                        "cash",
+                    )));
+                    async move {
+                        black_box(call.await.expect_err("unsupported method"));
+                    }
+                })
+            })
+        });
+        g.bench_function("native_harness", |b| {
+            let order = sdk_order("BENCH-REFUSED-1", "cash");
+            b.iter_batched(
+                || harness(&w.sim.base_url()),
+                |mut h| black_box(h.unified_order(&order).expect_err("unsupported method")),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        g.finish();
+    }
+}
+
+/// One signing call of the rsa-sign guest (a named fn: the future borrows
+/// the merchant, which a closure's signature cannot say).
+fn rsa_call<'a>(
+    runtime: &'a Runtime,
+    adapter: &'a LoadedAdapter,
+    merchant: &'a MerchantConfig,
+) -> impl Future<Output = Result<Output, payhost::CallError>> + 'a {
+    runtime.call(
+        adapter,
+        merchant,
+        host_ctx(),
+        Operation::UnifiedOrder(host_order("BENCH-RSA-1", "benchmark")),
+    )
+}
+
+fn rsa_sha256(crit: &mut Criterion) {
+    let pem = std::fs::read_to_string(
+        payhost_e2e::workspace().join("tests/fixtures/test-rsa-2048.key.pem"),
+    )
+    .expect("test key");
+    let rt = tokio_rt();
+    let runtime = Runtime::new(test_config()).expect("payhost runtime");
+    let adapter = runtime
+        .load(&component("rsa-sign"))
+        .expect("loading rsa-sign");
+    let in_host = MerchantConfig::new("bench").secret("private_key", pem.clone());
+    let in_guest = MerchantConfig::new("bench").text("private_key_pem", pem.clone());
+    let sign = |merchant| rsa_call(&runtime, &adapter, merchant);
+    let mut table = SecretTable::new();
+    let key = table.insert(pem.into_bytes());
+
+    // PKCS#1 v1.5 is deterministic: all three must produce the same bytes,
+    // which shows they do the same work.
+    let redirect = |out: Output| match out {
+        Output::OrderCreated(c::OrderCreated {
+            action: c::PayAction::Redirect(sig),
+            ..
+        }) => sig,
+        other => panic!("{other:?}"),
+    };
+    let by_host = redirect(rt.block_on(sign(&in_host)).expect("host signing"));
+    let by_guest = redirect(rt.block_on(sign(&in_guest)).expect("guest signing"));
+    let native = table
+        .rsa_sha256_sign(key, DESCRIPTION.as_bytes())
+        .expect("native signing");
+    assert_eq!(by_host, by_guest);
+    assert_eq!(by_host, payhost_sdk::encoding::base64_encode(&native));
+
+    let mut g = crit.benchmark_group("rsa_sha256");
+    // In-guest RSA takes milliseconds: few flat samples keep the run short.
+    g.sample_size(20)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    g.bench_function("runtime_host_secret_op", |b| {
+        b.iter_custom(|iters| {
+            time_async(&rt, iters, |_| {
+                let call = sign(&in_host);
+                async move {
+                    black_box(call.await.expect("sign"));
+                }
+            })
+        })
+    });
+    g.bench_function("runtime_in_guest", |b| {
+        b.iter_custom(|iters| {
+            time_async(&rt, iters, |_| {
+                let call = sign(&in_guest);
+                async move {
+                    black_box(call.await.expect("sign"));
+                }
+            })
+        })
+    });
+    g.bench_function("native_secret_table", |b| {
+        b.iter(|| black_box(table.rsa_sha256_sign(key, DESCRIPTION.as_bytes()).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, wechat_v2, rsa_sha256);
+criterion_main!(benches);
