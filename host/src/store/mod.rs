@@ -1,0 +1,389 @@
+//! Durable state of the payment front: orders, refunds, raw provider
+//! notifications, idempotency records and the merchant-webhook outbox.
+//!
+//! [`Store`] is the one interface the rest of the host uses, as
+//! `Arc<dyn Store>`. [`SqliteStore`] is the embedded default; the SQL it
+//! runs is plain enough that a PostgreSQL implementation can follow with the
+//! same statements.
+//!
+//! Every method returns only after the change is committed, so whatever a
+//! caller acknowledges (an HTTP answer, a provider's notification) is
+//! already durable.
+//!
+//! Timestamps are unix milliseconds (`i64`); money is an `i64` count of
+//! minor units plus an ISO 4217 currency code.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or written (disk full, I/O error,
+    /// writer gone). The API answers 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A compare-and-set lost: the row's `version` is no longer the one the
+    /// caller read. Re-read and decide again.
+    #[error("version conflict: the row changed since it was read")]
+    Conflict,
+    /// Stored data cannot be understood (unknown state word, bad JSON).
+    #[error("corrupt store data: {0}")]
+    Corrupt(String),
+}
+
+/// State of an order; see [`crate::orders`] for the legal transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    Created,
+    Pending,
+    Paid,
+    PartiallyRefunded,
+    Refunded,
+    Closed,
+    Failed,
+}
+
+impl OrderState {
+    pub const ALL: [OrderState; 7] = [
+        OrderState::Created,
+        OrderState::Pending,
+        OrderState::Paid,
+        OrderState::PartiallyRefunded,
+        OrderState::Refunded,
+        OrderState::Closed,
+        OrderState::Failed,
+    ];
+
+    /// The word stored in the database and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Created => "created",
+            OrderState::Pending => "pending",
+            OrderState::Paid => "paid",
+            OrderState::PartiallyRefunded => "partially_refunded",
+            OrderState::Refunded => "refunded",
+            OrderState::Closed => "closed",
+            OrderState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OrderState> {
+        OrderState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Closed, failed and refunded orders never change state again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OrderState::Closed | OrderState::Failed | OrderState::Refunded
+        )
+    }
+}
+
+impl std::fmt::Display for OrderState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One payment order, keyed by (merchant, merchant order no).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub merchant_id: String,
+    pub merchant_order_no: String,
+    /// Adapter name and the digest of the component that created the order.
+    pub adapter: String,
+    pub adapter_digest: String,
+    /// Payment method, e.g. `wechat_mini_program`.
+    pub method: String,
+    pub description: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub state: OrderState,
+    /// The provider's own trade number (some providers accept only it).
+    pub provider_trade_no: Option<String>,
+    /// WeChat Pay's `transaction_id`, once known.
+    pub channel_transaction_id: Option<String>,
+    pub payer_app_id: Option<String>,
+    pub payer_openid: Option<String>,
+    pub client_ip: Option<String>,
+    /// What the payer needs (wx.requestPayment parameters, a URL), as JSON.
+    pub pay_action: Option<serde_json::Value>,
+    /// Sum of succeeded refunds, never above `amount_minor`.
+    pub refunded_minor: i64,
+    pub expires_at: Option<i64>,
+    pub paid_at: Option<i64>,
+    pub attach: Option<String>,
+    /// Merchant-supplied metadata, returned as given (`null` when none).
+    pub metadata: serde_json::Value,
+    /// When the reconciler should next `query` this order (None: never).
+    pub next_poll_at: Option<i64>,
+    pub poll_attempts: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Incremented by every update; the compare-and-set token.
+    pub version: i64,
+}
+
+/// State of a refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundState {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl RefundState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundState::Pending => "pending",
+            RefundState::Succeeded => "succeeded",
+            RefundState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RefundState> {
+        [
+            RefundState::Pending,
+            RefundState::Succeeded,
+            RefundState::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RefundState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One refund of an order, keyed by (merchant, order no, refund no).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    pub merchant_id: String,
+    pub merchant_order_no: String,
+    pub refund_no: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub state: RefundState,
+    pub provider_refund_id: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+/// An event to append to the webhook outbox together with a state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// e.g. `payment.paid`, `refund.succeeded`.
+    pub event_type: String,
+    pub payload: serde_json::Value,
+}
+
+/// One outbox entry: a webhook to deliver to a merchant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEvent {
+    /// Store-assigned, increasing; used for paging.
+    pub id: i64,
+    /// `evt_` + ULID; the Standard Webhooks `webhook-id`.
+    pub event_id: String,
+    pub merchant_id: String,
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub delivered_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub gave_up: bool,
+}
+
+/// A provider notification exactly as received, with what the host made of
+/// it. Recorded whether or not it verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationRecord {
+    /// Ignored on insert; the store assigns it.
+    pub id: i64,
+    pub merchant_id: String,
+    pub adapter: String,
+    pub received_at: i64,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: serde_json::Value,
+    pub body: Vec<u8>,
+    /// `applied` | `duplicate` | `rejected` | `unverified`.
+    pub verdict: String,
+    pub detail: Option<String>,
+    pub merchant_order_no: Option<String>,
+}
+
+/// Result of an insert that must never create two rows for one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted<T> {
+    /// The row was created.
+    New(T),
+    /// A row with that key already existed; it is returned unchanged.
+    Existing(T),
+}
+
+impl<T> Inserted<T> {
+    pub fn is_new(&self) -> bool {
+        matches!(self, Inserted::New(_))
+    }
+
+    pub fn into_inner(self) -> T {
+        match self {
+            Inserted::New(t) | Inserted::Existing(t) => t,
+        }
+    }
+}
+
+/// Outcome of claiming an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdempotencyBegin {
+    /// This caller owns the key: perform the request, then call
+    /// [`Store::idempotency_complete`] (or [`Store::idempotency_release`]).
+    Started,
+    /// Another request with this key is still running (answer 409).
+    InProgress,
+    /// The key was used before with the same request; replay its answer.
+    Completed { status: u16, body: Vec<u8> },
+    /// The key was used before with a different request body (answer 409).
+    Mismatch,
+}
+
+/// Durable storage of the payment front. All methods commit before they
+/// return.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Inserts a new order, or returns the existing one for the same
+    /// (merchant, merchant order no) without changing it.
+    async fn insert_order(&self, order: &Order) -> Result<Inserted<Order>, StoreError>;
+
+    async fn get_order(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+    ) -> Result<Option<Order>, StoreError>;
+
+    /// Writes `order` if the stored version equals `order.version` and
+    /// appends `events` to the outbox in the same transaction. Returns the
+    /// stored order (version + 1, fresh `updated_at`); [`StoreError::Conflict`]
+    /// when the version moved (or the order does not exist), in which case
+    /// nothing is written.
+    async fn update_order(&self, order: &Order, events: &[NewEvent]) -> Result<Order, StoreError>;
+
+    /// Inserts a refund and compare-and-sets `order` (typically unchanged
+    /// apart from its version, which serializes refunds of one order) with
+    /// the events, in one transaction. An existing refund with the same
+    /// number is returned as `Existing` and nothing is written.
+    async fn insert_refund(
+        &self,
+        refund: &Refund,
+        order: &Order,
+        events: &[NewEvent],
+    ) -> Result<Inserted<Refund>, StoreError>;
+
+    /// Compare-and-sets `refund` and, when given, `order`, appending the
+    /// events, in one transaction.
+    async fn update_refund(
+        &self,
+        refund: &Refund,
+        order: Option<&Order>,
+        events: &[NewEvent],
+    ) -> Result<Refund, StoreError>;
+
+    async fn get_refund(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+        refund_no: &str,
+    ) -> Result<Option<Refund>, StoreError>;
+
+    /// Refunds of one order, oldest first.
+    async fn list_refunds(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+    ) -> Result<Vec<Refund>, StoreError>;
+
+    /// Records a raw provider notification; returns its id.
+    async fn record_notification(&self, record: &NotificationRecord) -> Result<i64, StoreError>;
+
+    /// Claims `key` for a request whose canonical hash is `request_hash`.
+    /// Exactly one of any number of concurrent callers gets `Started`.
+    async fn idempotency_begin(
+        &self,
+        merchant_id: &str,
+        key: &str,
+        request_hash: &str,
+        now: i64,
+    ) -> Result<IdempotencyBegin, StoreError>;
+
+    /// Stores the answer of a started request, for replay.
+    async fn idempotency_complete(
+        &self,
+        merchant_id: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// Forgets an in-progress key after a failure that changed nothing, so
+    /// the client may retry with the same key.
+    async fn idempotency_release(&self, merchant_id: &str, key: &str) -> Result<(), StoreError>;
+
+    /// Undelivered events not given up whose `next_attempt_at <= now`,
+    /// oldest first.
+    async fn due_events(&self, now: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    async fn mark_delivered(&self, id: i64, at: i64) -> Result<(), StoreError>;
+
+    /// Counts a failed attempt; schedules the next at `next_attempt_at`, or
+    /// stops retrying when `give_up`.
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+        give_up: bool,
+    ) -> Result<(), StoreError>;
+
+    /// A merchant's events in id order, those with id > `after_id`.
+    async fn list_events(
+        &self,
+        merchant_id: &str,
+        limit: i64,
+        after_id: Option<i64>,
+    ) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    /// Created or pending orders with `next_poll_at <= now`, earliest first.
+    async fn orders_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Order>, StoreError>;
+
+    /// Number of orders in each state (states with no orders may be absent).
+    async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, i64)>, StoreError>;
+
+    /// Sum of `amount_minor` of this payer's orders created at or after
+    /// `since` that are pending, paid, partially refunded or refunded (for
+    /// per-payer daily caps).
+    async fn paid_total_since(
+        &self,
+        merchant_id: &str,
+        payer_openid: &str,
+        since: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Checks the store answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
