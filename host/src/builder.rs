@@ -166,20 +166,10 @@ fn discover(opts: &BuildOptions) -> Result<Vec<(String, PathBuf)>> {
     Ok(crates)
 }
 
-/// The `name` of the `[package]` table (enough TOML for our manifests).
+/// The `name` of the manifest's `[package]` table.
 fn package_name(manifest: &str) -> Option<String> {
-    let mut in_package = false;
-    for line in manifest.lines().map(str::trim) {
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package
-            && let Some(rest) = line.strip_prefix("name")
-            && let Some(value) = rest.trim_start().strip_prefix('=')
-        {
-            return Some(value.trim().trim_matches('"').to_string());
-        }
-    }
-    None
+    let doc: toml::Table = toml::from_str(manifest).ok()?;
+    doc.get("package")?.get("name")?.as_str().map(String::from)
 }
 
 fn is_newer(out: &Path, input: &Path) -> bool {

@@ -28,6 +28,32 @@ pub enum Command {
     Adapter(AdapterCommand),
     /// Walk one payment from creation to refund against a simulated WeChat Pay.
     Demo,
+    /// Run the payment front: the HTTP API, webhook delivery and the reconciler.
+    Serve {
+        /// The TOML file (default: $PAYHOST_CONFIG, else the embedded default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file, or hash an API key for one.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load a configuration (with PAYHOST_* overrides), resolve its secret
+    /// references and validate every merchant against its adapter; print a
+    /// summary without secrets.
+    Check {
+        /// The TOML file (default: $PAYHOST_CONFIG, else the embedded default).
+        file: Option<PathBuf>,
+    },
+    /// Print the `sha256:<hex>` form of an API key for `api_keys`.
+    HashKey {
+        /// The key; `-` reads it from standard input (keeps it out of the
+        /// shell history).
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,7 +120,89 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             tokio::runtime::Runtime::new()?.block_on(crate::demo::run())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config(cmd) => config(cmd),
+        Command::Serve { config } => {
+            let cfg = crate::config::Config::load(config.as_deref())?;
+            tokio::runtime::Runtime::new()?.block_on(crate::server::serve(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn config(cmd: ConfigCommand) -> Result<ExitCode> {
+    match cmd {
+        ConfigCommand::HashKey { key } => {
+            let key = if key == "-" {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                key
+            };
+            if key.is_empty() {
+                bail!("the key is empty");
+            }
+            println!("{}", crate::config::api_key_hash(&key));
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Check { file } => {
+            let cfg = match crate::config::Config::load(file.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: invalid configuration: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let failures = check_adapters(&cfg)?;
+            print!("{cfg}");
+            if failures.is_empty() {
+                println!("configuration OK");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for f in &failures {
+                    eprintln!("error: {f}");
+                }
+                eprintln!("error: {} problem(s) in the configuration", failures.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+/// Loads each merchant's adapter once and validates its configuration
+/// against the adapter's schema; returns every problem found.
+fn check_adapters(cfg: &crate::config::Config) -> Result<Vec<String>> {
+    if cfg.merchants.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Checking needs one instance at a time, not the server's pool.
+    let rt = Runtime::new(RuntimeConfig {
+        max_instances: 2,
+        ..cfg.runtime_config()
+    })?;
+    let mut loaded = std::collections::BTreeMap::new();
+    let mut failures = Vec::new();
+    for m in &cfg.merchants {
+        if !loaded.contains_key(&m.adapter) {
+            let path = cfg.adapter_path(&m.adapter);
+            let adapter = std::fs::read(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|bytes| {
+                    rt.load(&bytes)
+                        .map_err(|e| format!("{} is not a usable adapter: {e}", path.display()))
+                });
+            loaded.insert(m.adapter.clone(), adapter);
+        }
+        match &loaded[&m.adapter] {
+            Err(e) => failures.push(format!("merchant `{}`, adapter `{}`: {e}", m.id, m.adapter)),
+            Ok(adapter) => {
+                if let Err(e) = m.adapter_config(&adapter.info) {
+                    failures.push(e.to_string());
+                }
+            }
+        }
+    }
+    Ok(failures)
 }
 
 fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {

@@ -15,17 +15,26 @@
 // The one exception is the deserialization of cached compiled code.
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod builder;
 pub mod cli;
+pub mod config;
 pub mod contract;
+pub mod delivery;
 pub mod demo;
 pub mod egress;
 pub mod error;
+pub mod limits;
 pub mod merchant;
+pub mod metrics;
 pub mod orders;
+pub mod reconciler;
+pub mod registry;
 pub mod runtime;
 pub mod secrets;
+pub mod server;
 pub mod store;
+pub mod webhooks;
 
 pub use error::{CallError, LoadError};
 pub use merchant::{FieldValue, MerchantConfig};

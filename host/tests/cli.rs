@@ -36,7 +36,10 @@ fn demo_walks_a_payment_from_creation_to_refund() {
         "RefundState::Succeeded",
         "Done:",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
 }
 
@@ -48,19 +51,44 @@ fn inspect_prints_the_adapter_description_as_json() {
     assert_eq!(info["name"], "wechat-v2");
     assert_eq!(info["contract_version"], "0.1.0");
     assert!(info["version"].as_str().is_some_and(|v| !v.is_empty()));
-    assert!(info["methods"].as_array().unwrap().iter().any(|m| m == "wechat_mini_program"));
+    assert!(
+        info["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "wechat_mini_program")
+    );
     assert_eq!(info["capabilities"]["payment_notifications"], true);
-    assert!(info["egress_hosts"].as_array().unwrap().iter().any(|h| h == "api.mch.weixin.qq.com"));
+    assert!(
+        info["egress_hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "api.mch.weixin.qq.com")
+    );
     let schema = info["config_schema"].as_array().unwrap();
-    let api_key = schema.iter().find(|f| f["name"] == "api_key").expect("api_key in schema");
+    let api_key = schema
+        .iter()
+        .find(|f| f["name"] == "api_key")
+        .expect("api_key in schema");
     assert_eq!(api_key["kind"], "Secret");
 }
 
 #[test]
 fn inspect_refuses_a_component_with_foreign_imports() {
-    payhost(&["adapter", "build", "tests/guests"]);
+    payhost(&[
+        "adapter",
+        "build",
+        "tests/guests",
+        "--out",
+        "target/test-components",
+    ]);
     let out = Command::new(env!("CARGO_BIN_EXE_payhost"))
-        .args(["adapter", "inspect", "target/components/foreign-import.wasm"])
+        .args([
+            "adapter",
+            "inspect",
+            "target/test-components/foreign-import.wasm",
+        ])
         .current_dir(workspace())
         .output()
         .unwrap();

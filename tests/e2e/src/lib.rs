@@ -2,6 +2,8 @@
 //! per process, a local HTTP responder, a test runtime configuration and a
 //! capture of everything logged through `tracing`.
 
+pub mod front;
+
 use axum::Router;
 use payhost::RuntimeConfig;
 use payhost::egress::EgressPolicy;
@@ -19,27 +21,44 @@ pub fn workspace() -> PathBuf {
         .expect("workspace root")
 }
 
-/// Builds `adapters/` and `tests/guests/` into `<workspace>/target/components`
-/// once per process and returns that directory.
+/// Builds `adapters/` into `<workspace>/target/components` (what a server
+/// loads) and `tests/guests/` into `<workspace>/target/test-components`
+/// (hostile and benchmark guests, never loaded by a server), once per
+/// process, and returns the first directory.
 pub fn components_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let ws = workspace();
         let out_dir = ws.join("target").join("components");
-        payhost::builder::build(&payhost::builder::BuildOptions {
-            workspace: ws.clone(),
-            dirs: vec![ws.join("adapters"), ws.join("tests").join("guests")],
-            out_dir: out_dir.clone(),
-        })
-        .expect("building the adapter components");
+        for (dir, out) in [
+            ("adapters", out_dir.clone()),
+            ("tests/guests", test_components_dir()),
+        ] {
+            payhost::builder::build(&payhost::builder::BuildOptions {
+                workspace: ws.clone(),
+                dirs: vec![ws.join(dir)],
+                out_dir: out,
+            })
+            .expect("building the adapter components");
+        }
         out_dir
     })
     .clone()
 }
 
-/// The bytes of a built component, by package name.
+/// Where the test guests are built.
+pub fn test_components_dir() -> PathBuf {
+    workspace().join("target").join("test-components")
+}
+
+/// The bytes of a built component (adapter or test guest), by package name.
 pub fn component(name: &str) -> Vec<u8> {
-    let path = components_dir().join(format!("{name}.wasm"));
+    let adapters = components_dir();
+    let path = [adapters, test_components_dir()]
+        .into_iter()
+        .map(|d| d.join(format!("{name}.wasm")))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no component `{name}` was built"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 

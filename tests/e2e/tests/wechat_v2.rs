@@ -34,7 +34,7 @@ async fn setup() -> Setup {
         .text("appid", APPID)
         .text("mch_id", MCH_ID)
         .secret("api_key", KEY)
-        .text("base_url", &sim.base_url());
+        .text("base_url", sim.base_url());
     Setup {
         runtime,
         adapter,
@@ -353,7 +353,7 @@ async fn provider_errors_and_wrong_keys_are_typed() {
         .text("appid", APPID)
         .text("mch_id", MCH_ID)
         .secret("api_key", "ffffffffffffffffffffffffffffffff")
-        .text("base_url", &s.sim.base_url());
+        .text("base_url", s.sim.base_url());
     let err = s
         .runtime
         .call(

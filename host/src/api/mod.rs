@@ -1,0 +1,201 @@
+//! The HTTP API (axum): one resource per file.
+//!
+//! - [`payments`]: `POST /v1/payments`, `GET /v1/payments/{no}`, and the
+//!   refunds under a payment;
+//! - [`notify`]: `/v1/notify/{adapter}/{merchant}`, where providers post
+//!   their asynchronous notifications;
+//! - [`events`]: `GET /v1/events`, the merchant's webhook deliveries;
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
+//! - [`problem`]: the one error shape (RFC 9457 problem details).
+//!
+//! Every state change is committed to the store before the answer leaves.
+
+pub mod events;
+pub mod health;
+pub mod idempotency;
+pub mod notify;
+pub mod payments;
+pub mod problem;
+
+use crate::contract::CallContext;
+use crate::limits::RateLimiter;
+use crate::merchant::MerchantConfig;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::runtime::Runtime;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use problem::ApiError;
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One merchant as the API serves it.
+#[derive(Debug)]
+pub struct Merchant {
+    pub id: String,
+    /// The adapter slot its payments go through.
+    pub adapter: String,
+    /// The adapter configuration, secrets resolved, validated at start.
+    pub adapter_config: MerchantConfig,
+    /// The currency orders are taken in, and refunds paid in.
+    pub currency: String,
+    pub limits: crate::limits::MerchantLimits,
+    pub callback_url: Option<String>,
+    pub webhook_secret: Option<SecretString>,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    pub registry: Arc<Registry>,
+    pub store: Arc<dyn Store>,
+    pub merchants: Arc<HashMap<String, Arc<Merchant>>>,
+    /// `sha256:<hex>` of an API key -> merchant id.
+    pub api_keys: Arc<HashMap<String, String>>,
+    pub public_base_url: String,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub metrics: Arc<Metrics>,
+    /// First poll of an order whose adapter sends no notifications.
+    pub poll_without_notifications_ms: i64,
+    /// First poll of an order whose notification has not come.
+    pub notify_overdue_ms: i64,
+}
+
+impl AppState {
+    /// The URL providers post this merchant's notifications to.
+    pub fn notify_url(&self, merchant: &Merchant) -> String {
+        format!(
+            "{}/v1/notify/{}/{}",
+            self.public_base_url.trim_end_matches('/'),
+            merchant.adapter,
+            merchant.id
+        )
+    }
+
+    /// When the reconciler first looks at a new pending order.
+    pub fn first_poll_delay_ms(&self, sends_notifications: bool) -> i64 {
+        if sends_notifications {
+            self.notify_overdue_ms
+        } else {
+            self.poll_without_notifications_ms
+        }
+    }
+
+    /// A fresh call context: one timestamp and one seed per operation.
+    pub fn call_context(&self, merchant: &Merchant) -> CallContext {
+        CallContext {
+            request_id: problem::current_request_id(),
+            timestamp: now_ms() / 1000,
+            seed: rand::random(),
+            notify_url: self.notify_url(merchant),
+        }
+    }
+}
+
+/// Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The merchant whose bearer API key authenticated the request.
+pub struct AuthMerchant(pub Arc<Merchant>);
+
+impl FromRequestParts<AppState> for AuthMerchant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("send `Authorization: Bearer <merchant API key>`")
+        })?;
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "the Authorization header must be `Bearer <merchant API key>`",
+                )
+            })?;
+        // Looking up a hash, not the key, keeps the comparison independent
+        // of how much of a guessed key is right.
+        let merchant = state
+            .api_keys
+            .get(&crate::config::api_key_hash(key))
+            .and_then(|id| state.merchants.get(id))
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        Ok(AuthMerchant(merchant.clone()))
+    }
+}
+
+/// Parses a JSON body strictly (unknown fields are errors) with a message
+/// that names the problem and where it is.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::validation(
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
+}
+
+/// Gives every request an id (`x-request-id`, echoed back) that problem
+/// documents and logs carry.
+pub async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(String::from)
+        .unwrap_or_else(|| format!("req_{}", ulid::Ulid::new()));
+    let mut resp = problem::REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/v1/payments", post(payments::create))
+        .route("/v1/payments/{merchant_order_no}", get(payments::get))
+        .route(
+            "/v1/payments/{merchant_order_no}/refunds",
+            post(payments::create_refund).get(payments::list_refunds),
+        )
+        .route(
+            "/v1/payments/{merchant_order_no}/refunds/{refund_no}",
+            get(payments::get_refund),
+        )
+        .route(
+            "/v1/notify/{adapter}/{merchant}",
+            post(notify::receive).get(notify::receive),
+        )
+        .route("/v1/events", get(events::list))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            health::track,
+        ))
+        .layer(axum::middleware::from_fn(request_id))
+        .with_state(state)
+}

@@ -1,0 +1,208 @@
+//! Prometheus metrics: requests, adapter calls and their latency, errors by
+//! code, notifications by verdict, orders by state (read from the store at
+//! scrape time, so it is right across restarts and replicas).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    adapter: String,
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    adapter: String,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    adapter: String,
+    verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditLabels {
+    action: String,
+    outcome: String,
+}
+
+/// The host's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    adapter_calls: Family<CallLabels, Counter>,
+    adapter_latency: Family<OpLabels, Histogram>,
+    errors: Family<CodeLabels, Counter>,
+    notifications: Family<VerdictLabels, Counter>,
+    orders: Family<StateLabels, Gauge>,
+    adapter_events: Family<AuditLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("payhost");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let adapter_calls = Family::<CallLabels, Counter>::default();
+        let adapter_latency = Family::<OpLabels, Histogram>::new_with_constructor(|| {
+            // 100 µs .. ~13 s: adapter steps are µs, providers are 100s of ms.
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.0001, 2.5, 14,
+            ))
+        });
+        let errors = Family::<CodeLabels, Counter>::default();
+        let notifications = Family::<VerdictLabels, Counter>::default();
+        let orders = Family::<StateLabels, Gauge>::default();
+        let adapter_events = Family::<AuditLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "adapter_calls",
+            "Adapter operations by outcome",
+            adapter_calls.clone(),
+        );
+        registry.register(
+            "adapter_call_seconds",
+            "Adapter operation latency, provider time included",
+            adapter_latency.clone(),
+        );
+        registry.register("errors", "API errors by problem code", errors.clone());
+        registry.register(
+            "notifications",
+            "Provider notifications by verdict",
+            notifications.clone(),
+        );
+        registry.register("orders", "Orders by state", orders.clone());
+        registry.register(
+            "adapter_registry_events",
+            "Adapter loads, refusals, swaps and rollbacks",
+            adapter_events.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            adapter_calls,
+            adapter_latency,
+            errors,
+            notifications,
+            orders,
+            adapter_events,
+        }
+    }
+
+    pub fn request(&self, route: &str, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.into(),
+                status,
+            })
+            .inc();
+    }
+
+    pub fn error(&self, code: &str) {
+        self.errors
+            .get_or_create(&CodeLabels { code: code.into() })
+            .inc();
+    }
+
+    pub fn notification(&self, adapter: &str, verdict: &str) {
+        self.notifications
+            .get_or_create(&VerdictLabels {
+                adapter: adapter.into(),
+                verdict: verdict.into(),
+            })
+            .inc();
+    }
+
+    pub fn registry_event(&self, action: &str, outcome: &str) {
+        self.adapter_events
+            .get_or_create(&AuditLabels {
+                action: action.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// Times an adapter operation and counts its outcome.
+    pub async fn time_call<T, E: std::fmt::Display>(
+        &self,
+        adapter: &str,
+        operation: &str,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let start = Instant::now();
+        let result = fut.await;
+        let labels = OpLabels {
+            adapter: adapter.into(),
+            operation: operation.into(),
+        };
+        self.adapter_latency
+            .get_or_create(&labels)
+            .observe(start.elapsed().as_secs_f64());
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.adapter_calls
+            .get_or_create(&CallLabels {
+                adapter: adapter.into(),
+                operation: operation.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        result
+    }
+
+    /// The exposition text, with `orders` set from `by_state` first.
+    pub fn render(&self, by_state: &[(String, i64)]) -> String {
+        for (state, n) in by_state {
+            self.orders
+                .get_or_create(&StateLabels {
+                    state: state.clone(),
+                })
+                .set(*n);
+        }
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}

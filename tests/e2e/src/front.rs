@@ -1,0 +1,282 @@
+//! A whole payhost (API, store, workers) on loopback, in front of the
+//! WeChat Pay v2 simulator, with a merchant callback receiver: what the
+//! API tests drive over real HTTP.
+
+use crate::{components_dir, temp_dir};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use payhost::config::{Config, api_key_hash};
+use payhost::server::{self, Running};
+use payhost_simulators::wechat_v2::{SimConfig, Simulator};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub const APPID: &str = "wx2421b1c4370ec43b";
+pub const MCH_ID: &str = "10000100";
+pub const WECHAT_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+pub const MERCHANT_KEY: &str = "pk_test_shop1_3f9c2a";
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// One webhook delivery as the merchant received it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// Whether the receiver accepted it (2xx).
+    pub accepted: bool,
+}
+
+/// The merchant's callback endpoint: records every delivery and refuses the
+/// first `fail_first` of them with 500.
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub deliveries: Arc<Mutex<Vec<Delivery>>>,
+    pub fail_first: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    pub fn accepted(&self) -> Vec<Delivery> {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.accepted)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Knobs for one test's payhost.
+#[derive(Clone)]
+pub struct Options {
+    /// Extra TOML for `[merchants.limits]` of shop-1.
+    pub limits: String,
+    pub notify_overdue_secs: u64,
+    pub reconciler_interval_ms: u64,
+    pub initial_backoff_ms: u64,
+    pub max_attempts: u32,
+    /// Reuse this data directory (for restart tests).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: String::new(),
+            notify_overdue_secs: 3600,
+            reconciler_interval_ms: 100,
+            initial_backoff_ms: 50,
+            max_attempts: 12,
+            data_dir: None,
+        }
+    }
+}
+
+pub struct Front {
+    pub sim: Simulator,
+    pub receiver: Receiver,
+    pub running: Running,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    pub options: Options,
+}
+
+impl Front {
+    pub async fn start(name: &str, options: Options) -> Front {
+        let sim = Simulator::start(SimConfig::new(APPID, MCH_ID, WECHAT_KEY)).await;
+        Self::start_with(name, options, sim, "127.0.0.1:0").await
+    }
+
+    async fn start_with(name: &str, options: Options, sim: Simulator, bind: &str) -> Front {
+        let adapters = components_dir();
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| temp_dir(name));
+        std::fs::write(data_dir.join("wechat.key"), WECHAT_KEY).unwrap();
+        std::fs::write(data_dir.join("webhook.secret"), WEBHOOK_SECRET).unwrap();
+
+        let receiver = Receiver::default();
+        let callback = crate::Responder::start(
+            Router::new()
+                .route("/hooks", post(receive))
+                .with_state(receiver.clone()),
+        )
+        .await;
+
+        // After a restart the old listener may take a moment to close.
+        let mut listener = None;
+        for _ in 0..100 {
+            match tokio::net::TcpListener::bind(bind).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        let listener = listener.unwrap_or_else(|| panic!("cannot bind {bind}"));
+        let addr = listener.local_addr().unwrap();
+        let toml = format!(
+            r#"
+[server]
+bind = "{addr}"
+public_base_url = "http://{addr}"
+
+[store]
+sqlite_path = "{db}"
+
+[runtime]
+adapters_dir = "{adapters}"
+cache_dir = "{cache}"
+
+[egress]
+allow_private = true
+
+[webhooks]
+initial_backoff_ms = {backoff}
+max_backoff_ms = 1000
+max_attempts = {attempts}
+timeout_ms = 2000
+
+[reconciler]
+interval_ms = {interval}
+notify_overdue_secs = {overdue}
+
+[[merchants]]
+id = "shop-1"
+api_keys = ["{key_hash}"]
+adapter = "wechat-v2"
+currency = "CNY"
+industry = "physical"
+callback_url = "{callback}"
+webhook_secret = "file:{dir}/webhook.secret"
+
+[merchants.limits]
+{limits}
+
+[merchants.config]
+appid = "{APPID}"
+mch_id = "{MCH_ID}"
+api_key = "file:{dir}/wechat.key"
+base_url = "{sim}"
+"#,
+            db = data_dir.join("payhost.db").display(),
+            adapters = adapters.display(),
+            cache = adapters.parent().unwrap().join("payhost-cache").display(),
+            backoff = options.initial_backoff_ms,
+            attempts = options.max_attempts,
+            interval = options.reconciler_interval_ms,
+            overdue = options.notify_overdue_secs,
+            key_hash = api_key_hash(MERCHANT_KEY),
+            callback = callback.url("/hooks"),
+            dir = data_dir.display(),
+            limits = options.limits,
+            sim = sim.base_url(),
+        );
+        let config =
+            Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
+        let running = server::start(&config, listener)
+            .await
+            .expect("payhost starts");
+        Front {
+            sim,
+            receiver,
+            running,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            data_dir,
+            options,
+        }
+    }
+
+    /// Stops this payhost and starts a new one on the same address, data
+    /// directory and simulator (a restart).
+    pub async fn restart(self) -> Front {
+        let Front {
+            sim,
+            running,
+            data_dir,
+            mut options,
+            ..
+        } = self;
+        let addr = running.addr.to_string();
+        running.stop();
+        // Let the aborted server task drop its listener.
+        tokio::task::yield_now().await;
+        options.data_dir = Some(data_dir);
+        Self::start_with("restart", options, sim, &addr).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An authenticated request as shop-1.
+    pub fn as_merchant(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(MERCHANT_KEY)
+    }
+
+    /// `POST /v1/payments` with a typical mini-program order body.
+    pub async fn create(&self, order_no: &str, amount: i64) -> reqwest::Response {
+        self.as_merchant(reqwest::Method::POST, "/v1/payments")
+            .json(&order_body(order_no, amount))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self
+            .as_merchant(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Waits (bounded) until `check` holds, polling every 20 ms.
+    pub async fn eventually<F: Fn() -> bool>(&self, what: &str, check: F) {
+        for _ in 0..500 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+}
+
+pub fn order_body(order_no: &str, amount: i64) -> serde_json::Value {
+    serde_json::json!({
+        "merchant_order_no": order_no,
+        "amount": amount,
+        "currency": "CNY",
+        "description": "Tea, 250 g",
+        "method": "wechat_mini_program",
+        "payer": { "app_id": APPID, "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "client_ip": "203.0.113.7" },
+        "metadata": { "cart": "c-17" }
+    })
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let fail = r
+        .fail_first
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    r.deliveries.lock().unwrap().push(Delivery {
+        headers,
+        body: body.to_vec(),
+        accepted: !fail,
+    });
+    if fail {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
