@@ -1,180 +1,176 @@
 //! `payhost demo`: one payment walked from creation to refund on this
-//! machine, against the WeChat Pay v2 simulator, with nothing to configure.
+//! machine, through the real payment front, with nothing to configure.
 //!
-//! It builds the adapters (cached), starts the simulator on loopback, loads
-//! the `wechat-v2` component into the sandboxed runtime and receives the
-//! simulator's notifications on a loopback endpoint, printing every step.
+//! It builds the adapters (cached), starts the WeChat Pay v2 simulator on
+//! loopback, starts payhost (HTTP API, SQLite store, webhook worker,
+//! reconciler) in front of it and a small merchant callback receiver, then
+//! plays the merchant's backend: create the order, hand over the
+//! `wx.requestPayment` parameters, learn that it was paid, refund part of it.
 
 use crate::builder::{self, BuildOptions};
-use crate::contract::{
-    CallContext, HttpMethod, InboundHttp, Money, NotifyEvent, OrderRef, OrderRequest, PayAction,
-    Payer, QueryRequest, RefundRequest,
-};
-use crate::egress::EgressPolicy;
-use crate::merchant::MerchantConfig;
-use crate::runtime::{LoadedAdapter, Operation, Output, Runtime, RuntimeConfig};
+use crate::config::{Config, api_key_hash};
+use crate::server;
 use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use payhost_simulators::wechat_v2::{NotifyOptions, SimConfig, Simulator};
-use std::path::PathBuf;
-use std::sync::Arc;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 const APPID: &str = "wxd678efh567hg6787";
 const MCH_ID: &str = "1230000109";
-/// The simulated merchant's API key: a demo value, known to the simulator.
-const DEMO_KEY: &str = "demo0000000000000000000000000key";
+/// Demo credentials, known to the simulator and the demo only.
+const WECHAT_KEY: &str = "demo0000000000000000000000000key";
+const MERCHANT_KEY: &str = "pk_demo_shop";
+const WEBHOOK_SECRET: &str = "whsec_ZGVtby13ZWJob29rLXNlY3JldC0wMDAwMDA=";
 
 /// Where the demo runs from: the checkout it was built in.
 fn workspace() -> Result<PathBuf> {
     let here = std::env::current_dir()?;
     builder::find_workspace(&here)
-        .or_else(|| builder::find_workspace(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))))
+        .or_else(|| builder::find_workspace(Path::new(env!("CARGO_MANIFEST_DIR"))))
         .context("payhost demo runs inside the payhost checkout (it builds the adapters)")
 }
 
-struct Demo {
-    runtime: Runtime,
-    adapter: Arc<LoadedAdapter>,
-    merchant: MerchantConfig,
-    notify_url: String,
-    seed: std::sync::atomic::AtomicU64,
+/// The merchant backend's side: a thin JSON client of the payhost API.
+struct Backend {
+    http: reqwest::Client,
+    base: String,
 }
 
-impl Demo {
-    async fn call(&self, op: Operation) -> Result<Output> {
-        let seed = self.seed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let ctx = CallContext {
-            request_id: format!("demo-{seed}"),
-            timestamp: now(),
-            seed,
-            notify_url: self.notify_url.clone(),
-        };
-        Ok(self
-            .runtime
-            .call(&self.adapter, &self.merchant, ctx, op)
-            .await?)
+impl Backend {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(MERCHANT_KEY);
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&body)?);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let value = serde_json::from_slice(&resp.bytes().await?).unwrap_or(Value::Null);
+        Ok((status, value))
     }
-}
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    async fn expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> Result<Value> {
+        let (got, value) = self.send(method, path, body).await?;
+        if got != status {
+            bail!("{path} answered {got}, expected {status}: {value}");
+        }
+        Ok(value)
+    }
 }
 
 /// Runs the walkthrough; fails on the first step that does not behave.
 pub async fn run() -> Result<()> {
     let ws = workspace()?;
     println!("1. Building the adapters into components (cached after the first run)");
+    let adapters_dir = ws.join("target").join("components");
     let built = tokio::task::spawn_blocking({
-        let ws = ws.clone();
+        let (ws, out_dir) = (ws.clone(), adapters_dir.clone());
         move || {
             builder::build(&BuildOptions {
-                workspace: ws.clone(),
                 dirs: vec![ws.join("adapters")],
-                out_dir: ws.join("target").join("components"),
+                workspace: ws,
+                out_dir,
             })
         }
     })
     .await??;
     for b in &built {
-        println!(
-            "   {:<12} {:>8} bytes  {}",
-            b.name,
-            b.bytes,
-            b.path.display()
-        );
+        println!("   {:<12} {:>8} bytes", b.name, b.bytes);
     }
-    let wasm = built
-        .iter()
-        .find(|b| b.name == "wechat-v2")
-        .context("the wechat-v2 adapter was not built")?;
 
-    println!("2. Starting the WeChat Pay v2 simulator and loading the adapter into the sandbox");
-    let sim = Simulator::start(SimConfig::new(APPID, MCH_ID, DEMO_KEY)).await;
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(ws.join("target").join("payhost-cache")),
-        // The simulator listens on loopback; production keeps this off.
-        egress: EgressPolicy {
-            allow_private: true,
-            ..Default::default()
-        },
-        ..Default::default()
-    })?;
-    let adapter = runtime.load(&std::fs::read(&wasm.path)?)?;
-    println!(
-        "   {} {} (contract {}), digest {}…",
-        adapter.info.name,
-        adapter.info.version,
-        adapter.info.contract_version,
-        &adapter.digest[..16]
-    );
+    println!("2. Starting a WeChat Pay v2 simulator, a merchant callback receiver and payhost");
+    let sim = Simulator::start(SimConfig::new(APPID, MCH_ID, WECHAT_KEY)).await;
+    let (hooks_tx, mut hooks) = mpsc::unbounded_channel::<Value>();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let callback_url = format!("http://{}/payhost-events", receiver.local_addr()?);
+    let receiver_app = axum::Router::new()
+        .route("/payhost-events", post(receive_webhook))
+        .with_state(hooks_tx);
+    let receiver_task = tokio::spawn(async move { axum::serve(receiver, receiver_app).await });
 
-    // The notification endpoint: hands WeChat's POST to the adapter and
-    // answers with exactly the acknowledgement it returns.
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<NotifyEvent>();
+    let data = ws
+        .join("target")
+        .join("demo")
+        .join(std::process::id().to_string());
+    std::fs::create_dir_all(&data)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let notify_url = format!(
-        "http://{}/v1/notify/wechat-v2/demo-shop",
-        listener.local_addr()?
+    let addr = listener.local_addr()?;
+    let config = Config::from_toml_str(&demo_config(
+        &data,
+        &adapters_dir,
+        &ws,
+        addr,
+        &callback_url,
+        &sim.base_url(),
+    )?)?;
+    let running = server::start(&config, listener).await?;
+    println!(
+        "   payhost on http://{addr}, store {}",
+        data.join("payhost.db").display()
     );
-    let demo = Arc::new(Demo {
-        runtime,
-        adapter,
-        merchant: MerchantConfig::new("demo-shop")
-            .text("appid", APPID)
-            .text("mch_id", MCH_ID)
-            .secret("api_key", DEMO_KEY)
-            .text("base_url", sim.base_url()),
-        notify_url,
-        seed: 1.into(),
+    let backend = Backend {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+    };
+
+    let result = walk(&backend, &sim, &mut hooks).await;
+    running.stop();
+    receiver_task.abort();
+    let _ = std::fs::remove_dir_all(&data);
+    result?;
+    println!(
+        "Done: created -> paid -> partially refunded; every message signed and verified, every change durable before it was acknowledged."
+    );
+    Ok(())
+}
+
+async fn walk(
+    backend: &Backend,
+    sim: &Simulator,
+    hooks: &mut mpsc::UnboundedReceiver<Value>,
+) -> Result<()> {
+    use reqwest::Method;
+    let order_no = format!("DEMO{}", std::process::id());
+
+    println!("3. The mini-program backend creates order {order_no} for 19.99 CNY");
+    let body = json!({
+        "merchant_order_no": order_no,
+        "amount": 1999,
+        "currency": "CNY",
+        "description": "payhost demo: green tea 250 g",
+        "method": "wechat_mini_program",
+        "payer": { "app_id": APPID, "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "client_ip": "203.0.113.7" },
     });
-    let app = axum::Router::new()
-        .route("/v1/notify/wechat-v2/demo-shop", post(notify))
-        .with_state((demo.clone(), events_tx));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let order_no = format!("DEMO{}", now());
-    println!("3. Creating order {order_no} for 19.99 CNY (unified order)");
-    let created = demo
-        .call(Operation::UnifiedOrder(OrderRequest {
-            merchant_order_no: order_no.clone(),
-            amount: Money {
-                minor: 1999,
-                currency: "CNY".into(),
-            },
-            description: "payhost demo: green tea 250 g".into(),
-            method: "wechat_mini_program".into(),
-            payer: Payer {
-                app_id: Some(APPID.into()),
-                openid: Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into()),
-                client_ip: Some("203.0.113.7".into()),
-            },
-            expires_at: Some(now() + 1800),
-            attach: None,
-        }))
+    let payment = backend
+        .expect(Method::POST, "/v1/payments", Some(body), 201)
         .await?;
-    let Output::OrderCreated(created) = created else {
-        bail!("unexpected answer to unified order")
-    };
-    let PayAction::MiniProgram(p) = &created.action else {
-        bail!("expected wx.requestPayment parameters")
-    };
-    println!(
-        "   wx.requestPayment({{ appId: {:?}, timeStamp: {:?}, nonceStr: {:?},",
-        p.app_id, p.time_stamp, p.nonce_str
-    );
-    println!(
-        "                        package: {:?}, signType: {:?}, paySign: {:?} }})",
-        p.package, p.sign_type, p.pay_sign
-    );
+    println!("   POST /v1/payments -> 201, state {}", payment["state"]);
+    println!("   wx.requestPayment({})", payment["pay_action"]["params"]);
 
-    println!("4. The payer pays; the simulator notifies payhost (twice, as WeChat may)");
-    let answers = sim
+    println!("4. The payer pays; WeChat notifies payhost (twice, as it may)");
+    for answer in sim
         .notify(
             &order_no,
             NotifyOptions {
@@ -182,133 +178,162 @@ pub async fn run() -> Result<()> {
                 ..Default::default()
             },
         )
-        .await?;
-    for a in &answers {
-        println!("   payhost answered HTTP {}: {}", a.status, a.body);
-        if !a.acknowledged() {
+        .await?
+    {
+        println!(
+            "   payhost answered HTTP {}: {}",
+            answer.status, answer.body
+        );
+        if !answer.acknowledged() {
             bail!("the notification was not acknowledged");
         }
     }
-    // Both deliveries verify; each handler sent its events before answering.
-    let mut deliveries = Vec::new();
-    while let Ok(e) = events_rx.try_recv() {
-        deliveries.push(e);
-    }
-    println!(
-        "   {} verified deliveries of the same payment (the order store applies it once)",
-        deliveries.len()
-    );
-    let Some(NotifyEvent::Payment(paid)) = deliveries.into_iter().next() else {
-        bail!("expected a payment event")
-    };
-    let amount = paid
-        .amount
-        .as_ref()
-        .context("the payment event carries no amount")?;
-    println!(
-        "   verified event: {:?}, {} {}, transaction {}",
-        paid.state,
-        payhost_sdk::money::to_decimal(&payhost_sdk::types::Money {
-            minor: amount.minor,
-            currency: amount.currency.clone()
-        })?,
-        amount.currency,
-        paid.order.channel_transaction_id.as_deref().unwrap_or("?")
-    );
-
-    println!("5. Querying the order at the provider");
-    let Output::TradeStatus(status) = demo
-        .call(Operation::Query(QueryRequest {
-            order: OrderRef {
-                merchant_order_no: order_no.clone(),
-                provider_trade_no: None,
-                channel_transaction_id: None,
-            },
-        }))
-        .await?
-    else {
-        bail!("unexpected answer to query")
-    };
-    println!(
-        "   state {:?} (provider says {})",
-        status.state, status.provider_state
-    );
-
-    println!("6. Refunding 5.00 CNY of it");
-    let refund_no = format!("{order_no}R1");
-    let Output::RefundStatus(refund) = demo
-        .call(Operation::Refund(RefundRequest {
-            order: status.order.clone(),
-            refund_no: refund_no.clone(),
-            amount: Money {
-                minor: 500,
-                currency: "CNY".into(),
-            },
-            order_amount: Money {
-                minor: 1999,
-                currency: "CNY".into(),
-            },
-            reason: Some("one item returned".into()),
-        }))
-        .await?
-    else {
-        bail!("unexpected answer to refund")
-    };
-    println!(
-        "   accepted: {:?}, refund id {}",
-        refund.state,
-        refund.provider_refund_id.as_deref().unwrap_or("?")
-    );
-    let answers = sim
-        .notify_refund(&refund_no, NotifyOptions::default())
+    let payment = backend
+        .expect(Method::GET, &format!("/v1/payments/{order_no}"), None, 200)
         .await?;
-    if !answers.iter().all(|a| a.acknowledged()) {
-        bail!("the refund notification was not acknowledged");
-    }
-    let NotifyEvent::Refund(settled) = events_rx.recv().await.context("no refund event")? else {
-        bail!("expected a refund event")
-    };
     println!(
-        "   refund notification (AES-256-ECB, decrypted by the host's key): {:?}",
-        settled.state
+        "   GET /v1/payments/{order_no} -> state {}, WeChat transaction {}",
+        payment["state"], payment["channel_transaction_id"]
+    );
+    if payment["state"] != "paid" {
+        bail!("the order is not paid");
+    }
+
+    println!("5. The merchant's callback receives a signed webhook");
+    let event = next_hook(hooks).await?;
+    println!(
+        "   {} for {} (Standard Webhooks signature verified)",
+        event["type"], event["data"]["order"]["merchant_order_no"]
     );
 
-    server.abort();
+    println!("6. The backend refunds 5.00 CNY; WeChat settles it and notifies");
+    let refund_no = format!("{order_no}R1");
+    let refund = backend
+        .expect(
+            Method::POST,
+            &format!("/v1/payments/{order_no}/refunds"),
+            Some(json!({ "refund_no": refund_no, "amount": 500, "reason": "one item returned" })),
+            201,
+        )
+        .await?;
+    println!("   POST .../refunds -> 201, state {}", refund["state"]);
+    for answer in sim
+        .notify_refund(&refund_no, NotifyOptions::default())
+        .await?
+    {
+        if !answer.acknowledged() {
+            bail!("the refund notification was not acknowledged");
+        }
+    }
+    let refund = backend
+        .expect(
+            Method::GET,
+            &format!("/v1/payments/{order_no}/refunds/{refund_no}"),
+            None,
+            200,
+        )
+        .await?;
+    let payment = backend
+        .expect(Method::GET, &format!("/v1/payments/{order_no}"), None, 200)
+        .await?;
     println!(
-        "Done: created -> paid -> refunded, every message signed and verified, no key ever inside the sandbox."
+        "   refund {}, payment {} ({} of {} refunded)",
+        refund["state"], payment["state"], payment["refunded_amount"], payment["amount"]
     );
+    let event = next_hook(hooks).await?;
+    println!("   webhook {} delivered", event["type"]);
+
+    println!("7. What the merchant can audit: GET /v1/events");
+    let events = backend.expect(Method::GET, "/v1/events", None, 200).await?;
+    for e in events["events"].as_array().into_iter().flatten() {
+        println!(
+            "   {:<18} delivery {} after {} attempt(s)",
+            e["type"].as_str().unwrap_or("?"),
+            e["delivery"]["status"],
+            e["delivery"]["attempts"]
+        );
+    }
     Ok(())
 }
 
-type NotifyState = (Arc<Demo>, mpsc::UnboundedSender<NotifyEvent>);
+async fn next_hook(hooks: &mut mpsc::UnboundedReceiver<Value>) -> Result<Value> {
+    tokio::time::timeout(Duration::from_secs(10), hooks.recv())
+        .await
+        .context("no webhook within 10 s")?
+        .context("the callback receiver stopped")
+}
 
-async fn notify(
-    State((demo, events)): State<NotifyState>,
+/// The merchant's endpoint: verifies the signature as a merchant would
+/// (any Standard Webhooks library does the same) and passes the event on.
+async fn receive_webhook(
+    State(tx): State<mpsc::UnboundedSender<Value>>,
+    headers: HeaderMap,
     body: Bytes,
-) -> (axum::http::StatusCode, Vec<u8>) {
-    let inbound = InboundHttp {
-        method: HttpMethod::Post,
-        path: "/v1/notify/wechat-v2/demo-shop".into(),
-        query: String::new(),
-        headers: vec![("content-type".into(), "text/xml".into())],
-        body: body.to_vec(),
-    };
-    match demo.call(Operation::ParseNotify(inbound)).await {
-        Ok(Output::Notify(outcome)) => {
-            for e in outcome.events {
-                let _ = events.send(e);
-            }
-            let status = axum::http::StatusCode::from_u16(outcome.ack.status)
-                .unwrap_or(axum::http::StatusCode::OK);
-            (status, outcome.ack.body)
-        }
-        Ok(_) => (
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            b"unexpected".to_vec(),
-        ),
-        Err(e) => {
-            eprintln!("   notification refused: {e}");
-            (axum::http::StatusCode::BAD_REQUEST, b"refused".to_vec())
-        }
+) -> StatusCode {
+    let secret = SecretString::from(WEBHOOK_SECRET.to_string());
+    if crate::webhooks::verify(&secret, &headers, &body).is_err() {
+        return StatusCode::UNAUTHORIZED;
     }
+    match serde_json::from_slice(&body) {
+        Ok(event) => {
+            let _ = tx.send(event);
+            StatusCode::NO_CONTENT
+        }
+        Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The configuration a real deployment would write as a file; secrets are
+/// `file:` references, as they must be.
+fn demo_config(
+    data: &Path,
+    adapters: &Path,
+    ws: &Path,
+    addr: std::net::SocketAddr,
+    callback: &str,
+    sim: &str,
+) -> Result<String> {
+    std::fs::write(data.join("wechat.key"), WECHAT_KEY)?;
+    std::fs::write(data.join("webhook.secret"), WEBHOOK_SECRET)?;
+    Ok(format!(
+        r#"
+[server]
+bind = "{addr}"
+public_base_url = "http://{addr}"
+
+[store]
+sqlite_path = "{db}"
+
+[runtime]
+adapters_dir = "{adapters}"
+cache_dir = "{cache}"
+
+# The simulator listens on loopback; production keeps this off.
+[egress]
+allow_private = true
+
+[webhooks]
+initial_backoff_ms = 200
+
+[[merchants]]
+id = "demo-shop"
+api_keys = ["{key}"]
+adapter = "wechat-v2"
+currency = "CNY"
+industry = "physical"
+callback_url = "{callback}"
+webhook_secret = "file:{dir}/webhook.secret"
+
+[merchants.config]
+appid = "{APPID}"
+mch_id = "{MCH_ID}"
+api_key = "file:{dir}/wechat.key"
+base_url = "{sim}"
+"#,
+        db = data.join("payhost.db").display(),
+        adapters = adapters.display(),
+        cache = ws.join("target").join("payhost-cache").display(),
+        key = api_key_hash(MERCHANT_KEY),
+        dir = data.display(),
+    ))
 }

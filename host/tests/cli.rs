@@ -28,12 +28,14 @@ fn demo_walks_a_payment_from_creation_to_refund() {
     let out = payhost(&["demo"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for expected in [
-        "wx.requestPayment(",
-        "2 verified deliveries of the same payment",
-        "verified event: TradeState::Paid, 19.99 CNY",
-        "state TradeState::Paid",
-        "accepted: RefundState::Pending",
-        "RefundState::Succeeded",
+        "POST /v1/payments -> 201",
+        "wx.requestPayment({\"appId\"",
+        "<return_code><![CDATA[SUCCESS]]></return_code>",
+        "state \"paid\"",
+        "\"payment.paid\" for \"DEMO",
+        "refund \"succeeded\", payment \"partially_refunded\" (500 of 1999 refunded)",
+        "webhook \"refund.succeeded\" delivered",
+        "refund.succeeded   delivery \"delivered\"",
         "Done:",
     ] {
         assert!(

@@ -649,7 +649,7 @@ async fn refund_payment(
                     .update_refund(
                         &failed,
                         None,
-                        &[refund_event(orders::REFUND_FAILED, &failed)],
+                        &[refund_event(orders::REFUND_FAILED, &failed, &order)],
                     )
                     .await?;
             }
@@ -667,10 +667,11 @@ async fn refund_payment(
     Ok(Answer::json(code, &RefundView::from(&refund)))
 }
 
-fn refund_event(kind: &str, r: &Refund) -> NewEvent {
+/// Same shape as the state machine's refund events.
+fn refund_event(kind: &str, r: &Refund, order: &Order) -> NewEvent {
     NewEvent {
         event_type: kind.into(),
-        payload: orders::refund_json(r),
+        payload: json!({ "refund": orders::refund_json(r), "order": orders::order_json(order) }),
     }
 }
 
