@@ -13,6 +13,20 @@ fn verify_webhook(d: &payhost_e2e::front::Delivery) -> Value {
     serde_json::from_slice(&d.body).unwrap()
 }
 
+/// `/v1/events` once every listed event is marked delivered: the worker
+/// records the delivery just after the receiver has answered.
+async fn all_delivered(f: &Front) -> Value {
+    for _ in 0..250 {
+        let events = f.get_json("/v1/events").await;
+        let list = events["events"].as_array().unwrap();
+        if !list.is_empty() && list.iter().all(|e| e["delivery"]["status"] == "delivered") {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("events were not all marked delivered");
+}
+
 #[tokio::test]
 async fn a_payment_from_creation_to_partial_refund() {
     let f = Front::start("flow", Options::default()).await;
@@ -105,7 +119,7 @@ async fn a_payment_from_creation_to_partial_refund() {
         .map(|d| verify_webhook(d)["type"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(kinds, ["payment.paid", "refund.succeeded"]);
-    let events = f.get_json("/v1/events").await;
+    let events = all_delivered(&f).await;
     let listed: Vec<(&str, &str)> = events["events"]
         .as_array()
         .unwrap()
@@ -196,7 +210,7 @@ async fn a_failing_merchant_endpoint_is_retried_until_it_accepts() {
         .map(|d| d.headers["webhook-id"].clone())
         .collect();
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
-    let events = f.get_json("/v1/events").await;
+    let events = all_delivered(&f).await;
     assert_eq!(events["events"][0]["delivery"]["attempts"], 3);
     assert_eq!(events["events"][0]["delivery"]["status"], "delivered");
 }
