@@ -244,7 +244,16 @@ async fn walk(
     println!("   webhook {} delivered", event["type"]);
 
     println!("7. What the merchant can audit: GET /v1/events");
-    let events = backend.expect(Method::GET, "/v1/events", None, 200).await?;
+    // The worker records a delivery just after the receiver answered it.
+    let mut events = Value::Null;
+    for _ in 0..100 {
+        events = backend.expect(Method::GET, "/v1/events", None, 200).await?;
+        let list = events["events"].as_array().cloned().unwrap_or_default();
+        if list.iter().all(|e| e["delivery"]["status"] == "delivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for e in events["events"].as_array().into_iter().flatten() {
         println!(
             "   {:<18} delivery {} after {} attempt(s)",

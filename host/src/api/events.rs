@@ -3,7 +3,7 @@
 use super::problem::ApiError;
 use super::{AppState, AuthMerchant};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -49,7 +49,7 @@ pub struct EventList {
 pub async fn list(
     State(state): State<AppState>,
     AuthMerchant(merchant): AuthMerchant,
-    Query(params): Query<ListParams>,
+    super::ApiQuery(params): super::ApiQuery<ListParams>,
 ) -> Result<Json<EventList>, ApiError> {
     let limit = params.limit.unwrap_or(50).clamp(1, 500);
     let events = state

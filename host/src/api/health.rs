@@ -33,12 +33,15 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 /// `GET /metrics`: Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let by_state: Vec<(String, i64)> = state
-        .store
-        .count_orders_by_state()
-        .await?
-        .into_iter()
-        .map(|(s, n)| (s.as_str().to_string(), n))
+    // The store omits states with no orders; each state is set, to zero if
+    // absent, so a gauge never keeps a count from an earlier scrape.
+    let counts = state.store.count_orders_by_state().await?;
+    let by_state: Vec<(String, i64)> = crate::store::OrderState::ALL
+        .iter()
+        .map(|s| {
+            let n = counts.iter().find(|(c, _)| c == s).map_or(0, |(_, n)| *n);
+            (s.as_str().to_string(), n)
+        })
         .collect();
     let mut resp = state.metrics.render(&by_state).into_response();
     resp.headers_mut().insert(
@@ -72,12 +75,16 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         super::payments::list_refunds, super::payments::get_refund,
         super::notify::receive, super::events::list,
         healthz, readyz, metrics,
+        super::admin::list, super::admin::show, super::admin::versions,
+        super::admin::upload, super::admin::rollback,
     ),
     components(schemas(
         super::payments::CreatePayment, super::payments::PayerInput, super::payments::Payment,
         super::payments::CreateRefund, super::payments::RefundView,
         super::events::EventList, super::events::EventView, super::events::Delivery,
         super::problem::Problem,
+        super::admin::AdapterList, super::admin::AdapterView, super::admin::Pin,
+        super::admin::VersionList, super::admin::RollbackRequest, crate::registry::VersionView,
     )),
     modifiers(&Security),
 )]
@@ -95,6 +102,15 @@ impl utoipa::Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("A merchant API key"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's admin token (`server.admin_token`)"))
                     .build(),
             ),
         );

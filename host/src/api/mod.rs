@@ -5,11 +5,14 @@
 //! - [`notify`]: `/v1/notify/{adapter}/{merchant}`, where providers post
 //!   their asynchronous notifications;
 //! - [`events`]: `GET /v1/events`, the merchant's webhook deliveries;
+//! - [`admin`]: `/admin/adapters`, adapter versions: upload, rollback,
+//!   listing (the operator's credential, never a merchant key);
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
 //! - [`problem`]: the one error shape (RFC 9457 problem details).
 //!
 //! Every state change is committed to the store before the answer leaves.
 
+pub mod admin;
 pub mod events;
 pub mod health;
 pub mod idempotency;
@@ -66,6 +69,8 @@ pub struct AppState {
     pub poll_without_notifications_ms: i64,
     /// First poll of an order whose notification has not come.
     pub notify_overdue_ms: i64,
+    /// The bearer token of `/admin/*`; none disables that API.
+    pub admin_token: Option<Arc<SecretString>>,
 }
 
 impl AppState {
@@ -86,6 +91,30 @@ impl AppState {
         } else {
             self.poll_without_notifications_ms
         }
+    }
+
+    /// The adapter version a merchant's call goes through: its pinned
+    /// digest, else its slot's active version. The caller keeps the `Arc`
+    /// for the whole operation, so a swap meanwhile does not affect it.
+    pub fn adapter_for(
+        &self,
+        merchant: &Merchant,
+    ) -> Result<Arc<crate::runtime::LoadedAdapter>, ApiError> {
+        let pin = self.registry.pin_of(&merchant.id);
+        self.registry
+            .get_for(&merchant.adapter, pin.as_deref())
+            .map_err(|e| {
+                let mut err = ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "adapter_unavailable",
+                    "The provider adapter is not loaded",
+                    e.to_string(),
+                );
+                if let Some(pin) = pin {
+                    err = err.with("pinned_digest", pin);
+                }
+                err
+            })
     }
 
     /// A fresh call context: one timestamp and one seed per operation.
@@ -117,11 +146,13 @@ impl FromRequestParts<AppState> for AuthMerchant {
         let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthorized("send `Authorization: Bearer <merchant API key>`")
         })?;
+        // The scheme is case-insensitive (RFC 9110 section 11.1).
         let key = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim())
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {
                 ApiError::unauthorized(
@@ -151,6 +182,25 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
 }
 
+/// A query string parsed like axum's `Query`, refused with a problem
+/// document (not axum's plain-text rejection).
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::validation(e.body_text()))
+    }
+}
+
 /// Gives every request an id (`x-request-id`, echoed back) that problem
 /// documents and logs carry.
 pub async fn request_id(req: Request, next: Next) -> Response {
@@ -170,7 +220,7 @@ pub async fn request_id(req: Request, next: Next) -> Response {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    use axum::routing::{get, post};
+    use axum::routing::{get, post, put};
     Router::new()
         .route("/v1/payments", post(payments::create))
         .route("/v1/payments/{merchant_order_no}", get(payments::get))
@@ -187,11 +237,30 @@ pub fn router(state: AppState) -> Router {
             post(notify::receive).get(notify::receive),
         )
         .route("/v1/events", get(events::list))
+        .route("/admin/adapters", get(admin::list))
+        .route(
+            "/admin/adapters/{name}",
+            put(admin::upload)
+                .get(admin::show)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    admin::MAX_COMPONENT_BYTES,
+                )),
+        )
+        .route("/admin/adapters/{name}/rollback", post(admin::rollback))
+        .route("/admin/adapters/{name}/versions", get(admin::versions))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                format!("this endpoint does not take {method}"),
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             health::track,

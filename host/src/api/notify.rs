@@ -39,14 +39,9 @@ pub async fn receive(
             ))
         })?
         .clone();
-    let adapter = state.registry.get(&adapter_name).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "adapter_unavailable",
-            "The provider adapter is not loaded",
-            format!("adapter `{adapter_name}` is not loaded"),
-        )
-    })?;
+    // Parsed by the merchant's active (or pinned) version, whichever
+    // version created the order: the contract is the same.
+    let adapter = state.adapter_for(&merchant)?;
     let inbound = InboundHttp {
         method: if method == Method::GET {
             HttpMethod::Get

@@ -11,7 +11,7 @@ use crate::runtime::{Operation, Output};
 use crate::store::{Inserted, NewEvent, Order, OrderState, Refund, RefundState, StoreError};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,8 @@ pub struct Payment {
     pub method: String,
     pub description: String,
     pub adapter: String,
+    /// The adapter version (hex sha256 of its component) that created it.
+    pub adapter_digest: String,
     /// The provider's trade number, when it has one.
     pub provider_trade_no: Option<String>,
     /// WeChat Pay's transaction id, once known.
@@ -96,6 +98,7 @@ impl From<&Order> for Payment {
             method: o.method.clone(),
             description: o.description.clone(),
             adapter: o.adapter.clone(),
+            adapter_digest: o.adapter_digest.clone(),
             provider_trade_no: o.provider_trade_no.clone(),
             channel_transaction_id: o.channel_transaction_id.clone(),
             pay_action: o.pay_action.clone(),
@@ -242,14 +245,7 @@ async fn create_payment(
     if req.description.trim().is_empty() {
         return Err(ApiError::validation("`description` must not be empty"));
     }
-    let adapter = state.registry.get(&merchant.adapter).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "adapter_unavailable",
-            "The provider adapter is not loaded",
-            format!("adapter `{}` is not loaded", merchant.adapter),
-        )
-    })?;
+    let adapter = state.adapter_for(merchant)?;
     if !adapter.info.methods.contains(&req.method) {
         return Err(ApiError::validation(format!(
             "`method` is `{}`; this merchant's provider offers {:?}",
@@ -298,6 +294,20 @@ async fn create_payment(
         updated_at: now,
         version: 0,
     };
+    // One create of an order number at a time reaches the provider; the
+    // others are told to retry rather than send the same order again.
+    let _in_flight =
+        InFlight::claim(state, &merchant.id, &req.merchant_order_no).ok_or_else(|| {
+            let mut e = ApiError::conflict(
+                "order_in_progress",
+                format!(
+                    "order `{}` is being created by another request; retry",
+                    req.merchant_order_no
+                ),
+            );
+            e.retry_after = Some(1);
+            e
+        })?;
     let order = match state.store.insert_order(&candidate).await? {
         Inserted::New(o) => o,
         Inserted::Existing(o) => {
@@ -407,6 +417,39 @@ async fn create_payment(
     }
 }
 
+/// Creates in flight in this process, by (store, merchant, order no).
+/// Replicas sharing a store can still race each other; providers take an
+/// identical order number with identical values as the same order.
+static IN_FLIGHT: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashSet<(usize, String, String)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// A claim on one order number's creation, released when dropped (also
+/// when the request is cancelled).
+struct InFlight((usize, String, String));
+
+impl InFlight {
+    fn claim(state: &AppState, merchant_id: &str, order_no: &str) -> Option<InFlight> {
+        let store = std::sync::Arc::as_ptr(&state.store) as *const () as usize;
+        let key = (store, merchant_id.to_string(), order_no.to_string());
+        let claimed = IN_FLIGHT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        // Built only once the lock is released: a dropped claim locks it.
+        if claimed { Some(InFlight(key)) } else { None }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct GetParams {
     /// Ask the provider (`query`) and apply its answer before answering.
@@ -416,22 +459,30 @@ pub struct GetParams {
 
 /// `GET /v1/payments/{merchant_order_no}`
 #[utoipa::path(get, path = "/v1/payments/{merchant_order_no}", params(("merchant_order_no" = String, Path), GetParams),
-    responses((status = 200, body = Payment), (status = "4XX", body = super::problem::Problem), (status = "5XX", body = super::problem::Problem)),
+    responses((status = 200, body = Payment, headers(("payhost-adapter-digest" = String, description = "With `refresh`: the adapter version that asked the provider"))),
+              (status = "4XX", body = super::problem::Problem), (status = "5XX", body = super::problem::Problem)),
     security(("merchant_key" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     AuthMerchant(merchant): AuthMerchant,
     Path(order_no): Path<String>,
-    Query(params): Query<GetParams>,
-) -> Result<Json<Payment>, ApiError> {
+    super::ApiQuery(params): super::ApiQuery<GetParams>,
+) -> Result<Response, ApiError> {
     let order = load_order(&state, &merchant, &order_no).await?;
     if !params.refresh || order.state == OrderState::Created {
-        return Ok(Json(Payment::from(&order)));
+        return Ok(Json(Payment::from(&order)).into_response());
     }
     state.rate_limiter.check(&merchant.id, Op::Query)?;
-    let order = refresh(&state, &merchant, order).await?;
-    Ok(Json(Payment::from(&order)))
+    let (order, digest) = refresh_via(&state, &merchant, order).await?;
+    Ok((
+        [(ADAPTER_DIGEST_HEADER, digest)],
+        Json(Payment::from(&order)),
+    )
+        .into_response())
 }
+
+/// Names the adapter version that served a call to the provider.
+pub const ADAPTER_DIGEST_HEADER: &str = "payhost-adapter-digest";
 
 async fn load_order(
     state: &AppState,
@@ -456,10 +507,18 @@ pub async fn refresh(
     merchant: &Merchant,
     order: Order,
 ) -> Result<Order, ApiError> {
-    let adapter = state
-        .registry
-        .get(&order.adapter)
-        .ok_or_else(|| ApiError::internal(format!("adapter `{}` is not loaded", order.adapter)))?;
+    refresh_via(state, merchant, order).await.map(|(o, _)| o)
+}
+
+/// [`refresh`], also returning the digest of the adapter version used.
+pub async fn refresh_via(
+    state: &AppState,
+    merchant: &Merchant,
+    order: Order,
+) -> Result<(Order, String), ApiError> {
+    // The merchant's current (or pinned) version, not the one the order
+    // was created with: versions of a slot speak the same contract.
+    let adapter = state.adapter_for(merchant)?;
     let ctx = state.call_context(merchant);
     let op = Operation::Query(contract::QueryRequest {
         order: order_ref(&order),
@@ -484,7 +543,7 @@ pub async fn refresh(
     };
     apply_trade_status(state, &merchant.id, &order.merchant_order_no, &status)
         .await
-        .map(|(o, _)| o)
+        .map(|(o, _)| (o, adapter.digest.clone()))
 }
 
 /// Applies a provider's statement about an order, retrying on concurrent
@@ -608,10 +667,9 @@ async fn refund_payment(
         }
     };
 
-    let adapter = state
-        .registry
-        .get(&order.adapter)
-        .ok_or_else(|| ApiError::internal(format!("adapter `{}` is not loaded", order.adapter)))?;
+    // The merchant's current (or pinned) version, not the one the order
+    // was created with: versions of a slot speak the same contract.
+    let adapter = state.adapter_for(merchant)?;
     let ctx = state.call_context(merchant);
     let op = Operation::Refund(contract::RefundRequest {
         order: order_ref(&order),
