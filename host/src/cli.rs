@@ -95,6 +95,26 @@ pub enum AdapterCommand {
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
+    /// Upload a component to a running payhost (`PUT /admin/adapters/{name}`):
+    /// it is validated there and, if accepted, active at once.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PushArgs {
+    /// The component to upload.
+    pub file: PathBuf,
+    /// The payhost to upload to, e.g. `https://pay.example.com`.
+    #[arg(long)]
+    pub to: String,
+    /// The adapter slot (default: the file's stem, `wechat-v2` for
+    /// `wechat-v2.wasm`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The environment variable holding the admin token (never pass the
+    /// token itself on the command line).
+    #[arg(long, default_value = "PAYHOST_ADMIN_TOKEN")]
+    pub token_env: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -207,6 +227,7 @@ fn check_adapters(cfg: &crate::config::Config) -> Result<Vec<String>> {
 
 fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
     match cmd {
+        AdapterCommand::Push(args) => push(args),
         AdapterCommand::Build { dirs, out } => {
             let cwd = std::env::current_dir()?;
             let workspace =
@@ -281,6 +302,76 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
                 }
             }
         }
+    }
+}
+
+/// `payhost adapter push`: prints the outcome; a refusal is printed with
+/// its reason and fails the command.
+fn push(args: PushArgs) -> Result<ExitCode> {
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => crate::registry::slot_of(&args.file).with_context(|| {
+            format!(
+                "cannot tell the adapter name from {}; pass --name",
+                args.file.display()
+            )
+        })?,
+    };
+    let token = std::env::var(&args.token_env)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .with_context(|| {
+            format!(
+                "set the admin token in ${} (or name another variable with --token-env)",
+                args.token_env
+            )
+        })?;
+    let bytes = read(&args.file)?;
+    let url = format!("{}/admin/adapters/{name}", args.to.trim_end_matches('/'));
+    let tokio = tokio::runtime::Runtime::new()?;
+    let (status, body) = tokio.block_on(async {
+        let resp = reqwest::Client::new()
+            .put(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("uploading to {url}"))?;
+        let status = resp.status();
+        anyhow::Ok((status, resp.text().await.unwrap_or_default()))
+    })?;
+    let json: Option<serde_json::Value> = serde_json::from_str(&body).ok();
+    if status.is_success() {
+        match &json {
+            Some(j) if j["unchanged"] == true => println!(
+                "{name}: {} ({}) was already active",
+                j["version"].as_str().unwrap_or("?"),
+                j["digest"].as_str().unwrap_or("?")
+            ),
+            Some(j) => println!(
+                "{name}: {} ({}) is active; previous {} ({})",
+                j["version"].as_str().unwrap_or("?"),
+                j["digest"].as_str().unwrap_or("?"),
+                j["previous_version"].as_str().unwrap_or("none"),
+                j["previous_digest"].as_str().unwrap_or("-")
+            ),
+            None => println!("{name}: uploaded ({status})"),
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let why = json
+            .as_ref()
+            .and_then(|j| {
+                Some(format!(
+                    "{}: {}",
+                    j["code"].as_str()?,
+                    j["detail"].as_str()?
+                ))
+            })
+            .unwrap_or(body);
+        eprintln!("error: {url} refused the upload ({status}): {why}");
+        Ok(ExitCode::FAILURE)
     }
 }
 

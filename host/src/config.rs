@@ -186,7 +186,7 @@ impl ApiKeyHash {
 
     /// Constant-time comparison, so response timing does not reveal how
     /// much of a guessed key's hash matched.
-    fn ct_eq(&self, other: &Self) -> bool {
+    pub fn ct_eq(&self, other: &Self) -> bool {
         self.0
             .iter()
             .zip(other.0.iter())
@@ -239,6 +239,12 @@ pub struct RuntimeSettings {
     pub step_deadline_ms: u64,
     pub max_steps: usize,
     pub max_instances: u32,
+    /// How many previous versions of each adapter stay loaded for rollback
+    /// (versions a merchant is pinned to are kept in addition).
+    pub keep_versions: usize,
+    /// Install new or changed `<adapters_dir>/<name>.wasm` files while
+    /// running.
+    pub watch: bool,
 }
 
 impl Default for RuntimeSettings {
@@ -252,6 +258,8 @@ impl Default for RuntimeSettings {
             step_deadline_ms: d.step_deadline.as_millis() as u64,
             max_steps: d.max_steps,
             max_instances: d.max_instances,
+            keep_versions: 5,
+            watch: true,
         }
     }
 }
@@ -398,6 +406,8 @@ struct RawMerchant {
     limits: LimitSettings,
     #[serde(default)]
     config: BTreeMap<String, ConfigText>,
+    #[serde(default)]
+    pin: Option<String>,
 }
 
 /// An adapter-config value: text, or a number or boolean written without
@@ -474,6 +484,9 @@ pub struct MerchantSettings {
     /// The adapter's configuration as written; secret-kind values are still
     /// references here.
     pub config: BTreeMap<String, String>,
+    /// The adapter version (hex sha256 of its component) this merchant
+    /// stays on whatever the active version of its slot is.
+    pub pin: Option<String>,
 }
 
 impl fmt::Debug for MerchantSettings {
@@ -494,6 +507,7 @@ impl fmt::Debug for MerchantSettings {
             .field("refund_currency", &self.refund_currency)
             .field("limits", &self.limits)
             .field("config", &self.config.keys().collect::<Vec<_>>())
+            .field("pin", &self.pin)
             .finish()
     }
 }
@@ -772,6 +786,7 @@ impl RawConfig {
             "runtime.max_instances",
             u64::from(self.runtime.max_instances),
         )?;
+        positive("runtime.keep_versions", self.runtime.keep_versions as u64)?;
         positive("egress.timeout_ms", self.egress.timeout_ms)?;
         positive("egress.max_response_kib", self.egress.max_response_kib)?;
         positive(
@@ -898,7 +913,12 @@ impl RawMerchant {
             .limits
             .resolve(&self.currency, self.industry)
             .map_err(|e| err(&format!("limits.{}", e.field), e.problem))?;
+        let pin = match &self.pin {
+            None => None,
+            Some(p) => Some(parse_digest(p).map_err(|p| err("pin", p))?),
+        };
         Ok(MerchantSettings {
+            pin,
             api_keys,
             adapter: self.adapter.clone(),
             currency: self.currency.clone(),
@@ -910,6 +930,21 @@ impl RawMerchant {
             config: self.config.into_iter().map(|(k, v)| (k, v.0)).collect(),
             id: self.id,
         })
+    }
+}
+
+/// An adapter digest as written in a pin: 64 hex digits, optionally
+/// prefixed `sha256:`; returned as lower-case hex (what the registry uses).
+pub fn parse_digest(text: &str) -> Result<String, String> {
+    let hex = text.strip_prefix("sha256:").unwrap_or(text);
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex.to_ascii_lowercase())
+    } else {
+        Err(
+            "must be an adapter digest: 64 hex digits (optionally `sha256:` first), \
+             as `GET /admin/adapters` lists them"
+                .into(),
+        )
     }
 }
 
@@ -944,8 +979,10 @@ impl fmt::Display for Config {
         writeln!(f, "store:      SQLite {}", self.store.sqlite_path.display())?;
         writeln!(
             f,
-            "runtime:    adapters in {}, {} MiB, {} ms per step, {} steps, {} instances",
+            "runtime:    adapters in {} ({}watched, {} previous versions kept), {} MiB, {} ms per step, {} steps, {} instances",
             self.runtime.adapters_dir.display(),
+            if self.runtime.watch { "" } else { "not " },
+            self.runtime.keep_versions,
             self.runtime.memory_limit_mib,
             self.runtime.step_deadline_ms,
             self.runtime.max_steps,
@@ -1012,6 +1049,9 @@ impl fmt::Display for Config {
                 "    adapter config: {}",
                 m.config.keys().cloned().collect::<Vec<_>>().join(", ")
             )?;
+            if let Some(pin) = &m.pin {
+                writeln!(f, "    pinned to adapter version {pin}")?;
+            }
         }
         Ok(())
     }
@@ -1099,6 +1139,33 @@ api_key = "file:{secret}"
                 field("api_key", FieldKind::Secret),
             ],
         }
+    }
+
+    #[test]
+    fn pins_are_digests() {
+        let hex = "AB".repeat(32);
+        assert_eq!(parse_digest(&hex).unwrap(), "ab".repeat(32));
+        assert_eq!(
+            parse_digest(&format!("sha256:{hex}")).unwrap(),
+            "ab".repeat(32)
+        );
+        for bad in ["", "ab", "sha256:", &"zz".repeat(32)] {
+            assert!(parse_digest(bad).is_err(), "{bad}");
+        }
+        let s = Scratch::new("pin");
+        let c =
+            Config::from_toml_str(&merchant_toml(&s, &format!("pin = \"sha256:{hex}\""))).unwrap();
+        assert_eq!(
+            c.merchants[0].pin.as_deref(),
+            Some("ab".repeat(32).as_str())
+        );
+        let e = Config::from_toml_str(&merchant_toml(&s, "pin = \"latest\"")).unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Merchant { ref field, .. } if field == "pin"),
+            "{e}"
+        );
+        assert_eq!(c.runtime.keep_versions, 5);
+        assert!(c.runtime.watch);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod watch;
 pub mod webhooks;
 
 pub use error::{CallError, LoadError};

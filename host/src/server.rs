@@ -5,7 +5,7 @@ use crate::api::{self, AppState, Merchant};
 use crate::config::Config;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::{Registry, SlotUser};
 use crate::runtime::Runtime;
 use crate::store::SqliteStore;
 use anyhow::{Context, Result, bail};
@@ -17,11 +17,19 @@ use std::sync::Arc;
 /// its adapter's schema. Anything wrong is an error naming what to fix.
 pub async fn build_state(config: &Config) -> Result<AppState> {
     let runtime = Arc::new(Runtime::new(config.runtime_config())?);
-    let registry = Arc::new(Registry::new());
+    let metrics = Arc::new(Metrics::new());
     let dir = config.runtime.adapters_dir.clone();
+    let registry = Arc::new(
+        Registry::new(
+            runtime.clone(),
+            metrics.clone(),
+            config.runtime.keep_versions,
+        )
+        .persist_to(dir.clone()),
+    );
     tokio::task::spawn_blocking({
-        let (runtime, registry) = (runtime.clone(), registry.clone());
-        move || registry.load_dir(&runtime, &dir)
+        let registry = registry.clone();
+        move || registry.load_dir(&dir)
     })
     .await??;
     let store = SqliteStore::open(&config.store.sqlite_path)
@@ -29,6 +37,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
 
     let mut merchants = HashMap::new();
     let mut api_keys = HashMap::new();
+    let mut users = Vec::new();
     for m in &config.merchants {
         let Some(adapter) = registry.get(&m.adapter) else {
             bail!(
@@ -39,6 +48,12 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
             );
         };
         let adapter_config = m.adapter_config(&adapter.info)?;
+        users.push(SlotUser {
+            merchant: m.id.clone(),
+            slot: m.adapter.clone(),
+            pin: m.pin.clone(),
+            config: adapter_config.clone(),
+        });
         for key in &m.api_keys {
             api_keys.insert(key.to_string(), m.id.clone());
         }
@@ -55,6 +70,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
             }),
         );
     }
+    registry.set_users(users);
     let rate_limiter = RateLimiter::new(
         config
             .merchants
@@ -69,7 +85,8 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
         api_keys: Arc::new(api_keys),
         public_base_url: config.server.public_base_url.clone(),
         rate_limiter: Arc::new(rate_limiter),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
+        admin_token: config.server.admin_token.clone().map(Arc::new),
         poll_without_notifications_ms: config.reconciler.interval().as_millis() as i64,
         notify_overdue_ms: config.reconciler.notify_overdue().as_millis() as i64,
     })
@@ -117,6 +134,15 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
         state.clone(),
         config.reconciler.interval(),
     )));
+    if config.runtime.watch {
+        // Dropping the handle stops the watcher with the server.
+        let watcher = crate::watch::start(
+            state.registry.clone(),
+            config.runtime.adapters_dir.clone(),
+            crate::watch::DEBOUNCE,
+        )?;
+        tasks.push(watcher);
+    }
     tracing::info!(%addr, adapters = ?state.registry.names(), merchants = state.merchants.len(), "payhost serving");
     Ok(Running { addr, state, tasks })
 }

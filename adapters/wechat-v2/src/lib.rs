@@ -146,7 +146,9 @@ impl Adapter for WechatV2 {
             };
         AdapterInfo {
             name: "wechat-v2".into(),
-            version: "0.1.0".into(),
+            // The package version, so a build of this source under another
+            // package version (tests/guests/wechat-v2-next) tells itself apart.
+            version: env!("CARGO_PKG_VERSION").into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec![MINI_PROGRAM.into(), NATIVE.into()],
             capabilities: Capabilities {

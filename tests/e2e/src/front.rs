@@ -61,6 +61,26 @@ pub struct Options {
     pub max_attempts: u32,
     /// Reuse this data directory (for restart tests).
     pub data_dir: Option<PathBuf>,
+    /// `server.admin_token` (written to a file, referenced as `file:`).
+    pub admin_token: Option<String>,
+    /// Serve adapters from this directory instead of the shared build
+    /// output (needed by anything that uploads or writes adapter files).
+    pub adapters_dir: Option<PathBuf>,
+    /// `[runtime] watch`.
+    pub watch: bool,
+    /// `[runtime] keep_versions`.
+    pub keep_versions: usize,
+    /// More merchants on the same simulator account, after shop-1.
+    pub extra_merchants: Vec<ExtraMerchant>,
+}
+
+/// Another merchant like shop-1 (same provider account, same limits).
+#[derive(Clone, Debug)]
+pub struct ExtraMerchant {
+    pub id: String,
+    pub api_key: String,
+    /// `pin`: an adapter digest.
+    pub pin: Option<String>,
 }
 
 impl Default for Options {
@@ -72,6 +92,12 @@ impl Default for Options {
             initial_backoff_ms: 50,
             max_attempts: 12,
             data_dir: None,
+            admin_token: None,
+            adapters_dir: None,
+            // Tests share the build output directory: no watching unless asked.
+            watch: false,
+            keep_versions: 5,
+            extra_merchants: Vec::new(),
         }
     }
 }
@@ -93,7 +119,11 @@ impl Front {
     }
 
     async fn start_with(name: &str, options: Options, sim: Simulator, bind: &str) -> Front {
-        let adapters = components_dir();
+        let built = components_dir();
+        let adapters = options
+            .adapters_dir
+            .clone()
+            .unwrap_or_else(|| built.clone());
         let data_dir = options.data_dir.clone().unwrap_or_else(|| temp_dir(name));
         std::fs::write(data_dir.join("wechat.key"), WECHAT_KEY).unwrap();
         std::fs::write(data_dir.join("webhook.secret"), WEBHOOK_SECRET).unwrap();
@@ -119,11 +149,52 @@ impl Front {
         }
         let listener = listener.unwrap_or_else(|| panic!("cannot bind {bind}"));
         let addr = listener.local_addr().unwrap();
+        let admin = match &options.admin_token {
+            Some(t) => {
+                std::fs::write(data_dir.join("admin.token"), t).unwrap();
+                format!("admin_token = \"file:{}/admin.token\"", data_dir.display())
+            }
+            None => String::new(),
+        };
+        let mut extra = String::new();
+        for m in &options.extra_merchants {
+            extra.push_str(&format!(
+                r#"
+[[merchants]]
+id = "{id}"
+api_keys = ["{key_hash}"]
+adapter = "wechat-v2"
+currency = "CNY"
+industry = "physical"
+{pin}
+
+[merchants.limits]
+{limits}
+
+[merchants.config]
+appid = "{APPID}"
+mch_id = "{MCH_ID}"
+api_key = "file:{dir}/wechat.key"
+base_url = "{sim}"
+"#,
+                id = m.id,
+                key_hash = api_key_hash(&m.api_key),
+                pin = m
+                    .pin
+                    .as_ref()
+                    .map(|p| format!("pin = \"{p}\""))
+                    .unwrap_or_default(),
+                limits = options.limits,
+                dir = data_dir.display(),
+                sim = sim.base_url(),
+            ));
+        }
         let toml = format!(
             r#"
 [server]
 bind = "{addr}"
 public_base_url = "http://{addr}"
+{admin}
 
 [store]
 sqlite_path = "{db}"
@@ -131,6 +202,8 @@ sqlite_path = "{db}"
 [runtime]
 adapters_dir = "{adapters}"
 cache_dir = "{cache}"
+watch = {watch}
+keep_versions = {keep}
 
 [egress]
 allow_private = true
@@ -162,10 +235,13 @@ appid = "{APPID}"
 mch_id = "{MCH_ID}"
 api_key = "file:{dir}/wechat.key"
 base_url = "{sim}"
+{extra}
 "#,
+            watch = options.watch,
+            keep = options.keep_versions,
             db = data_dir.join("payhost.db").display(),
             adapters = adapters.display(),
-            cache = adapters.parent().unwrap().join("payhost-cache").display(),
+            cache = built.parent().unwrap().join("payhost-cache").display(),
             backoff = options.initial_backoff_ms,
             attempts = options.max_attempts,
             interval = options.reconciler_interval_ms,
@@ -219,6 +295,14 @@ base_url = "{sim}"
         self.client
             .request(method, self.url(path))
             .bearer_auth(MERCHANT_KEY)
+    }
+
+    /// A request with the admin token of [`Options::admin_token`].
+    pub fn as_admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let token = self.options.admin_token.as_deref().expect("no admin token");
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
     }
 
     /// `POST /v1/payments` with a typical mini-program order body.
