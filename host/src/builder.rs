@@ -63,8 +63,14 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
             opts.dirs
         );
     }
-    let toolchain = ensure_toolchain()?;
     let target_dir = opts.workspace.join("target").join("wasm");
+    // Several builds at once (parallel tests) must not run rustup or apt
+    // side by side: concurrent `rustup target add` calls fail each other.
+    std::fs::create_dir_all(&target_dir)?;
+    let lock = std::fs::File::create(target_dir.join(".toolchain.lock"))?;
+    lock.lock().context("locking the toolchain check")?;
+    let toolchain = ensure_toolchain()?;
+    drop(lock);
     let mut cmd = match &toolchain {
         Toolchain::Rustup => {
             Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
