@@ -316,7 +316,14 @@ async fn create_payment(
                 && o.method == candidate.method
                 && o.description == candidate.description
                 && o.payer_openid == candidate.payer_openid;
-            if !same {
+            if !same && o.state == OrderState::Created && o.pay_action.is_none() {
+                // The provider never accepted it (the adapter refused the
+                // input, or the call failed): the corrected order replaces it.
+                let mut corrected = candidate.clone();
+                corrected.version = o.version;
+                corrected.created_at = o.created_at;
+                state.store.update_order(&corrected, &[]).await?
+            } else if !same {
                 return Err(ApiError::conflict(
                     "order_exists",
                     format!(
@@ -324,14 +331,14 @@ async fn create_payment(
                         o.merchant_order_no
                     ),
                 ));
-            }
-            if o.state != OrderState::Created {
+            } else if o.state != OrderState::Created {
                 // Never charge twice: the order as it stands.
                 return Ok(Answer::json(StatusCode::OK, &Payment::from(&o)));
+            } else {
+                // An earlier attempt never reached the provider's acceptance;
+                // providers accept the identical order again.
+                o
             }
-            // An earlier attempt never reached the provider's acceptance;
-            // providers accept the identical order again.
-            o
         }
     };
 
@@ -395,16 +402,13 @@ async fn create_payment(
         ))),
         Err(e) => {
             let err = ApiError::from(e);
-            // A refusal that repeating cannot fix fails the order; anything
-            // else leaves it `created` so the same request may be retried.
-            let retryable = err
-                .extra
-                .get("retryable")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-                || err.status.is_server_error() && err.code != "provider_rejected";
-            if !retryable
-                && err.status != StatusCode::INTERNAL_SERVER_ERROR
+            // Only the provider's final refusal fails the order. Anything
+            // else (the adapter refused the input, a retryable or transport
+            // failure) leaves it `created`: the same or a corrected request
+            // may be sent again under the same order number.
+            let final_refusal = err.code == "provider_rejected"
+                && err.extra.get("retryable") == Some(&Value::Bool(false));
+            if final_refusal
                 && let Decision::Apply {
                     order: failed,
                     events,

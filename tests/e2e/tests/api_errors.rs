@@ -226,6 +226,9 @@ async fn invalid_creates_are_400_and_reach_no_provider() {
     )
     .await;
     assert!(doc["detail"].as_str().unwrap().contains("openid"), "{doc}");
+    // The provider never saw it, so the corrected order may use the number.
+    let stored = f.get_json("/v1/payments/BAD-0011").await;
+    assert_eq!(stored["state"], "created");
 
     // Nothing of the above reached WeChat, and none of the API's own
     // refusals left an order behind.
@@ -236,6 +239,12 @@ async fn invalid_creates_are_400_and_reach_no_provider() {
         .await
         .unwrap();
     problem(r, StatusCode::NOT_FOUND, "not_found").await;
+
+    let corrected = post_json(&f, "/v1/payments", &order_body("BAD-0011", 100)).await;
+    assert_eq!(corrected.status(), StatusCode::CREATED);
+    let p: serde_json::Value = corrected.json().await.unwrap();
+    assert_eq!(p["state"], "pending");
+    assert_eq!(f.sim.requests().len(), 1);
 }
 
 #[tokio::test]
