@@ -395,6 +395,7 @@ impl Registry {
         action: &'static str,
     ) -> SwapOutcome {
         let pinned: Vec<String> = self.pins(slot).into_iter().map(|(_, d)| d).collect();
+        let mut dropped = Vec::new();
         let previous: Option<Arc<AdapterVersion>> = {
             let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
             match slots.get_mut(slot) {
@@ -421,12 +422,21 @@ impl Registry {
                             return true;
                         }
                         unpinned += 1;
-                        unpinned <= self.keep
+                        let keep = unpinned <= self.keep;
+                        if !keep {
+                            dropped.push(v.digest.clone());
+                        }
+                        keep
                     });
                     Some(old)
                 }
             }
         };
+        // Versions no longer kept need not keep their compiled code in
+        // memory (calls in flight hold their own reference to it).
+        for digest in dropped {
+            self.runtime.forget(&digest);
+        }
         // The first version of a slot is a load, not a swap.
         let action = if previous.is_none() { "load" } else { action };
         tracing::info!(

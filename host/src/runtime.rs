@@ -194,6 +194,23 @@ impl Runtime {
 
     /// How many times this runtime compiled a component (cache misses in
     /// memory and on disk).
+    /// Drops the in-memory compiled component of `digest` (a version no
+    /// longer kept). Loading it again uses the disk cache or recompiles.
+    pub fn forget(&self, digest: &str) {
+        self.components
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
+    }
+
+    /// How many components are held compiled in memory.
+    pub fn cached_components(&self) -> usize {
+        self.components
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     pub fn compiled_count(&self) -> usize {
         self.counters.compiled.load(Ordering::Relaxed)
     }

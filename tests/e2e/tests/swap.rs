@@ -599,3 +599,29 @@ async fn the_adapters_directory_is_watched() {
         "{versions}"
     );
 }
+
+#[test]
+fn versions_no_longer_kept_release_their_compiled_code() {
+    let runtime = Arc::new(payhost::Runtime::new(payhost_e2e::test_config()).unwrap());
+    let metrics = Arc::new(payhost::metrics::Metrics::new());
+    // Keep no previous version: every swap drops the one it replaces.
+    let registry = payhost::registry::Registry::new(runtime.clone(), metrics, 0);
+    let (v1, v2) = (component("wechat-v2"), component("wechat-v2-next"));
+    registry
+        .install("wechat-v2", &v1, payhost::registry::Source::Admin)
+        .unwrap();
+    registry
+        .install("wechat-v2", &v2, payhost::registry::Source::Admin)
+        .unwrap();
+    assert_eq!(registry.get("wechat-v2").unwrap().digest, digest(&v2));
+    assert_eq!(
+        runtime.cached_components(),
+        1,
+        "the replaced version's code is still held"
+    );
+    // It can come back; then it is compiled (or read from disk) again.
+    registry
+        .install("wechat-v2", &v1, payhost::registry::Source::Admin)
+        .unwrap();
+    assert_eq!(runtime.cached_components(), 1);
+}
