@@ -98,3 +98,105 @@ fn inspect_refuses_a_component_with_foreign_imports() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("evil:exfil/net"), "{stderr}");
 }
+
+/// Kills the server when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn push_uploads_a_new_version_to_a_running_server() {
+    use std::io::BufRead;
+    payhost(&["adapter", "build", "adapters"]);
+    payhost(&[
+        "adapter",
+        "build",
+        "tests/guests",
+        "--out",
+        "target/test-components",
+    ]);
+    let dir = workspace()
+        .join("target")
+        .join("cli-push")
+        .join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("adapters")).unwrap();
+    std::fs::copy(
+        workspace().join("target/components/wechat-v2.wasm"),
+        dir.join("adapters/wechat-v2.wasm"),
+    )
+    .unwrap();
+    let config = dir.join("payhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:0\"\nadmin_token = \"env:PAYHOST_ADMIN_TOKEN\"\n\n[store]\nsqlite_path = \"{}\"\n\n[runtime]\nadapters_dir = \"{}\"\nwatch = false\n",
+            dir.join("payhost.db").display(),
+            dir.join("adapters").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Child(
+        Command::new(env!("CARGO_BIN_EXE_payhost"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("PAYHOST_ADMIN_TOKEN", "adm_cli_test_71c2")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+
+    let push = |token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_payhost"))
+            .args([
+                "adapter",
+                "push",
+                "target/test-components/wechat-v2-next.wasm",
+                "--name",
+                "wechat-v2",
+                "--to",
+                &url,
+            ])
+            .env("PAYHOST_ADMIN_TOKEN", token)
+            .current_dir(workspace())
+            .output()
+            .unwrap()
+    };
+    let refused = push("wrong-token");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let out = push("adm_cli_test_71c2");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("0.2.0-next") && text.contains("0.1.0"),
+        "{text}"
+    );
+    // The accepted version is also what the adapters directory now holds.
+    assert_eq!(
+        std::fs::read(dir.join("adapters/wechat-v2.wasm")).unwrap(),
+        std::fs::read(workspace().join("target/test-components/wechat-v2-next.wasm")).unwrap()
+    );
+}
