@@ -258,3 +258,62 @@ async fn a_restart_loses_nothing() {
     f.sim.notify("KEEP-0002", Default::default()).await.unwrap();
     assert_eq!(f.get_json("/v1/payments/KEEP-0002").await["state"], "paid");
 }
+
+#[tokio::test]
+async fn a_validly_signed_notification_for_the_wrong_amount_changes_nothing() {
+    use payhost_sdk::native::{DigestAlgorithm, Part, SecretTable};
+    let f = Front::start("amount", Options::default()).await;
+    assert_eq!(
+        f.create("AMT-0001", 1999).await.status(),
+        StatusCode::CREATED
+    );
+    // Someone holding the key (or a provider bug) reports 0.01 paid.
+    let genuine = f.sim.pay("AMT-0001").unwrap();
+    let (_, mut fields) = payhost_sdk::xml::decode(genuine.as_bytes()).unwrap();
+    fields.insert("total_fee".into(), "1".into());
+    let text = payhost_sdk::canonical::sorted_pairs(&fields, &["sign"]);
+    let mut keys = SecretTable::new();
+    let k = keys.insert(payhost_e2e::front::WECHAT_KEY.as_bytes().to_vec());
+    let sign = keys
+        .digest(
+            DigestAlgorithm::Md5,
+            &[Part::Text(&format!("{text}&key=")), Part::Secret(k)],
+        )
+        .unwrap();
+    fields.insert("sign".into(), hex::encode_upper(sign));
+    let r = f
+        .client
+        .post(f.url("/v1/notify/wechat-v2/shop-1"))
+        .body(payhost_sdk::xml::encode("xml", &fields))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Recorded and refused: the order is still pending, no event was made.
+    let p = f.get_json("/v1/payments/AMT-0001").await;
+    assert_eq!(p["state"], "pending");
+    assert_eq!(
+        f.get_json("/v1/events").await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let metrics = f
+        .client
+        .get(f.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("payhost_notifications_total")
+                && l.contains("verdict=\"rejected\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
