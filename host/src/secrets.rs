@@ -7,42 +7,9 @@
 use crate::contract::payhost::adapter::{log, secrets, types};
 use crate::contract::{DigestAlgorithm, KeyEncoding, Level, Part, SecretError};
 use crate::runtime::StepState;
-use payhost_sdk::native::{self, CryptoError};
+use payhost_sdk::native;
 
-fn alg(a: DigestAlgorithm) -> native::DigestAlgorithm {
-    match a {
-        DigestAlgorithm::Md5 => native::DigestAlgorithm::Md5,
-        DigestAlgorithm::Sha1 => native::DigestAlgorithm::Sha1,
-        DigestAlgorithm::Sha256 => native::DigestAlgorithm::Sha256,
-        DigestAlgorithm::Sha512 => native::DigestAlgorithm::Sha512,
-    }
-}
-
-fn enc(e: KeyEncoding) -> native::KeyEncoding {
-    match e {
-        KeyEncoding::Raw => native::KeyEncoding::Raw,
-        KeyEncoding::Hex => native::KeyEncoding::Hex,
-        KeyEncoding::Base64 => native::KeyEncoding::Base64,
-    }
-}
-
-fn parts(p: &[Part]) -> Vec<native::Part<'_>> {
-    p.iter()
-        .map(|p| match p {
-            Part::Text(t) => native::Part::Text(t),
-            Part::Bytes(b) => native::Part::Bytes(b),
-            Part::Secret(h) => native::Part::Secret(*h),
-        })
-        .collect()
-}
-
-fn err(e: CryptoError) -> SecretError {
-    match e {
-        CryptoError::UnknownHandle(h) => SecretError::UnknownHandle(h),
-        CryptoError::UnusableKey(m) => SecretError::UnusableKey(m),
-        CryptoError::InvalidInput(m) => SecretError::InvalidInput(m),
-    }
-}
+payhost_sdk::native_conversions!();
 
 impl types::Host for StepState {}
 

@@ -287,6 +287,51 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
     b.trim_ascii()
 }
 
+/// Conversions from a bindgen's `secrets` types (`DigestAlgorithm`,
+/// `KeyEncoding`, `Part`, `SecretError`, which must be in scope) to these.
+/// The host (wasmtime's bindgen) and the harness (wit-bindgen) generate
+/// distinct but identically shaped types from the same WIT; this writes the
+/// mapping once for both.
+#[macro_export]
+macro_rules! native_conversions {
+    () => {
+        fn alg(a: DigestAlgorithm) -> $crate::native::DigestAlgorithm {
+            match a {
+                DigestAlgorithm::Md5 => $crate::native::DigestAlgorithm::Md5,
+                DigestAlgorithm::Sha1 => $crate::native::DigestAlgorithm::Sha1,
+                DigestAlgorithm::Sha256 => $crate::native::DigestAlgorithm::Sha256,
+                DigestAlgorithm::Sha512 => $crate::native::DigestAlgorithm::Sha512,
+            }
+        }
+
+        fn enc(e: KeyEncoding) -> $crate::native::KeyEncoding {
+            match e {
+                KeyEncoding::Raw => $crate::native::KeyEncoding::Raw,
+                KeyEncoding::Hex => $crate::native::KeyEncoding::Hex,
+                KeyEncoding::Base64 => $crate::native::KeyEncoding::Base64,
+            }
+        }
+
+        fn parts(p: &[Part]) -> Vec<$crate::native::Part<'_>> {
+            p.iter()
+                .map(|p| match p {
+                    Part::Text(t) => $crate::native::Part::Text(t),
+                    Part::Bytes(b) => $crate::native::Part::Bytes(b),
+                    Part::Secret(h) => $crate::native::Part::Secret(*h),
+                })
+                .collect()
+        }
+
+        fn err(e: $crate::native::CryptoError) -> SecretError {
+            match e {
+                $crate::native::CryptoError::UnknownHandle(h) => SecretError::UnknownHandle(h),
+                $crate::native::CryptoError::UnusableKey(m) => SecretError::UnusableKey(m),
+                $crate::native::CryptoError::InvalidInput(m) => SecretError::InvalidInput(m),
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

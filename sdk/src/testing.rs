@@ -223,40 +223,7 @@ impl<A: Adapter> Harness<A> {
 
 // ---- the native host: conversions from the generated types ----
 
-fn alg(a: DigestAlgorithm) -> native::DigestAlgorithm {
-    match a {
-        DigestAlgorithm::Md5 => native::DigestAlgorithm::Md5,
-        DigestAlgorithm::Sha1 => native::DigestAlgorithm::Sha1,
-        DigestAlgorithm::Sha256 => native::DigestAlgorithm::Sha256,
-        DigestAlgorithm::Sha512 => native::DigestAlgorithm::Sha512,
-    }
-}
-
-fn enc(e: KeyEncoding) -> native::KeyEncoding {
-    match e {
-        KeyEncoding::Raw => native::KeyEncoding::Raw,
-        KeyEncoding::Hex => native::KeyEncoding::Hex,
-        KeyEncoding::Base64 => native::KeyEncoding::Base64,
-    }
-}
-
-fn parts(p: &[Part]) -> Vec<native::Part<'_>> {
-    p.iter()
-        .map(|p| match p {
-            Part::Text(t) => native::Part::Text(t),
-            Part::Bytes(b) => native::Part::Bytes(b),
-            Part::Secret(h) => native::Part::Secret(*h),
-        })
-        .collect()
-}
-
-fn err(e: native::CryptoError) -> SecretError {
-    match e {
-        native::CryptoError::UnknownHandle(h) => SecretError::UnknownHandle(h),
-        native::CryptoError::UnusableKey(m) => SecretError::UnusableKey(m),
-        native::CryptoError::InvalidInput(m) => SecretError::InvalidInput(m),
-    }
-}
+crate::native_conversions!();
 
 impl<A: Adapter> HostOps for Harness<A> {
     fn digest(&self, algorithm: DigestAlgorithm, p: &[Part]) -> Result<Vec<u8>, SecretError> {
