@@ -629,6 +629,35 @@ fn select_refund(
     )
 }
 
+/// The first 22 columns of [`ORDER_COLUMNS`] (all but the timestamps and
+/// version), in that order; insert and update bind them the same way.
+fn order_values(order: &Order) -> Vec<Box<dyn rusqlite::ToSql>> {
+    vec![
+        Box::new(order.merchant_id.clone()),
+        Box::new(order.merchant_order_no.clone()),
+        Box::new(order.adapter.clone()),
+        Box::new(order.adapter_digest.clone()),
+        Box::new(order.method.clone()),
+        Box::new(order.description.clone()),
+        Box::new(order.amount_minor),
+        Box::new(order.currency.clone()),
+        Box::new(order.state.as_str()),
+        Box::new(order.provider_trade_no.clone()),
+        Box::new(order.channel_transaction_id.clone()),
+        Box::new(order.payer_app_id.clone()),
+        Box::new(order.payer_openid.clone()),
+        Box::new(order.client_ip.clone()),
+        Box::new(order.pay_action.as_ref().map(json_text)),
+        Box::new(order.refunded_minor),
+        Box::new(order.expires_at),
+        Box::new(order.paid_at),
+        Box::new(order.attach.clone()),
+        Box::new(json_text(&order.metadata)),
+        Box::new(order.next_poll_at),
+        Box::new(order.poll_attempts),
+    ]
+}
+
 /// Compare-and-set of every mutable column; returns the order as stored.
 fn cas_order(conn: &Connection, order: &Order, now: i64) -> Result<Order, StoreError> {
     let changed = conn
@@ -643,32 +672,10 @@ fn cas_order(conn: &Connection, order: &Order, now: i64) -> Result<Order, StoreE
              WHERE merchant_id = ?1 AND merchant_order_no = ?2 AND version = ?24",
         )
         .and_then(|mut s| {
-            s.execute(params![
-                order.merchant_id,
-                order.merchant_order_no,
-                order.adapter,
-                order.adapter_digest,
-                order.method,
-                order.description,
-                order.amount_minor,
-                order.currency,
-                order.state.as_str(),
-                order.provider_trade_no,
-                order.channel_transaction_id,
-                order.payer_app_id,
-                order.payer_openid,
-                order.client_ip,
-                order.pay_action.as_ref().map(json_text),
-                order.refunded_minor,
-                order.expires_at,
-                order.paid_at,
-                order.attach,
-                json_text(&order.metadata),
-                order.next_poll_at,
-                order.poll_attempts,
-                now,
-                order.version,
-            ])
+            let mut values = order_values(order);
+            values.push(Box::new(now));
+            values.push(Box::new(order.version));
+            s.execute(rusqlite::params_from_iter(values))
         })
         .map_err(sql_err)?;
     if changed == 0 {
@@ -757,33 +764,11 @@ impl Store for SqliteStore {
                      ON CONFLICT (merchant_id, merchant_order_no) DO NOTHING"
                 ))
                 .and_then(|mut s| {
-                    s.execute(params![
-                        order.merchant_id,
-                        order.merchant_order_no,
-                        order.adapter,
-                        order.adapter_digest,
-                        order.method,
-                        order.description,
-                        order.amount_minor,
-                        order.currency,
-                        order.state.as_str(),
-                        order.provider_trade_no,
-                        order.channel_transaction_id,
-                        order.payer_app_id,
-                        order.payer_openid,
-                        order.client_ip,
-                        order.pay_action.as_ref().map(json_text),
-                        order.refunded_minor,
-                        order.expires_at,
-                        order.paid_at,
-                        order.attach,
-                        json_text(&order.metadata),
-                        order.next_poll_at,
-                        order.poll_attempts,
-                        order.created_at,
-                        order.updated_at,
-                        order.version,
-                    ])
+                    let mut values = order_values(&order);
+                    values.push(Box::new(order.created_at));
+                    values.push(Box::new(order.updated_at));
+                    values.push(Box::new(order.version));
+                    s.execute(rusqlite::params_from_iter(values))
                 })
                 .map_err(sql_err)?;
             if inserted == 1 {
