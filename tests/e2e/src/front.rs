@@ -324,6 +324,13 @@ base_url = "{sim}"
         r.json().await.unwrap()
     }
 
+    /// The `/metrics` exposition text.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert!(r.status().is_success(), "GET /metrics: {}", r.status());
+        r.text().await.unwrap()
+    }
+
     /// Waits (bounded) until `check` holds, polling every 20 ms.
     pub async fn eventually<F: Fn() -> bool>(&self, what: &str, check: F) {
         for _ in 0..500 {

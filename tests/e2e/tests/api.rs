@@ -299,15 +299,7 @@ async fn a_validly_signed_notification_for_the_wrong_amount_changes_nothing() {
             .len(),
         0
     );
-    let metrics = f
-        .client
-        .get(f.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = f.metrics().await;
     assert!(
         metrics
             .lines()

@@ -310,15 +310,7 @@ async fn twenty_swaps_and_five_rollbacks_under_load_fail_no_request() {
     );
     assert_eq!(a["versions_kept"], 2, "{a}");
     // Audited in /metrics.
-    let metrics = f
-        .client
-        .get(f.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = f.metrics().await;
     assert!(
         metrics.contains(
             r#"payhost_adapter_registry_events_total{action="rollback",outcome="swapped"} 5"#
@@ -509,15 +501,7 @@ async fn refused_uploads_change_nothing_and_say_why() {
     );
 
     // Audit: refusals are counted.
-    let metrics = f
-        .client
-        .get(f.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = f.metrics().await;
     assert!(
         metrics.contains(
             r#"payhost_adapter_registry_events_total{action="install",outcome="refused"} 6"#
