@@ -128,7 +128,9 @@ pub struct RuntimeArgs {
 pub enum OperationName {
     UnifiedOrder,
     Query,
+    Close,
     Refund,
+    RefundQuery,
     ParseNotify,
 }
 
@@ -417,7 +419,11 @@ fn operation_from_json(op: OperationName, v: serde_json::Value) -> Result<Operat
             Operation::UnifiedOrder(serde_json::from_value(v).context(what)?)
         }
         OperationName::Query => Operation::Query(serde_json::from_value(v).context(what)?),
+        OperationName::Close => Operation::Close(serde_json::from_value(v).context(what)?),
         OperationName::Refund => Operation::Refund(serde_json::from_value(v).context(what)?),
+        OperationName::RefundQuery => {
+            Operation::RefundQuery(serde_json::from_value(v).context(what)?)
+        }
         OperationName::ParseNotify => {
             Operation::ParseNotify(serde_json::from_value(v).context(what)?)
         }

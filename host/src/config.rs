@@ -325,8 +325,14 @@ impl WebhookSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ReconcilerSettings {
     pub interval_ms: u64,
-    /// How long after creation a notification counts as overdue.
+    /// How long after creation a notification counts as overdue; also how
+    /// long an order still `created`, or a refund the provider accepted,
+    /// waits before the provider is asked about it.
     pub notify_overdue_secs: u64,
+    /// First wait between two polls of one order or refund; doubles up to
+    /// `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
 }
 
 impl Default for ReconcilerSettings {
@@ -334,6 +340,8 @@ impl Default for ReconcilerSettings {
         Self {
             interval_ms: 5000,
             notify_overdue_secs: 120,
+            backoff_ms: 5_000,
+            max_backoff_ms: 600_000,
         }
     }
 }
@@ -408,6 +416,9 @@ struct RawMerchant {
     config: BTreeMap<String, ConfigText>,
     #[serde(default)]
     pin: Option<String>,
+    /// IANA time zone of the merchant's day (per-payer daily caps).
+    #[serde(default)]
+    timezone: Option<String>,
 }
 
 /// An adapter-config value: text, or a number or boolean written without
@@ -487,6 +498,10 @@ pub struct MerchantSettings {
     /// The adapter version (hex sha256 of its component) this merchant
     /// stays on whatever the active version of its slot is.
     pub pin: Option<String>,
+    /// Where the merchant's day starts and ends (per-payer daily caps):
+    /// the configured IANA zone, else Asia/Shanghai for CNY and UTC for
+    /// other currencies.
+    pub timezone: jiff::tz::TimeZone,
 }
 
 impl fmt::Debug for MerchantSettings {
@@ -508,6 +523,7 @@ impl fmt::Debug for MerchantSettings {
             .field("limits", &self.limits)
             .field("config", &self.config.keys().collect::<Vec<_>>())
             .field("pin", &self.pin)
+            .field("timezone", &self.timezone.iana_name())
             .finish()
     }
 }
@@ -917,8 +933,20 @@ impl RawMerchant {
             None => None,
             Some(p) => Some(parse_digest(p).map_err(|p| err("pin", p))?),
         };
+        let zone = match (&self.timezone, self.currency.as_str()) {
+            (Some(name), _) => name.as_str(),
+            (None, "CNY") => "Asia/Shanghai",
+            (None, _) => "UTC",
+        };
+        let timezone = jiff::tz::TimeZone::get(zone).map_err(|_| {
+            err(
+                "timezone",
+                format!("`{zone}` is not an IANA time zone (e.g. `Asia/Shanghai`, `Europe/Amsterdam`)"),
+            )
+        })?;
         Ok(MerchantSettings {
             pin,
+            timezone,
             api_keys,
             adapter: self.adapter.clone(),
             currency: self.currency.clone(),
@@ -1132,6 +1160,8 @@ api_key = "file:{secret}"
                 refund_notifications: false,
                 partial_refunds: true,
                 query_by_merchant_order_no: true,
+                close: false,
+                refund_query: false,
             },
             egress_hosts: vec![],
             config_schema: vec![

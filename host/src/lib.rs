@@ -24,6 +24,7 @@ pub mod delivery;
 pub mod demo;
 pub mod egress;
 pub mod error;
+pub mod flows;
 pub mod limits;
 pub mod merchant;
 pub mod metrics;

@@ -305,6 +305,16 @@ pub fn check_amount(
     Ok(())
 }
 
+/// Start (Unix ms) of the calendar day in `zone` that contains `at_ms`:
+/// per-payer daily caps count the merchant's day, not UTC's.
+pub fn day_start_ms(zone: &jiff::tz::TimeZone, at_ms: i64) -> i64 {
+    jiff::Timestamp::from_millisecond(at_ms)
+        .ok()
+        .and_then(|t| t.to_zoned(zone.clone()).start_of_day().ok())
+        .map(|z| z.timestamp().as_millisecond())
+        .unwrap_or(at_ms - at_ms.rem_euclid(86_400_000))
+}
+
 /// The rate-limited operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -405,6 +415,19 @@ mod tests {
             cny_rate: rate.map(Into::into),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_day_starts_at_midnight_in_the_merchants_zone() {
+        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        // 2026-12-01T16:30:00Z is 00:30 on 2 December in Shanghai.
+        let at = 1_796_142_600_000;
+        assert_eq!(day_start_ms(&shanghai, at), 1_796_140_800_000);
+        // The same instant is still 1 December in UTC.
+        assert_eq!(day_start_ms(&jiff::tz::TimeZone::UTC, at), 1_796_083_200_000);
+        // Amsterdam keeps summer time: 2026-07-01T00:30 local is 2026-06-30T22:30Z.
+        let ams = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
+        assert_eq!(day_start_ms(&ams, 1_782_858_600_000), 1_782_856_800_000);
     }
 
     #[test]

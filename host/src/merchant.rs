@@ -258,6 +258,8 @@ mod tests {
                 refund_notifications: false,
                 partial_refunds: true,
                 query_by_merchant_order_no: true,
+                close: false,
+                refund_query: false,
             },
             egress_hosts: vec![],
             config_schema: vec![

@@ -47,6 +47,12 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MoneyLabels {
+    merchant: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuditLabels {
     action: String,
     outcome: String,
@@ -62,6 +68,7 @@ pub struct Metrics {
     notifications: Family<VerdictLabels, Counter>,
     orders: Family<StateLabels, Gauge>,
     adapter_events: Family<AuditLabels, Counter>,
+    money_events: Family<MoneyLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -91,6 +98,12 @@ impl Metrics {
         let notifications = Family::<VerdictLabels, Counter>::default();
         let orders = Family::<StateLabels, Gauge>::default();
         let adapter_events = Family::<AuditLabels, Counter>::default();
+        let money_events = Family::<MoneyLabels, Counter>::default();
+        registry.register(
+            "money_events",
+            "Events a human should look at: paid_after_close, payment_mismatch, refund_mismatch",
+            money_events.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -127,7 +140,19 @@ impl Metrics {
             notifications,
             orders,
             adapter_events,
+            money_events,
         }
+    }
+
+    /// Counts a money event (`paid_after_close`, `payment_mismatch`,
+    /// `refund_mismatch`) of a merchant.
+    pub fn money_event(&self, merchant: &str, kind: &str) {
+        self.money_events
+            .get_or_create(&MoneyLabels {
+                merchant: merchant.into(),
+                kind: kind.into(),
+            })
+            .inc();
     }
 
     pub fn request(&self, route: &str, status: u16) {

@@ -2,16 +2,20 @@
 //!
 //! ```text
 //! created ──> pending ──> paid ──> partially_refunded ──> refunded
-//!    │           │          └──────────────────────────────^
-//!    │           ├──> closed
-//!    │           └──> failed
+//!    │           │        ^ ^ └──────────────────────────────^
+//!    │           ├──> closed ┘ │   (paid after close)
+//!    │           └──> failed ──┘
 //!    └──> (paid | closed | failed, same as pending)
 //! ```
 //!
 //! `created` is the row written before the provider is called; a provider
 //! may report on it before the host has recorded `pending` (a fast payer, a
-//! slow disk), so `created` accepts what `pending` accepts. Closed, failed
-//! and refunded are terminal.
+//! slow disk), so `created` accepts what `pending` accepts. Refunded is
+//! terminal. Closed and failed are terminal for everything but the
+//! provider's verified word that the payer paid after all (a payment that
+//! raced the close, a provider that closed late): the payer's money is a
+//! fact, so the order becomes paid and its `payment.paid` says
+//! `paid_after_close`, for the merchant to fulfil or refund.
 //!
 //! The functions here decide; they never write. The caller stores a
 //! [`Decision::Apply`] with [`Store::update_order`](crate::store::Store::update_order)
@@ -31,6 +35,8 @@ pub const PAYMENT_CLOSED: &str = "payment.closed";
 pub const PAYMENT_FAILED: &str = "payment.failed";
 pub const REFUND_SUCCEEDED: &str = "refund.succeeded";
 pub const REFUND_FAILED: &str = "refund.failed";
+pub const PAYMENT_MISMATCH: &str = "payment.provider_mismatch";
+pub const REFUND_MISMATCH: &str = "refund.provider_mismatch";
 
 /// What to do with a provider's report about an order.
 // One short-lived value per report; boxing the order would only add noise.
@@ -44,6 +50,9 @@ pub enum Decision {
     /// The report contradicts the order (amount, currency, ids, or a
     /// settled state); record it and change nothing.
     Reject(String),
+    /// The report says paid but carries no amount: the caller must learn
+    /// the amount (query the provider) before anything is applied.
+    NeedsAmount,
 }
 
 /// What to do with a provider's report about a refund.
@@ -68,6 +77,7 @@ pub fn can_transition(from: OrderState, to: OrderState) -> bool {
         (from, to),
         (Created, Pending | Paid | Closed | Failed)
             | (Pending, Paid | Closed | Failed)
+            | (Closed | Failed, Paid)
             | (Paid, PartiallyRefunded | Refunded)
             | (PartiallyRefunded, PartiallyRefunded | Refunded)
     )
@@ -113,7 +123,43 @@ fn payment_event(event_type: &str, order: &Order) -> NewEvent {
     }
 }
 
-fn refund_event(event_type: &str, refund: &Refund, order: &Order) -> NewEvent {
+/// `payment.paid`; `after` is the state payhost had given up in (closed or
+/// failed) when the payment arrives after all.
+fn paid_event(order: &Order, after: Option<OrderState>) -> NewEvent {
+    NewEvent {
+        event_type: PAYMENT_PAID.to_string(),
+        payload: json!({
+            "order": order_json(order),
+            "paid_after_close": after.is_some(),
+            "previous_state": after,
+        }),
+    }
+}
+
+/// A verified provider statement that contradicts the order, for the
+/// merchant: `payment.provider_mismatch` or `refund.provider_mismatch`.
+pub fn mismatch_event(
+    order: &Order,
+    refund: Option<&Refund>,
+    reason: &str,
+    reported: Value,
+) -> NewEvent {
+    let (event_type, refund) = match refund {
+        Some(r) => (REFUND_MISMATCH, Some(refund_json(r))),
+        None => (PAYMENT_MISMATCH, None),
+    };
+    NewEvent {
+        event_type: event_type.into(),
+        payload: json!({
+            "order": order_json(order),
+            "refund": refund,
+            "reason": reason,
+            "reported": reported,
+        }),
+    }
+}
+
+pub fn refund_event(event_type: &str, refund: &Refund, order: &Order) -> NewEvent {
     NewEvent {
         event_type: event_type.to_string(),
         payload: json!({ "refund": refund_json(refund), "order": order_json(order) }),
@@ -232,18 +278,23 @@ pub fn apply_trade_status(order: &Order, status: &TradeStatus) -> Decision {
         // "Refunded" implies it was paid first; the refunds themselves
         // arrive as refund statuses with their amounts.
         TradeState::Paid | TradeState::Refunded => {
-            if open {
+            if !paid && status.amount.is_none() {
+                // Never mark paid on an unchecked amount.
+                return Decision::NeedsAmount;
+            }
+            if !paid {
+                let after = (!open).then_some(order.state);
                 next.state = S::Paid;
                 if next.paid_at.is_none() {
                     next.paid_at = status.paid_at.map(|s| s.saturating_mul(1000));
                 }
                 next.next_poll_at = None;
-                let ev = payment_event(PAYMENT_PAID, &next);
+                let ev = paid_event(&next, after);
                 Decision::Apply {
                     order: next,
                     events: vec![ev],
                 }
-            } else if paid {
+            } else {
                 if next.paid_at.is_none() && status.paid_at.is_some() {
                     next.paid_at = status.paid_at.map(|s| s.saturating_mul(1000));
                     return Decision::Apply {
@@ -252,11 +303,6 @@ pub fn apply_trade_status(order: &Order, status: &TradeStatus) -> Decision {
                     };
                 }
                 keep_ids(next)
-            } else {
-                Decision::Reject(format!(
-                    "provider reports the payment {} but the order is {}",
-                    status.provider_state, order.state
-                ))
             }
         }
         TradeState::Closed | TradeState::Failed => {
@@ -436,7 +482,11 @@ pub fn can_refund_with(order: &Order, refunds: &[Refund], amount: i64) -> Result
 /// The provider accepted the unified order: created becomes pending, with
 /// the provider's ids and what the payer needs.
 pub fn order_created(order: &Order, created: &OrderRef, pay_action: Option<Value>) -> Decision {
-    if order.state != OrderState::Created {
+    // A poll may have moved it to pending before the answer was stored;
+    // the payer still needs the pay action.
+    let awaited = order.state == OrderState::Created
+        || (order.state == OrderState::Pending && order.pay_action.is_none());
+    if !awaited {
         return Decision::Unchanged;
     }
     let mut next = order.clone();
@@ -546,6 +596,8 @@ mod tests {
             state,
             provider_refund_id: None,
             reason: None,
+            next_poll_at: None,
+            poll_attempts: 0,
             created_at: 1,
             updated_at: 1,
             version: 1,
@@ -589,6 +641,8 @@ mod tests {
             (Pending, Paid),
             (Pending, Closed),
             (Pending, Failed),
+            (Closed, Paid),
+            (Failed, Paid),
             (Paid, PartiallyRefunded),
             (Paid, Refunded),
             (PartiallyRefunded, PartiallyRefunded),
@@ -618,18 +672,20 @@ mod tests {
                 let d = apply_trade_status(&order(from), &status(reported, Some((1000, "CNY"))));
                 let expected_to = match (from, reported) {
                     (Created, TradeState::Pending) => Some(Pending),
-                    (Created | Pending, TradeState::Paid | TradeState::Refunded) => Some(Paid),
+                    (
+                        Created | Pending | Closed | Failed,
+                        TradeState::Paid | TradeState::Refunded,
+                    ) => Some(Paid),
                     (Created | Pending, TradeState::Closed) => Some(Closed),
                     (Created | Pending, TradeState::Failed) => Some(Failed),
                     _ => None,
                 };
                 let contradiction = matches!(
                     (from, reported),
-                    (Closed | Failed, TradeState::Paid | TradeState::Refunded)
-                        | (
-                            Paid | PartiallyRefunded | Refunded,
-                            TradeState::Closed | TradeState::Failed
-                        )
+                    (
+                        Paid | PartiallyRefunded | Refunded,
+                        TradeState::Closed | TradeState::Failed
+                    )
                 );
                 match (&d, expected_to) {
                     (Decision::Apply { order: o, .. }, Some(to)) => {
@@ -722,11 +778,31 @@ mod tests {
     }
 
     #[test]
-    fn paid_after_closed_is_rejected_and_closed_after_paid_too() {
-        assert!(matches!(
-            apply_trade_status(&order(OrderState::Closed), &status(TradeState::Paid, None)),
-            Decision::Reject(_)
-        ));
+    fn paid_after_close_is_applied_with_its_marker_and_closed_after_paid_rejected() {
+        for given_up in [OrderState::Closed, OrderState::Failed] {
+            let d = apply_trade_status(&order(given_up), &status(TradeState::Paid, Some((1000, "CNY"))));
+            let Decision::Apply { order: o, events } = d else {
+                panic!("{given_up}: {d:?}")
+            };
+            assert_eq!(o.state, OrderState::Paid);
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0].event_type, PAYMENT_PAID);
+            assert_eq!(events[0].payload["paid_after_close"], true);
+            assert_eq!(events[0].payload["previous_state"], given_up.as_str());
+            // The amount is checked there too.
+            assert!(matches!(
+                apply_trade_status(&order(given_up), &status(TradeState::Paid, Some((999, "CNY")))),
+                Decision::Reject(m) if m.contains("amount")
+            ));
+        }
+        // An ordinary payment says it was not after a close.
+        let Decision::Apply { events, .. } = apply_trade_status(
+            &order(OrderState::Pending),
+            &status(TradeState::Paid, Some((1000, "CNY"))),
+        ) else {
+            panic!()
+        };
+        assert_eq!(events[0].payload["paid_after_close"], false);
         assert!(matches!(
             apply_trade_status(&order(OrderState::Paid), &status(TradeState::Closed, None)),
             Decision::Reject(_)
@@ -739,6 +815,22 @@ mod tests {
             ),
             Decision::Unchanged
         );
+    }
+
+    #[test]
+    fn paid_without_an_amount_is_never_applied_unchecked() {
+        for from in [OrderState::Created, OrderState::Pending, OrderState::Closed, OrderState::Failed] {
+            assert_eq!(
+                apply_trade_status(&order(from), &status(TradeState::Paid, None)),
+                Decision::NeedsAmount,
+                "{from}"
+            );
+        }
+        // Already paid: nothing to check, nothing changes state.
+        assert!(!matches!(
+            apply_trade_status(&order(OrderState::Paid), &status(TradeState::Paid, None)),
+            Decision::NeedsAmount | Decision::Reject(_)
+        ));
     }
 
     #[test]

@@ -1,15 +1,31 @@
-//! Learns the outcome of orders nobody told us about: pending orders whose
-//! adapter sends no notifications, and orders whose notification is late,
-//! are polled with `query` with back-off until they settle; an order past
-//! its expiry that the provider still reports unpaid is closed.
+//! Learns the outcome of what nobody told us about, and never guesses.
+//!
+//! - Orders still `created` (payhost died, or the call failed, before the
+//!   provider's answer was stored) and `pending` orders whose notification
+//!   is late, or whose provider sends none, are polled with `query`.
+//! - An order past its expiry is closed through [`flows::close_expired`]:
+//!   at the provider first where it can close, else only once the provider
+//!   confirmed it unpaid. A failed query or close leaves it open.
+//! - Pending refunds are settled with `refund-query`.
+//!
+//! Everything is retried with exponential back-off; a row that cannot be
+//! handled now (its merchant is no longer configured, the provider is down)
+//! is rescheduled, never picked up again at once.
 
-use crate::api::{AppState, now_ms, payments};
-use crate::orders::{self, Decision};
-use crate::store::{Order, StoreError};
+use crate::api::problem::ApiError;
+use crate::api::{AppState, now_ms};
+use crate::flows;
+use crate::store::{Order, OrderState, Refund, RefundState, StoreError};
 use std::time::Duration;
 
-/// Longest wait between two polls of one order.
-const MAX_POLL_INTERVAL_MS: i64 = 10 * 60 * 1000;
+/// Rows taken per pass, of orders and of refunds each.
+const BATCH: i64 = 64;
+
+/// The wait before poll number `attempts + 1`: `base` doubled per attempt,
+/// at most `max`.
+fn backoff((base, max): (i64, i64), attempts: i64) -> i64 {
+    base.saturating_mul(1 << attempts.clamp(0, 20)).min(max)
+}
 
 /// Runs until the process ends.
 pub async fn run(state: AppState, tick: Duration) {
@@ -21,70 +37,128 @@ pub async fn run(state: AppState, tick: Duration) {
     }
 }
 
-/// One pass; returns how many orders were polled.
-pub async fn reconcile_due(state: &AppState) -> Result<usize, crate::api::problem::ApiError> {
-    let due = state.store.orders_to_poll(now_ms(), 64).await?;
-    let n = due.len();
-    for order in due {
-        if let Err(e) = reconcile(state, order).await {
-            tracing::warn!(error = %e.detail, code = e.code, "polling an order failed");
+/// One pass; returns how many orders and refunds were looked at.
+pub async fn reconcile_due(state: &AppState) -> Result<usize, ApiError> {
+    let now = now_ms();
+    let orders = state.store.orders_to_poll(now, BATCH).await?;
+    let refunds = state.store.refunds_to_poll(now, BATCH).await?;
+    let n = orders.len() + refunds.len();
+    for order in orders {
+        if let Err(e) = reconcile_order(state, &order).await {
+            tracing::info!(order = %order.merchant_order_no, error = %e.detail, code = e.code, "polling an order failed; will retry");
         }
+        reschedule_order(state, &order).await?;
+    }
+    for refund in refunds {
+        if let Err(e) = settle(state, &refund).await {
+            tracing::info!(refund = %refund.refund_no, error = %e.detail, code = e.code, "settling a refund failed; will retry");
+        }
+        reschedule_refund(state, &refund).await?;
     }
     Ok(n)
 }
 
-async fn reconcile(state: &AppState, order: Order) -> Result<(), crate::api::problem::ApiError> {
+async fn reconcile_order(state: &AppState, order: &Order) -> Result<(), ApiError> {
     let Some(merchant) = state.merchants.get(&order.merchant_id).cloned() else {
-        return Ok(());
+        return Err(ApiError::internal(format!(
+            "merchant `{}` is no longer configured",
+            order.merchant_id
+        )));
     };
-    let polled = payments::refresh(state, &merchant, order.clone()).await;
-    let mut current = match polled {
-        Ok(o) => o,
-        // A failed poll is retried later with back-off.
-        Err(e) => {
-            tracing::info!(order = %order.merchant_order_no, error = %e.detail, "poll failed; will retry");
-            order
-        }
-    };
-    // The provider still says unpaid after expiry: nothing can pay it now.
-    if let Decision::Apply {
-        order: closed,
-        events,
-    } = orders::close_expired(&current, now_ms())
-    {
-        match state.store.update_order(&closed, &events).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict) => {}
-            Err(e) => return Err(e.into()),
-        }
+    let expired = order.expires_at.is_some_and(|at| at <= now_ms());
+    if expired {
+        flows::close_expired(state, &merchant, order).await?;
+    } else {
+        flows::refresh(state, &merchant, order).await?;
     }
-    // Schedule the next poll, or none once settled.
+    Ok(())
+}
+
+async fn settle(state: &AppState, refund: &Refund) -> Result<(), ApiError> {
+    let Some(merchant) = state.merchants.get(&refund.merchant_id).cloned() else {
+        return Err(ApiError::internal(format!(
+            "merchant `{}` is no longer configured",
+            refund.merchant_id
+        )));
+    };
+    flows::settle_refund(state, &merchant, refund).await?;
+    Ok(())
+}
+
+/// Schedules the next poll of an order still open, or none once settled.
+async fn reschedule_order(state: &AppState, polled: &Order) -> Result<(), ApiError> {
     for _ in 0..3 {
-        let mut next = current.clone();
-        if matches!(
-            next.state,
-            crate::store::OrderState::Created | crate::store::OrderState::Pending
-        ) {
+        let Some(mut next) = state
+            .store
+            .get_order(&polled.merchant_id, &polled.merchant_order_no)
+            .await?
+        else {
+            return Ok(());
+        };
+        let open = matches!(next.state, OrderState::Created | OrderState::Pending);
+        let due = if open {
             next.poll_attempts += 1;
-            let interval = (5_000i64 << next.poll_attempts.min(10)).min(MAX_POLL_INTERVAL_MS);
-            next.next_poll_at = Some(now_ms() + interval);
+            Some(now_ms() + backoff(state.poll_backoff_ms, next.poll_attempts))
         } else {
-            next.next_poll_at = None;
+            None
+        };
+        if next.next_poll_at == due || (!open && next.next_poll_at.is_none()) {
+            return Ok(());
         }
+        next.next_poll_at = due;
         match state.store.update_order(&next, &[]).await {
             Ok(_) => return Ok(()),
-            Err(StoreError::Conflict) => {
-                current = match state
-                    .store
-                    .get_order(&current.merchant_id, &current.merchant_order_no)
-                    .await?
-                {
-                    Some(o) => o,
-                    None => return Ok(()),
-                };
-            }
+            Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// Schedules the next `refund-query` of a refund still pending.
+async fn reschedule_refund(state: &AppState, polled: &Refund) -> Result<(), ApiError> {
+    for _ in 0..3 {
+        let Some(mut next) = state
+            .store
+            .get_refund(
+                &polled.merchant_id,
+                &polled.merchant_order_no,
+                &polled.refund_no,
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        if next.state != RefundState::Pending {
+            if next.next_poll_at.is_none() {
+                return Ok(());
+            }
+            next.next_poll_at = None;
+        } else {
+            next.poll_attempts += 1;
+            next.next_poll_at = Some(now_ms() + backoff(state.poll_backoff_ms, next.poll_attempts));
+        }
+        match state.store.update_refund(&next, None, &[]).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let b = |n| backoff((5_000, 600_000), n);
+        assert_eq!(b(0), 5_000);
+        assert_eq!(b(1), 10_000);
+        assert_eq!(b(3), 40_000);
+        assert_eq!(b(7), 600_000);
+        assert_eq!(b(1_000), 600_000);
+        assert_eq!(b(-5), 5_000);
+    }
 }

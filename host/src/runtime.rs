@@ -2,10 +2,12 @@
 //! digest, a fresh store per step, and the I/O loop that performs the
 //! requests adapters ask for.
 
+use crate::contract::v0_1::{self, Bridge};
 use crate::contract::{
-    self, AdapterError, AdapterInfo, AdapterPre, CallContext, Exchange, HttpRequest, HttpResponse,
-    InboundHttp, Level, NotifyOutcome, NotifyStep, OrderCreated, OrderRequest, OrderStep,
-    QueryRequest, QueryStep, RefundRequest, RefundStatus, RefundStep, TradeStatus,
+    self, AdapterError, AdapterInfo, AdapterPre, AnyAdapterPre, CallContext, CloseRequest,
+    CloseStep, Exchange, HttpRequest, HttpResponse, InboundHttp, Level, NotifyOutcome, NotifyStep,
+    OrderCreated, OrderRequest, OrderStep, QueryRequest, QueryStep, RefundQueryRequest,
+    RefundQueryStep, RefundRequest, RefundStatus, RefundStep, TradeStatus,
 };
 use crate::egress::{Egress, EgressPolicy};
 use crate::error::{CallError, LoadError};
@@ -62,7 +64,7 @@ pub struct LoadedAdapter {
     /// Hex sha256 of the component's bytes.
     pub digest: String,
     pub info: AdapterInfo,
-    pub pre: AdapterPre<StepState>,
+    pub pre: AnyAdapterPre<StepState>,
 }
 
 impl std::fmt::Debug for LoadedAdapter {
@@ -71,6 +73,7 @@ impl std::fmt::Debug for LoadedAdapter {
             .field("digest", &self.digest)
             .field("name", &self.info.name)
             .field("version", &self.info.version)
+            .field("contract", &self.pre.contract_version())
             .finish_non_exhaustive()
     }
 }
@@ -80,11 +83,30 @@ impl std::fmt::Debug for LoadedAdapter {
 pub enum Operation {
     UnifiedOrder(OrderRequest),
     Query(QueryRequest),
+    /// Contract 0.2.
+    Close(CloseRequest),
     Refund(RefundRequest),
+    /// Contract 0.2.
+    RefundQuery(RefundQueryRequest),
     ParseNotify(InboundHttp),
 }
 
-/// The result of an [`Operation`], same variant order.
+impl Operation {
+    /// The operation's name in the contract.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::UnifiedOrder(_) => "unified-order",
+            Operation::Query(_) => "query",
+            Operation::Close(_) => "close",
+            Operation::Refund(_) => "refund",
+            Operation::RefundQuery(_) => "refund-query",
+            Operation::ParseNotify(_) => "parse-notify",
+        }
+    }
+}
+
+/// The result of an [`Operation`]: `query` and `close` answer a trade
+/// status, `refund` and `refund-query` a refund status.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Output {
     OrderCreated(OrderCreated),
@@ -149,6 +171,10 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         contract::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .map_err(wt)?;
+        // Components built against contract 0.1 import its (differently
+        // versioned) interfaces; both sets live side by side.
+        v0_1::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
         // For adapters written in other languages; the context grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wt)?;
@@ -248,16 +274,23 @@ impl Runtime {
                 _ => LoadError::NotAnAdapter(msg),
             }
         })?;
-        let pre = AdapterPre::new(pre).map_err(|e| LoadError::NotAnAdapter(format!("{e:#}")))?;
+        // The exports decide which contract the component speaks.
+        let pre = match AdapterPre::new(pre.clone()) {
+            Ok(p) => AnyAdapterPre::Current(p),
+            Err(current) => match v0_1::AdapterPre::new(pre) {
+                Ok(p) => AnyAdapterPre::V0_1(p),
+                Err(_) => return Err(LoadError::NotAnAdapter(format!("{current:#}"))),
+            },
+        };
         let info = self.describe(&pre)?;
-        let (found, expected) = (info.contract_version.as_str(), contract::CONTRACT_VERSION);
+        let (found, expected) = (info.contract_version.as_str(), pre.contract_version());
         if major_minor(found).is_none() || major_minor(found) != major_minor(expected) {
             return Err(LoadError::IncompatibleContract {
                 found: found.into(),
                 expected: expected.into(),
             });
         }
-        tracing::info!(adapter = %info.name, version = %info.version, %digest, "adapter loaded");
+        tracing::info!(adapter = %info.name, version = %info.version, contract = %expected, %digest, "adapter loaded");
         Ok(Arc::new(LoadedAdapter { digest, info, pre }))
     }
 
@@ -329,7 +362,12 @@ impl Runtime {
             let ours = ["types", "secrets", "log"].iter().any(|i| {
                 name.strip_prefix("payhost:adapter/")
                     .and_then(|r| r.strip_prefix(i))
-                    .is_some_and(|v| v.starts_with("@0.1."))
+                    .and_then(|v| v.strip_prefix('@'))
+                    .is_some_and(|v| {
+                        contract::SUPPORTED_VERSIONS
+                            .iter()
+                            .any(|s| major_minor(v).is_some() && major_minor(v) == major_minor(s))
+                    })
             });
             // WASI is checked against what the linker has when linking.
             if !ours && !name.starts_with("wasi:") {
@@ -371,12 +409,18 @@ impl Runtime {
         store
     }
 
-    fn describe(&self, pre: &AdapterPre<StepState>) -> Result<AdapterInfo, LoadError> {
+    fn describe(&self, pre: &AnyAdapterPre<StepState>) -> Result<AdapterInfo, LoadError> {
         let log = LogSink::new("(loading)".into(), String::new(), "describe".into());
         let mut store = self.new_store(log, SecretTable::new(), Masker::default());
-        let result = pre
-            .instantiate(&mut store)
-            .and_then(|a| a.call_describe(&mut store));
+        let result = match pre {
+            AnyAdapterPre::Current(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|a| a.call_describe(&mut store)),
+            AnyAdapterPre::V0_1(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|a| a.call_describe(&mut store))
+                .map(Bridge::bridge),
+        };
         store.data().flush_stdio();
         result.map_err(|e| LoadError::Describe(Box::new(classify(e, store.data()))))
     }
@@ -516,42 +560,116 @@ fn mask_adapter_error(e: AdapterError, m: &Masker) -> AdapterError {
 
 fn run_step(
     store: &mut Store<StepState>,
+    pre: &AnyAdapterPre<StepState>,
+    call: &CallContext,
+    config: &[contract::ConfigEntry],
+    op: &Operation,
+    exchanges: &[Exchange],
+) -> wasmtime::Result<Step> {
+    match pre {
+        AnyAdapterPre::Current(pre) => run_current(store, pre, call, config, op, exchanges),
+        AnyAdapterPre::V0_1(pre) => run_v0_1(store, pre, call, config, op, exchanges),
+    }
+}
+
+/// The `done` case of any of the contract's `*-step` variants.
+fn done<T>(result: Result<T, AdapterError>, out: fn(T) -> Output) -> Step {
+    Step::Done(result.map(out).map_err(|e| (e, None)))
+}
+
+fn run_current(
+    store: &mut Store<StepState>,
     pre: &AdapterPre<StepState>,
     call: &CallContext,
     config: &[contract::ConfigEntry],
     op: &Operation,
     exchanges: &[Exchange],
 ) -> wasmtime::Result<Step> {
-    let adapter = pre.instantiate(&mut *store)?;
+    let a = pre.instantiate(&mut *store)?;
+    let s = &mut *store;
+    Ok(match op {
+        Operation::UnifiedOrder(r) => match a.call_unified_order(s, call, config, r, exchanges)? {
+            OrderStep::Send(req) => Step::Send(req),
+            OrderStep::Done(r) => done(r, Output::OrderCreated),
+        },
+        Operation::Query(r) => match a.call_query(s, call, config, r, exchanges)? {
+            QueryStep::Send(req) => Step::Send(req),
+            QueryStep::Done(r) => done(r, Output::TradeStatus),
+        },
+        Operation::Close(r) => match a.call_close(s, call, config, r, exchanges)? {
+            CloseStep::Send(req) => Step::Send(req),
+            CloseStep::Done(r) => done(r, Output::TradeStatus),
+        },
+        Operation::Refund(r) => match a.call_refund(s, call, config, r, exchanges)? {
+            RefundStep::Send(req) => Step::Send(req),
+            RefundStep::Done(r) => done(r, Output::RefundStatus),
+        },
+        Operation::RefundQuery(r) => match a.call_refund_query(s, call, config, r, exchanges)? {
+            RefundQueryStep::Send(req) => Step::Send(req),
+            RefundQueryStep::Done(r) => done(r, Output::RefundStatus),
+        },
+        Operation::ParseNotify(r) => match a.call_parse_notify(s, call, config, r, exchanges)? {
+            NotifyStep::Send(req) => Step::Send(req),
+            NotifyStep::Done(r) => Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack))),
+        },
+    })
+}
+
+/// A 0.1 component: the inputs and answers are translated, and what 0.1
+/// lacks answers `unsupported` without instantiating anything.
+fn run_v0_1(
+    store: &mut Store<StepState>,
+    pre: &v0_1::AdapterPre<StepState>,
+    call: &CallContext,
+    config: &[contract::ConfigEntry],
+    op: &Operation,
+    exchanges: &[Exchange],
+) -> wasmtime::Result<Step> {
+    use v0_1::payhost::adapter::types as old;
+    if matches!(op, Operation::Close(_) | Operation::RefundQuery(_)) {
+        return Ok(Step::Done(Err((
+            AdapterError::Unsupported(format!(
+                "`{}` is not in contract {} that this adapter was built against",
+                op.name(),
+                v0_1::CONTRACT_VERSION
+            )),
+            None,
+        ))));
+    }
+    let a = pre.instantiate(&mut *store)?;
+    let s = &mut *store;
+    let call: old::CallContext = call.clone().bridge();
+    let config: Vec<old::ConfigEntry> = config.to_vec().bridge();
+    let exchanges: Vec<old::Exchange> = exchanges.to_vec().bridge();
+    let (call, config, exchanges) = (&call, config.as_slice(), exchanges.as_slice());
+    let back = |req: old::HttpRequest| Step::Send(req.bridge());
     Ok(match op {
         Operation::UnifiedOrder(r) => {
-            match adapter.call_unified_order(&mut *store, call, config, r, exchanges)? {
-                OrderStep::Send(req) => Step::Send(req),
-                OrderStep::Done(r) => {
-                    Step::Done(r.map(Output::OrderCreated).map_err(|e| (e, None)))
-                }
+            match a.call_unified_order(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::OrderStep::Send(req) => back(req),
+                old::OrderStep::Done(r) => done(r.bridge(), Output::OrderCreated),
             }
         }
-        Operation::Query(r) => match adapter.call_query(&mut *store, call, config, r, exchanges)? {
-            QueryStep::Send(req) => Step::Send(req),
-            QueryStep::Done(r) => Step::Done(r.map(Output::TradeStatus).map_err(|e| (e, None))),
+        Operation::Query(r) => match a.call_query(s, call, config, &r.clone().bridge(), exchanges)? {
+            old::QueryStep::Send(req) => back(req),
+            old::QueryStep::Done(r) => done(r.bridge(), Output::TradeStatus),
         },
         Operation::Refund(r) => {
-            match adapter.call_refund(&mut *store, call, config, r, exchanges)? {
-                RefundStep::Send(req) => Step::Send(req),
-                RefundStep::Done(r) => {
-                    Step::Done(r.map(Output::RefundStatus).map_err(|e| (e, None)))
-                }
+            match a.call_refund(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::RefundStep::Send(req) => back(req),
+                old::RefundStep::Done(r) => done(r.bridge(), Output::RefundStatus),
             }
         }
         Operation::ParseNotify(r) => {
-            match adapter.call_parse_notify(&mut *store, call, config, r, exchanges)? {
-                NotifyStep::Send(req) => Step::Send(req),
-                NotifyStep::Done(r) => {
+            match a.call_parse_notify(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::NotifyStep::Send(req) => back(req),
+                old::NotifyStep::Done(r) => {
+                    let r: Result<NotifyOutcome, contract::NotifyFailure> = r.bridge();
                     Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack)))
                 }
             }
         }
+        Operation::Close(_) | Operation::RefundQuery(_) => unreachable!("answered above"),
     })
 }
 

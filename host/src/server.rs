@@ -65,6 +65,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
                 adapter_config,
                 currency: m.currency.clone(),
                 limits: m.limits,
+                timezone: m.timezone.clone(),
                 callback_url: m.callback_url.clone(),
                 webhook_secret: m.webhook_secret.clone(),
             }),
@@ -89,6 +90,10 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
         admin_token: config.server.admin_token.clone().map(Arc::new),
         poll_without_notifications_ms: config.reconciler.interval().as_millis() as i64,
         notify_overdue_ms: config.reconciler.notify_overdue().as_millis() as i64,
+        poll_backoff_ms: (
+            config.reconciler.backoff_ms.max(1) as i64,
+            config.reconciler.max_backoff_ms.max(1) as i64,
+        ),
     })
 }
 

@@ -130,6 +130,34 @@ pub fn query<A: Adapter>(
     }
 }
 
+pub fn close<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: CloseRequest,
+    exchanges: Vec<Exchange>,
+) -> CloseStep {
+    match run(host, call, config, exchanges, |ctx| A::close(ctx, &request)) {
+        Outcome::Send(r) => CloseStep::Send(r),
+        Outcome::Done(r) => CloseStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
+pub fn refund_query<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: RefundQueryRequest,
+    exchanges: Vec<Exchange>,
+) -> RefundQueryStep {
+    match run(host, call, config, exchanges, |ctx| {
+        A::refund_query(ctx, &request)
+    }) {
+        Outcome::Send(r) => RefundQueryStep::Send(r),
+        Outcome::Done(r) => RefundQueryStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
 pub fn refund<A: Adapter>(
     host: &dyn HostOps,
     call: CallContext,

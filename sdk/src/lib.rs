@@ -76,9 +76,9 @@ pub mod types {
 
 /// The version of the contract this SDK implements; put it in
 /// `AdapterInfo::contract_version`.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
-/// What an adapter implements: the provider's side of the four operations.
+/// What an adapter implements: the provider's side of the contract's operations.
 ///
 /// Each function receives a fresh [`Ctx`]; it may call [`Ctx::send`] any
 /// number of times (within the host's step limit) and must be deterministic
@@ -94,8 +94,25 @@ pub trait Adapter {
     /// The order's current state at the provider.
     fn query(ctx: &mut Ctx, request: &types::QueryRequest) -> Result<types::TradeStatus>;
 
+    /// Close an unpaid order at the provider so it can no longer be paid.
+    /// Answer `closed`, or, when the payer paid first, the paid status
+    /// (query in the same operation). Set `capabilities.close` when
+    /// implemented; the default answers `unsupported`.
+    fn close(_ctx: &mut Ctx, _request: &types::CloseRequest) -> Result<types::TradeStatus> {
+        Err(Error::unsupported("this adapter cannot close orders"))
+    }
+
     /// Refund (part of) a paid order.
     fn refund(ctx: &mut Ctx, request: &types::RefundRequest) -> Result<types::RefundStatus>;
+
+    /// One refund's state at the provider. Set `capabilities.refund_query`
+    /// when implemented; the default answers `unsupported`.
+    fn refund_query(
+        _ctx: &mut Ctx,
+        _request: &types::RefundQueryRequest,
+    ) -> Result<types::RefundStatus> {
+        Err(Error::unsupported("this adapter cannot query refunds"))
+    }
 
     /// Verify a notification and turn it into events plus the exact answer
     /// the provider expects. Attach an answer to an error with
@@ -138,6 +155,22 @@ macro_rules! export_adapter {
             ) -> $crate::types::QueryStep {
                 $crate::glue::query::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
             }
+            fn close(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::CloseRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::CloseStep {
+                $crate::glue::close::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn refund_query(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::RefundQueryRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::RefundQueryStep {
+                $crate::glue::refund_query::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
             fn refund(
                 ctx: $crate::types::CallContext,
                 config: ::std::vec::Vec<$crate::types::ConfigEntry>,
@@ -156,6 +189,10 @@ macro_rules! export_adapter {
             }
         }
 
+        // Only a component exports the world: natively, the export symbols
+        // (`close`, ...) would shadow the C library's functions of the same
+        // name in test binaries.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_adapter_world!(__PayhostAdapterExport with_types_in $crate::bindings);
     };
 }

@@ -209,6 +209,31 @@ impl<A: Adapter> Harness<A> {
         )
     }
 
+    pub fn close(&mut self, request: &CloseRequest) -> Result<TradeStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::close::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                CloseStep::Send(r) => Err(r),
+                CloseStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn refund_query(
+        &mut self,
+        request: &RefundQueryRequest,
+    ) -> Result<RefundStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::refund_query::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                RefundQueryStep::Send(r) => Err(r),
+                RefundQueryStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
     pub fn parse_notify(&mut self, request: &InboundHttp) -> Result<NotifyOutcome, NotifyFailure> {
         let request = request.clone();
         self.drive(

@@ -35,6 +35,8 @@ fn info() -> AdapterInfo {
             refund_notifications: false,
             partial_refunds: false,
             query_by_merchant_order_no: true,
+            close: false,
+            refund_query: false,
         },
         egress_hosts: vec!["provider.test".into()],
         config_schema: vec![ConfigField {

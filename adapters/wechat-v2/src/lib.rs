@@ -1,7 +1,7 @@
 //! WeChat Pay API v2 adapter: XML over HTTPS, MD5 / HMAC-SHA256 signatures,
 //! direct and partner (service-provider) mode.
 //!
-//! - `lib.rs` (this file): the contract -- `describe` and the four operations.
+//! - `lib.rs` (this file): the contract -- `describe` and the six operations.
 //! - [`wire`]: the v2 field sets, named as WeChat names them.
 //! - [`sign`]: the v2 signature, with the API key as a host-held secret.
 //!
@@ -156,6 +156,8 @@ impl Adapter for WechatV2 {
                 refund_notifications: true,
                 partial_refunds: true,
                 query_by_merchant_order_no: true,
+                close: true,
+                refund_query: true,
             },
             egress_hosts: vec![
                 "api.mch.weixin.qq.com".into(),
@@ -416,6 +418,98 @@ impl Adapter for WechatV2 {
         })
     }
 
+    /// §1.4: close by `out_trade_no`. `ORDERCLOSED` means closed already;
+    /// `ORDERPAID` means the payer was faster, so the order is queried and
+    /// its paid status (with the amount) answered instead.
+    fn close(ctx: &mut Ctx, req: &CloseRequest) -> Result<TradeStatus> {
+        let s = Settings::read(ctx)?;
+        check_order_no(
+            &req.order.merchant_order_no,
+            "order.merchant_order_no",
+            1,
+            32,
+            "_-|*",
+        )?;
+        let mut fields = s.merchant.fields();
+        wire::put(
+            &mut fields,
+            "out_trade_no",
+            Some(&req.order.merchant_order_no),
+        );
+        let closed = || TradeStatus {
+            order: req.order.clone(),
+            state: TradeState::Closed,
+            provider_state: "CLOSED".into(),
+            amount: None,
+            paid_at: None,
+            payer_id: None,
+        };
+        match s.call(ctx, wire::CLOSE_ORDER, fields, None) {
+            Ok(_) => Ok(closed()),
+            Err(e) => match rejection_code(&e) {
+                Some("ORDERCLOSED") => Ok(closed()),
+                Some("ORDERPAID") => Self::query(
+                    ctx,
+                    &QueryRequest {
+                        order: req.order.clone(),
+                    },
+                ),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// `/pay/refundquery` by `refund_id` when known, else `out_refund_no`.
+    /// `REFUNDNOTEXIST` means WeChat never accepted the refund: nothing was
+    /// refunded, so it is reported failed.
+    fn refund_query(ctx: &mut Ctx, req: &RefundQueryRequest) -> Result<RefundStatus> {
+        let s = Settings::read(ctx)?;
+        check_order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
+        let mut fields = s.merchant.fields();
+        match req.provider_refund_id.as_deref().filter(|r| !r.is_empty()) {
+            Some(id) => wire::put(&mut fields, "refund_id", Some(id)),
+            None => wire::put(&mut fields, "out_refund_no", Some(&req.refund_no)),
+        }
+        let status = |state, word: &str, id: Option<&str>, amount| RefundStatus {
+            order: req.order.clone(),
+            refund_no: req.refund_no.clone(),
+            provider_refund_id: id.map(String::from).or_else(|| req.provider_refund_id.clone()),
+            state,
+            provider_state: word.into(),
+            amount,
+        };
+        let reply = match s.call(ctx, wire::REFUND_QUERY, fields, None) {
+            Ok(reply) => reply,
+            Err(e) if rejection_code(&e) == Some("REFUNDNOTEXIST") => {
+                return Ok(status(RefundState::Failed, "REFUNDNOTEXIST", None, None));
+            }
+            Err(e) => return Err(e),
+        };
+        let what = "refund query response";
+        if let Some(no) = wire::optional(&reply, "out_trade_no")
+            && no != req.order.merchant_order_no
+        {
+            return Err(Error::malformed(format!(
+                "{what} is for out_trade_no `{no}`, not `{}`",
+                req.order.merchant_order_no
+            )));
+        }
+        let found = wire::queried_refund(&reply, &req.refund_no, what)?;
+        let state = wire::refund_state(found.refund_status).ok_or_else(|| {
+            Error::malformed(format!(
+                "{what}: unknown refund_status `{}`",
+                found.refund_status
+            ))
+        })?;
+        let currency = wire::optional(&reply, "fee_type").unwrap_or("CNY");
+        let amount = money::from_minor_str(found.refund_fee, currency)?;
+        let mut st = status(state, found.refund_status, found.refund_id, Some(amount));
+        if let Some(tx) = wire::optional(&reply, "transaction_id") {
+            st.order.channel_transaction_id = Some(tx.into());
+        }
+        Ok(st)
+    }
+
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
         check_order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
@@ -626,6 +720,14 @@ fn refund_notification(ctx: &Ctx, s: &Settings, fields: &Fields) -> Result<Vec<N
         // overseas merchants' refunds; the host knows what it asked for.
         amount: None,
     })])
+}
+
+/// WeChat's `err_code` of a provider rejection.
+fn rejection_code(e: &Error) -> Option<&str> {
+    match e.adapter_error() {
+        Some(AdapterError::ProviderRejected(r)) => Some(r.code.as_str()),
+        _ => None,
+    }
 }
 
 /// In a notification, a missing or malformed field is the sender's fault.

@@ -132,6 +132,7 @@ fn describe_declares_methods_hosts_and_schema() {
     assert_eq!(info.contract_version, CONTRACT_VERSION);
     assert_eq!(info.methods, ["wechat_mini_program", "wechat_native"]);
     assert!(info.capabilities.refund_notifications && info.capabilities.partial_refunds);
+    assert!(info.capabilities.close && info.capabilities.refund_query);
     assert!(
         info.egress_hosts
             .contains(&"apihk.mch.weixin.qq.com".to_string())
@@ -922,5 +923,200 @@ impl PipeReplace for Vec<u8> {
             .unwrap()
             .replace(from, to)
             .into_bytes()
+    }
+}
+
+// ---------------------------------------------------------------- close
+
+fn close_of(merchant_order_no: &str) -> CloseRequest {
+    CloseRequest {
+        order: query_of(merchant_order_no, None).order,
+    }
+}
+
+#[test]
+fn close_sends_a_signed_closeorder_and_answers_closed() {
+    let (mut h, seen) = scripted(merchant(), reply(&[]));
+    let st = h.close(&close_of("ORDER_20231115_0001")).unwrap();
+    let sent = seen.borrow();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].url, "https://api.mch.weixin.qq.com/pay/closeorder");
+    let f = sent_fields(&sent[0]);
+    assert_eq!(f["out_trade_no"], "ORDER_20231115_0001");
+    assert_eq!((f["appid"].as_str(), f["mch_id"].as_str()), (APPID, MCH_ID));
+    assert_eq!(st.state, TradeState::Closed);
+    assert_eq!(st.order.merchant_order_no, "ORDER_20231115_0001");
+    assert_eq!(st.amount, None);
+}
+
+#[test]
+fn close_of_an_order_closed_already_is_closed() {
+    let (mut h, _) = scripted(
+        merchant(),
+        reply(&[("result_code", "FAIL"), ("err_code", "ORDERCLOSED")]),
+    );
+    assert_eq!(
+        h.close(&close_of("ORDER_1")).unwrap().state,
+        TradeState::Closed
+    );
+}
+
+/// The payer paid before the close reached WeChat: the adapter queries and
+/// answers the paid status with its amount, never "closed".
+#[test]
+fn close_of_a_paid_order_answers_the_queried_paid_status() {
+    let h = merchant().respond(|req| {
+        if req.url.ends_with("/pay/closeorder") {
+            reply(&[
+                ("result_code", "FAIL"),
+                ("err_code", "ORDERPAID"),
+                ("err_code_des", "该订单已支付"),
+            ])
+        } else {
+            reply(&[
+                ("trade_state", "SUCCESS"),
+                ("out_trade_no", "ORDER_1"),
+                ("transaction_id", "4200009"),
+                ("total_fee", "2499"),
+                ("time_end", "20231115061320"),
+            ])
+        }
+    });
+    let mut h = h;
+    let st = h.close(&close_of("ORDER_1")).unwrap();
+    assert_eq!(st.state, TradeState::Paid);
+    assert_eq!(st.amount.map(|m| m.minor), Some(2499));
+    assert_eq!(st.order.channel_transaction_id.as_deref(), Some("4200009"));
+    let urls: Vec<_> = h.sent().iter().map(|r| r.url.clone()).collect();
+    assert_eq!(
+        urls,
+        [
+            "https://api.mch.weixin.qq.com/pay/closeorder",
+            "https://api.mch.weixin.qq.com/pay/orderquery"
+        ]
+    );
+}
+
+#[test]
+fn close_failures_are_rejections_and_bad_signatures_refused() {
+    let (mut h, _) = scripted(
+        merchant(),
+        reply(&[("result_code", "FAIL"), ("err_code", "SYSTEMERROR")]),
+    );
+    match h.close(&close_of("ORDER_1")).unwrap_err() {
+        AdapterError::ProviderRejected(r) => assert!(r.code == "SYSTEMERROR" && r.retryable),
+        other => panic!("{other:?}"),
+    }
+    let (mut h, _) = scripted(merchant(), reply_with(&[], "MD5", "another-key"));
+    assert!(matches!(
+        h.close(&close_of("ORDER_1")).unwrap_err(),
+        AdapterError::BadSignature(_)
+    ));
+    let (mut h, seen) = scripted(merchant(), reply(&[]));
+    assert!(matches!(
+        h.close(&close_of("ORDER 1")).unwrap_err(),
+        AdapterError::InvalidRequest(m) if m.contains("merchant_order_no")
+    ));
+    assert!(seen.borrow().is_empty());
+}
+
+// ---------------------------------------------------------------- refund query
+
+fn refund_query_of(refund_id: Option<&str>) -> RefundQueryRequest {
+    RefundQueryRequest {
+        order: query_of("ORDER_20231115_0001", None).order,
+        refund_no: "REFUND_0002".into(),
+        provider_refund_id: refund_id.map(String::from),
+    }
+}
+
+/// An order with two refunds; the one asked for is the second.
+fn refund_query_reply(status: &str) -> HttpResponse {
+    reply(&[
+        ("out_trade_no", "ORDER_20231115_0001"),
+        ("transaction_id", "4200001234"),
+        ("total_fee", "2499"),
+        ("refund_count", "2"),
+        ("out_refund_no_0", "REFUND_0001"),
+        ("refund_id_0", "5001"),
+        ("refund_fee_0", "1000"),
+        ("refund_status_0", "SUCCESS"),
+        ("out_refund_no_1", "REFUND_0002"),
+        ("refund_id_1", "5002"),
+        ("refund_fee_1", "499"),
+        ("refund_status_1", status),
+    ])
+}
+
+#[test]
+fn refund_query_finds_the_refund_among_the_orders_refunds() {
+    for (word, state) in [
+        ("SUCCESS", RefundState::Succeeded),
+        ("PROCESSING", RefundState::Pending),
+        ("REFUNDCLOSE", RefundState::Failed),
+        ("CHANGE", RefundState::Failed),
+    ] {
+        let (mut h, seen) = scripted(merchant(), refund_query_reply(word));
+        let st = h.refund_query(&refund_query_of(None)).unwrap();
+        let sent = seen.borrow();
+        assert_eq!(sent[0].url, "https://api.mch.weixin.qq.com/pay/refundquery");
+        let f = sent_fields(&sent[0]);
+        assert_eq!(f["out_refund_no"], "REFUND_0002");
+        assert!(!f.contains_key("refund_id"));
+        assert_eq!((st.state, st.provider_state.as_str()), (state, word));
+        assert_eq!(st.refund_no, "REFUND_0002");
+        assert_eq!(st.provider_refund_id.as_deref(), Some("5002"));
+        assert_eq!(
+            st.amount,
+            Some(Money {
+                minor: 499,
+                currency: "CNY".into()
+            })
+        );
+        assert_eq!(st.order.channel_transaction_id.as_deref(), Some("4200001234"));
+    }
+}
+
+#[test]
+fn refund_query_prefers_the_refund_id_and_reads_refundnotexist_as_failed() {
+    let (mut h, seen) = scripted(merchant(), refund_query_reply("SUCCESS"));
+    h.refund_query(&refund_query_of(Some("5002"))).unwrap();
+    let f = sent_fields(&seen.borrow()[0]);
+    assert_eq!(f["refund_id"], "5002");
+    assert!(!f.contains_key("out_refund_no"));
+
+    let (mut h, _) = scripted(
+        merchant(),
+        reply(&[("result_code", "FAIL"), ("err_code", "REFUNDNOTEXIST")]),
+    );
+    let st = h.refund_query(&refund_query_of(None)).unwrap();
+    assert_eq!(
+        (st.state, st.provider_state.as_str()),
+        (RefundState::Failed, "REFUNDNOTEXIST")
+    );
+}
+
+#[test]
+fn refund_query_answers_that_do_not_fit_are_malformed() {
+    // Another order's refunds.
+    let mut other = refund_query_reply("SUCCESS");
+    let (_, mut f) = xml::decode(&other.body).unwrap();
+    f.insert("out_trade_no".into(), "SOMEONE_ELSE".into());
+    f.insert("sign".into(), wx_sign(&f, "MD5", KEY));
+    other.body = xml::encode("xml", &f).into_bytes();
+    // The refund asked for is not listed; the count is absurd.
+    let missing = reply(&[
+        ("refund_count", "1"),
+        ("out_refund_no_0", "REFUND_0001"),
+        ("refund_fee_0", "1"),
+        ("refund_status_0", "SUCCESS"),
+    ]);
+    let absurd = reply(&[("refund_count", "100000")]);
+    for resp in [other, missing, absurd] {
+        let (mut h, _) = scripted(merchant(), resp);
+        assert!(matches!(
+            h.refund_query(&refund_query_of(None)).unwrap_err(),
+            AdapterError::MalformedResponse(_)
+        ));
     }
 }

@@ -9,7 +9,9 @@ use payhost_sdk::xml::Fields;
 
 pub const UNIFIED_ORDER: &str = "/pay/unifiedorder";
 pub const ORDER_QUERY: &str = "/pay/orderquery";
+pub const CLOSE_ORDER: &str = "/pay/closeorder";
 pub const REFUND: &str = "/secapi/pay/refund";
+pub const REFUND_QUERY: &str = "/pay/refundquery";
 
 /// The acknowledgement WeChat expects for a notification it may stop sending.
 pub const ACK_SUCCESS: &str = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>";
@@ -176,7 +178,43 @@ pub fn trade_state(word: &str) -> Option<TradeState> {
     })
 }
 
-/// `refund_status` of a refund notification (§1.8).
+/// One refund of a `/pay/refundquery` answer: WeChat lists every refund of
+/// the order as `out_refund_no_$n`, `refund_id_$n`, `refund_fee_$n`,
+/// `refund_status_$n` for `n` in `0..refund_count`.
+pub struct QueriedRefund<'f> {
+    pub refund_id: Option<&'f str>,
+    pub refund_fee: &'f str,
+    pub refund_status: &'f str,
+}
+
+/// The refund numbered `out_refund_no` in a refund query answer.
+pub fn queried_refund<'f>(
+    fields: &'f Fields,
+    out_refund_no: &str,
+    what: &str,
+) -> Result<QueriedRefund<'f>> {
+    let count: usize = required(fields, "refund_count", what)?
+        .parse()
+        .map_err(|_| Error::malformed(format!("{what}: `refund_count` is not a number")))?;
+    // WeChat caps an order at 50 refunds (§1.5); more is not a real answer.
+    if count > 50 {
+        return Err(Error::malformed(format!(
+            "{what}: refund_count {count} exceeds WeChat's 50"
+        )));
+    }
+    let n = (0..count)
+        .find(|n| optional(fields, &format!("out_refund_no_{n}")) == Some(out_refund_no))
+        .ok_or_else(|| {
+            Error::malformed(format!("{what} does not list out_refund_no `{out_refund_no}`"))
+        })?;
+    Ok(QueriedRefund {
+        refund_id: optional(fields, &format!("refund_id_{n}")),
+        refund_fee: required(fields, &format!("refund_fee_{n}"), what)?,
+        refund_status: required(fields, &format!("refund_status_{n}"), what)?,
+    })
+}
+
+/// `refund_status` of a refund notification (§1.8) or refund query.
 pub fn refund_state(word: &str) -> Option<RefundState> {
     Some(match word {
         "SUCCESS" => RefundState::Succeeded,

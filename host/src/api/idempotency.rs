@@ -13,6 +13,20 @@ use sha2::{Digest, Sha256};
 pub struct Answer {
     pub status: StatusCode,
     pub body: Vec<u8>,
+    /// The operation already stored this answer under the key, in the
+    /// transaction of its own write.
+    pub stored: bool,
+    /// The answer says "try again" (a conflict in progress, a concurrent
+    /// update): it is not the key's final answer.
+    pub retry: bool,
+}
+
+/// The key a request runs under, for an operation that completes it in its
+/// own transaction ([`crate::store::KeyCompletion`]).
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub merchant_id: String,
+    pub key: String,
 }
 
 impl Answer {
@@ -20,6 +34,8 @@ impl Answer {
         Answer {
             status,
             body: serde_json::to_vec(value).unwrap_or_default(),
+            stored: false,
+            retry: false,
         }
     }
 
@@ -40,21 +56,29 @@ impl Answer {
     }
 }
 
+/// Conflicts that say "retry": the same request may succeed later.
+const RETRY_CODES: [&str; 3] = ["order_in_progress", "concurrent_update", "idempotency_in_progress"];
+
 impl From<ApiError> for Answer {
     fn from(e: ApiError) -> Self {
         Answer {
             status: e.status,
             body: e.body(),
+            stored: false,
+            retry: e.status.is_server_error()
+                || e.status == StatusCode::TOO_MANY_REQUESTS
+                || RETRY_CODES.contains(&e.code),
         }
     }
 }
 
 /// Runs `op` under the request's `Idempotency-Key`, if it has one.
 ///
-/// Failures that changed nothing and may succeed later (5xx, 429) release
-/// the key so that the client's retry with the same key runs again; every
-/// other answer is kept and replayed.
-pub async fn run<F>(
+/// Answers that say "retry" (5xx, 429, a conflict in progress) release the
+/// key so that the client's retry with the same key runs again; every
+/// other answer is kept and replayed. `op` gets the key, to complete it in
+/// its own transaction where it writes (then `Answer::stored`).
+pub async fn run<F, Fut>(
     state: &AppState,
     merchant: &Merchant,
     headers: &HeaderMap,
@@ -63,10 +87,11 @@ pub async fn run<F>(
     op: F,
 ) -> Result<Response, ApiError>
 where
-    F: Future<Output = Result<Answer, ApiError>>,
+    F: FnOnce(Option<Key>) -> Fut,
+    Fut: Future<Output = Result<Answer, ApiError>>,
 {
     let Some(key) = headers.get("idempotency-key") else {
-        return Ok(match op.await {
+        return Ok(match op(None).await {
             Ok(answer) => answer.into_response(false),
             Err(e) => e.into_response(),
         });
@@ -93,7 +118,13 @@ where
         crate::store::IdempotencyBegin::Started => {}
         crate::store::IdempotencyBegin::Completed { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            return Ok(Answer { status, body }.into_response(true));
+            let answer = Answer {
+                status,
+                body,
+                stored: true,
+                retry: false,
+            };
+            return Ok(answer.into_response(true));
         }
         crate::store::IdempotencyBegin::InProgress => {
             return Err(ApiError::conflict(
@@ -110,11 +141,17 @@ where
             ));
         }
     }
-    let answer = match op.await {
+    let claim = Key {
+        merchant_id: merchant.id.clone(),
+        key: key.to_string(),
+    };
+    let answer = match op(Some(claim)).await {
         Ok(a) => a,
         Err(e) => Answer::from(e),
     };
-    if answer.status.is_server_error() || answer.status == StatusCode::TOO_MANY_REQUESTS {
+    if answer.stored {
+        // Completed with the operation's own write.
+    } else if answer.retry {
         state.store.idempotency_release(&merchant.id, key).await?;
     } else {
         state

@@ -49,6 +49,8 @@ pub struct Merchant {
     /// The currency orders are taken in, and refunds paid in.
     pub currency: String,
     pub limits: crate::limits::MerchantLimits,
+    /// Where the merchant's day starts (per-payer daily caps).
+    pub timezone: jiff::tz::TimeZone,
     pub callback_url: Option<String>,
     pub webhook_secret: Option<SecretString>,
 }
@@ -67,8 +69,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// First poll of an order whose adapter sends no notifications.
     pub poll_without_notifications_ms: i64,
-    /// First poll of an order whose notification has not come.
+    /// First poll of an order whose notification has not come (and of an
+    /// order still `created`, or a refund the provider accepted).
     pub notify_overdue_ms: i64,
+    /// The reconciler's back-off: first wait and longest wait (ms).
+    pub poll_backoff_ms: (i64, i64),
     /// The bearer token of `/admin/*`; none disables that API.
     pub admin_token: Option<Arc<SecretString>>,
 }
@@ -125,6 +130,13 @@ impl AppState {
             seed: rand::random(),
             notify_url: self.notify_url(merchant),
         }
+    }
+}
+
+impl Merchant {
+    /// Start of the merchant's calendar day containing `at_ms` (Unix ms).
+    pub fn day_start_ms(&self, at_ms: i64) -> i64 {
+        crate::limits::day_start_ms(&self.timezone, at_ms)
     }
 }
 

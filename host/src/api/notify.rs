@@ -7,6 +7,7 @@
 use super::problem::ApiError;
 use super::{AppState, now_ms};
 use crate::CallError;
+use crate::flows::{self, Verdict};
 use crate::contract::{HttpMethod, InboundHttp, NotifyEvent};
 use crate::runtime::{Operation, Output};
 use crate::store::NotificationRecord;
@@ -91,25 +92,14 @@ pub async fn receive(
                 let (order_no, verdict) = match event {
                     NotifyEvent::Payment(status) => {
                         let no = status.order.merchant_order_no.clone();
-                        let v = match super::payments::apply_trade_status(
-                            &state,
-                            &merchant.id,
-                            &no,
-                            status,
-                        )
-                        .await
-                        {
-                            Ok((_, v)) => v,
-                            Err(e) if e.status == StatusCode::NOT_FOUND => {
-                                "rejected: unknown order".into()
-                            }
-                            Err(e) => return Err(e),
-                        };
+                        let v = flows::apply_trade_status(&state, &merchant, &no, status, true)
+                            .await
+                            .map(|(_, v)| v);
                         (no, v)
                     }
                     NotifyEvent::Refund(status) => {
                         let no = status.order.merchant_order_no.clone();
-                        let v = match super::payments::apply_refund_status(
+                        let v = flows::apply_refund_status(
                             &state,
                             &merchant,
                             &no,
@@ -117,23 +107,40 @@ pub async fn receive(
                             status,
                         )
                         .await
-                        {
-                            Ok((_, v)) => v,
-                            Err(e) if e.status == StatusCode::NOT_FOUND => {
-                                "rejected: unknown order or refund".into()
-                            }
-                            Err(e) => return Err(e),
-                        };
+                        .map(|(_, v)| v);
                         (no, v)
                     }
+                };
+                let verdict = match verdict {
+                    Ok(v) => v,
+                    // A verified event about an order payhost does not have.
+                    Err(e) if e.status == StatusCode::NOT_FOUND => {
+                        Verdict::Mismatch("unknown order or refund".into())
+                    }
+                    Err(e) => return Err(e),
                 };
                 record.merchant_order_no.get_or_insert(order_no);
                 verdicts.push(verdict);
             }
             record.verdict = summarize(&verdicts);
-            record.detail = (!verdicts.is_empty()).then(|| verdicts.join("; "));
+            record.detail = (!verdicts.is_empty())
+                .then(|| verdicts.iter().map(Verdict::detail).collect::<Vec<_>>().join("; "));
             state.store.record_notification(&record).await?;
             state.metrics.notification(&adapter_name, &record.verdict);
+            // The provider hears success only for what payhost took in: a
+            // contradiction, or a paid statement it could not confirm, is
+            // refused so the provider keeps the notification and repeats it.
+            if let Some(v) = verdicts
+                .iter()
+                .find(|v| matches!(v, Verdict::Mismatch(_) | Verdict::Unconfirmed))
+            {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "notification_not_applied",
+                    "The notification contradicts the order or could not be confirmed",
+                    v.detail(),
+                ));
+            }
             Ok(ack(
                 outcome.ack.status,
                 &outcome.ack.headers,
@@ -156,12 +163,16 @@ pub async fn receive(
     }
 }
 
-/// "applied" if anything changed, "rejected" if anything was refused,
-/// else "duplicate" (or "empty" for a notification with no events).
-fn summarize(verdicts: &[String]) -> String {
-    if verdicts.iter().any(|v| v.starts_with("rejected")) {
+/// "rejected" if anything contradicted, "unconfirmed" if a paid statement
+/// could not be checked, "applied" if anything changed, else "duplicate"
+/// (or "empty" for a notification with no events).
+fn summarize(verdicts: &[Verdict]) -> String {
+    let any = |w: &str| verdicts.iter().any(|v| v.word() == w);
+    if any("rejected") {
         "rejected".into()
-    } else if verdicts.iter().any(|v| v == "applied") {
+    } else if any("unconfirmed") {
+        "unconfirmed".into()
+    } else if any("applied") {
         "applied".into()
     } else if verdicts.is_empty() {
         "empty".into()

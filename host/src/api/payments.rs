@@ -3,19 +3,17 @@
 
 use super::idempotency::{self, Answer};
 use super::problem::ApiError;
-use super::{AppState, AuthMerchant, Merchant, now_ms, parse_json};
-use crate::contract::{self, OrderRef, PayAction};
+use super::{AppState, AuthMerchant, Merchant, parse_json};
+use crate::flows;
 use crate::limits::Op;
-use crate::orders::{self, Decision};
-use crate::runtime::{Operation, Output};
-use crate::store::{Inserted, NewEvent, Order, OrderState, Refund, RefundState, StoreError};
+use crate::store::{KeyCompletion, Order, OrderState, Refund};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The body of `POST /v1/payments`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -155,21 +153,6 @@ impl From<&Refund> for RefundView {
     }
 }
 
-/// The contract's pay action as stored and shown.
-pub fn pay_action_json(action: &PayAction) -> Value {
-    match action {
-        PayAction::MiniProgram(p) => json!({
-            "type": "mini_program",
-            "params": {
-                "appId": p.app_id, "timeStamp": p.time_stamp, "nonceStr": p.nonce_str,
-                "package": p.package, "signType": p.sign_type, "paySign": p.pay_sign,
-            }
-        }),
-        PayAction::Redirect(url) => json!({ "type": "redirect", "url": url }),
-        PayAction::QrCode(text) => json!({ "type": "qr_code", "text": text }),
-    }
-}
-
 fn valid_number(no: &str, what: &str, max: usize) -> Result<(), ApiError> {
     let ok = !no.is_empty()
         && no.len() <= max
@@ -182,21 +165,6 @@ fn valid_number(no: &str, what: &str, max: usize) -> Result<(), ApiError> {
         Err(ApiError::validation(format!(
             "`{what}` must be 1 to {max} characters of A-Z a-z 0-9 _ - | *"
         )))
-    }
-}
-
-pub fn order_ref(o: &Order) -> OrderRef {
-    OrderRef {
-        merchant_order_no: o.merchant_order_no.clone(),
-        provider_trade_no: o.provider_trade_no.clone(),
-        channel_transaction_id: o.channel_transaction_id.clone(),
-    }
-}
-
-fn money(minor: i64, currency: &str) -> contract::Money {
-    contract::Money {
-        minor: minor.max(0) as u64,
-        currency: currency.into(),
     }
 }
 
@@ -219,7 +187,7 @@ pub async fn create(
         &headers,
         "POST /v1/payments",
         &body,
-        create_payment(&state, &merchant, &body),
+        |key| create_payment(&state, &merchant, &body, key),
     )
     .await
 }
@@ -228,6 +196,7 @@ async fn create_payment(
     state: &AppState,
     merchant: &Merchant,
     body: &[u8],
+    key: Option<idempotency::Key>,
 ) -> Result<Answer, ApiError> {
     let req: CreatePayment = parse_json(body)?;
     valid_number(&req.merchant_order_no, "merchant_order_no", 32)?;
@@ -236,222 +205,33 @@ async fn create_payment(
             "`amount` must be a positive integer of minor units",
         ));
     }
-    if req.currency != merchant.currency {
-        return Err(ApiError::validation(format!(
-            "`currency` is `{}`, but merchant `{}` takes `{}`",
-            req.currency, merchant.id, merchant.currency
-        )));
-    }
     if req.description.trim().is_empty() {
         return Err(ApiError::validation("`description` must not be empty"));
     }
-    let adapter = state.adapter_for(merchant)?;
-    if !adapter.info.methods.contains(&req.method) {
-        return Err(ApiError::validation(format!(
-            "`method` is `{}`; this merchant's provider offers {:?}",
-            req.method, adapter.info.methods
-        )));
-    }
-
-    // Limits are checked before the provider is called.
-    let paid_today = match &req.payer.openid {
-        Some(openid) => {
-            let day_start = now_ms() - now_ms().rem_euclid(86_400_000);
-            state
-                .store
-                .paid_total_since(&merchant.id, openid, day_start)
-                .await?
-        }
-        None => 0,
-    };
-    merchant.limits.check_amount(req.amount, paid_today)?;
-
-    let now = now_ms();
-    let candidate = Order {
-        merchant_id: merchant.id.clone(),
-        merchant_order_no: req.merchant_order_no.clone(),
-        adapter: merchant.adapter.clone(),
-        adapter_digest: adapter.digest.clone(),
-        method: req.method.clone(),
-        description: req.description.clone(),
-        amount_minor: req.amount,
-        currency: req.currency.clone(),
-        state: OrderState::Created,
-        provider_trade_no: None,
-        channel_transaction_id: None,
-        payer_app_id: req.payer.app_id.clone(),
-        payer_openid: req.payer.openid.clone(),
-        client_ip: req.payer.client_ip.clone(),
-        pay_action: None,
-        refunded_minor: 0,
-        expires_at: req.expires_at.map(|secs| secs.saturating_mul(1000)),
-        paid_at: None,
-        attach: req.attach.clone(),
-        metadata: Value::Object(req.metadata.clone()),
-        next_poll_at: None,
-        poll_attempts: 0,
-        created_at: now,
-        updated_at: now,
-        version: 0,
-    };
-    // One create of an order number at a time reaches the provider; the
-    // others are told to retry rather than send the same order again.
-    let _in_flight =
-        InFlight::claim(state, &merchant.id, &req.merchant_order_no).ok_or_else(|| {
-            let mut e = ApiError::conflict(
-                "order_in_progress",
-                format!(
-                    "order `{}` is being created by another request; retry",
-                    req.merchant_order_no
-                ),
-            );
-            e.retry_after = Some(1);
-            e
-        })?;
-    let order = match state.store.insert_order(&candidate).await? {
-        Inserted::New(o) => o,
-        Inserted::Existing(o) => {
-            let same = o.amount_minor == candidate.amount_minor
-                && o.currency == candidate.currency
-                && o.method == candidate.method
-                && o.description == candidate.description
-                && o.payer_openid == candidate.payer_openid;
-            if !same && o.state == OrderState::Created && o.pay_action.is_none() {
-                // The provider never accepted it (the adapter refused the
-                // input, or the call failed): the corrected order replaces it.
-                let mut corrected = candidate.clone();
-                corrected.version = o.version;
-                corrected.created_at = o.created_at;
-                state.store.update_order(&corrected, &[]).await?
-            } else if !same {
-                return Err(ApiError::conflict(
-                    "order_exists",
-                    format!(
-                        "order `{}` already exists with other values",
-                        o.merchant_order_no
-                    ),
-                ));
-            } else if o.state != OrderState::Created {
-                // Never charge twice: the order as it stands.
-                return Ok(Answer::json(StatusCode::OK, &Payment::from(&o)));
-            } else {
-                // An earlier attempt never reached the provider's acceptance;
-                // providers accept the identical order again.
-                o
-            }
-        }
-    };
-
-    let op = Operation::UnifiedOrder(contract::OrderRequest {
-        merchant_order_no: order.merchant_order_no.clone(),
-        amount: money(order.amount_minor, &order.currency),
-        description: order.description.clone(),
-        method: order.method.clone(),
-        payer: contract::Payer {
-            app_id: order.payer_app_id.clone(),
-            openid: order.payer_openid.clone(),
-            client_ip: order.client_ip.clone(),
-        },
-        expires_at: order.expires_at.map(|ms| ms / 1000),
-        attach: order.attach.clone(),
+    // The answer to replay is the payment as committed with the order.
+    let completion = key.map(|k| KeyCompletion {
+        merchant_id: k.merchant_id,
+        key: k.key,
+        status: StatusCode::CREATED.as_u16(),
+        render: Box::new(|o: &Order| serde_json::to_vec(&Payment::from(o)).unwrap_or_default()),
     });
-    let ctx = state.call_context(merchant);
-    let result = state
-        .metrics
-        .time_call(
-            &merchant.adapter,
-            "unified_order",
-            state
-                .runtime
-                .call(&adapter, &merchant.adapter_config, ctx, op),
-        )
-        .await;
-    match result {
-        Ok(Output::OrderCreated(created)) => {
-            let saved = match orders::order_created(
-                &order,
-                &created.order,
-                Some(pay_action_json(&created.action)),
-            ) {
-                Decision::Apply {
-                    order: mut next,
-                    events,
-                } => {
-                    next.next_poll_at = Some(
-                        now_ms()
-                            + state.first_poll_delay_ms(
-                                adapter.info.capabilities.payment_notifications,
-                            ),
-                    );
-                    state.store.update_order(&next, &events).await?
-                }
-                Decision::Unchanged => order,
-                Decision::Reject(reason) => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "provider_malformed",
-                        "The provider's answer contradicts the order",
-                        reason,
-                    ));
-                }
-            };
-            Ok(Answer::json(StatusCode::CREATED, &Payment::from(&saved)))
-        }
-        Ok(other) => Err(ApiError::internal(format!(
-            "adapter answered unified order with {other:?}"
-        ))),
-        Err(e) => {
-            let err = ApiError::from(e);
-            // Only the provider's final refusal fails the order. Anything
-            // else (the adapter refused the input, a retryable or transport
-            // failure) leaves it `created`: the same or a corrected request
-            // may be sent again under the same order number.
-            let final_refusal = err.code == "provider_rejected"
-                && err.extra.get("retryable") == Some(&Value::Bool(false));
-            if final_refusal
-                && let Decision::Apply {
-                    order: failed,
-                    events,
-                } = orders::creation_failed(&order)
-            {
-                state.store.update_order(&failed, &events).await?;
-            }
-            Err(err)
-        }
-    }
-}
-
-/// Creates in flight in this process, by (store, merchant, order no).
-/// Replicas sharing a store can still race each other; providers take an
-/// identical order number with identical values as the same order.
-static IN_FLIGHT: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashSet<(usize, String, String)>>,
-> = std::sync::LazyLock::new(Default::default);
-
-/// A claim on one order number's creation, released when dropped (also
-/// when the request is cancelled).
-struct InFlight((usize, String, String));
-
-impl InFlight {
-    fn claim(state: &AppState, merchant_id: &str, order_no: &str) -> Option<InFlight> {
-        let store = std::sync::Arc::as_ptr(&state.store) as *const () as usize;
-        let key = (store, merchant_id.to_string(), order_no.to_string());
-        let claimed = IN_FLIGHT
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone());
-        // Built only once the lock is released: a dropped claim locks it.
-        if claimed { Some(InFlight(key)) } else { None }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.0);
-    }
+    let new = flows::NewPayment {
+        merchant_order_no: req.merchant_order_no,
+        amount: req.amount,
+        currency: req.currency,
+        description: req.description,
+        method: req.method,
+        payer_app_id: req.payer.app_id,
+        payer_openid: req.payer.openid,
+        client_ip: req.payer.client_ip,
+        expires_at: req.expires_at,
+        attach: req.attach,
+        metadata: req.metadata,
+    };
+    let created = flows::create_payment(state, merchant, new, completion).await?;
+    let mut answer = Answer::json(created.status, &Payment::from(&created.order));
+    answer.stored = created.key_completed;
+    Ok(answer)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -477,7 +257,7 @@ pub async fn get(
         return Ok(Json(Payment::from(&order)).into_response());
     }
     state.rate_limiter.check(&merchant.id, Op::Query)?;
-    let (order, digest) = refresh_via(&state, &merchant, order).await?;
+    let (order, _, digest) = flows::refresh(&state, &merchant, &order).await?;
     Ok((
         [(ADAPTER_DIGEST_HEADER, digest)],
         Json(Payment::from(&order)),
@@ -505,86 +285,6 @@ async fn load_order(
         })
 }
 
-/// Asks the provider for the order's state and applies the answer.
-pub async fn refresh(
-    state: &AppState,
-    merchant: &Merchant,
-    order: Order,
-) -> Result<Order, ApiError> {
-    refresh_via(state, merchant, order).await.map(|(o, _)| o)
-}
-
-/// [`refresh`], also returning the digest of the adapter version used.
-pub async fn refresh_via(
-    state: &AppState,
-    merchant: &Merchant,
-    order: Order,
-) -> Result<(Order, String), ApiError> {
-    // The merchant's current (or pinned) version, not the one the order
-    // was created with: versions of a slot speak the same contract.
-    let adapter = state.adapter_for(merchant)?;
-    let ctx = state.call_context(merchant);
-    let op = Operation::Query(contract::QueryRequest {
-        order: order_ref(&order),
-    });
-    let status = match state
-        .metrics
-        .time_call(
-            &order.adapter,
-            "query",
-            state
-                .runtime
-                .call(&adapter, &merchant.adapter_config, ctx, op),
-        )
-        .await?
-    {
-        Output::TradeStatus(s) => s,
-        other => {
-            return Err(ApiError::internal(format!(
-                "adapter answered query with {other:?}"
-            )));
-        }
-    };
-    apply_trade_status(state, &merchant.id, &order.merchant_order_no, &status)
-        .await
-        .map(|(o, _)| (o, adapter.digest.clone()))
-}
-
-/// Applies a provider's statement about an order, retrying on concurrent
-/// updates. Returns the order and what happened ("applied", "duplicate" or
-/// "rejected: ...").
-pub async fn apply_trade_status(
-    state: &AppState,
-    merchant_id: &str,
-    order_no: &str,
-    status: &contract::TradeStatus,
-) -> Result<(Order, String), ApiError> {
-    for _ in 0..5 {
-        let order = state
-            .store
-            .get_order(merchant_id, order_no)
-            .await?
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "no payment `{order_no}` for merchant `{merchant_id}`"
-                ))
-            })?;
-        match orders::apply_trade_status(&order, status) {
-            Decision::Apply {
-                order: next,
-                events,
-            } => match state.store.update_order(&next, &events).await {
-                Ok(saved) => return Ok((saved, "applied".into())),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            },
-            Decision::Unchanged => return Ok((order, "duplicate".into())),
-            Decision::Reject(reason) => return Ok((order, format!("rejected: {reason}"))),
-        }
-    }
-    Err(StoreError::Conflict.into())
-}
-
 /// `POST /v1/payments/{merchant_order_no}/refunds`
 #[utoipa::path(post, path = "/v1/payments/{merchant_order_no}/refunds", request_body = CreateRefund,
     params(("merchant_order_no" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
@@ -606,7 +306,7 @@ pub async fn create_refund(
         &headers,
         &route,
         &body,
-        refund_payment(&state, &merchant, &order_no, &body),
+        |_| refund_payment(&state, &merchant, &order_no, &body),
     )
     .await
 }
@@ -619,164 +319,18 @@ async fn refund_payment(
 ) -> Result<Answer, ApiError> {
     let req: CreateRefund = parse_json(body)?;
     valid_number(&req.refund_no, "refund_no", 64)?;
-    if req.amount <= 0 {
-        return Err(ApiError::validation(
-            "`amount` must be a positive integer of minor units",
-        ));
-    }
-    // Insert the refund as pending under a compare-and-set of the order, so
-    // two concurrent refunds can never together exceed what was paid.
-    let (order, refund, is_new) = loop {
-        let order = load_order(state, merchant, order_no).await?;
-        if let Some(existing) = state
-            .store
-            .get_refund(&merchant.id, order_no, &req.refund_no)
-            .await?
-        {
-            if existing.amount_minor != req.amount {
-                return Err(ApiError::conflict(
-                    "refund_exists",
-                    format!(
-                        "refund `{}` already exists for another amount",
-                        req.refund_no
-                    ),
-                ));
-            }
-            if existing.state != RefundState::Pending || existing.provider_refund_id.is_some() {
-                return Ok(Answer::json(StatusCode::OK, &RefundView::from(&existing)));
-            }
-            break (order, existing, false);
-        }
-        let refunds = state.store.list_refunds(&merchant.id, order_no).await?;
-        orders::can_refund_with(&order, &refunds, req.amount)
-            .map_err(|m| ApiError::conflict("refund_not_allowed", m))?;
-        let now = now_ms();
-        let refund = Refund {
-            merchant_id: merchant.id.clone(),
-            merchant_order_no: order_no.into(),
-            refund_no: req.refund_no.clone(),
-            amount_minor: req.amount,
-            currency: order.currency.clone(),
-            state: RefundState::Pending,
-            provider_refund_id: None,
-            reason: req.reason.clone(),
-            created_at: now,
-            updated_at: now,
-            version: 0,
-        };
-        match state.store.insert_refund(&refund, &order, &[]).await {
-            Ok(Inserted::New(r)) => break (order, r, true),
-            Ok(Inserted::Existing(_)) | Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
+    let new = flows::NewRefund {
+        refund_no: req.refund_no,
+        amount: req.amount,
+        reason: req.reason,
     };
-
-    // The merchant's current (or pinned) version, not the one the order
-    // was created with: versions of a slot speak the same contract.
-    let adapter = state.adapter_for(merchant)?;
-    let ctx = state.call_context(merchant);
-    let op = Operation::Refund(contract::RefundRequest {
-        order: order_ref(&order),
-        refund_no: refund.refund_no.clone(),
-        amount: money(refund.amount_minor, &refund.currency),
-        order_amount: money(order.amount_minor, &order.currency),
-        reason: refund.reason.clone(),
-    });
-    let status = match state
-        .metrics
-        .time_call(
-            &order.adapter,
-            "refund",
-            state
-                .runtime
-                .call(&adapter, &merchant.adapter_config, ctx, op),
-        )
-        .await
-    {
-        Ok(Output::RefundStatus(s)) => s,
-        Ok(other) => {
-            return Err(ApiError::internal(format!(
-                "adapter answered refund with {other:?}"
-            )));
-        }
-        Err(e) => {
-            let err = ApiError::from(e);
-            if err.code == "provider_rejected"
-                && err.extra.get("retryable") == Some(&Value::Bool(false))
-            {
-                let mut failed = refund.clone();
-                failed.state = RefundState::Failed;
-                state
-                    .store
-                    .update_refund(
-                        &failed,
-                        None,
-                        &[refund_event(orders::REFUND_FAILED, &failed, &order)],
-                    )
-                    .await?;
-            }
-            return Err(err);
-        }
-    };
-    let refund = apply_refund_status(state, merchant, order_no, &refund.refund_no, &status)
-        .await?
-        .0;
-    let code = if is_new {
+    let out = flows::refund_payment(state, merchant, order_no, new).await?;
+    let code = if out.is_new {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(Answer::json(code, &RefundView::from(&refund)))
-}
-
-/// Same shape as the state machine's refund events.
-fn refund_event(kind: &str, r: &Refund, order: &Order) -> NewEvent {
-    NewEvent {
-        event_type: kind.into(),
-        payload: json!({ "refund": orders::refund_json(r), "order": orders::order_json(order) }),
-    }
-}
-
-/// Applies a provider's statement about a refund (and its order).
-pub async fn apply_refund_status(
-    state: &AppState,
-    merchant: &Merchant,
-    order_no: &str,
-    refund_no: &str,
-    status: &contract::RefundStatus,
-) -> Result<(Refund, String), ApiError> {
-    for _ in 0..5 {
-        let order = load_order(state, merchant, order_no).await?;
-        let refund = state
-            .store
-            .get_refund(&merchant.id, order_no, refund_no)
-            .await?
-            .ok_or_else(|| {
-                ApiError::not_found(format!("no refund `{refund_no}` on payment `{order_no}`"))
-            })?;
-        match orders::apply_refund_status(&order, &refund, status) {
-            orders::RefundDecision::Apply {
-                refund: next,
-                order: next_order,
-                events,
-            } => {
-                match state
-                    .store
-                    .update_refund(&next, next_order.as_ref(), &events)
-                    .await
-                {
-                    Ok(saved) => return Ok((saved, "applied".into())),
-                    Err(StoreError::Conflict) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            orders::RefundDecision::Unchanged => return Ok((refund, "duplicate".into())),
-            orders::RefundDecision::Reject(reason) => {
-                return Ok((refund, format!("rejected: {reason}")));
-            }
-        }
-    }
-    Err(StoreError::Conflict.into())
+    Ok(Answer::json(code, &RefundView::from(&out.refund)))
 }
 
 /// `GET /v1/payments/{merchant_order_no}/refunds`

@@ -182,6 +182,9 @@ impl From<StoreError> for ApiError {
                 Self::conflict("concurrent_update", "the order changed concurrently; retry")
             }
             StoreError::Corrupt(m) => Self::internal(format!("store data: {m}")),
+            // Callers that insert under a cap turn this into the limit's own
+            // problem; reaching here is a bug.
+            StoreError::CapExceeded { .. } => Self::internal(e.to_string()),
         }
     }
 }

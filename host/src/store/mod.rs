@@ -34,6 +34,41 @@ pub enum StoreError {
     /// Stored data cannot be understood (unknown state word, bad JSON).
     #[error("corrupt store data: {0}")]
     Corrupt(String),
+    /// An insert under a [`DailyCap`] would take the payer past it; nothing
+    /// was written. `counted_minor` is what the payer already has that day.
+    #[error("the payer's daily cap would be exceeded ({counted_minor} minor units already counted)")]
+    CapExceeded { counted_minor: i64 },
+}
+
+/// A per-payer daily amount cap checked inside the insert's transaction, so
+/// concurrent creates for one payer cannot together pass it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyCap {
+    pub payer_openid: String,
+    /// Start of the payer's day in the merchant's time zone (Unix ms).
+    pub since: i64,
+    pub max_minor: i64,
+}
+
+/// Completes an `Idempotency-Key` in the transaction that writes the
+/// order, with the answer rendered from the order as stored: the key can
+/// never be left in progress (or answer differently) for a create whose
+/// order was committed.
+pub struct KeyCompletion {
+    pub merchant_id: String,
+    pub key: String,
+    pub status: u16,
+    pub render: Box<dyn FnOnce(&Order) -> Vec<u8> + Send>,
+}
+
+impl std::fmt::Debug for KeyCompletion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCompletion")
+            .field("merchant_id", &self.merchant_id)
+            .field("key", &self.key)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 /// State of an order; see [`crate::orders`] for the legal transitions.
@@ -77,12 +112,16 @@ impl OrderState {
         OrderState::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// Closed, failed and refunded orders never change state again.
+    /// Refunded orders never change state again; closed and failed ones
+    /// only when the provider proves the payer paid after all.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            OrderState::Closed | OrderState::Failed | OrderState::Refunded
-        )
+        self == OrderState::Refunded
+    }
+
+    /// Payhost has given up on the payment (closed, failed), though the
+    /// provider may still report it paid.
+    pub fn is_given_up(self) -> bool {
+        matches!(self, OrderState::Closed | OrderState::Failed)
     }
 }
 
@@ -177,6 +216,9 @@ pub struct Refund {
     pub state: RefundState,
     pub provider_refund_id: Option<String>,
     pub reason: Option<String>,
+    /// When the reconciler next asks the provider about a pending refund.
+    pub next_poll_at: Option<i64>,
+    pub poll_attempts: i64,
     pub created_at: i64,
     pub updated_at: i64,
     pub version: i64,
@@ -269,7 +311,19 @@ pub enum IdempotencyBegin {
 pub trait Store: Send + Sync {
     /// Inserts a new order, or returns the existing one for the same
     /// (merchant, merchant order no) without changing it.
-    async fn insert_order(&self, order: &Order) -> Result<Inserted<Order>, StoreError>;
+    async fn insert_order(&self, order: &Order) -> Result<Inserted<Order>, StoreError> {
+        self.insert_order_capped(order, None).await
+    }
+
+    /// [`Store::insert_order`], refusing with [`StoreError::CapExceeded`]
+    /// (writing nothing) when the payer's open and paid orders since
+    /// `cap.since`, plus this one, would exceed `cap.max_minor`. Counted in
+    /// the same transaction as the insert.
+    async fn insert_order_capped(
+        &self,
+        order: &Order,
+        cap: Option<&DailyCap>,
+    ) -> Result<Inserted<Order>, StoreError>;
 
     async fn get_order(
         &self,
@@ -282,7 +336,30 @@ pub trait Store: Send + Sync {
     /// stored order (version + 1, fresh `updated_at`); [`StoreError::Conflict`]
     /// when the version moved (or the order does not exist), in which case
     /// nothing is written.
-    async fn update_order(&self, order: &Order, events: &[NewEvent]) -> Result<Order, StoreError>;
+    async fn update_order(&self, order: &Order, events: &[NewEvent]) -> Result<Order, StoreError> {
+        self.update_order_completing(order, events, None).await
+    }
+
+    /// [`Store::update_order`], also completing an `Idempotency-Key` in the
+    /// same transaction.
+    async fn update_order_completing(
+        &self,
+        order: &Order,
+        events: &[NewEvent],
+        completion: Option<KeyCompletion>,
+    ) -> Result<Order, StoreError>;
+
+    /// Records a verified provider statement that contradicts an order,
+    /// once per `fingerprint`: the first time it also appends `event` and
+    /// returns true; repeats (a provider retrying its notification) only
+    /// count and return false.
+    async fn record_mismatch(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+        fingerprint: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError>;
 
     /// Inserts a refund and compare-and-sets `order` (typically unchanged
     /// apart from its version, which serializes refunds of one order) with
@@ -371,12 +448,16 @@ pub trait Store: Send + Sync {
     /// Created or pending orders with `next_poll_at <= now`, earliest first.
     async fn orders_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Order>, StoreError>;
 
+    /// Pending refunds with `next_poll_at <= now`, earliest first.
+    async fn refunds_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Refund>, StoreError>;
+
     /// Number of orders in each state (states with no orders may be absent).
     async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, i64)>, StoreError>;
 
     /// Sum of `amount_minor` of this payer's orders created at or after
-    /// `since` that are pending, paid, partially refunded or refunded (for
-    /// per-payer daily caps).
+    /// `since` that are not closed or failed (for per-payer daily caps;
+    /// orders still being created count, so that concurrent creates cannot
+    /// pass a cap together).
     async fn paid_total_since(
         &self,
         merchant_id: &str,

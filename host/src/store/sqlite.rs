@@ -42,8 +42,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Row, params};
 use tokio::sync::oneshot;
 
 use super::{
-    IdempotencyBegin, Inserted, NewEvent, NotificationRecord, Order, OrderState, OutboxEvent,
-    Refund, RefundState, Store, StoreError,
+    DailyCap, IdempotencyBegin, Inserted, KeyCompletion, NewEvent, NotificationRecord, Order,
+    OrderState, OutboxEvent, Refund, RefundState, Store, StoreError,
 };
 
 /// Most writes committed in one transaction. Larger batches gain little
@@ -62,7 +62,27 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, applied in order and recorded in `schema_migrations`.
 /// Never edit a released entry; append a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2)];
+
+/// Contract 0.2's money safety: pending refunds are polled (`refund-query`)
+/// until they settle, and contradicting provider statements are recorded
+/// once each (the merchant is told once, not at every provider retry).
+const MIGRATION_2: &str = r#"
+ALTER TABLE refunds ADD COLUMN next_poll_at BIGINT;
+ALTER TABLE refunds ADD COLUMN poll_attempts BIGINT NOT NULL DEFAULT 0;
+UPDATE refunds SET next_poll_at = updated_at WHERE state = 'pending';
+CREATE INDEX refunds_poll ON refunds (next_poll_at) WHERE state = 'pending';
+
+CREATE TABLE mismatches (
+    merchant_id       TEXT   NOT NULL,
+    merchant_order_no TEXT   NOT NULL,
+    fingerprint       TEXT   NOT NULL,
+    first_seen_at     BIGINT NOT NULL,
+    last_seen_at      BIGINT NOT NULL,
+    seen              BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, merchant_order_no, fingerprint)
+);
+"#;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE orders (
@@ -167,7 +187,8 @@ const ORDER_COLUMNS: &str = "merchant_id, merchant_order_no, adapter, adapter_di
      attach, metadata, next_poll_at, poll_attempts, created_at, updated_at, version";
 
 const REFUND_COLUMNS: &str = "merchant_id, merchant_order_no, refund_no, amount_minor, currency, \
-     state, provider_refund_id, reason, created_at, updated_at, version";
+     state, provider_refund_id, reason, created_at, updated_at, version, next_poll_at, \
+     poll_attempts";
 
 const OUTBOX_COLUMNS: &str = "id, event_id, merchant_id, event_type, payload, created_at, \
      attempts, next_attempt_at, delivered_at, last_error, gave_up";
@@ -551,6 +572,8 @@ fn refund_from_row(r: &Row<'_>) -> Result<Refund, StoreError> {
         created_at: r.get(8).map_err(sql_err)?,
         updated_at: r.get(9).map_err(sql_err)?,
         version: r.get(10).map_err(sql_err)?,
+        next_poll_at: r.get(11).map_err(sql_err)?,
+        poll_attempts: r.get(12).map_err(sql_err)?,
     })
 }
 
@@ -692,7 +715,8 @@ fn cas_refund(conn: &Connection, refund: &Refund, now: i64) -> Result<Refund, St
         .prepare_cached(
             "UPDATE refunds SET
                  amount_minor = ?4, currency = ?5, state = ?6, provider_refund_id = ?7,
-                 reason = ?8, updated_at = ?9, version = version + 1
+                 reason = ?8, updated_at = ?9, version = version + 1, next_poll_at = ?11,
+                 poll_attempts = ?12
              WHERE merchant_id = ?1 AND merchant_order_no = ?2 AND refund_no = ?3
                AND version = ?10",
         )
@@ -708,6 +732,8 @@ fn cas_refund(conn: &Connection, refund: &Refund, now: i64) -> Result<Refund, St
                 refund.reason,
                 now,
                 refund.version,
+                refund.next_poll_at,
+                refund.poll_attempts,
             ])
         })
         .map_err(sql_err)?;
@@ -718,6 +744,40 @@ fn cas_refund(conn: &Connection, refund: &Refund, now: i64) -> Result<Refund, St
     stored.version += 1;
     stored.updated_at = now;
     Ok(stored)
+}
+
+fn complete_key(
+    conn: &Connection,
+    merchant_id: &str,
+    key: &str,
+    status: u16,
+    body: &[u8],
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE idempotency SET status = ?3, response_body = ?4, completed_at = ?5
+         WHERE merchant_id = ?1 AND idem_key = ?2",
+    )
+    .and_then(|mut s| s.execute(params![merchant_id, key, i64::from(status), body, now]))
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+/// What a payer's orders of the day add up to, for caps: everything not
+/// closed or failed, orders still being created included.
+fn payer_total_since(
+    conn: &Connection,
+    merchant_id: &str,
+    payer_openid: &str,
+    since: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(amount_minor), 0) FROM orders
+         WHERE merchant_id = ?1 AND payer_openid = ?2 AND created_at >= ?3
+           AND state NOT IN ('closed', 'failed')",
+    )
+    .and_then(|mut s| s.query_row(params![merchant_id, payer_openid, since], |r| r.get(0)))
+    .map_err(sql_err)
 }
 
 fn append_events(
@@ -751,11 +811,26 @@ fn append_events(
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn insert_order(&self, order: &Order) -> Result<Inserted<Order>, StoreError> {
+    async fn insert_order_capped(
+        &self,
+        order: &Order,
+        cap: Option<&DailyCap>,
+    ) -> Result<Inserted<Order>, StoreError> {
         let mut order = order.clone();
         // A fresh row always starts at version 1, whatever the caller built.
         order.version = 1;
+        let cap = cap.cloned();
         self.write(move |conn| {
+            if let Some(cap) = &cap
+                && select_order(conn, &order.merchant_id, &order.merchant_order_no)?.is_none()
+            {
+                // On the single writer, this sum and the insert below are
+                // one atomic step.
+                let counted = payer_total_since(conn, &order.merchant_id, &cap.payer_openid, cap.since)?;
+                if counted.saturating_add(order.amount_minor) > cap.max_minor {
+                    return Err(StoreError::CapExceeded { counted_minor: counted });
+                }
+            }
             let inserted = conn
                 .prepare_cached(&format!(
                     "INSERT INTO orders ({ORDER_COLUMNS}) VALUES
@@ -790,14 +865,58 @@ impl Store for SqliteStore {
         self.read(move |conn| select_order(conn, &m, &o)).await
     }
 
-    async fn update_order(&self, order: &Order, events: &[NewEvent]) -> Result<Order, StoreError> {
+    async fn update_order_completing(
+        &self,
+        order: &Order,
+        events: &[NewEvent],
+        completion: Option<KeyCompletion>,
+    ) -> Result<Order, StoreError> {
         let order = order.clone();
         let events = events.to_vec();
         self.write(move |conn| {
             let now = now_ms();
             let stored = cas_order(conn, &order, now)?;
             append_events(conn, &order.merchant_id, &events, now)?;
+            if let Some(c) = completion {
+                let body = (c.render)(&stored);
+                complete_key(conn, &c.merchant_id, &c.key, c.status, &body, now)?;
+            }
             Ok(stored)
+        })
+        .await
+    }
+
+    async fn record_mismatch(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+        fingerprint: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        let (m, o, f) = (
+            merchant_id.to_owned(),
+            merchant_order_no.to_owned(),
+            fingerprint.to_owned(),
+        );
+        let event = event.clone();
+        self.write(move |conn| {
+            let now = now_ms();
+            let first = conn
+                .prepare_cached(
+                    "INSERT INTO mismatches (merchant_id, merchant_order_no, fingerprint,
+                         first_seen_at, last_seen_at, seen)
+                     VALUES (?1, ?2, ?3, ?4, ?4, 1)
+                     ON CONFLICT (merchant_id, merchant_order_no, fingerprint)
+                     DO UPDATE SET last_seen_at = excluded.last_seen_at, seen = seen + 1
+                     RETURNING seen",
+                )
+                .and_then(|mut s| s.query_row(params![m, o, f, now], |r| r.get::<_, i64>(0)))
+                .map_err(sql_err)?
+                == 1;
+            if first {
+                append_events(conn, &m, std::slice::from_ref(&event), now)?;
+            }
+            Ok(first)
         })
         .await
     }
@@ -823,7 +942,7 @@ impl Store for SqliteStore {
             let inserted = conn
                 .prepare_cached(&format!(
                     "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                      ON CONFLICT (merchant_id, merchant_order_no, refund_no) DO NOTHING"
                 ))
                 .and_then(|mut s| {
@@ -839,6 +958,8 @@ impl Store for SqliteStore {
                         refund.created_at,
                         refund.updated_at,
                         refund.version,
+                        refund.next_poll_at,
+                        refund.poll_attempts,
                     ])
                 })
                 .map_err(sql_err)?;
@@ -1031,16 +1152,8 @@ impl Store for SqliteStore {
         body: &[u8],
     ) -> Result<(), StoreError> {
         let (m, k, b) = (merchant_id.to_owned(), key.to_owned(), body.to_vec());
-        self.write(move |conn| {
-            conn.prepare_cached(
-                "UPDATE idempotency SET status = ?3, response_body = ?4, completed_at = ?5
-                 WHERE merchant_id = ?1 AND idem_key = ?2",
-            )
-            .and_then(|mut s| s.execute(params![m, k, i64::from(status), b, now_ms()]))
-            .map_err(sql_err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| complete_key(conn, &m, &k, status, &b, now_ms()))
+            .await
     }
 
     async fn idempotency_release(&self, merchant_id: &str, key: &str) -> Result<(), StoreError> {
@@ -1146,6 +1259,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn refunds_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Refund>, StoreError> {
+        self.read(move |conn| {
+            query_all(
+                conn,
+                &format!(
+                    "SELECT {REFUND_COLUMNS} FROM refunds
+                     WHERE state = 'pending' AND next_poll_at <= ?1
+                     ORDER BY next_poll_at LIMIT ?2"
+                ),
+                params![now, limit],
+                refund_from_row,
+            )
+        })
+        .await
+    }
+
     async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, i64)>, StoreError> {
         self.read(|conn| {
             query_all(
@@ -1172,16 +1301,8 @@ impl Store for SqliteStore {
         since: i64,
     ) -> Result<i64, StoreError> {
         let (m, p) = (merchant_id.to_owned(), payer_openid.to_owned());
-        self.read(move |conn| {
-            conn.prepare_cached(
-                "SELECT COALESCE(SUM(amount_minor), 0) FROM orders
-                 WHERE merchant_id = ?1 AND payer_openid = ?2 AND created_at >= ?3
-                   AND state IN ('pending', 'paid', 'partially_refunded', 'refunded')",
-            )
-            .and_then(|mut s| s.query_row(params![m, p, since], |r| r.get(0)))
-            .map_err(sql_err)
-        })
-        .await
+        self.read(move |conn| payer_total_since(conn, &m, &p, since))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -1257,6 +1378,8 @@ mod tests {
             state: RefundState::Pending,
             provider_refund_id: None,
             reason: Some("broken cup".into()),
+            next_poll_at: None,
+            poll_attempts: 0,
             created_at: 60,
             updated_at: 60,
             version: 1,
@@ -1662,14 +1785,123 @@ mod tests {
                 (OrderState::Pending, 3),
             ]
         );
-        // Pending (b, c, d) and paid (e) count; created and closed do not.
+        // Created (a: it may still be accepted), pending (b, c, d) and paid
+        // (e) count; closed does not.
         assert_eq!(
             s.paid_total_since("m1", "openid-1", 0).await.unwrap(),
-            4_000
+            5_000
         );
         assert_eq!(s.paid_total_since("m1", "openid-1", 51).await.unwrap(), 0);
         assert_eq!(s.paid_total_since("m1", "someone", 0).await.unwrap(), 0);
         assert_eq!(ids.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_capped_insert_counts_and_inserts_in_one_step() {
+        let s = Arc::new(SqliteStore::open(db_path("capped")).unwrap());
+        let cap = DailyCap {
+            payer_openid: "openid-1".into(),
+            since: 0,
+            max_minor: 3_500,
+        };
+        // 10 concurrent orders of 1,000 for one payer under a 3,500 cap.
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let (s, cap) = (s.clone(), cap.clone());
+                tokio::spawn(async move {
+                    s.insert_order_capped(&order(&format!("o{i}")), Some(&cap)).await
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(Inserted::New(_)) => admitted += 1,
+                Err(StoreError::CapExceeded { counted_minor }) => assert_eq!(counted_minor, 3_000),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(admitted, 3);
+        // Retrying an existing order is not a new amount.
+        assert!(matches!(
+            s.insert_order_capped(&order("o0"), Some(&cap)).await,
+            Ok(Inserted::Existing(_)) | Err(StoreError::CapExceeded { .. })
+        ));
+        // A closed order frees its share of the day.
+        let mut o = s.get_order("m1", "o0").await.unwrap().or(s.get_order("m1", "o1").await.unwrap()).unwrap();
+        o.state = OrderState::Closed;
+        s.update_order(&o, &[]).await.unwrap();
+        assert!(s.insert_order_capped(&order("late"), Some(&cap)).await.unwrap().is_new());
+    }
+
+    #[tokio::test]
+    async fn a_key_completes_with_the_order_write_or_not_at_all() {
+        let s = SqliteStore::open(db_path("key-with-order")).unwrap();
+        let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+        assert_eq!(
+            s.idempotency_begin("m1", "k1", "h", 1).await.unwrap(),
+            IdempotencyBegin::Started
+        );
+        let completion = |status| KeyCompletion {
+            merchant_id: "m1".into(),
+            key: "k1".into(),
+            status,
+            render: Box::new(|o: &Order| format!("v{}", o.version).into_bytes()),
+        };
+        // A lost compare-and-set writes neither the order nor the key.
+        let mut stale = o.clone();
+        stale.version = 99;
+        assert!(matches!(
+            s.update_order_completing(&stale, &[], Some(completion(201))).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(
+            s.idempotency_begin("m1", "k1", "h", 2).await.unwrap(),
+            IdempotencyBegin::InProgress
+        );
+        let saved = s
+            .update_order_completing(&o, &[], Some(completion(201)))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.idempotency_begin("m1", "k1", "h", 3).await.unwrap(),
+            IdempotencyBegin::Completed {
+                status: 201,
+                body: format!("v{}", saved.version).into_bytes()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mismatch_is_told_once_and_counted_after() {
+        let s = SqliteStore::open(db_path("mismatch")).unwrap();
+        s.insert_order(&order("o1")).await.unwrap();
+        let e = ev("payment.provider_mismatch");
+        assert!(s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap());
+        assert!(!s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap());
+        assert!(s.record_mismatch("m1", "o1", "fp-2", &e).await.unwrap());
+        let events = s.list_events("m1", 10, None).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|x| x.event_type == "payment.provider_mismatch"));
+    }
+
+    #[tokio::test]
+    async fn pending_refunds_come_up_for_polling_when_due() {
+        let s = SqliteStore::open(db_path("refund-poll")).unwrap();
+        let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+        let mut r = refund("r1", 100);
+        r.next_poll_at = Some(500);
+        s.insert_refund(&r, &o, &[]).await.unwrap();
+        assert!(s.refunds_to_poll(499, 10).await.unwrap().is_empty());
+        let due = s.refunds_to_poll(500, 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].next_poll_at, due[0].poll_attempts), (Some(500), 0));
+        let mut done = due[0].clone();
+        done.state = RefundState::Succeeded;
+        done.poll_attempts = 2;
+        let saved = s.update_refund(&done, None, &[]).await.unwrap();
+        assert_eq!(saved.poll_attempts, 2);
+        assert!(s.refunds_to_poll(10_000, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -44,6 +44,8 @@ impl Adapter for Hostile {
                 refund_notifications: false,
                 partial_refunds: false,
                 query_by_merchant_order_no: true,
+                close: false,
+                refund_query: false,
             },
             egress_hosts: vec!["127.0.0.1".into(), "localhost".into()],
             config_schema: vec![

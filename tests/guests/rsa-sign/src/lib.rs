@@ -35,6 +35,8 @@ impl Adapter for RsaSign {
                 refund_notifications: false,
                 partial_refunds: false,
                 query_by_merchant_order_no: false,
+                close: false,
+                refund_query: false,
             },
             egress_hosts: vec![],
             config_schema: vec![

@@ -26,6 +26,8 @@ impl Adapter for Strict {
                 refund_notifications: true,
                 partial_refunds: true,
                 query_by_merchant_order_no: true,
+                close: false,
+                refund_query: false,
             },
             egress_hosts: vec![],
             config_schema: vec![

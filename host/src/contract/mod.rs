@@ -1,0 +1,49 @@
+//! Host-side bindings of the adapter contract (`wit/adapter.wit`).
+//!
+//! The generated types derive serde so the CLI can read requests and print
+//! results as JSON, and `PartialEq` so tests can compare them. Components
+//! built against an older contract are served through [`v0_1`], which
+//! translates at the boundary so the rest of the host sees only 0.2 types.
+
+wasmtime::component::bindgen!({
+    world: "adapter",
+    path: "../wit",
+    additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+});
+
+pub mod v0_1;
+
+pub use self::payhost::adapter::log::Level;
+pub use self::payhost::adapter::secrets::{DigestAlgorithm, KeyEncoding, Part, SecretError};
+pub use self::payhost::adapter::types::*;
+
+/// The contract version this host implements.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// The contract versions this host loads: the current one and 0.1.
+pub const SUPPORTED_VERSIONS: [&str; 2] = [CONTRACT_VERSION, v0_1::CONTRACT_VERSION];
+
+/// A component ready to instantiate, by the contract version it targets.
+pub enum AnyAdapterPre<T: 'static> {
+    Current(AdapterPre<T>),
+    V0_1(v0_1::AdapterPre<T>),
+}
+
+impl<T: 'static> Clone for AnyAdapterPre<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Current(p) => Self::Current(p.clone()),
+            Self::V0_1(p) => Self::V0_1(p.clone()),
+        }
+    }
+}
+
+impl<T: 'static> AnyAdapterPre<T> {
+    /// The contract version the component's exports match.
+    pub fn contract_version(&self) -> &'static str {
+        match self {
+            Self::Current(_) => CONTRACT_VERSION,
+            Self::V0_1(_) => v0_1::CONTRACT_VERSION,
+        }
+    }
+}

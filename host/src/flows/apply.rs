@@ -1,0 +1,227 @@
+//! Applying a provider's statement (a notification, a query or close
+//! answer, a refund answer) to the stored order or refund.
+
+use super::{call, order_ref, unexpected};
+use crate::api::problem::ApiError;
+use crate::api::{AppState, Merchant};
+use crate::contract::{self, QueryRequest};
+use crate::orders::{self, Decision, RefundDecision};
+use crate::runtime::{Operation, Output};
+use crate::store::{Order, Refund, StoreError};
+use serde_json::json;
+use sha2::Digest as _;
+
+/// What became of a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It changed the order or refund.
+    Applied,
+    /// Nothing new: a duplicate, or older than what is stored.
+    Duplicate,
+    /// It contradicts what is stored; nothing changed, the merchant was
+    /// told (once per distinct contradiction).
+    Mismatch(String),
+    /// It says paid without an amount, and the provider could not be asked
+    /// for one now; nothing changed, the reconciler asks again later.
+    Unconfirmed,
+}
+
+impl Verdict {
+    /// The word recorded with a notification and counted in metrics.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Applied => "applied",
+            Verdict::Duplicate => "duplicate",
+            Verdict::Mismatch(_) => "rejected",
+            Verdict::Unconfirmed => "unconfirmed",
+        }
+    }
+
+    /// The verdict with its reason, for the notification record.
+    pub fn detail(&self) -> String {
+        match self {
+            Verdict::Mismatch(reason) => format!("rejected: {reason}"),
+            other => other.word().to_string(),
+        }
+    }
+}
+
+/// How often a lost compare-and-set is re-read and decided again.
+const CAS_ATTEMPTS: usize = 5;
+
+/// Applies a provider's statement about a payment. A paid statement without
+/// an amount is completed by asking the provider (`query`) first, when
+/// `may_query`; a contradiction is recorded and sent to the merchant.
+pub async fn apply_trade_status(
+    state: &AppState,
+    merchant: &Merchant,
+    order_no: &str,
+    status: &contract::TradeStatus,
+    may_query: bool,
+) -> Result<(Order, Verdict), ApiError> {
+    for _ in 0..CAS_ATTEMPTS {
+        let order = load(state, merchant, order_no).await?;
+        match orders::apply_trade_status(&order, status) {
+            Decision::Apply {
+                order: next,
+                events,
+            } => match state.store.update_order(&next, &events).await {
+                Ok(saved) => {
+                    if order.state.is_given_up() && saved.state == crate::store::OrderState::Paid {
+                        // The payer's money arrived after payhost gave up.
+                        tracing::warn!(
+                            merchant = %merchant.id, order = %order_no, previous = %order.state,
+                            "payment arrived after the order was {}; the merchant must fulfil or refund it",
+                            order.state
+                        );
+                        state.metrics.money_event(&merchant.id, "paid_after_close");
+                    }
+                    return Ok((saved, Verdict::Applied));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            },
+            Decision::Unchanged => return Ok((order, Verdict::Duplicate)),
+            Decision::Reject(reason) => {
+                let reported = serde_json::to_value(status).unwrap_or_default();
+                mismatch(state, merchant, &order, None, &reason, reported).await?;
+                return Ok((order, Verdict::Mismatch(reason)));
+            }
+            Decision::NeedsAmount if may_query => {
+                let queried = query(state, merchant, &order).await;
+                return match queried {
+                    Ok(q) => Box::pin(apply_trade_status(state, merchant, order_no, &q, false)).await,
+                    Err(e) => {
+                        tracing::info!(
+                            merchant = %merchant.id, order = %order_no, error = %e.detail,
+                            "a paid statement without amount could not be confirmed by query"
+                        );
+                        Ok((order, Verdict::Unconfirmed))
+                    }
+                };
+            }
+            Decision::NeedsAmount => return Ok((order, Verdict::Unconfirmed)),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// Applies a provider's statement about a refund (and its order).
+pub async fn apply_refund_status(
+    state: &AppState,
+    merchant: &Merchant,
+    order_no: &str,
+    refund_no: &str,
+    status: &contract::RefundStatus,
+) -> Result<(Refund, Verdict), ApiError> {
+    for _ in 0..CAS_ATTEMPTS {
+        let order = load(state, merchant, order_no).await?;
+        let refund = state
+            .store
+            .get_refund(&merchant.id, order_no, refund_no)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("no refund `{refund_no}` on payment `{order_no}`"))
+            })?;
+        match orders::apply_refund_status(&order, &refund, status) {
+            RefundDecision::Apply {
+                refund: mut next,
+                order: next_order,
+                events,
+            } => {
+                if next.state != crate::store::RefundState::Pending {
+                    next.next_poll_at = None;
+                }
+                match state
+                    .store
+                    .update_refund(&next, next_order.as_ref(), &events)
+                    .await
+                {
+                    Ok(saved) => return Ok((saved, Verdict::Applied)),
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            RefundDecision::Unchanged => return Ok((refund, Verdict::Duplicate)),
+            RefundDecision::Reject(reason) => {
+                let reported = serde_json::to_value(status).unwrap_or_default();
+                mismatch(state, merchant, &order, Some(&refund), &reason, reported).await?;
+                return Ok((refund, Verdict::Mismatch(reason)));
+            }
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// Records a contradiction once and tells the merchant; a repeat (the
+/// provider retrying, the reconciler asking again) is only counted.
+async fn mismatch(
+    state: &AppState,
+    merchant: &Merchant,
+    order: &Order,
+    refund: Option<&Refund>,
+    reason: &str,
+    reported: serde_json::Value,
+) -> Result<(), ApiError> {
+    let kind = if refund.is_some() {
+        "refund_mismatch"
+    } else {
+        "payment_mismatch"
+    };
+    let fingerprint = hex::encode(sha2::Sha256::digest(
+        json!([kind, refund.map(|r| &r.refund_no), reason]).to_string(),
+    ));
+    let event = orders::mismatch_event(order, refund, reason, reported);
+    let first = state
+        .store
+        .record_mismatch(
+            &merchant.id,
+            &order.merchant_order_no,
+            &fingerprint,
+            &event,
+        )
+        .await?;
+    if first {
+        tracing::warn!(
+            merchant = %merchant.id, order = %order.merchant_order_no, %reason,
+            "the provider contradicts the order; nothing changed, the merchant is told"
+        );
+        state.metrics.money_event(&merchant.id, kind);
+    }
+    Ok(())
+}
+
+/// The provider's current status of an order (`query`).
+pub(super) async fn query(
+    state: &AppState,
+    merchant: &Merchant,
+    order: &Order,
+) -> Result<contract::TradeStatus, ApiError> {
+    // The merchant's current (or pinned) version, not the one the order
+    // was created with: versions of a slot speak the same contract.
+    let adapter = state.adapter_for(merchant)?;
+    let op = Operation::Query(QueryRequest {
+        order: order_ref(order),
+    });
+    match call(state, merchant, &adapter, op).await? {
+        Output::TradeStatus(s) => Ok(s),
+        other => Err(unexpected("query", &other)),
+    }
+}
+
+pub(super) async fn load(
+    state: &AppState,
+    merchant: &Merchant,
+    order_no: &str,
+) -> Result<Order, ApiError> {
+    state
+        .store
+        .get_order(&merchant.id, order_no)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no payment `{order_no}` for merchant `{}`",
+                merchant.id
+            ))
+        })
+}

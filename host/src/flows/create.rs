@@ -1,0 +1,295 @@
+//! Unified order: create a payment at the provider, exactly once per
+//! merchant order number.
+
+use super::{call, final_refusal, money, unexpected};
+use crate::api::now_ms;
+use crate::api::problem::ApiError;
+use crate::api::{AppState, Merchant};
+use crate::contract::{self, PayAction};
+use crate::limits::LimitExceeded;
+use crate::orders::{self, Decision};
+use crate::runtime::{Operation, Output};
+use crate::store::{DailyCap, Inserted, KeyCompletion, Order, OrderState, StoreError};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// A payment to create, as the merchant asked for it (already checked for
+/// shape by the API).
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub merchant_order_no: String,
+    pub amount: i64,
+    pub currency: String,
+    pub description: String,
+    pub method: String,
+    pub payer_app_id: Option<String>,
+    pub payer_openid: Option<String>,
+    pub client_ip: Option<String>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub attach: Option<String>,
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+/// The outcome of [`create_payment`].
+#[derive(Debug)]
+pub struct Created {
+    pub order: Order,
+    /// 201 for a new order, 200 for one that already stood.
+    pub status: StatusCode,
+    /// The idempotency key was completed with the order's write.
+    pub key_completed: bool,
+}
+
+/// The contract's pay action as stored and shown.
+pub fn pay_action_json(action: &PayAction) -> Value {
+    match action {
+        PayAction::MiniProgram(p) => json!({
+            "type": "mini_program",
+            "params": {
+                "appId": p.app_id, "timeStamp": p.time_stamp, "nonceStr": p.nonce_str,
+                "package": p.package, "signType": p.sign_type, "paySign": p.pay_sign,
+            }
+        }),
+        PayAction::Redirect(url) => json!({ "type": "redirect", "url": url }),
+        PayAction::QrCode(text) => json!({ "type": "qr_code", "text": text }),
+    }
+}
+
+/// Creates the order and asks the provider for it. `completion`, when the
+/// request carries an `Idempotency-Key`, is written with the order's
+/// accepted state in one transaction.
+pub async fn create_payment(
+    state: &AppState,
+    merchant: &Merchant,
+    req: NewPayment,
+    completion: Option<KeyCompletion>,
+) -> Result<Created, ApiError> {
+    if req.currency != merchant.currency {
+        return Err(ApiError::validation(format!(
+            "`currency` is `{}`, but merchant `{}` takes `{}`",
+            req.currency, merchant.id, merchant.currency
+        )));
+    }
+    let adapter = state.adapter_for(merchant)?;
+    if !adapter.info.methods.contains(&req.method) {
+        return Err(ApiError::validation(format!(
+            "`method` is `{}`; this merchant's provider offers {:?}",
+            req.method, adapter.info.methods
+        )));
+    }
+    // Limits are checked before the provider is called; the per-payer day
+    // is counted again inside the insert, so concurrent creates cannot
+    // pass it together.
+    merchant.limits.check_amount(req.amount, 0)?;
+    let now = now_ms();
+    let day_cap = req.payer_openid.as_ref().map(|openid| DailyCap {
+        payer_openid: openid.clone(),
+        since: merchant.day_start_ms(now),
+        max_minor: i64::try_from(merchant.limits.amounts.per_payer_day_minor).unwrap_or(i64::MAX),
+    });
+
+    let candidate = Order {
+        merchant_id: merchant.id.clone(),
+        merchant_order_no: req.merchant_order_no.clone(),
+        adapter: merchant.adapter.clone(),
+        adapter_digest: adapter.digest.clone(),
+        method: req.method.clone(),
+        description: req.description.clone(),
+        amount_minor: req.amount,
+        currency: req.currency.clone(),
+        state: OrderState::Created,
+        provider_trade_no: None,
+        channel_transaction_id: None,
+        payer_app_id: req.payer_app_id.clone(),
+        payer_openid: req.payer_openid.clone(),
+        client_ip: req.client_ip.clone(),
+        pay_action: None,
+        refunded_minor: 0,
+        expires_at: req.expires_at.map(|secs| secs.saturating_mul(1000)),
+        paid_at: None,
+        attach: req.attach.clone(),
+        metadata: Value::Object(req.metadata.clone()),
+        // Should payhost die before it stores the provider's answer, the
+        // reconciler finds the order here and asks the provider (after the
+        // notification delay, far above any create's own time-out).
+        next_poll_at: Some(now + state.notify_overdue_ms),
+        poll_attempts: 0,
+        created_at: now,
+        updated_at: now,
+        version: 0,
+    };
+    // One create of an order number at a time reaches the provider; the
+    // others are told to retry rather than send the same order again.
+    let _in_flight =
+        InFlight::claim(state, &merchant.id, &req.merchant_order_no).ok_or_else(|| {
+            let mut e = ApiError::conflict(
+                "order_in_progress",
+                format!(
+                    "order `{}` is being created by another request; retry",
+                    req.merchant_order_no
+                ),
+            );
+            e.retry_after = Some(1);
+            e
+        })?;
+    let inserted = match state
+        .store
+        .insert_order_capped(&candidate, day_cap.as_ref())
+        .await
+    {
+        Ok(i) => i,
+        Err(StoreError::CapExceeded { .. }) => {
+            return Err(LimitExceeded {
+                limit: "per_payer_day",
+                max_minor: merchant.limits.amounts.per_payer_day_minor,
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let order = match inserted {
+        Inserted::New(o) => o,
+        Inserted::Existing(o) => {
+            let same = o.amount_minor == candidate.amount_minor
+                && o.currency == candidate.currency
+                && o.method == candidate.method
+                && o.description == candidate.description
+                && o.payer_openid == candidate.payer_openid;
+            if !same && o.state == OrderState::Created && o.pay_action.is_none() {
+                // The provider never accepted it (the adapter refused the
+                // input, or the call failed): the corrected order replaces it.
+                let mut corrected = candidate.clone();
+                corrected.version = o.version;
+                corrected.created_at = o.created_at;
+                state.store.update_order(&corrected, &[]).await?
+            } else if !same {
+                return Err(ApiError::conflict(
+                    "order_exists",
+                    format!(
+                        "order `{}` already exists with other values",
+                        o.merchant_order_no
+                    ),
+                ));
+            } else if o.state != OrderState::Created {
+                // Never charge twice: the order as it stands.
+                return Ok(Created {
+                    order: o,
+                    status: StatusCode::OK,
+                    key_completed: false,
+                });
+            } else {
+                // An earlier attempt never reached the provider's acceptance;
+                // providers accept the identical order again.
+                o
+            }
+        }
+    };
+
+    let op = Operation::UnifiedOrder(contract::OrderRequest {
+        merchant_order_no: order.merchant_order_no.clone(),
+        amount: money(order.amount_minor, &order.currency),
+        description: order.description.clone(),
+        method: order.method.clone(),
+        payer: contract::Payer {
+            app_id: order.payer_app_id.clone(),
+            openid: order.payer_openid.clone(),
+            client_ip: order.client_ip.clone(),
+        },
+        expires_at: order.expires_at.map(|ms| ms / 1000),
+        attach: order.attach.clone(),
+    });
+    match call(state, merchant, &adapter, op).await {
+        Ok(Output::OrderCreated(created)) => {
+            let decision = orders::order_created(
+                &order,
+                &created.order,
+                Some(pay_action_json(&created.action)),
+            );
+            match decision {
+                Decision::Apply {
+                    order: mut next,
+                    events,
+                } => {
+                    next.next_poll_at = Some(
+                        now_ms()
+                            + state.first_poll_delay_ms(
+                                adapter.info.capabilities.payment_notifications,
+                            ),
+                    );
+                    let key_completed = completion.is_some();
+                    let saved = state
+                        .store
+                        .update_order_completing(&next, &events, completion)
+                        .await?;
+                    Ok(Created {
+                        order: saved,
+                        status: StatusCode::CREATED,
+                        key_completed,
+                    })
+                }
+                Decision::Unchanged | Decision::NeedsAmount => Ok(Created {
+                    order,
+                    status: StatusCode::CREATED,
+                    key_completed: false,
+                }),
+                Decision::Reject(reason) => Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_malformed",
+                    "The provider's answer contradicts the order",
+                    reason,
+                )),
+            }
+        }
+        Ok(other) => Err(unexpected("unified order", &other)),
+        Err(err) => {
+            // Only the provider's final refusal fails the order. Anything
+            // else (the adapter refused the input, a retryable or transport
+            // failure) leaves it `created`: the same or a corrected request
+            // may be sent again under the same order number, and the
+            // reconciler asks the provider about it meanwhile.
+            if final_refusal(&err)
+                && let Decision::Apply {
+                    order: failed,
+                    events,
+                } = orders::creation_failed(&order)
+            {
+                state.store.update_order(&failed, &events).await?;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Creates in flight in this process, by (store, merchant, order no).
+/// Replicas sharing a store can still race each other; providers take an
+/// identical order number with identical values as the same order.
+static IN_FLIGHT: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashSet<(usize, String, String)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// A claim on one order number's creation, released when dropped (also
+/// when the request is cancelled).
+struct InFlight((usize, String, String));
+
+impl InFlight {
+    fn claim(state: &AppState, merchant_id: &str, order_no: &str) -> Option<InFlight> {
+        let store = std::sync::Arc::as_ptr(&state.store) as *const () as usize;
+        let key = (store, merchant_id.to_string(), order_no.to_string());
+        let claimed = IN_FLIGHT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+        // Built only once the lock is released: a dropped claim locks it.
+        if claimed { Some(InFlight(key)) } else { None }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}

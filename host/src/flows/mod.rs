@@ -1,0 +1,84 @@
+//! The payment flows: create, refresh, apply a provider's statement,
+//! close, refund and settle a refund.
+//!
+//! Whoever starts a flow -- an HTTP handler, the notify endpoint, the
+//! reconciler -- calls it here; none of them decides an order's state
+//! itself. The state machine ([`crate::orders`]) decides, the flows ask
+//! the provider through the adapter, store the decision (retrying on a
+//! concurrent update), and tell the merchant what a human must look at.
+//!
+//! Money rules the flows keep:
+//! - an order is closed only once the provider confirmed it unpaid (and,
+//!   where it can, closed it itself first);
+//! - the provider's verified word that the payer paid wins, even after
+//!   payhost closed the order; the merchant hears `paid_after_close`;
+//! - a statement that contradicts an order (amount, currency, ids, a
+//!   settled state) changes nothing, is recorded once and sent to the
+//!   merchant as `payment.provider_mismatch` / `refund.provider_mismatch`;
+//! - paid is never applied without an amount checked against the order.
+
+mod apply;
+mod create;
+mod refund;
+mod settle;
+
+pub use apply::{Verdict, apply_refund_status, apply_trade_status};
+pub use create::{Created, NewPayment, create_payment};
+pub use refund::{NewRefund, RefundOutcome, refund_payment};
+pub use settle::{close_expired, refresh, settle_refund};
+
+use crate::api::problem::ApiError;
+use crate::api::{AppState, Merchant};
+use crate::contract::{self, OrderRef};
+use crate::runtime::{LoadedAdapter, Operation, Output};
+use crate::store::Order;
+
+/// The contract's reference to a stored order.
+pub fn order_ref(o: &Order) -> OrderRef {
+    OrderRef {
+        merchant_order_no: o.merchant_order_no.clone(),
+        provider_trade_no: o.provider_trade_no.clone(),
+        channel_transaction_id: o.channel_transaction_id.clone(),
+    }
+}
+
+fn money(minor: i64, currency: &str) -> contract::Money {
+    contract::Money {
+        minor: u64::try_from(minor).unwrap_or(0),
+        currency: currency.into(),
+    }
+}
+
+/// Runs one adapter operation for a merchant, timed and counted.
+async fn call(
+    state: &AppState,
+    merchant: &Merchant,
+    adapter: &LoadedAdapter,
+    op: Operation,
+) -> Result<Output, ApiError> {
+    let ctx = state.call_context(merchant);
+    // Metric labels use snake case (`unified_order`), the contract kebab.
+    let name = op.name().replace('-', "_");
+    state
+        .metrics
+        .time_call(
+            &merchant.adapter,
+            &name,
+            state
+                .runtime
+                .call(adapter, &merchant.adapter_config, ctx, op),
+        )
+        .await
+        .map_err(ApiError::from)
+}
+
+/// An answer of the wrong kind is the adapter's bug.
+fn unexpected(op: &str, out: &Output) -> ApiError {
+    ApiError::internal(format!("adapter answered {op} with {out:?}"))
+}
+
+/// Whether an error is the provider's final refusal (not worth retrying).
+fn final_refusal(e: &ApiError) -> bool {
+    e.code == "provider_rejected"
+        && e.extra.get("retryable") == Some(&serde_json::Value::Bool(false))
+}
