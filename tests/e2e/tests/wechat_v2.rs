@@ -102,7 +102,8 @@ async fn describe_reports_what_inspect_prints() {
     let s = setup().await;
     let info = &s.adapter.info;
     assert_eq!(info.name, "wechat-v2");
-    assert_eq!(info.contract_version, "0.1.0");
+    assert_eq!(info.contract_version, "0.2.0");
+    assert!(info.capabilities.close && info.capabilities.refund_query);
     assert!(info.methods.contains(&"wechat_mini_program".to_string()));
     assert!(
         info.egress_hosts
@@ -405,4 +406,57 @@ async fn bad_input_is_named_before_anything_is_sent() {
         other => panic!("{other:?}"),
     }
     assert!(s.sim.requests().is_empty());
+}
+
+/// A build of wechat-v2 made against contract 0.1.0, kept as a fixture:
+/// it still loads and serves its four operations; what 0.2 added answers
+/// `unsupported` and its capabilities say so.
+#[tokio::test]
+async fn a_component_built_against_contract_0_1_still_serves() {
+    let s = setup().await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/wechat-v2-contract-0.1.0.wasm");
+    let old = s
+        .runtime
+        .load(&std::fs::read(&fixture).expect("the 0.1.0 fixture"))
+        .expect("a 0.1.0 component loads");
+    assert_eq!(old.info.contract_version, "0.1.0");
+    assert!(!old.info.capabilities.close && !old.info.capabilities.refund_query);
+    assert!(old.info.capabilities.refund_notifications);
+
+    let call = |seed, op| s.runtime.call(&old, &s.merchant, ctx(seed), op);
+    let Output::OrderCreated(created) = call(1, Operation::UnifiedOrder(order("OLD-0001", 1999)))
+        .await
+        .expect("unified order through the 0.1 bindings")
+    else {
+        panic!("not an order")
+    };
+    assert!(matches!(created.action, PayAction::MiniProgram(_)));
+    let notification = s.sim.pay("OLD-0001").unwrap();
+    let Output::Notify(outcome) = call(2, Operation::ParseNotify(inbound(notification)))
+        .await
+        .unwrap()
+    else {
+        panic!("not a notify outcome")
+    };
+    assert!(matches!(&outcome.events[..], [NotifyEvent::Payment(p)] if p.state == TradeState::Paid));
+
+    for op in [
+        Operation::Close(payhost::contract::CloseRequest {
+            order: order_ref("OLD-0001"),
+        }),
+        Operation::RefundQuery(payhost::contract::RefundQueryRequest {
+            order: order_ref("OLD-0001"),
+            refund_no: "R1".into(),
+            provider_refund_id: None,
+        }),
+    ] {
+        match call(3, op).await {
+            Err(CallError::Adapter {
+                error: AdapterError::Unsupported(m),
+                ..
+            }) => assert!(m.contains("0.1.0"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
