@@ -4,8 +4,11 @@
 //!
 //! Each simulator binds `127.0.0.1:0`, answers with correctly signed
 //! messages, and has test controls to mark payments, send notifications
-//! and inject failures.
+//! and inject failures ([`faults`]: seeded and bounded; [`outbox`]: the
+//! notifications a simulator sends by itself).
 
 #![forbid(unsafe_code)]
 
+pub mod faults;
+pub mod outbox;
 pub mod wechat_v2;

@@ -1,6 +1,7 @@
 //! A WeChat Pay API v2 simulator (providers.md §1): `/pay/unifiedorder`,
-//! `/pay/orderquery`, `/secapi/pay/refund` and `/pay/closeorder` over XML,
-//! checked the way WeChat checks them, answered with signed XML.
+//! `/pay/orderquery`, `/pay/closeorder`, `/secapi/pay/refund` and
+//! `/pay/refundquery` over XML, checked the way WeChat checks them,
+//! answered with signed XML.
 //!
 //! ```ignore
 //! let sim = Simulator::start(SimConfig::new("wx...", "10000100", "key...")).await;
@@ -8,15 +9,26 @@
 //! let answers = sim.notify("ORDER_1", NotifyOptions::default()).await?;
 //! ```
 //!
-//! Order of checks for every call: 5xx injection, POST only, non-empty
+//! Order of checks for every call: seeded faults ([`SimConfig::faults`]:
+//! hang, 5xx, `SYSTEMERROR`), 5xx injection, POST only, non-empty
 //! UTF-8 XML (answered `return_code=FAIL`: WeChat does not sign those), then
 //! -- answered signed, `result_code=FAIL` with `err_code` -- the common
 //! fields (`LACK_PARAMS`), `mch_id` / `appid`, the signature (`SIGNERROR`),
 //! an injected failure, and the endpoint's own rules.
 //!
+//! Refunds stay `PROCESSING` until the test settles them
+//! ([`Simulator::settle_refund`]) or, with [`RefundSettle::After`], until
+//! their delay has passed; then their notification is queued. Payments made
+//! with [`Simulator::pay_and_notify`] queue theirs the same way. Queued
+//! notifications are sent in the background, retried until acknowledged
+//! (a few times), and subject to the notification faults.
+//!
 //! Not simulated: mutual TLS on the refund endpoint (plain HTTP here), the
-//! five-minute minimum before closing, refund query, rate limits.
+//! five-minute minimum before closing, refund query paging (`offset`, more
+//! than 10 refunds), the 50-refund limit, rate limits.
 
+use crate::faults::{ApiFault, FaultConfig, FaultCounts, Faults};
+use crate::outbox::{Outbox, OutboxStats};
 use anyhow::{Context, anyhow, bail};
 use axum::Router;
 use axum::body::Bytes;
@@ -29,7 +41,7 @@ use payhost_sdk::{canonical, encoding};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The merchant's signature algorithm (`sign_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +77,87 @@ pub struct SimConfig {
     /// How the simulator signs the notifications it sends. Requests and
     /// their answers use the request's own `sign_type` (MD5 when absent).
     pub sign_type: SignType,
+    /// Seeded faults; none by default.
+    pub faults: FaultConfig,
+    /// When an accepted refund leaves `PROCESSING`.
+    pub refund_settle: RefundSettle,
+    /// Refuse payment after an order's `time_expire`, as WeChat does. Off
+    /// by default: tests that run adapters at a fixed clock create orders
+    /// whose `time_expire` is long past.
+    pub enforce_time_expire: bool,
+}
+
+/// When an accepted refund stops being `PROCESSING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefundSettle {
+    /// Only when the test says so ([`Simulator::settle_refund`],
+    /// [`Simulator::refund_notification`]).
+    #[default]
+    Manual,
+    /// `SUCCESS` this long after it was accepted, with its notification
+    /// queued (when the refund request gave a `notify_url`).
+    After(Duration),
+}
+
+/// A refund's `refund_status` (refund query, refund notification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    Processing,
+    Success,
+    /// Closed without refunding: the amount is refundable again.
+    RefundClose,
+    /// The money could not reach the payer ("退款异常"); it has left the
+    /// merchant, so it stays counted as refunded.
+    Change,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Processing => "PROCESSING",
+            RefundStatus::Success => "SUCCESS",
+            RefundStatus::RefundClose => "REFUNDCLOSE",
+            RefundStatus::Change => "CHANGE",
+        }
+    }
+
+    /// Whether the refunded money counts against the order.
+    fn holds_amount(self) -> bool {
+        self != RefundStatus::RefundClose
+    }
+}
+
+/// The simulator's own record of an order: what actually happened at the
+/// provider, for tests to compare the system under test against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderTruth {
+    /// `NOTPAY`, `SUCCESS`, `REFUND` or `CLOSED`.
+    pub state: String,
+    pub total_fee: u64,
+    pub fee_type: String,
+    /// How many times the payer was charged for it.
+    pub paid_count: u32,
+    pub transaction_id: Option<String>,
+    /// Fen held by refunds that are not `REFUNDCLOSE`.
+    pub refund_requested: u64,
+    /// Fen of refunds that are `SUCCESS`.
+    pub refunded: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundTruth {
+    pub out_trade_no: String,
+    pub refund_id: String,
+    pub refund_fee: u64,
+    pub status: RefundStatus,
+}
+
+/// Every order and refund the simulator knows, by `out_trade_no` and
+/// `out_refund_no`.
+#[derive(Debug, Clone, Default)]
+pub struct Truth {
+    pub orders: BTreeMap<String, OrderTruth>,
+    pub refunds: BTreeMap<String, RefundTruth>,
 }
 
 impl SimConfig {
@@ -74,6 +167,9 @@ impl SimConfig {
             mch_id: mch_id.into(),
             api_key: api_key.into(),
             sign_type: SignType::Md5,
+            faults: FaultConfig::none(),
+            refund_settle: RefundSettle::Manual,
+            enforce_time_expire: false,
         }
     }
 }
@@ -85,6 +181,9 @@ impl std::fmt::Debug for SimConfig {
             .field("mch_id", &self.mch_id)
             .field("api_key", &"<redacted>")
             .field("sign_type", &self.sign_type)
+            .field("faults", &self.faults)
+            .field("refund_settle", &self.refund_settle)
+            .field("enforce_time_expire", &self.enforce_time_expire)
             .finish()
     }
 }
@@ -135,21 +234,26 @@ pub struct RecordedRequest {
     pub body: String,
     /// The decoded XML fields, when the body was valid XML.
     pub fields: Option<Fields>,
-    /// `SUCCESS`, the `err_code` / `return_msg` code, or `HTTP_503`.
+    /// `SUCCESS`, the `err_code` / `return_msg` code, or `HTTP_503`;
+    /// `TIMEOUT` for a hung call that was not carried out, `TIMEOUT:` and
+    /// the outcome for one that was.
     pub outcome: String,
 }
 
-/// A running simulator; stops when dropped.
+/// A running simulator; stops when dropped (a hung call still ends
+/// within its bounded hang).
 pub struct Simulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    server: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     client: reqwest::Client,
 }
 
 impl Drop for Simulator {
     fn drop(&mut self) {
-        self.server.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -164,11 +268,21 @@ impl Simulator {
     pub async fn try_start(config: SimConfig) -> anyhow::Result<Simulator> {
         let mut keys = SecretTable::new();
         let key = keys.insert(config.api_key.as_bytes().to_vec());
+        let faults = Arc::new(Mutex::new(Faults::new(config.faults.clone())));
+        let outbox = Outbox::new(faults.clone(), |status, body| {
+            NotifyResponse {
+                status,
+                body: body.to_string(),
+            }
+            .acknowledged()
+        });
         let shared = Arc::new(Shared {
             config,
             keys,
             key,
             state: Mutex::new(Book::default()),
+            faults,
+            outbox,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -180,13 +294,24 @@ impl Simulator {
                 tracing::error!("WeChat v2 simulator stopped: {e}");
             }
         });
+        let mut tasks = vec![server, shared.outbox.spawn()];
+        if let RefundSettle::After(_) = shared.config.refund_settle {
+            let sweeper = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let mut book = sweeper.book();
+                    sweeper.settle_due(&mut book);
+                }
+            }));
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
         Ok(Simulator {
             addr,
             shared,
-            server,
+            tasks,
             client,
         })
     }
@@ -251,6 +376,95 @@ impl Simulator {
             )
         };
         self.post_repeatedly(&url, body, &options).await
+    }
+
+    /// The payer pays the order: it is charged (unless it already was) and,
+    /// when this call charged it, its notification is queued for the
+    /// background sender (with the notification faults). Refused for a
+    /// closed order (`ORDERCLOSED`) and, with
+    /// [`SimConfig::enforce_time_expire`], one past its `time_expire`.
+    /// Returns whether this call charged it.
+    pub fn pay_and_notify(&self, out_trade_no: &str) -> anyhow::Result<bool> {
+        let mut book = self.shared.book();
+        let was_paid = book
+            .orders
+            .get(out_trade_no)
+            .is_some_and(|o| o.transaction_id.is_some());
+        let fields = self.shared.pay(&mut book, out_trade_no)?;
+        if was_paid {
+            return Ok(false);
+        }
+        let url = book.orders[out_trade_no].notify_url.clone();
+        drop(book);
+        let body = self.shared.signed_xml(fields, self.shared.config.sign_type);
+        self.shared.outbox.enqueue(url, body)?;
+        Ok(true)
+    }
+
+    /// Settles a `PROCESSING` refund as `status` and queues its refund
+    /// notification (when the refund request gave a `notify_url`).
+    /// Settling again with the same status changes nothing; with another,
+    /// it is refused.
+    pub fn settle_refund(&self, out_refund_no: &str, status: RefundStatus) -> anyhow::Result<()> {
+        let mut book = self.shared.book();
+        self.shared.settle(&mut book, out_refund_no, status)
+    }
+
+    /// What actually happened: every order's state, amount and charges, and
+    /// every refund's status.
+    pub fn truth(&self) -> Truth {
+        let mut book = self.shared.book();
+        self.shared.settle_due(&mut book);
+        let mut truth = Truth::default();
+        for (no, r) in &book.refunds {
+            truth.refunds.insert(
+                no.clone(),
+                RefundTruth {
+                    out_trade_no: r.out_trade_no.clone(),
+                    refund_id: r.refund_id.clone(),
+                    refund_fee: r.refund_fee,
+                    status: r.status,
+                },
+            );
+        }
+        for (no, o) in &book.orders {
+            let of_order = || truth.refunds.values().filter(|r| &r.out_trade_no == no);
+            truth.orders.insert(
+                no.clone(),
+                OrderTruth {
+                    state: o.state.to_string(),
+                    total_fee: o.total_fee,
+                    fee_type: o.fee_type.clone(),
+                    paid_count: o.paid_count,
+                    transaction_id: o.transaction_id.clone(),
+                    refund_requested: o.refunded,
+                    refunded: of_order()
+                        .filter(|r| r.status == RefundStatus::Success)
+                        .map(|r| r.refund_fee)
+                        .sum(),
+                },
+            );
+        }
+        truth
+    }
+
+    /// The faults injected so far.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts()
+    }
+
+    /// What the background notification sender has done so far.
+    pub fn outbox_stats(&self) -> OutboxStats {
+        self.shared.outbox.stats()
+    }
+
+    /// No queued notification waits or is being sent.
+    pub fn outbox_idle(&self) -> bool {
+        self.shared.outbox.idle()
     }
 
     /// The next call (any endpoint) that passes the signature check fails
@@ -350,7 +564,11 @@ struct Order {
     state: &'static str,
     transaction_id: Option<String>,
     time_end: Option<String>,
+    /// Fen held by refunds that are not closed.
     refunded: u64,
+    /// `time_expire`, Unix seconds: no payment after it.
+    expires_at: Option<i64>,
+    paid_count: u32,
 }
 
 struct RefundRecord {
@@ -361,6 +579,8 @@ struct RefundRecord {
     refund_fee: u64,
     notify_url: Option<String>,
     success_time: Option<String>,
+    status: RefundStatus,
+    accepted_at: Instant,
 }
 
 struct Shared {
@@ -368,6 +588,8 @@ struct Shared {
     keys: SecretTable,
     key: u32,
     state: Mutex<Book>,
+    faults: Arc<Mutex<Faults>>,
+    outbox: Arc<Outbox>,
 }
 
 /// A refusal: `(err_code, err_code_des)`.
@@ -387,13 +609,56 @@ enum Answer {
     Success(SignType, Fields),
 }
 
+/// A fault the handler imposes on one call.
+#[derive(Clone, Copy)]
+enum Injected {
+    Unavailable,
+    SystemError,
+}
+
 async fn handle(
     AxState(sim): AxState<Arc<Shared>>,
     method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (status, body) = sim.answer(&method, uri.path(), &body);
+    let fault = sim
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .api_call();
+    let (status, body) = match fault {
+        ApiFault::None => sim.answer(&method, uri.path(), &body, None, ""),
+        ApiFault::Http5xx => {
+            sim.answer(&method, uri.path(), &body, Some(Injected::Unavailable), "")
+        }
+        ApiFault::SystemError => {
+            sim.answer(&method, uri.path(), &body, Some(Injected::SystemError), "")
+        }
+        // Carried out now; the answer comes after the client gave up.
+        ApiFault::Timeout { applied: true } => {
+            let answer = sim.answer(&method, uri.path(), &body, None, "TIMEOUT:");
+            let hang = sim.faults.lock().unwrap_or_else(|p| p.into_inner()).hang();
+            tokio::time::sleep(hang).await;
+            answer
+        }
+        ApiFault::Timeout { applied: false } => {
+            // Recorded first: the client hangs up, which cancels this handler.
+            sim.book().requests.push(RecordedRequest {
+                method: method.to_string(),
+                path: uri.path().to_string(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+                fields: None,
+                outcome: "TIMEOUT".into(),
+            });
+            let hang = sim.faults.lock().unwrap_or_else(|p| p.into_inner()).hang();
+            tokio::time::sleep(hang).await;
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                "<html>504 Gateway Time-out</html>".to_string(),
+            )
+        }
+    };
     (
         status,
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
@@ -480,10 +745,28 @@ impl Shared {
         ))
     }
 
-    fn answer(&self, method: &Method, path: &str, body: &[u8]) -> (StatusCode, String) {
+    fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+        injected: Option<Injected>,
+        outcome_prefix: &str,
+    ) -> (StatusCode, String) {
         let mut book = self.book();
+        self.settle_due(&mut book);
         let mut fields = None;
-        let answer = self.process(&mut book, method, path, body, &mut fields);
+        let answer = match injected {
+            Some(Injected::Unavailable) => Answer::Unavailable,
+            Some(Injected::SystemError) => {
+                let before = book.fail_next.replace("SYSTEMERROR".into());
+                let a = self.process(&mut book, method, path, body, &mut fields);
+                // An explicit `fail_next` still applies to the next call.
+                book.fail_next = before;
+                a
+            }
+            None => self.process(&mut book, method, path, body, &mut fields),
+        };
         let (status, text, outcome) = match answer {
             Answer::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -523,7 +806,7 @@ impl Shared {
             path: path.to_string(),
             body: String::from_utf8_lossy(body).into_owned(),
             fields,
-            outcome,
+            outcome: format!("{outcome_prefix}{outcome}"),
         });
         (status, text)
     }
@@ -560,6 +843,7 @@ impl Shared {
             "/pay/orderquery" => Shared::order_query,
             "/secapi/pay/refund" => Shared::refund,
             "/pay/closeorder" => Shared::close_order,
+            "/pay/refundquery" => Shared::refund_query,
             _ => return Answer::NotFound,
         };
         if method != Method::POST {
@@ -712,6 +996,9 @@ impl Shared {
             transaction_id: None,
             time_end: None,
             refunded: 0,
+            expires_at: get(f, "time_expire")
+                .and_then(|t| payhost_sdk::time::parse_compact(t, payhost_sdk::time::CHINA).ok()),
+            paid_count: 0,
             params,
         };
         let reply = order_reply(&order);
@@ -832,6 +1119,8 @@ impl Shared {
             refund_fee,
             notify_url: get(f, "notify_url").map(String::from),
             success_time: None,
+            status: RefundStatus::Processing,
+            accepted_at: Instant::now(),
         };
         let reply = refund_reply(&tx, &out_refund_no, &record, total_fee);
         book.refunds.insert(out_refund_no, record);
@@ -853,7 +1142,131 @@ impl Shared {
         }
     }
 
+    /// `/pay/refundquery`: one refund by `refund_id` or `out_refund_no`,
+    /// or every refund of an order by `transaction_id` or `out_trade_no`
+    /// (WeChat's order of precedence), numbered from 0.
+    fn refund_query(&self, book: &mut Book, f: &Fields) -> Result<Fields, Refusal> {
+        let mut chosen: Vec<&String> = if let Some(id) = get(f, "refund_id") {
+            book.refunds
+                .iter()
+                .filter(|(_, r)| r.refund_id == id)
+                .map(|(k, _)| k)
+                .collect()
+        } else if let Some(no) = get(f, "out_refund_no") {
+            book.refunds
+                .get_key_value(no)
+                .map(|(k, _)| k)
+                .into_iter()
+                .collect()
+        } else if get(f, "transaction_id").is_some() || get(f, "out_trade_no").is_some() {
+            match Self::find_order(book, f) {
+                Ok(order) => book
+                    .refunds
+                    .iter()
+                    .filter(|(_, r)| r.out_trade_no == order)
+                    .map(|(k, _)| k)
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        } else {
+            return refuse(
+                "LACK_PARAMS",
+                "缺少参数 refund_id, out_refund_no, transaction_id 或 out_trade_no",
+            );
+        };
+        if chosen.is_empty() {
+            return refuse("REFUNDNOTEXIST", "退款订单查询失败 (no such refund)");
+        }
+        // In the order they were accepted (refund ids grow).
+        chosen.sort_by_key(|k| &book.refunds[*k].refund_id);
+        let first = &book.refunds[chosen[0]];
+        let o = &book.orders[&first.out_trade_no];
+        let mut r = Fields::new();
+        let mut put = |k: String, v: &str| {
+            r.insert(k, v.to_string());
+        };
+        put(
+            "transaction_id".into(),
+            o.transaction_id.as_deref().unwrap_or_default(),
+        );
+        put("out_trade_no".into(), &first.out_trade_no);
+        put("total_fee".into(), &o.total_fee.to_string());
+        put("cash_fee".into(), &o.total_fee.to_string());
+        put("fee_type".into(), &o.fee_type);
+        put("refund_count".into(), &chosen.len().to_string());
+        for (n, no) in chosen.iter().enumerate() {
+            let rec = &book.refunds[*no];
+            put(format!("out_refund_no_{n}"), no);
+            put(format!("refund_id_{n}"), &rec.refund_id);
+            put(format!("refund_channel_{n}"), "ORIGINAL");
+            put(format!("refund_fee_{n}"), &rec.refund_fee.to_string());
+            put(format!("refund_status_{n}"), rec.status.as_str());
+            put(format!("refund_recv_accout_{n}"), "支付用户零钱");
+            if let (RefundStatus::Success, Some(t)) = (rec.status, &rec.success_time) {
+                put(format!("refund_success_time_{n}"), t);
+            }
+        }
+        Ok(r)
+    }
+
     // ---------------------------------------------------------------- test controls
+
+    /// Settles a refund and queues its notification.
+    fn settle(
+        &self,
+        book: &mut Book,
+        out_refund_no: &str,
+        status: RefundStatus,
+    ) -> anyhow::Result<()> {
+        let Some(r) = book.refunds.get(out_refund_no) else {
+            bail!("no refund `{out_refund_no}`")
+        };
+        if status == RefundStatus::Processing {
+            bail!("a refund is settled as SUCCESS, REFUNDCLOSE or CHANGE");
+        }
+        if r.status == status {
+            return Ok(());
+        }
+        if r.status != RefundStatus::Processing {
+            bail!("refund `{out_refund_no}` is already {}", r.status.as_str());
+        }
+        let (order_no, fee, notify) =
+            (r.out_trade_no.clone(), r.refund_fee, r.notify_url.is_some());
+        let r = book.refunds.get_mut(out_refund_no).expect("found above");
+        r.status = status;
+        if !status.holds_amount() {
+            let o = book.orders.get_mut(&order_no).expect("a refund's order");
+            o.refunded -= fee;
+        }
+        if notify {
+            // Builds the message (and its success time) now, sends it later.
+            let (url, xml) = self.refund_notification(book, out_refund_no)?;
+            if let Some(url) = url {
+                self.outbox.enqueue(url, xml)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// With [`RefundSettle::After`], settles every refund whose delay passed.
+    fn settle_due(&self, book: &mut Book) {
+        let RefundSettle::After(delay) = self.config.refund_settle else {
+            return;
+        };
+        let due: Vec<String> = book
+            .refunds
+            .iter()
+            .filter(|(_, r)| {
+                r.status == RefundStatus::Processing && r.accepted_at.elapsed() >= delay
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for no in due {
+            if let Err(e) = self.settle(book, &no, RefundStatus::Success) {
+                tracing::warn!("settling refund {no}: {e}");
+            }
+        }
+    }
 
     /// Marks the order paid and returns its notification's fields, unsigned.
     fn pay(&self, book: &mut Book, out_trade_no: &str) -> anyhow::Result<Fields> {
@@ -863,12 +1276,16 @@ impl Shared {
             bail!("no order `{out_trade_no}`")
         };
         if o.state == "CLOSED" {
-            bail!("order `{out_trade_no}` is closed");
+            bail!("ORDERCLOSED: order `{out_trade_no}` is closed and cannot be paid");
         }
         if o.transaction_id.is_none() {
+            if self.config.enforce_time_expire && o.expires_at.is_some_and(|at| now() > at) {
+                bail!("ORDEREXPIRED: order `{out_trade_no}` is past its time_expire");
+            }
             o.transaction_id = Some(format!("4200{n:024}"));
             o.time_end = Some(china_compact(now()));
             o.state = "SUCCESS";
+            o.paid_count += 1;
         }
         let mut f = Fields::new();
         let mut put = |k: &str, v: &str| {
@@ -912,6 +1329,9 @@ impl Shared {
         let Some(r) = book.refunds.get_mut(out_refund_no) else {
             bail!("no refund `{out_refund_no}`")
         };
+        if r.status == RefundStatus::Processing {
+            r.status = RefundStatus::Success;
+        }
         let when = r.success_time.get_or_insert_with(|| {
             let t = now();
             let c = china_compact(t);
@@ -938,7 +1358,7 @@ impl Shared {
             ("settlement_total_fee", o.total_fee.to_string()),
             ("refund_fee", r.refund_fee.to_string()),
             ("settlement_refund_fee", r.refund_fee.to_string()),
-            ("refund_status", "SUCCESS".to_string()),
+            ("refund_status", r.status.as_str().to_string()),
             ("success_time", when.clone()),
             ("refund_recv_accout", "支付用户零钱".to_string()),
             (

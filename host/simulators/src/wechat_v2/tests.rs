@@ -538,3 +538,503 @@ fn debug_output_hides_the_api_key() {
     let shown = format!("{:?}", SimConfig::new(APPID, MCH_ID, KEY));
     assert!(!shown.contains(KEY) && shown.contains(MCH_ID), "{shown}");
 }
+
+fn close(out_trade_no: &str, sign_type: SignType) -> String {
+    signed(
+        fields(&[
+            ("appid", APPID),
+            ("mch_id", MCH_ID),
+            ("nonce_str", "c1"),
+            ("out_trade_no", out_trade_no),
+        ]),
+        sign_type,
+    )
+}
+
+#[tokio::test]
+async fn close_order_is_checked_strictly_and_an_unpaid_order_closed_can_no_longer_be_paid() {
+    let sim = sim().await;
+    call(
+        &sim,
+        "/pay/unifiedorder",
+        signed(order("ORDER_000010", "100"), SignType::Md5),
+    )
+    .await;
+    // Signed with another key; a field changed after signing; an unknown
+    // sign_type; no out_trade_no.
+    let mut f = fields(&[
+        ("appid", APPID),
+        ("mch_id", MCH_ID),
+        ("nonce_str", "c1"),
+        ("out_trade_no", "ORDER_000010"),
+    ]);
+    f.insert(
+        "sign".into(),
+        test_sign(&f, SignType::Md5, "ffffffffffffffffffffffffffffffff"),
+    );
+    let tampered =
+        close("ORDER_000010", SignType::HmacSha256).replace("<nonce_str>c1<", "<nonce_str>c2<");
+    let mut unknown_type = fields(&[
+        ("appid", APPID),
+        ("mch_id", MCH_ID),
+        ("nonce_str", "c1"),
+        ("out_trade_no", "ORDER_000010"),
+        ("sign_type", "SHA1"),
+    ]);
+    unknown_type.insert("sign".into(), test_sign(&unknown_type, SignType::Md5, KEY));
+    let no_trade = signed(
+        fields(&[("appid", APPID), ("mch_id", MCH_ID), ("nonce_str", "c1")]),
+        SignType::Md5,
+    );
+    for (body, code) in [
+        (xml::encode("xml", &f), "SIGNERROR"),
+        (tampered, "SIGNERROR"),
+        (xml::encode("xml", &unknown_type), "SIGNERROR"),
+        (no_trade, "LACK_PARAMS"),
+        (close("NO_SUCH_ORDER", SignType::Md5), "ORDERNOTEXIST"),
+    ] {
+        assert_eq!(err_code(&call(&sim, "/pay/closeorder", body).await), code);
+    }
+    assert_eq!(sim.trade_state("ORDER_000010").as_deref(), Some("NOTPAY"));
+
+    let closed = call(
+        &sim,
+        "/pay/closeorder",
+        close("ORDER_000010", SignType::HmacSha256),
+    )
+    .await;
+    assert_eq!(err_code(&closed), "SUCCESS");
+    assert_eq!(closed.get("sign_type").map(String::as_str), None);
+    let refused = sim.pay_and_notify("ORDER_000010").unwrap_err().to_string();
+    assert!(refused.starts_with("ORDERCLOSED"), "{refused}");
+    assert_eq!(
+        err_code(
+            &call(
+                &sim,
+                "/pay/unifiedorder",
+                signed(order("ORDER_000010", "100"), SignType::Md5)
+            )
+            .await
+        ),
+        "ORDERCLOSED"
+    );
+    let truth = sim.truth();
+    let t = &truth.orders["ORDER_000010"];
+    assert_eq!((t.state.as_str(), t.paid_count), ("CLOSED", 0));
+
+    // A paid order is not closed: result_code FAIL, ORDERPAID.
+    call(
+        &sim,
+        "/pay/unifiedorder",
+        signed(order("ORDER_000011", "100"), SignType::Md5),
+    )
+    .await;
+    assert!(sim.pay_and_notify("ORDER_000011").unwrap());
+    let paid = call(
+        &sim,
+        "/pay/closeorder",
+        close("ORDER_000011", SignType::Md5),
+    )
+    .await;
+    assert_eq!(
+        (
+            paid["return_code"].as_str(),
+            paid["result_code"].as_str(),
+            err_code(&paid)
+        ),
+        ("SUCCESS", "FAIL", "ORDERPAID")
+    );
+    assert_eq!(sim.trade_state("ORDER_000011").as_deref(), Some("SUCCESS"));
+}
+
+fn refund_query(selector: (&str, &str), sign_type: SignType) -> String {
+    signed(
+        fields(&[
+            ("appid", APPID),
+            ("mch_id", MCH_ID),
+            ("nonce_str", "q1"),
+            selector,
+        ]),
+        sign_type,
+    )
+}
+
+/// `(out_refund_no, refund_fee, refund_status)` for each refund listed.
+fn listed(f: &Fields) -> Vec<(String, String, String)> {
+    let n: usize = f["refund_count"].parse().unwrap();
+    (0..n)
+        .map(|i| {
+            (
+                f[&format!("out_refund_no_{i}")].clone(),
+                f[&format!("refund_fee_{i}")].clone(),
+                f[&format!("refund_status_{i}")].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn refund_query_lists_refunds_by_each_selector_with_their_status() {
+    let sim = sim().await;
+    call(
+        &sim,
+        "/pay/unifiedorder",
+        signed(order("ORDER_000006", "1000"), SignType::Md5),
+    )
+    .await;
+    sim.pay("ORDER_000006").unwrap();
+    let r1 = call(&sim, "/secapi/pay/refund", refund("R1", "600")).await;
+    call(&sim, "/secapi/pay/refund", refund("R2", "400")).await;
+
+    let q = call(
+        &sim,
+        "/pay/refundquery",
+        refund_query(("out_refund_no", "R1"), SignType::Md5),
+    )
+    .await;
+    assert_eq!(err_code(&q), "SUCCESS");
+    assert_eq!(
+        listed(&q),
+        [("R1".into(), "600".into(), "PROCESSING".into())]
+    );
+    assert_eq!(q["refund_id_0"], r1["refund_id"]);
+    assert!(!q.contains_key("refund_success_time_0"));
+
+    sim.settle_refund("R1", RefundStatus::Success).unwrap();
+    sim.settle_refund("R2", RefundStatus::RefundClose).unwrap();
+    assert!(sim.settle_refund("R2", RefundStatus::Success).is_err());
+    let by_order = call(
+        &sim,
+        "/pay/refundquery",
+        refund_query(("out_trade_no", "ORDER_000006"), SignType::HmacSha256),
+    )
+    .await;
+    assert_eq!(
+        listed(&by_order),
+        [
+            ("R1".into(), "600".into(), "SUCCESS".into()),
+            ("R2".into(), "400".into(), "REFUNDCLOSE".into())
+        ]
+    );
+    assert!(
+        payhost_sdk::time::parse_dashed(
+            &by_order["refund_success_time_0"],
+            payhost_sdk::time::CHINA
+        )
+        .is_ok()
+    );
+    let tx = by_order["transaction_id"].clone();
+    let by_tx = call(
+        &sim,
+        "/pay/refundquery",
+        refund_query(("transaction_id", &tx), SignType::Md5),
+    )
+    .await;
+    assert_eq!(listed(&by_tx).len(), 2);
+    let by_id = call(
+        &sim,
+        "/pay/refundquery",
+        refund_query(("refund_id", &by_order["refund_id_1"]), SignType::Md5),
+    )
+    .await;
+    assert_eq!(
+        listed(&by_id),
+        [("R2".into(), "400".into(), "REFUNDCLOSE".into())]
+    );
+
+    // A closed refund gives its amount back; a CHANGE refund does not.
+    assert_eq!(
+        err_code(&call(&sim, "/secapi/pay/refund", refund("R3", "400")).await),
+        "SUCCESS"
+    );
+    sim.settle_refund("R3", RefundStatus::Change).unwrap();
+    assert_eq!(
+        err_code(&call(&sim, "/secapi/pay/refund", refund("R4", "1")).await),
+        "NOTENOUGH"
+    );
+    let truth = sim.truth();
+    assert_eq!(truth.refunds["R3"].status, RefundStatus::Change);
+    let t = &truth.orders["ORDER_000006"];
+    assert_eq!((t.refund_requested, t.refunded), (1000, 600));
+
+    let mut wrong_key = fields(&[
+        ("appid", APPID),
+        ("mch_id", MCH_ID),
+        ("nonce_str", "q1"),
+        ("out_refund_no", "R1"),
+    ]);
+    wrong_key.insert(
+        "sign".into(),
+        test_sign(
+            &wrong_key,
+            SignType::Md5,
+            "ffffffffffffffffffffffffffffffff",
+        ),
+    );
+    let hmac_as_md5 = {
+        let mut f = fields(&[
+            ("appid", APPID),
+            ("mch_id", MCH_ID),
+            ("nonce_str", "q1"),
+            ("out_refund_no", "R1"),
+        ]);
+        f.insert("sign".into(), test_sign(&f, SignType::HmacSha256, KEY));
+        xml::encode("xml", &f)
+    };
+    let other_mch = refund_query(("out_refund_no", "R1"), SignType::Md5)
+        .replace(&format!("<mch_id>{MCH_ID}<"), "<mch_id>99999999<");
+    for (body, code) in [
+        (xml::encode("xml", &wrong_key), "SIGNERROR"),
+        (hmac_as_md5, "SIGNERROR"),
+        (other_mch, "MCHID_NOT_EXIST"),
+        (
+            refund_query(("out_refund_no", "NO_SUCH"), SignType::Md5),
+            "REFUNDNOTEXIST",
+        ),
+        (
+            refund_query(("out_trade_no", "NO_SUCH_ORDER"), SignType::Md5),
+            "REFUNDNOTEXIST",
+        ),
+        (
+            refund_query(("device_info", "WEB"), SignType::Md5),
+            "LACK_PARAMS",
+        ),
+        (String::new(), "POST_DATA_EMPTY"),
+    ] {
+        assert_eq!(err_code(&call(&sim, "/pay/refundquery", body).await), code);
+    }
+}
+
+/// A merchant endpoint that acknowledges everything and records, in
+/// arrival order, each body it received.
+async fn acking_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let store = got.clone();
+    let app = Router::new().fallback(move |body: String| {
+        let store = store.clone();
+        async move {
+            store.lock().unwrap().push(body);
+            "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/v1/notify/wechat-v2/m1",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+async fn until(what: &str, bound: Duration, check: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < bound, "not within {bound:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_refund_stays_processing_until_its_delay_then_succeeds_and_is_notified() {
+    let mut config = SimConfig::new(APPID, MCH_ID, KEY);
+    config.refund_settle = RefundSettle::After(Duration::from_millis(300));
+    let sim = Simulator::start(config).await;
+    let (url, got) = acking_receiver().await;
+    call(
+        &sim,
+        "/pay/unifiedorder",
+        signed(order("ORDER_000006", "1000"), SignType::Md5),
+    )
+    .await;
+    sim.pay("ORDER_000006").unwrap();
+    let body = refund("R1", "1000").replace("https://payhost.test/v1/notify/wechat-v2/m1", &url);
+    // The notify_url replaced after signing: signed again.
+    let (_, mut f) = xml::decode(body.as_bytes()).unwrap();
+    f.remove("sign");
+    call(&sim, "/secapi/pay/refund", signed(f, SignType::Md5)).await;
+    let status = |sim: &Simulator| sim.truth().refunds["R1"].status;
+    assert_eq!(status(&sim), RefundStatus::Processing);
+    until("refund settled", Duration::from_secs(5), || {
+        status(&sim) == RefundStatus::Success && got.lock().unwrap().len() == 1
+    })
+    .await;
+    let q = call(
+        &sim,
+        "/pay/refundquery",
+        refund_query(("out_refund_no", "R1"), SignType::Md5),
+    )
+    .await;
+    assert_eq!(q["refund_status_0"], "SUCCESS");
+    let (_, outer) = xml::decode(got.lock().unwrap()[0].as_bytes()).unwrap();
+    assert!(outer.contains_key("req_info"));
+}
+
+fn faulty(seed: u64) -> SimConfig {
+    let mut config = SimConfig::new(APPID, MCH_ID, KEY);
+    config.faults = FaultConfig {
+        seed,
+        api_timeout: 0.15,
+        api_5xx: 0.15,
+        api_system_error: 0.15,
+        hang: Duration::from_millis(300),
+        notify_drop: 0.15,
+        notify_duplicate: 0.2,
+        notify_delay: 0.4,
+        notify_reorder: 0.5,
+        max_notify_delay: Duration::from_millis(200),
+        max_faults: 1_000,
+    };
+    config
+}
+
+/// Sends 40 orders with a client that gives up after 150 ms; returns each
+/// call's outcome as the client saw it.
+async fn forty_orders(sim: &Simulator) -> Vec<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let mut seen = Vec::new();
+    for i in 0..40 {
+        let body = signed(order(&format!("ORDER_{i:06}"), "100"), SignType::Md5);
+        let outcome = match client
+            .post(format!("{}/pay/unifiedorder", sim.base_url()))
+            .body(body)
+            .send()
+            .await
+        {
+            Err(e) if e.is_timeout() => "client timeout".to_string(),
+            Err(e) => panic!("{e}"),
+            Ok(r) if r.status() != 200 => format!("HTTP {}", r.status().as_u16()),
+            Ok(r) => {
+                let (_, f) = xml::decode(&r.bytes().await.unwrap()).unwrap();
+                err_code(&f).to_string()
+            }
+        };
+        seen.push(outcome);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn seeded_api_faults_hang_fail_and_repeat_with_the_seed() {
+    let started = Instant::now();
+    let sim = Simulator::start(faulty(42)).await;
+    let seen = forty_orders(&sim).await;
+    let counts = sim.fault_counts();
+    let count = |what: &str| seen.iter().filter(|s| *s == what).count() as u64;
+    assert_eq!(
+        count("client timeout"),
+        counts.timeouts_applied + counts.timeouts_unapplied
+    );
+    assert_eq!(count("HTTP 503"), counts.http_5xx);
+    assert_eq!(count("SYSTEMERROR"), counts.system_errors);
+    assert_eq!(count("SUCCESS") + counts.total(), 40, "{seen:?}");
+    assert!(
+        counts.timeouts_applied > 0 && counts.http_5xx > 0 && counts.system_errors > 0,
+        "{counts}"
+    );
+    // A hung call that was carried out created its order; the others did not.
+    let truth = sim.truth();
+    assert_eq!(
+        truth.orders.len() as u64,
+        count("SUCCESS") + counts.timeouts_applied
+    );
+    // Every hung call ends (after its bounded hang) and is recorded.
+    until("hung calls recorded", Duration::from_secs(2), || {
+        sim.requests().len() == 40
+    })
+    .await;
+    let hung = sim
+        .requests()
+        .iter()
+        .filter(|r| r.outcome.starts_with("TIMEOUT"))
+        .count() as u64;
+    assert_eq!(hung, counts.timeouts_applied + counts.timeouts_unapplied);
+    // The same seed makes the same faults; another seed others.
+    let again = Simulator::start(faulty(42)).await;
+    assert_eq!(forty_orders(&again).await, seen);
+    let other = Simulator::start(faulty(43)).await;
+    assert_ne!(forty_orders(&other).await, seen);
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn notifications_are_dropped_duplicated_delayed_and_reordered_within_bounds() {
+    let mut config = faulty(7);
+    config.faults.api_timeout = 0.0;
+    config.faults.api_5xx = 0.0;
+    config.faults.api_system_error = 0.0;
+    let sim = Simulator::start(config).await;
+    let (url, got) = acking_receiver().await;
+    let mut paid = Vec::new();
+    for i in 0..40 {
+        let no = format!("ORDER_{i:06}");
+        let mut f = order(&no, "100");
+        f.insert("notify_url".into(), url.clone());
+        call(&sim, "/pay/unifiedorder", signed(f, SignType::Md5)).await;
+        assert!(sim.pay_and_notify(&no).unwrap());
+        // Paying again charges nothing and notifies nothing more.
+        assert!(!sim.pay_and_notify(&no).unwrap());
+        paid.push(no);
+    }
+    until("outbox drained", Duration::from_secs(10), || {
+        sim.outbox_idle()
+    })
+    .await;
+    let counts = sim.fault_counts();
+    let received: Vec<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| xml::decode(b.as_bytes()).unwrap().1["out_trade_no"].clone())
+        .collect();
+    assert!(
+        counts.notify_dropped > 0 && counts.notify_duplicated > 0 && counts.notify_delayed > 0,
+        "{counts}"
+    );
+    assert_eq!(
+        received.len() as u64,
+        40 - counts.notify_dropped + counts.notify_duplicated,
+        "{counts}"
+    );
+    let mut distinct = received.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len() as u64, 40 - counts.notify_dropped);
+    let mut arrival = received.clone();
+    arrival.dedup();
+    assert_ne!(arrival, paid, "delays reorder the notifications");
+    let stats = sim.outbox_stats();
+    assert_eq!(
+        (stats.queued, stats.posts, stats.gave_up),
+        (40, received.len() as u64, 0)
+    );
+    assert!(
+        sim.truth()
+            .orders
+            .values()
+            .all(|o| o.paid_count == 1 && o.state == "SUCCESS")
+    );
+}
+
+#[tokio::test]
+async fn with_time_expire_enforced_a_payer_cannot_pay_an_expired_order() {
+    let mut config = SimConfig::new(APPID, MCH_ID, KEY);
+    config.enforce_time_expire = true;
+    let sim = Simulator::start(config).await;
+    for (no, offset) in [("ORDER_000020", -60), ("ORDER_000021", 600)] {
+        let mut f = order(no, "100");
+        f.insert("time_expire".into(), china_compact(now() + offset));
+        assert_eq!(
+            err_code(&call(&sim, "/pay/unifiedorder", signed(f, SignType::Md5)).await),
+            "SUCCESS"
+        );
+    }
+    let refused = sim.pay_and_notify("ORDER_000020").unwrap_err().to_string();
+    assert!(refused.starts_with("ORDEREXPIRED"), "{refused}");
+    assert!(sim.pay_and_notify("ORDER_000021").unwrap());
+    let truth = sim.truth();
+    assert_eq!(truth.orders["ORDER_000020"].state, "NOTPAY");
+    assert_eq!(truth.orders["ORDER_000021"].paid_count, 1);
+}
