@@ -215,11 +215,14 @@ pub fn queried_refund<'f>(
 }
 
 /// `refund_status` of a refund notification (§1.8) or refund query.
+/// `CHANGE` ("退款异常": the money left the merchant but could not reach
+/// the payer's card) is not a failure that frees the amount: it waits, as
+/// pending, for the merchant to redirect it in WeChat's merchant platform.
 pub fn refund_state(word: &str) -> Option<RefundState> {
     Some(match word {
         "SUCCESS" => RefundState::Succeeded,
-        "CHANGE" | "REFUNDCLOSE" => RefundState::Failed,
-        "PROCESSING" => RefundState::Pending,
+        "REFUNDCLOSE" => RefundState::Failed,
+        "PROCESSING" | "CHANGE" => RefundState::Pending,
         _ => return None,
     })
 }

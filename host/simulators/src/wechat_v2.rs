@@ -457,6 +457,12 @@ impl Simulator {
             .counts()
     }
 
+    /// Replaces the faults from now on (a fresh seed, fresh tallies): a
+    /// test can let the orders be created and then make the provider fail.
+    pub fn set_faults(&self, config: FaultConfig) {
+        *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = Faults::new(config);
+    }
+
     /// What the background notification sender has done so far.
     pub fn outbox_stats(&self) -> OutboxStats {
         self.shared.outbox.stats()

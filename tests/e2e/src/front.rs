@@ -72,6 +72,10 @@ pub struct Options {
     pub keep_versions: usize,
     /// More merchants on the same simulator account, after shop-1.
     pub extra_merchants: Vec<ExtraMerchant>,
+    /// `[reconciler] backoff_ms` (and `max_backoff_ms`, 20 times it).
+    pub poll_backoff_ms: u64,
+    /// `[egress] timeout_ms`: how long payhost waits for the provider.
+    pub egress_timeout_ms: u64,
 }
 
 /// Another merchant like shop-1 (same provider account, same limits).
@@ -98,6 +102,8 @@ impl Default for Options {
             watch: false,
             keep_versions: 5,
             extra_merchants: Vec::new(),
+            poll_backoff_ms: 5_000,
+            egress_timeout_ms: 10_000,
         }
     }
 }
@@ -207,6 +213,7 @@ keep_versions = {keep}
 
 [egress]
 allow_private = true
+timeout_ms = {egress_timeout}
 
 [webhooks]
 initial_backoff_ms = {backoff}
@@ -217,6 +224,8 @@ timeout_ms = 2000
 [reconciler]
 interval_ms = {interval}
 notify_overdue_secs = {overdue}
+backoff_ms = {poll_backoff}
+max_backoff_ms = {max_poll_backoff}
 
 [[merchants]]
 id = "shop-1"
@@ -246,6 +255,9 @@ base_url = "{sim}"
             attempts = options.max_attempts,
             interval = options.reconciler_interval_ms,
             overdue = options.notify_overdue_secs,
+            poll_backoff = options.poll_backoff_ms,
+            max_poll_backoff = options.poll_backoff_ms * 20,
+            egress_timeout = options.egress_timeout_ms,
             key_hash = api_key_hash(MERCHANT_KEY),
             callback = callback.url("/hooks"),
             dir = data_dir.display(),

@@ -192,3 +192,175 @@ async fn concurrent_creates_for_one_payer_admit_exactly_what_the_daily_cap_allow
     }
     assert_eq!((admitted, capped), (10, 90));
 }
+
+/// Knobs for the reconciler tests: it looks every 50 ms, asks about an
+/// order after a second, and retries 100 ms later.
+fn fast_reconciler() -> Options {
+    Options {
+        reconciler_interval_ms: 50,
+        notify_overdue_secs: 1,
+        poll_backoff_ms: 100,
+        egress_timeout_ms: 300,
+        ..Options::default()
+    }
+}
+
+async fn create_expiring(f: &Front, no: &str, secs: i64) {
+    let mut body = order_body(no, 1999);
+    body["expires_at"] = (payhost::api::now_ms() / 1000 + secs).into();
+    let r = f
+        .as_merchant(Method::POST, "/v1/payments")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+}
+
+async fn state_of(f: &Front, no: &str) -> String {
+    f.get_json(&format!("/v1/payments/{no}")).await["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn eventually_state(f: &Front, no: &str, want: &str) {
+    for _ in 0..300 {
+        if state_of(f, no).await == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{no} never became {want}: {}", state_of(f, no).await);
+}
+
+/// The order expires while every call to the provider times out: it is not
+/// closed. The payer had paid (the notification was lost); once the
+/// provider answers again, close finds it paid, and the merchant hears
+/// `payment.paid` exactly once.
+#[tokio::test]
+async fn an_order_is_not_closed_while_the_provider_times_out_and_its_late_payment_is_delivered() {
+    use payhost_simulators::faults::FaultConfig;
+    let f = Front::start("expiry-timeout", fast_reconciler()).await;
+    create_expiring(&f, "EXP-0001", 1).await;
+    f.sim.set_faults(FaultConfig {
+        seed: 1,
+        api_timeout: 1.0,
+        hang: std::time::Duration::from_millis(800),
+        max_faults: 10_000,
+        ..FaultConfig::none()
+    });
+    // The payer pays; WeChat's notification never arrives.
+    f.sim.pay("EXP-0001").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert!(f.sim.fault_counts().total() > 0, "the reconciler asked the provider");
+    assert_eq!(state_of(&f, "EXP-0001").await, "pending");
+    assert!(webhooks_of(&f, "payment.closed").is_empty());
+
+    f.sim.set_faults(FaultConfig::none());
+    eventually_state(&f, "EXP-0001", "paid").await;
+    f.eventually("payment.paid webhook", || {
+        !webhooks_of(&f, "payment.paid").is_empty()
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let paid = webhooks_of(&f, "payment.paid");
+    assert_eq!(paid.len(), 1, "{paid:?}");
+    assert_eq!(paid[0]["data"]["paid_after_close"], false);
+    assert!(webhooks_of(&f, "payment.closed").is_empty());
+}
+
+/// Expired and unpaid: payhost closes it at the provider first, then
+/// locally. A correctly signed payment arriving afterwards is a fact.
+#[tokio::test]
+async fn an_expired_order_is_closed_at_the_provider_and_a_payment_after_that_is_marked() {
+    let f = Front::start("expiry-close", fast_reconciler()).await;
+    create_expiring(&f, "EXP-0002", 1).await;
+    eventually_state(&f, "EXP-0002", "closed").await;
+    assert_eq!(f.sim.trade_state("EXP-0002").as_deref(), Some("CLOSED"));
+    assert!(
+        f.sim
+            .requests()
+            .iter()
+            .any(|r| r.path == "/pay/closeorder"),
+        "closed at the provider"
+    );
+    f.eventually("payment.closed webhook", || {
+        !webhooks_of(&f, "payment.closed").is_empty()
+    })
+    .await;
+
+    let mut fields = payhost_sdk::xml::Fields::new();
+    for (k, v) in [
+        ("return_code", "SUCCESS"),
+        ("result_code", "SUCCESS"),
+        ("appid", payhost_e2e::front::APPID),
+        ("mch_id", payhost_e2e::front::MCH_ID),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("total_fee", "1999"),
+        ("fee_type", "CNY"),
+        ("transaction_id", "4200000000000000000000000888"),
+        ("out_trade_no", "EXP-0002"),
+        ("time_end", "20261201120000"),
+    ] {
+        fields.insert(k.into(), v.into());
+    }
+    let r = f
+        .client
+        .post(f.url("/v1/notify/wechat-v2/shop-1"))
+        .body(signed(fields))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(state_of(&f, "EXP-0002").await, "paid");
+    f.eventually("payment.paid webhook", || {
+        !webhooks_of(&f, "payment.paid").is_empty()
+    })
+    .await;
+    let paid = webhooks_of(&f, "payment.paid");
+    assert_eq!(paid[0]["data"]["paid_after_close"], true);
+    assert_eq!(paid[0]["data"]["previous_state"], "closed");
+}
+
+/// The provider settles a refund but its notification is lost: the
+/// reconciler's `refund-query` settles it, and the merchant hears of it once.
+#[tokio::test]
+async fn a_refund_whose_notification_is_lost_settles_through_refund_query() {
+    use payhost_simulators::faults::FaultConfig;
+    use payhost_simulators::wechat_v2::RefundStatus;
+    let f = Front::start("refund-query", fast_reconciler()).await;
+    assert_eq!(f.create("RQ-0001", 1999).await.status(), StatusCode::CREATED);
+    let answers = f.sim.notify("RQ-0001", Default::default()).await.unwrap();
+    assert!(answers[0].acknowledged());
+    let r = f
+        .as_merchant(Method::POST, "/v1/payments/RQ-0001/refunds")
+        .json(&serde_json::json!({ "refund_no": "RQ-0001-R1", "amount": 999 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    f.sim.set_faults(FaultConfig {
+        seed: 2,
+        notify_drop: 1.0,
+        max_faults: 100,
+        ..FaultConfig::none()
+    });
+    f.sim.settle_refund("RQ-0001-R1", RefundStatus::Success).unwrap();
+    let path = "/v1/payments/RQ-0001/refunds/RQ-0001-R1";
+    for _ in 0..300 {
+        if f.get_json(path).await["state"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.get_json(path).await["state"], "succeeded");
+    assert!(f.sim.requests().iter().any(|r| r.path == "/pay/refundquery"));
+    let p = f.get_json("/v1/payments/RQ-0001").await;
+    assert_eq!((p["state"].as_str(), p["refunded_amount"].as_i64()), (Some("partially_refunded"), Some(999)));
+    f.eventually("refund.succeeded webhook", || {
+        !webhooks_of(&f, "refund.succeeded").is_empty()
+    })
+    .await;
+    assert_eq!(webhooks_of(&f, "refund.succeeded").len(), 1);
+}
