@@ -205,6 +205,24 @@ impl payhost_sdk::bindings::Guest for Export {
             exchanges,
         )
     }
+    fn close(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: CloseRequest,
+        exchanges: Vec<Exchange>,
+    ) -> CloseStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::close::<Hostile>(imports, ctx, config, request, exchanges)
+    }
+    fn refund_query(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: RefundQueryRequest,
+        exchanges: Vec<Exchange>,
+    ) -> RefundQueryStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::refund_query::<Hostile>(imports, ctx, config, request, exchanges)
+    }
     fn refund(
         ctx: CallContext,
         config: Vec<ConfigEntry>,
