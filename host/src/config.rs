@@ -941,7 +941,9 @@ impl RawMerchant {
         let timezone = jiff::tz::TimeZone::get(zone).map_err(|_| {
             err(
                 "timezone",
-                format!("`{zone}` is not an IANA time zone (e.g. `Asia/Shanghai`, `Europe/Amsterdam`)"),
+                format!(
+                    "`{zone}` is not an IANA time zone (e.g. `Asia/Shanghai`, `Europe/Amsterdam`)"
+                ),
             )
         })?;
         Ok(MerchantSettings {

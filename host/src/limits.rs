@@ -424,7 +424,10 @@ mod tests {
         let at = 1_796_142_600_000;
         assert_eq!(day_start_ms(&shanghai, at), 1_796_140_800_000);
         // The same instant is still 1 December in UTC.
-        assert_eq!(day_start_ms(&jiff::tz::TimeZone::UTC, at), 1_796_083_200_000);
+        assert_eq!(
+            day_start_ms(&jiff::tz::TimeZone::UTC, at),
+            1_796_083_200_000
+        );
         // Amsterdam keeps summer time: 2026-07-01T00:30 local is 2026-06-30T22:30Z.
         let ams = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
         assert_eq!(day_start_ms(&ams, 1_782_858_600_000), 1_782_856_800_000);

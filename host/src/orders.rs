@@ -780,7 +780,10 @@ mod tests {
     #[test]
     fn paid_after_close_is_applied_with_its_marker_and_closed_after_paid_rejected() {
         for given_up in [OrderState::Closed, OrderState::Failed] {
-            let d = apply_trade_status(&order(given_up), &status(TradeState::Paid, Some((1000, "CNY"))));
+            let d = apply_trade_status(
+                &order(given_up),
+                &status(TradeState::Paid, Some((1000, "CNY"))),
+            );
             let Decision::Apply { order: o, events } = d else {
                 panic!("{given_up}: {d:?}")
             };
@@ -819,7 +822,12 @@ mod tests {
 
     #[test]
     fn paid_without_an_amount_is_never_applied_unchecked() {
-        for from in [OrderState::Created, OrderState::Pending, OrderState::Closed, OrderState::Failed] {
+        for from in [
+            OrderState::Created,
+            OrderState::Pending,
+            OrderState::Closed,
+            OrderState::Failed,
+        ] {
             assert_eq!(
                 apply_trade_status(&order(from), &status(TradeState::Paid, None)),
                 Decision::NeedsAmount,

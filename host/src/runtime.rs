@@ -650,10 +650,12 @@ fn run_v0_1(
                 old::OrderStep::Done(r) => done(r.bridge(), Output::OrderCreated),
             }
         }
-        Operation::Query(r) => match a.call_query(s, call, config, &r.clone().bridge(), exchanges)? {
-            old::QueryStep::Send(req) => back(req),
-            old::QueryStep::Done(r) => done(r.bridge(), Output::TradeStatus),
-        },
+        Operation::Query(r) => {
+            match a.call_query(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::QueryStep::Send(req) => back(req),
+                old::QueryStep::Done(r) => done(r.bridge(), Output::TradeStatus),
+            }
+        }
         Operation::Refund(r) => {
             match a.call_refund(s, call, config, &r.clone().bridge(), exchanges)? {
                 old::RefundStep::Send(req) => back(req),

@@ -473,7 +473,9 @@ impl Adapter for WechatV2 {
         let status = |state, word: &str, id: Option<&str>, amount| RefundStatus {
             order: req.order.clone(),
             refund_no: req.refund_no.clone(),
-            provider_refund_id: id.map(String::from).or_else(|| req.provider_refund_id.clone()),
+            provider_refund_id: id
+                .map(String::from)
+                .or_else(|| req.provider_refund_id.clone()),
             state,
             provider_state: word.into(),
             amount,

@@ -1073,7 +1073,10 @@ fn refund_query_finds_the_refund_among_the_orders_refunds() {
                 currency: "CNY".into()
             })
         );
-        assert_eq!(st.order.channel_transaction_id.as_deref(), Some("4200001234"));
+        assert_eq!(
+            st.order.channel_transaction_id.as_deref(),
+            Some("4200001234")
+        );
     }
 }
 

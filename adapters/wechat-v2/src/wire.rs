@@ -205,7 +205,9 @@ pub fn queried_refund<'f>(
     let n = (0..count)
         .find(|n| optional(fields, &format!("out_refund_no_{n}")) == Some(out_refund_no))
         .ok_or_else(|| {
-            Error::malformed(format!("{what} does not list out_refund_no `{out_refund_no}`"))
+            Error::malformed(format!(
+                "{what} does not list out_refund_no `{out_refund_no}`"
+            ))
         })?;
     Ok(QueriedRefund {
         refund_id: optional(fields, &format!("refund_id_{n}")),

@@ -57,7 +57,11 @@ impl Answer {
 }
 
 /// Conflicts that say "retry": the same request may succeed later.
-const RETRY_CODES: [&str; 3] = ["order_in_progress", "concurrent_update", "idempotency_in_progress"];
+const RETRY_CODES: [&str; 3] = [
+    "order_in_progress",
+    "concurrent_update",
+    "idempotency_in_progress",
+];
 
 impl From<ApiError> for Answer {
     fn from(e: ApiError) -> Self {
@@ -160,4 +164,29 @@ where
             .await?;
     }
     Ok(answer.into_response(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only final answers are kept under a key; "try again" answers are not.
+    #[test]
+    fn answers_that_say_retry_are_not_final() {
+        let retry = |e: ApiError| Answer::from(e).retry;
+        for code in RETRY_CODES {
+            assert!(retry(ApiError::conflict(code, "later")), "{code}");
+        }
+        assert!(retry(ApiError::internal("boom")));
+        assert!(retry(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "slow down",
+            "x"
+        )));
+        // Final: the same request would get the same answer again.
+        assert!(!retry(ApiError::conflict("order_exists", "other values")));
+        assert!(!retry(ApiError::validation("bad amount")));
+        assert!(!Answer::json(StatusCode::CREATED, &1).retry);
+    }
 }

@@ -7,8 +7,8 @@
 use super::problem::ApiError;
 use super::{AppState, now_ms};
 use crate::CallError;
-use crate::flows::{self, Verdict};
 use crate::contract::{HttpMethod, InboundHttp, NotifyEvent};
+use crate::flows::{self, Verdict};
 use crate::runtime::{Operation, Output};
 use crate::store::NotificationRecord;
 use axum::body::Bytes;
@@ -123,8 +123,13 @@ pub async fn receive(
                 verdicts.push(verdict);
             }
             record.verdict = summarize(&verdicts);
-            record.detail = (!verdicts.is_empty())
-                .then(|| verdicts.iter().map(Verdict::detail).collect::<Vec<_>>().join("; "));
+            record.detail = (!verdicts.is_empty()).then(|| {
+                verdicts
+                    .iter()
+                    .map(Verdict::detail)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
             state.store.record_notification(&record).await?;
             state.metrics.notification(&adapter_name, &record.verdict);
             // The provider hears success only for what payhost took in: a

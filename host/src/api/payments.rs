@@ -300,14 +300,9 @@ pub async fn create_refund(
 ) -> Result<Response, ApiError> {
     state.rate_limiter.check(&merchant.id, Op::Refund)?;
     let route = format!("POST /v1/payments/{order_no}/refunds");
-    idempotency::run(
-        &state,
-        &merchant,
-        &headers,
-        &route,
-        &body,
-        |_| refund_payment(&state, &merchant, &order_no, &body),
-    )
+    idempotency::run(&state, &merchant, &headers, &route, &body, |_| {
+        refund_payment(&state, &merchant, &order_no, &body)
+    })
     .await
 }
 

@@ -91,44 +91,181 @@ macro_rules! cases {
 }
 
 record!(old::Money, current::Money { minor, currency });
-record!(old::CallContext, current::CallContext { request_id, timestamp, seed, notify_url });
+record!(
+    old::CallContext,
+    current::CallContext {
+        request_id,
+        timestamp,
+        seed,
+        notify_url
+    }
+);
 record!(old::ConfigEntry, current::ConfigEntry { name, value });
 cases!(old::ConfigValue, current::ConfigValue { Text(x), Secret(x) });
-cases!(old::HttpMethod, current::HttpMethod { Get, Post, Put, Patch, Delete });
-record!(old::HttpRequest, current::HttpRequest { method, url, headers, body, client_identity });
-record!(old::HttpResponse, current::HttpResponse { status, headers, body });
+cases!(
+    old::HttpMethod,
+    current::HttpMethod {
+        Get,
+        Post,
+        Put,
+        Patch,
+        Delete
+    }
+);
+record!(
+    old::HttpRequest,
+    current::HttpRequest {
+        method,
+        url,
+        headers,
+        body,
+        client_identity
+    }
+);
+record!(
+    old::HttpResponse,
+    current::HttpResponse {
+        status,
+        headers,
+        body
+    }
+);
 record!(old::Exchange, current::Exchange { request, response });
 cases!(old::FieldKind, current::FieldKind { Text, Secret, Url });
-record!(old::ConfigField, current::ConfigField { name, description, kind, required, default });
-record!(old::AdapterInfo, current::AdapterInfo {
-    name, version, contract_version, methods, capabilities, egress_hosts, config_schema
-});
-record!(old::Payer, current::Payer { app_id, openid, client_ip });
-record!(old::OrderRequest, current::OrderRequest {
-    merchant_order_no, amount, description, method, payer, expires_at, attach
-});
-record!(old::MiniProgramParams, current::MiniProgramParams {
-    app_id, time_stamp, nonce_str, package, sign_type, pay_sign
-});
+record!(
+    old::ConfigField,
+    current::ConfigField {
+        name,
+        description,
+        kind,
+        required,
+        default
+    }
+);
+record!(
+    old::AdapterInfo,
+    current::AdapterInfo {
+        name,
+        version,
+        contract_version,
+        methods,
+        capabilities,
+        egress_hosts,
+        config_schema
+    }
+);
+record!(
+    old::Payer,
+    current::Payer {
+        app_id,
+        openid,
+        client_ip
+    }
+);
+record!(
+    old::OrderRequest,
+    current::OrderRequest {
+        merchant_order_no,
+        amount,
+        description,
+        method,
+        payer,
+        expires_at,
+        attach
+    }
+);
+record!(
+    old::MiniProgramParams,
+    current::MiniProgramParams {
+        app_id,
+        time_stamp,
+        nonce_str,
+        package,
+        sign_type,
+        pay_sign
+    }
+);
 cases!(old::PayAction, current::PayAction { MiniProgram(x), Redirect(x), QrCode(x) });
-record!(old::OrderRef, current::OrderRef { merchant_order_no, provider_trade_no, channel_transaction_id });
+record!(
+    old::OrderRef,
+    current::OrderRef {
+        merchant_order_no,
+        provider_trade_no,
+        channel_transaction_id
+    }
+);
 record!(old::OrderCreated, current::OrderCreated { order, action });
-cases!(old::TradeState, current::TradeState { Pending, Paid, Refunded, Closed, Failed });
-record!(old::TradeStatus, current::TradeStatus {
-    order, state, provider_state, amount, paid_at, payer_id
-});
+cases!(
+    old::TradeState,
+    current::TradeState {
+        Pending,
+        Paid,
+        Refunded,
+        Closed,
+        Failed
+    }
+);
+record!(
+    old::TradeStatus,
+    current::TradeStatus {
+        order,
+        state,
+        provider_state,
+        amount,
+        paid_at,
+        payer_id
+    }
+);
 record!(old::QueryRequest, current::QueryRequest { order });
-record!(old::RefundRequest, current::RefundRequest {
-    order, refund_no, amount, order_amount, reason
-});
-cases!(old::RefundState, current::RefundState { Pending, Succeeded, Failed });
-record!(old::RefundStatus, current::RefundStatus {
-    order, refund_no, provider_refund_id, state, provider_state, amount
-});
-record!(old::InboundHttp, current::InboundHttp { method, path, query, headers, body });
+record!(
+    old::RefundRequest,
+    current::RefundRequest {
+        order,
+        refund_no,
+        amount,
+        order_amount,
+        reason
+    }
+);
+cases!(
+    old::RefundState,
+    current::RefundState {
+        Pending,
+        Succeeded,
+        Failed
+    }
+);
+record!(
+    old::RefundStatus,
+    current::RefundStatus {
+        order,
+        refund_no,
+        provider_refund_id,
+        state,
+        provider_state,
+        amount
+    }
+);
+record!(
+    old::InboundHttp,
+    current::InboundHttp {
+        method,
+        path,
+        query,
+        headers,
+        body
+    }
+);
 cases!(old::NotifyEvent, current::NotifyEvent { Payment(x), Refund(x) });
 record!(old::NotifyOutcome, current::NotifyOutcome { events, ack });
-record!(old::ProviderRejection, current::ProviderRejection { code, message, retryable });
+record!(
+    old::ProviderRejection,
+    current::ProviderRejection {
+        code,
+        message,
+        retryable
+    }
+);
 cases!(old::AdapterError, current::AdapterError {
     InvalidConfig(x), InvalidRequest(x), Unsupported(x), ProviderRejected(x),
     MalformedResponse(x), BadSignature(x), Nondeterministic(x)
@@ -171,11 +308,31 @@ mod imports {
     use crate::contract::payhost::adapter::{log as log2, secrets as secrets2};
     use crate::runtime::StepState;
 
-    cases!(secrets::DigestAlgorithm, current::DigestAlgorithm { Md5, Sha1, Sha256, Sha512 });
-    cases!(secrets::KeyEncoding, current::KeyEncoding { Raw, Hex, Base64 });
+    cases!(
+        secrets::DigestAlgorithm,
+        current::DigestAlgorithm {
+            Md5,
+            Sha1,
+            Sha256,
+            Sha512
+        }
+    );
+    cases!(
+        secrets::KeyEncoding,
+        current::KeyEncoding { Raw, Hex, Base64 }
+    );
     cases!(secrets::Part, current::Part { Text(x), Bytes(x), Secret(x) });
     cases!(secrets::SecretError, current::SecretError { UnknownHandle(x), UnusableKey(x), InvalidInput(x) });
-    cases!(log::Level, current::Level { Trace, Debug, Info, Warn, Error });
+    cases!(
+        log::Level,
+        current::Level {
+            Trace,
+            Debug,
+            Info,
+            Warn,
+            Error
+        }
+    );
 
     impl old::Host for StepState {}
 
@@ -195,8 +352,14 @@ mod imports {
             encoding: secrets::KeyEncoding,
             message: Vec<secrets::Part>,
         ) -> Result<Vec<u8>, secrets::SecretError> {
-            secrets2::Host::hmac(self, algorithm.bridge(), key, encoding.bridge(), message.bridge())
-                .bridge()
+            secrets2::Host::hmac(
+                self,
+                algorithm.bridge(),
+                key,
+                encoding.bridge(),
+                message.bridge(),
+            )
+            .bridge()
         }
 
         fn rsa_sha256_sign(

@@ -90,7 +90,9 @@ pub async fn apply_trade_status(
             Decision::NeedsAmount if may_query => {
                 let queried = query(state, merchant, &order).await;
                 return match queried {
-                    Ok(q) => Box::pin(apply_trade_status(state, merchant, order_no, &q, false)).await,
+                    Ok(q) => {
+                        Box::pin(apply_trade_status(state, merchant, order_no, &q, false)).await
+                    }
                     Err(e) => {
                         tracing::info!(
                             merchant = %merchant.id, order = %order_no, error = %e.detail,
@@ -174,12 +176,7 @@ async fn mismatch(
     let event = orders::mismatch_event(order, refund, reason, reported);
     let first = state
         .store
-        .record_mismatch(
-            &merchant.id,
-            &order.merchant_order_no,
-            &fingerprint,
-            &event,
-        )
+        .record_mismatch(&merchant.id, &order.merchant_order_no, &fingerprint, &event)
         .await?;
     if first {
         tracing::warn!(

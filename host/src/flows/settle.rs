@@ -2,7 +2,9 @@
 //! settle a pending refund.
 
 use super::apply::{load, query};
-use super::{Verdict, apply_refund_status, apply_trade_status, call, final_refusal, order_ref, unexpected};
+use super::{
+    Verdict, apply_refund_status, apply_trade_status, call, final_refusal, order_ref, unexpected,
+};
 use crate::api::problem::ApiError;
 use crate::api::{AppState, Merchant};
 use crate::contract::{CloseRequest, RefundQueryRequest, TradeState};
@@ -43,15 +45,18 @@ pub async fn close_expired(
         // call failed, before it heard back): ask first.
         match query(state, merchant, &order).await {
             Ok(status) => {
-                order = apply_trade_status(state, merchant, &order.merchant_order_no, &status, false)
-                    .await?
-                    .0;
+                order =
+                    apply_trade_status(state, merchant, &order.merchant_order_no, &status, false)
+                        .await?
+                        .0;
                 if order.state != OrderState::Pending && order.state != OrderState::Created {
                     return Ok(order);
                 }
             }
             // The provider does not know the order: nobody can pay it.
-            Err(e) if final_refusal(&e) => return store_decision(state, &order, orders::creation_failed).await,
+            Err(e) if final_refusal(&e) => {
+                return store_decision(state, &order, orders::creation_failed).await;
+            }
             Err(e) => return Err(e),
         }
     }
@@ -82,9 +87,11 @@ pub async fn close_expired(
             let now = crate::api::now_ms();
             store_decision(state, &order, |o| orders::close_expired(o, now)).await
         }
-        _ => Ok(apply_trade_status(state, merchant, &order.merchant_order_no, &status, true)
-            .await?
-            .0),
+        _ => Ok(
+            apply_trade_status(state, merchant, &order.merchant_order_no, &status, true)
+                .await?
+                .0,
+        ),
     }
 }
 
@@ -98,13 +105,14 @@ async fn store_decision(
     let mut current = order.clone();
     for _ in 0..5 {
         match decide(&current) {
-            Decision::Apply { order: next, events } => {
-                match state.store.update_order(&next, &events).await {
-                    Ok(saved) => return Ok(saved),
-                    Err(StoreError::Conflict) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            Decision::Apply {
+                order: next,
+                events,
+            } => match state.store.update_order(&next, &events).await {
+                Ok(saved) => return Ok(saved),
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            },
             _ => return Ok(current),
         }
         current = state

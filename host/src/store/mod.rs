@@ -36,7 +36,9 @@ pub enum StoreError {
     Corrupt(String),
     /// An insert under a [`DailyCap`] would take the payer past it; nothing
     /// was written. `counted_minor` is what the payer already has that day.
-    #[error("the payer's daily cap would be exceeded ({counted_minor} minor units already counted)")]
+    #[error(
+        "the payer's daily cap would be exceeded ({counted_minor} minor units already counted)"
+    )]
     CapExceeded { counted_minor: i64 },
 }
 

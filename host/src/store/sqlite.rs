@@ -826,9 +826,12 @@ impl Store for SqliteStore {
             {
                 // On the single writer, this sum and the insert below are
                 // one atomic step.
-                let counted = payer_total_since(conn, &order.merchant_id, &cap.payer_openid, cap.since)?;
+                let counted =
+                    payer_total_since(conn, &order.merchant_id, &cap.payer_openid, cap.since)?;
                 if counted.saturating_add(order.amount_minor) > cap.max_minor {
-                    return Err(StoreError::CapExceeded { counted_minor: counted });
+                    return Err(StoreError::CapExceeded {
+                        counted_minor: counted,
+                    });
                 }
             }
             let inserted = conn
@@ -1809,7 +1812,8 @@ mod tests {
             .map(|i| {
                 let (s, cap) = (s.clone(), cap.clone());
                 tokio::spawn(async move {
-                    s.insert_order_capped(&order(&format!("o{i}")), Some(&cap)).await
+                    s.insert_order_capped(&order(&format!("o{i}")), Some(&cap))
+                        .await
                 })
             })
             .collect();
@@ -1828,10 +1832,20 @@ mod tests {
             Ok(Inserted::Existing(_)) | Err(StoreError::CapExceeded { .. })
         ));
         // A closed order frees its share of the day.
-        let mut o = s.get_order("m1", "o0").await.unwrap().or(s.get_order("m1", "o1").await.unwrap()).unwrap();
+        let mut o = s
+            .get_order("m1", "o0")
+            .await
+            .unwrap()
+            .or(s.get_order("m1", "o1").await.unwrap())
+            .unwrap();
         o.state = OrderState::Closed;
         s.update_order(&o, &[]).await.unwrap();
-        assert!(s.insert_order_capped(&order("late"), Some(&cap)).await.unwrap().is_new());
+        assert!(
+            s.insert_order_capped(&order("late"), Some(&cap))
+                .await
+                .unwrap()
+                .is_new()
+        );
     }
 
     #[tokio::test]
@@ -1852,7 +1866,8 @@ mod tests {
         let mut stale = o.clone();
         stale.version = 99;
         assert!(matches!(
-            s.update_order_completing(&stale, &[], Some(completion(201))).await,
+            s.update_order_completing(&stale, &[], Some(completion(201)))
+                .await,
             Err(StoreError::Conflict)
         ));
         assert_eq!(
@@ -1882,7 +1897,11 @@ mod tests {
         assert!(s.record_mismatch("m1", "o1", "fp-2", &e).await.unwrap());
         let events = s.list_events("m1", 10, None).await.unwrap();
         assert_eq!(events.len(), 2);
-        assert!(events.iter().all(|x| x.event_type == "payment.provider_mismatch"));
+        assert!(
+            events
+                .iter()
+                .all(|x| x.event_type == "payment.provider_mismatch")
+        );
     }
 
     #[tokio::test]

@@ -6,8 +6,8 @@
 
 use payhost::api::AppState;
 use payhost::store::{
-    IdempotencyBegin, Inserted, NewEvent, NotificationRecord, Order, OrderState, OutboxEvent,
-    Refund, Store, StoreError,
+    DailyCap, IdempotencyBegin, Inserted, KeyCompletion, NewEvent, NotificationRecord, Order,
+    OrderState, OutboxEvent, Refund, Store, StoreError,
 };
 use payhost_e2e::front::{Front, MERCHANT_KEY, Options, order_body};
 use reqwest::{Method, StatusCode};
@@ -859,14 +859,37 @@ impl SwitchableStore {
 
 #[async_trait::async_trait]
 impl Store for SwitchableStore {
-    async fn insert_order(&self, order: &Order) -> Result<Inserted<Order>, StoreError> {
-        self.up()?.insert_order(order).await
+    async fn insert_order_capped(
+        &self,
+        order: &Order,
+        cap: Option<&DailyCap>,
+    ) -> Result<Inserted<Order>, StoreError> {
+        self.up()?.insert_order_capped(order, cap).await
     }
     async fn get_order(&self, m: &str, no: &str) -> Result<Option<Order>, StoreError> {
         self.up()?.get_order(m, no).await
     }
-    async fn update_order(&self, order: &Order, events: &[NewEvent]) -> Result<Order, StoreError> {
-        self.up()?.update_order(order, events).await
+    async fn update_order_completing(
+        &self,
+        order: &Order,
+        events: &[NewEvent],
+        completion: Option<KeyCompletion>,
+    ) -> Result<Order, StoreError> {
+        self.up()?
+            .update_order_completing(order, events, completion)
+            .await
+    }
+    async fn record_mismatch(
+        &self,
+        m: &str,
+        no: &str,
+        fingerprint: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        self.up()?.record_mismatch(m, no, fingerprint, event).await
+    }
+    async fn refunds_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Refund>, StoreError> {
+        self.up()?.refunds_to_poll(now, limit).await
     }
     async fn insert_refund(
         &self,

@@ -44,7 +44,9 @@ fn signed(mut fields: payhost_sdk::xml::Fields) -> String {
 fn money_events(metrics: &str, kind: &str) -> u64 {
     metrics
         .lines()
-        .filter(|l| l.starts_with("payhost_money_events_total") && l.contains(&format!("kind=\"{kind}\"")))
+        .filter(|l| {
+            l.starts_with("payhost_money_events_total") && l.contains(&format!("kind=\"{kind}\""))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -85,7 +87,12 @@ async fn a_signed_notification_for_the_wrong_amount_reaches_the_merchant_not_the
     let events = webhooks_of(&f, "payment.provider_mismatch");
     assert_eq!(events.len(), 1, "told once: {events:?}");
     assert_eq!(events[0]["data"]["order"]["merchant_order_no"], "MIS-0001");
-    assert!(events[0]["data"]["reason"].as_str().unwrap().contains("amount"));
+    assert!(
+        events[0]["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("amount")
+    );
     assert_eq!(events[0]["data"]["reported"]["amount"]["minor"], 1);
     assert_eq!(money_events(&f.metrics().await, "payment_mismatch"), 1);
 
@@ -104,7 +111,10 @@ async fn a_payment_after_payhost_gave_up_is_paid_and_marked() {
     f.sim.fail_next("NOAUTH");
     let r = f.create("LATE-0001", 1999).await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
-    assert_eq!(f.get_json("/v1/payments/LATE-0001").await["state"], "failed");
+    assert_eq!(
+        f.get_json("/v1/payments/LATE-0001").await["state"],
+        "failed"
+    );
     // ...yet a correctly signed payment for it arrives.
     let answers = f.sim.notify("LATE-0001", Default::default()).await;
     let body = match answers {
@@ -214,7 +224,12 @@ async fn create_expiring(f: &Front, no: &str, secs: i64) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
 }
 
 async fn state_of(f: &Front, no: &str) -> String {
@@ -253,7 +268,10 @@ async fn an_order_is_not_closed_while_the_provider_times_out_and_its_late_paymen
     // The payer pays; WeChat's notification never arrives.
     f.sim.pay("EXP-0001").unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-    assert!(f.sim.fault_counts().total() > 0, "the reconciler asked the provider");
+    assert!(
+        f.sim.fault_counts().total() > 0,
+        "the reconciler asked the provider"
+    );
     assert_eq!(state_of(&f, "EXP-0001").await, "pending");
     assert!(webhooks_of(&f, "payment.closed").is_empty());
 
@@ -279,10 +297,7 @@ async fn an_expired_order_is_closed_at_the_provider_and_a_payment_after_that_is_
     eventually_state(&f, "EXP-0002", "closed").await;
     assert_eq!(f.sim.trade_state("EXP-0002").as_deref(), Some("CLOSED"));
     assert!(
-        f.sim
-            .requests()
-            .iter()
-            .any(|r| r.path == "/pay/closeorder"),
+        f.sim.requests().iter().any(|r| r.path == "/pay/closeorder"),
         "closed at the provider"
     );
     f.eventually("payment.closed webhook", || {
@@ -330,7 +345,10 @@ async fn a_refund_whose_notification_is_lost_settles_through_refund_query() {
     use payhost_simulators::faults::FaultConfig;
     use payhost_simulators::wechat_v2::RefundStatus;
     let f = Front::start("refund-query", fast_reconciler()).await;
-    assert_eq!(f.create("RQ-0001", 1999).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        f.create("RQ-0001", 1999).await.status(),
+        StatusCode::CREATED
+    );
     let answers = f.sim.notify("RQ-0001", Default::default()).await.unwrap();
     assert!(answers[0].acknowledged());
     let r = f
@@ -346,7 +364,9 @@ async fn a_refund_whose_notification_is_lost_settles_through_refund_query() {
         max_faults: 100,
         ..FaultConfig::none()
     });
-    f.sim.settle_refund("RQ-0001-R1", RefundStatus::Success).unwrap();
+    f.sim
+        .settle_refund("RQ-0001-R1", RefundStatus::Success)
+        .unwrap();
     let path = "/v1/payments/RQ-0001/refunds/RQ-0001-R1";
     for _ in 0..300 {
         if f.get_json(path).await["state"] == "succeeded" {
@@ -355,9 +375,17 @@ async fn a_refund_whose_notification_is_lost_settles_through_refund_query() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(f.get_json(path).await["state"], "succeeded");
-    assert!(f.sim.requests().iter().any(|r| r.path == "/pay/refundquery"));
+    assert!(
+        f.sim
+            .requests()
+            .iter()
+            .any(|r| r.path == "/pay/refundquery")
+    );
     let p = f.get_json("/v1/payments/RQ-0001").await;
-    assert_eq!((p["state"].as_str(), p["refunded_amount"].as_i64()), (Some("partially_refunded"), Some(999)));
+    assert_eq!(
+        (p["state"].as_str(), p["refunded_amount"].as_i64()),
+        (Some("partially_refunded"), Some(999))
+    );
     f.eventually("refund.succeeded webhook", || {
         !webhooks_of(&f, "refund.succeeded").is_empty()
     })

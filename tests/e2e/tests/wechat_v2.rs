@@ -439,7 +439,9 @@ async fn a_component_built_against_contract_0_1_still_serves() {
     else {
         panic!("not a notify outcome")
     };
-    assert!(matches!(&outcome.events[..], [NotifyEvent::Payment(p)] if p.state == TradeState::Paid));
+    assert!(
+        matches!(&outcome.events[..], [NotifyEvent::Payment(p)] if p.state == TradeState::Paid)
+    );
 
     for op in [
         Operation::Close(payhost::contract::CloseRequest {
