@@ -23,6 +23,8 @@ use crate::contract::{AdapterInfo, FieldKind};
 use crate::egress::EgressPolicy;
 use crate::limits::{Industry, LimitSettings, MerchantLimits};
 use crate::merchant::{FieldValue, MerchantConfig};
+use crate::notify_guard::NotifySettings;
+use crate::retention::RetentionSettings;
 use crate::runtime::RuntimeConfig;
 use crate::webhooks::Backoff;
 use figment::providers::{Env, Format, Toml};
@@ -52,13 +54,15 @@ adapters_dir = "target/components"
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "PAYHOST_CONFIG";
 const ENV_PREFIX: &str = "PAYHOST_";
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "store",
     "runtime",
     "egress",
     "webhooks",
     "reconciler",
+    "notify",
+    "retention",
     "merchants",
 ];
 
@@ -294,6 +298,8 @@ pub struct WebhookSettings {
     pub max_backoff_ms: u64,
     /// Per delivery attempt.
     pub timeout_ms: u64,
+    /// Merchants delivered to at the same time (each in order by one task).
+    pub max_concurrent: u32,
 }
 
 impl Default for WebhookSettings {
@@ -303,6 +309,7 @@ impl Default for WebhookSettings {
             initial_backoff_ms: 1000,
             max_backoff_ms: 3_600_000,
             timeout_ms: 10_000,
+            max_concurrent: 16,
         }
     }
 }
@@ -318,6 +325,16 @@ impl WebhookSettings {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// How the delivery worker runs.
+    pub fn delivery(&self) -> crate::delivery::Settings {
+        crate::delivery::Settings {
+            backoff: self.backoff(),
+            timeout: self.timeout(),
+            max_concurrent: self.max_concurrent as usize,
+            tick: crate::delivery::TICK,
+        }
     }
 }
 
@@ -373,6 +390,10 @@ struct RawConfig {
     webhooks: WebhookSettings,
     #[serde(default)]
     reconciler: ReconcilerSettings,
+    #[serde(default)]
+    notify: NotifySettings,
+    #[serde(default)]
+    retention: RetentionSettings,
     #[serde(default)]
     merchants: Vec<RawMerchant>,
 }
@@ -580,6 +601,8 @@ pub struct Config {
     pub egress: EgressSettings,
     pub webhooks: WebhookSettings,
     pub reconciler: ReconcilerSettings,
+    pub notify: NotifySettings,
+    pub retention: RetentionSettings,
     pub merchants: Vec<MerchantSettings>,
 }
 
@@ -815,6 +838,12 @@ impl RawConfig {
         )?;
         positive("webhooks.timeout_ms", self.webhooks.timeout_ms)?;
         positive("reconciler.interval_ms", self.reconciler.interval_ms)?;
+        positive(
+            "webhooks.max_concurrent",
+            u64::from(self.webhooks.max_concurrent),
+        )?;
+        self.notify.check().map_err(|(f, p)| setting(f, p))?;
+        self.retention.check().map_err(|(f, p)| setting(f, p))?;
         if self.webhooks.max_backoff_ms < self.webhooks.initial_backoff_ms {
             return Err(setting(
                 "webhooks.max_backoff_ms",
@@ -866,6 +895,8 @@ impl RawConfig {
             egress: self.egress,
             webhooks: self.webhooks,
             reconciler: self.reconciler,
+            notify: self.notify,
+            retention: self.retention,
             merchants,
         })
     }
@@ -1032,11 +1063,34 @@ impl fmt::Display for Config {
         )?;
         writeln!(
             f,
-            "webhooks:   {} attempts, back-off {} ms to {} ms, {} ms time-out",
+            "webhooks:   {} attempts, back-off {} ms to {} ms, {} ms time-out, {} merchants at once",
             self.webhooks.max_attempts,
             self.webhooks.initial_backoff_ms,
             self.webhooks.max_backoff_ms,
-            self.webhooks.timeout_ms
+            self.webhooks.timeout_ms,
+            self.webhooks.max_concurrent
+        )?;
+        let n = &self.notify;
+        writeln!(
+            f,
+            "notify:     bodies up to {} bytes within {} ms, {}/min and {} at once per merchant; \
+             unverified kept as {} body + {} header bytes",
+            n.max_body_bytes,
+            n.body_timeout_ms,
+            n.per_merchant_per_min,
+            n.per_merchant_concurrent,
+            n.unverified_body_bytes,
+            n.unverified_headers_bytes
+        )?;
+        let r = &self.retention;
+        writeln!(
+            f,
+            "retention:  every {} ms: idempotency {} s, unverified notifications {} s, \
+             delivered events {} s",
+            r.interval_ms,
+            r.idempotency_secs,
+            r.unverified_notifications_secs,
+            r.delivered_events_secs
         )?;
         writeln!(
             f,

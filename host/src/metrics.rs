@@ -53,6 +53,16 @@ struct MoneyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuditLabels {
     action: String,
     outcome: String,
@@ -69,6 +79,42 @@ pub struct Metrics {
     orders: Family<StateLabels, Gauge>,
     adapter_events: Family<AuditLabels, Counter>,
     money_events: Family<MoneyLabels, Counter>,
+    bounds: BoundMetrics,
+}
+
+/// Metrics of the notify endpoint's bounds, the delivery worker and
+/// retention.
+#[derive(Default)]
+struct BoundMetrics {
+    notify_refused: Family<ReasonLabels, Counter>,
+    delivery_passes: Counter,
+    undeliverable: Family<ReasonLabels, Counter>,
+    pruned: Family<KindLabels, Counter>,
+}
+
+impl BoundMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "notify_refused",
+            "Notifications refused before the adapter saw them, by reason",
+            self.notify_refused.clone(),
+        );
+        registry.register(
+            "webhook_delivery_passes",
+            "Reads of the outbox by the webhook delivery worker",
+            self.delivery_passes.clone(),
+        );
+        registry.register(
+            "webhook_undeliverable",
+            "Webhook events marked undeliverable, by reason",
+            self.undeliverable.clone(),
+        );
+        registry.register(
+            "pruned_rows",
+            "Rows deleted by retention, by kind",
+            self.pruned.clone(),
+        );
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -131,6 +177,8 @@ impl Metrics {
             "Adapter loads, refusals, swaps and rollbacks",
             adapter_events.clone(),
         );
+        let bounds = BoundMetrics::default();
+        bounds.register(&mut registry);
         Metrics {
             registry: Mutex::new(registry),
             requests,
@@ -141,6 +189,7 @@ impl Metrics {
             orders,
             adapter_events,
             money_events,
+            bounds,
         }
     }
 
@@ -153,6 +202,37 @@ impl Metrics {
                 kind: kind.into(),
             })
             .inc();
+    }
+
+    /// A notification refused before parsing (`too_large`, `rate_limited`,
+    /// `unverified_budget`, `busy`, `body_timeout`, `unknown_merchant`).
+    pub fn notify_refused(&self, reason: &str) {
+        self.bounds
+            .notify_refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub fn delivery_pass(&self) {
+        self.bounds.delivery_passes.inc();
+    }
+
+    pub fn undeliverable(&self, reason: &str, events: u64) {
+        self.bounds
+            .undeliverable
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc_by(events);
+    }
+
+    pub fn pruned(&self, kind: &str, rows: u64) {
+        self.bounds
+            .pruned
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc_by(rows);
     }
 
     pub fn request(&self, route: &str, status: u16) {

@@ -1,5 +1,6 @@
 //! `payhost serve`: the payment front as one process -- the API, the
-//! webhook delivery worker and the reconciler -- built from a [`Config`].
+//! webhook delivery worker, the reconciler and retention -- built from a
+//! [`Config`].
 
 use crate::api::{self, AppState, Merchant};
 use crate::config::Config;
@@ -94,6 +95,10 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
             config.reconciler.backoff_ms.max(1) as i64,
             config.reconciler.max_backoff_ms.max(1) as i64,
         ),
+        notify_guard: Arc::new(crate::notify_guard::NotifyGuard::new(
+            config.notify.clone(),
+            config.merchants.iter().map(|m| m.id.as_str()),
+        )),
     })
 }
 
@@ -131,9 +136,11 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
     })];
     tasks.push(tokio::spawn(crate::delivery::run(
         state.clone(),
-        config.webhooks.backoff(),
-        config.webhooks.timeout(),
-        std::time::Duration::from_millis(200),
+        config.webhooks.delivery(),
+    )));
+    tasks.push(tokio::spawn(crate::retention::run(
+        state.clone(),
+        config.retention.clone(),
     )));
     tasks.push(tokio::spawn(crate::reconciler::run(
         state.clone(),

@@ -30,8 +30,12 @@ pub struct EventView {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
-    /// delivered, retrying, gave_up or no_callback.
+    /// delivered, retrying, gave_up, undeliverable or no_callback.
     pub status: String,
+    /// Why an `undeliverable` event cannot be delivered:
+    /// `merchant_not_configured` or `no_callback_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub attempts: i64,
     pub delivered_at: Option<i64>,
     pub next_attempt_at: Option<i64>,
@@ -61,6 +65,8 @@ pub async fn list(
         .map(|e| {
             let status = if e.delivered_at.is_some() {
                 "delivered"
+            } else if e.undeliverable.is_some() {
+                "undeliverable"
             } else if e.gave_up {
                 "gave_up"
             } else if merchant.callback_url.is_none() {
@@ -76,6 +82,7 @@ pub async fn list(
                 data: e.payload,
                 delivery: Delivery {
                     status: status.into(),
+                    reason: e.undeliverable,
                     attempts: e.attempts,
                     delivered_at: e.delivered_at.map(|t| t / 1000),
                     next_attempt_at: (e.delivered_at.is_none() && !e.gave_up)

@@ -76,6 +76,8 @@ pub struct AppState {
     pub poll_backoff_ms: (i64, i64),
     /// The bearer token of `/admin/*`; none disables that API.
     pub admin_token: Option<Arc<SecretString>>,
+    /// Size, rate and concurrency bounds of `/v1/notify`.
+    pub notify_guard: Arc<crate::notify_guard::NotifyGuard>,
 }
 
 impl AppState {

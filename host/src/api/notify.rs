@@ -3,18 +3,28 @@
 //! Every notification is recorded with its verdict, verified ones are
 //! applied to their orders, and the provider gets exactly the answer the
 //! adapter produced -- after all of that is committed.
+//!
+//! The endpoint takes no credential, so it is bounded before the adapter
+//! runs ([`crate::notify_guard`]): an unknown adapter or merchant is 404
+//! without the body being read; a merchant over its rate is 429, over its
+//! concurrency 503, both with `Retry-After` and recorded nowhere but in
+//! `/metrics`; a body over the limit is 413, one not received in time 408.
+//! A notification that did not verify is recorded truncated; a verified
+//! one whole.
 
 use super::problem::ApiError;
 use super::{AppState, now_ms};
 use crate::CallError;
 use crate::contract::{HttpMethod, InboundHttp, NotifyEvent};
 use crate::flows::{self, Verdict};
+use crate::notify_guard::{NotifySettings, Refused};
 use crate::runtime::{Operation, Output};
 use crate::store::NotificationRecord;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 
 /// `POST|GET /v1/notify/{adapter}/{merchant}`
 #[utoipa::path(post, path = "/v1/notify/{adapter}/{merchant}",
@@ -28,18 +38,83 @@ pub async fn receive(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let merchant = state
+    let Some(merchant) = state
         .merchants
         .get(&merchant_id)
         .filter(|m| m.adapter == adapter_name)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no merchant `{merchant_id}` using adapter `{adapter_name}`"
-            ))
-        })?
-        .clone();
+        .cloned()
+    else {
+        state.metrics.notify_refused("unknown_merchant");
+        return Err(ApiError::not_found(format!(
+            "no merchant `{merchant_id}` using adapter `{adapter_name}`"
+        )));
+    };
+    let guard = &state.notify_guard;
+    // Held until the answer is ready: the body, the adapter and the store
+    // writes all count against the merchant's concurrency.
+    let _slot = guard.admit(&merchant.id).map_err(|r| refused(&state, r))?;
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let mut record = NotificationRecord {
+        id: 0,
+        merchant_id: merchant.id.clone(),
+        adapter: adapter_name.clone(),
+        received_at: now_ms(),
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or("").to_string(),
+        headers: serde_json::to_value(&headers).unwrap_or_default(),
+        body: Vec::new(),
+        verdict: String::new(),
+        detail: None,
+        merchant_order_no: None,
+        received_bytes: 0,
+    };
+    let body = match read_body(body, &headers, &guard.settings).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge { prefix, received }) => {
+            record.body = prefix;
+            record.received_bytes = received;
+            record.verdict = "too_large".into();
+            let max = guard.settings.max_body_bytes;
+            record.detail = Some(format!("body over the {max}-byte limit"));
+            guard.truncate(&mut record);
+            state.store.record_notification(&record).await?;
+            state.metrics.notify_refused("too_large");
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large",
+                format!(
+                    "a notification body may have at most {max} bytes (`notify.max_body_bytes`)"
+                ),
+            )
+            .with("limit", "notify.max_body_bytes"));
+        }
+        Err(BodyError::Timeout) => {
+            state.metrics.notify_refused("body_timeout");
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "The request body did not arrive in time",
+                format!(
+                    "the body was not received within {} ms (`notify.body_timeout_ms`)",
+                    guard.settings.body_timeout_ms
+                ),
+            ));
+        }
+        Err(BodyError::Broken(e)) => {
+            return Err(ApiError::validation(format!(
+                "the request body could not be read: {e}"
+            )));
+        }
+    };
+    record.received_bytes = body.len() as i64;
+    record.body = body.clone();
     // Parsed by the merchant's active (or pinned) version, whichever
     // version created the order: the contract is the same.
     let adapter = state.adapter_for(&merchant)?;
@@ -49,27 +124,10 @@ pub async fn receive(
         } else {
             HttpMethod::Post
         },
-        path: uri.path().to_string(),
-        query: uri.query().unwrap_or("").to_string(),
-        headers: headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
-        body: body.to_vec(),
-    };
-    let mut record = NotificationRecord {
-        id: 0,
-        merchant_id: merchant.id.clone(),
-        adapter: adapter_name.clone(),
-        received_at: now_ms(),
-        method: method.to_string(),
-        path: inbound.path.clone(),
-        query: inbound.query.clone(),
-        headers: serde_json::to_value(&inbound.headers).unwrap_or_default(),
-        body: inbound.body.clone(),
-        verdict: String::new(),
-        detail: None,
-        merchant_order_no: None,
+        path: record.path.clone(),
+        query: record.query.clone(),
+        headers,
+        body,
     };
     let ctx = state.call_context(&merchant);
     let result = state
@@ -158,6 +216,9 @@ pub async fn receive(
         Err(err) => {
             record.verdict = "unverified".into();
             record.detail = Some(err.to_string());
+            // Anyone can send these: keep enough to investigate, not a
+            // copy of whatever a forger posted.
+            guard.truncate(&mut record);
             state.store.record_notification(&record).await?;
             state.metrics.notification(&adapter_name, &record.verdict);
             match err {
@@ -166,6 +227,82 @@ pub async fn receive(
             }
         }
     }
+}
+
+fn refused(state: &AppState, refusal: Refused) -> ApiError {
+    match refusal {
+        Refused::Rate { retry_after, .. } => {
+            state.metrics.notify_refused("rate_limited");
+            let mut e =
+                ApiError::rate_limited("notify.per_merchant_per_min", retry_after.as_secs().max(1));
+            e.detail = format!("{refusal}; retry in {} s", retry_after.as_secs().max(1));
+            e
+        }
+        Refused::Busy { .. } => {
+            state.metrics.notify_refused("busy");
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "notify_busy",
+                "Too many notifications in progress",
+                format!("{refusal} (`notify.per_merchant_concurrent`); retry shortly"),
+            )
+            .with("limit", "notify.per_merchant_concurrent");
+            e.retry_after = Some(1);
+            e
+        }
+    }
+}
+
+/// Why a body was not taken.
+enum BodyError {
+    /// Over the limit: what was read of it (nothing when Content-Length
+    /// already said so) and how many bytes were read or declared.
+    TooLarge {
+        prefix: Vec<u8>,
+        received: i64,
+    },
+    Timeout,
+    Broken(String),
+}
+
+/// Reads the body up to `max_body_bytes` within `body_timeout_ms`.
+async fn read_body(
+    body: Body,
+    headers: &[(String, String)],
+    settings: &NotifySettings,
+) -> Result<Vec<u8>, BodyError> {
+    let max = settings.max_body_bytes;
+    let declared = headers
+        .iter()
+        .find(|(k, _)| k == header::CONTENT_LENGTH.as_str())
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > max as u64) {
+        return Err(BodyError::TooLarge {
+            prefix: Vec::new(),
+            received: i64::try_from(n).unwrap_or(i64::MAX),
+        });
+    }
+    let read = async {
+        let mut buf = Vec::new();
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+            // One byte past the limit tells "over" from "exactly at it".
+            let room = max + 1 - buf.len();
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if buf.len() > max {
+                let received = buf.len() as i64;
+                return Err(BodyError::TooLarge {
+                    prefix: buf,
+                    received,
+                });
+            }
+        }
+        Ok(buf)
+    };
+    tokio::time::timeout(settings.body_timeout(), read)
+        .await
+        .unwrap_or(Err(BodyError::Timeout))
 }
 
 /// "rejected" if anything contradicted, "unconfirmed" if a paid statement

@@ -250,6 +250,10 @@ pub struct OutboxEvent {
     pub delivered_at: Option<i64>,
     pub last_error: Option<String>,
     pub gave_up: bool,
+    /// Why the event can never be delivered (e.g. `merchant_not_configured`,
+    /// `no_callback_url`); such an event is also `gave_up`.
+    #[serde(default)]
+    pub undeliverable: Option<String>,
 }
 
 /// A provider notification exactly as received, with what the host made of
@@ -270,6 +274,44 @@ pub struct NotificationRecord {
     pub verdict: String,
     pub detail: Option<String>,
     pub merchant_order_no: Option<String>,
+    /// The body's size as received. Larger than `body.len()` when only a
+    /// prefix was kept (notifications that did not verify).
+    #[serde(default)]
+    pub received_bytes: i64,
+}
+
+/// The verdicts of notifications that were not verified as the provider's:
+/// kept truncated, and pruned after their retention period.
+pub const UNVERIFIED_VERDICTS: [&str; 2] = ["unverified", "too_large"];
+
+/// What [`Store::prune`] may delete: rows older than each cutoff (unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrunePolicy {
+    /// Idempotency records created before this.
+    pub idempotency_before: i64,
+    /// Unverified notifications received before this.
+    pub unverified_before: i64,
+    /// Outbox events delivered before this.
+    pub delivered_before: i64,
+    /// Most rows of each kind deleted by one call, so one call is one short
+    /// transaction that payment writes need not wait long for.
+    pub batch: i64,
+}
+
+/// Rows deleted by one [`Store::prune`] call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub idempotency: u64,
+    pub notifications: u64,
+    pub outbox: u64,
+}
+
+impl PruneReport {
+    /// Whether any kind hit the batch size (more may be left).
+    pub fn full(&self, batch: i64) -> bool {
+        let batch = u64::try_from(batch).unwrap_or(0);
+        self.idempotency >= batch || self.notifications >= batch || self.outbox >= batch
+    }
 }
 
 /// Result of an insert that must never create two rows for one key.
@@ -469,4 +511,50 @@ pub trait Store: Send + Sync {
 
     /// Checks the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A merchant's recorded notifications in id order, those with id >
+    /// `after_id`.
+    async fn list_notifications(
+        &self,
+        merchant_id: &str,
+        limit: i64,
+        after_id: Option<i64>,
+    ) -> Result<Vec<NotificationRecord>, StoreError>;
+
+    /// Merchants with at least one due event (as [`Store::due_events`]
+    /// counts them), the one with the oldest due event first.
+    async fn due_merchants(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError>;
+
+    /// [`Store::due_events`] of one merchant.
+    async fn due_events_of(
+        &self,
+        merchant_id: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    /// Marks every event of `merchant_id` still to deliver as undeliverable
+    /// for `reason` (a stable word), with `detail` as its last error.
+    /// Returns how many were marked.
+    async fn mark_undeliverable(
+        &self,
+        merchant_id: &str,
+        reason: &str,
+        detail: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// Makes events of `merchant_id` marked undeliverable for `reason`
+    /// deliverable again, due at `now` (the cause went away). Returns how
+    /// many.
+    async fn revive_undeliverable(
+        &self,
+        merchant_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes, in one transaction, at most `policy.batch` rows of each of:
+    /// idempotency records, unverified notifications and delivered events
+    /// past their cutoffs. Nothing else.
+    async fn prune(&self, policy: &PrunePolicy) -> Result<PruneReport, StoreError>;
 }

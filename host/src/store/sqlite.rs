@@ -43,8 +43,11 @@ use tokio::sync::oneshot;
 
 use super::{
     DailyCap, IdempotencyBegin, Inserted, KeyCompletion, NewEvent, NotificationRecord, Order,
-    OrderState, OutboxEvent, Refund, RefundState, Store, StoreError,
+    OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, RefundState, Store, StoreError,
 };
+
+/// Notification records, delivery scheduling and retention (migration 3).
+mod housekeeping;
 
 /// Most writes committed in one transaction. Larger batches gain little
 /// (the fsync dominates) and make a failed COMMIT fail more callers.
@@ -62,7 +65,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, applied in order and recorded in `schema_migrations`.
 /// Never edit a released entry; append a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, MIGRATION_1),
+    (2, MIGRATION_2),
+    (3, housekeeping::MIGRATION),
+];
 
 /// Contract 0.2's money safety: pending refunds are polled (`refund-query`)
 /// until they settle, and contradicting provider statements are recorded
@@ -191,7 +198,7 @@ const REFUND_COLUMNS: &str = "merchant_id, merchant_order_no, refund_no, amount_
      poll_attempts";
 
 const OUTBOX_COLUMNS: &str = "id, event_id, merchant_id, event_type, payload, created_at, \
-     attempts, next_attempt_at, delivered_at, last_error, gave_up";
+     attempts, next_attempt_at, delivered_at, last_error, gave_up, undeliverable";
 
 /// Counters of the writer, for tests and metrics.
 #[derive(Debug, Default)]
@@ -592,6 +599,7 @@ fn event_from_row(r: &Row<'_>) -> Result<OutboxEvent, StoreError> {
         delivered_at: r.get(8).map_err(sql_err)?,
         last_error: r.get(9).map_err(sql_err)?,
         gave_up: gave_up != 0,
+        undeliverable: r.get(11).map_err(sql_err)?,
     })
 }
 
@@ -1049,8 +1057,8 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO notifications (merchant_id, adapter, received_at, method, path,
-                     query, headers, body, verdict, detail, merchant_order_no)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     query, headers, body, verdict, detail, merchant_order_no, received_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  RETURNING id",
             )
             .and_then(|mut s| {
@@ -1067,6 +1075,7 @@ impl Store for SqliteStore {
                         rec.verdict,
                         rec.detail,
                         rec.merchant_order_no,
+                        rec.received_bytes,
                     ],
                     |r| r.get(0),
                 )
@@ -1317,6 +1326,50 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn list_notifications(
+        &self,
+        merchant_id: &str,
+        limit: i64,
+        after_id: Option<i64>,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        self.notifications_of(merchant_id, limit, after_id).await
+    }
+
+    async fn due_merchants(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.merchants_due(now, limit).await
+    }
+
+    async fn due_events_of(
+        &self,
+        merchant_id: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.events_due_of(merchant_id, now, limit).await
+    }
+
+    async fn mark_undeliverable(
+        &self,
+        merchant_id: &str,
+        reason: &str,
+        detail: &str,
+    ) -> Result<u64, StoreError> {
+        self.set_undeliverable(merchant_id, reason, detail).await
+    }
+
+    async fn revive_undeliverable(
+        &self,
+        merchant_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.unset_undeliverable(merchant_id, reason, now).await
+    }
+
+    async fn prune(&self, policy: &PrunePolicy) -> Result<PruneReport, StoreError> {
+        self.delete_expired(*policy).await
     }
 }
 
@@ -1652,6 +1705,7 @@ mod tests {
             verdict: "rejected".into(),
             detail: Some("bad signature".into()),
             merchant_order_no: Some("o1".into()),
+            received_bytes: 13,
         };
         let (paid, note_id) = {
             let s = SqliteStore::open(&path).unwrap();

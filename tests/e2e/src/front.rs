@@ -76,6 +76,13 @@ pub struct Options {
     pub poll_backoff_ms: u64,
     /// `[egress] timeout_ms`: how long payhost waits for the provider.
     pub egress_timeout_ms: u64,
+    /// `[webhooks] timeout_ms`.
+    pub webhook_timeout_ms: u64,
+    /// TOML appended to the configuration: more sections (`[notify]`,
+    /// `[retention]`) or `[[merchants]]`. `$SIM_URL` and `$DATA_DIR` in it
+    /// are replaced by the simulator's base URL and the data directory
+    /// (which holds `wechat.key` and `webhook.secret`).
+    pub extra_toml: String,
 }
 
 /// Another merchant like shop-1 (same provider account, same limits).
@@ -104,6 +111,8 @@ impl Default for Options {
             extra_merchants: Vec::new(),
             poll_backoff_ms: 5_000,
             egress_timeout_ms: 10_000,
+            webhook_timeout_ms: 2000,
+            extra_toml: String::new(),
         }
     }
 }
@@ -219,7 +228,7 @@ timeout_ms = {egress_timeout}
 initial_backoff_ms = {backoff}
 max_backoff_ms = 1000
 max_attempts = {attempts}
-timeout_ms = 2000
+timeout_ms = {webhook_timeout}
 
 [reconciler]
 interval_ms = {interval}
@@ -245,7 +254,13 @@ mch_id = "{MCH_ID}"
 api_key = "file:{dir}/wechat.key"
 base_url = "{sim}"
 {extra}
+{extra_toml}
 "#,
+            webhook_timeout = options.webhook_timeout_ms,
+            extra_toml = options
+                .extra_toml
+                .replace("$SIM_URL", &sim.base_url())
+                .replace("$DATA_DIR", &data_dir.display().to_string()),
             watch = options.watch,
             keep = options.keep_versions,
             db = data_dir.join("payhost.db").display(),

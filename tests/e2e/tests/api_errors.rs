@@ -7,7 +7,7 @@
 use payhost::api::AppState;
 use payhost::store::{
     DailyCap, IdempotencyBegin, Inserted, KeyCompletion, NewEvent, NotificationRecord, Order,
-    OrderState, OutboxEvent, Refund, Store, StoreError,
+    OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store, StoreError,
 };
 use payhost_e2e::front::{Front, MERCHANT_KEY, Options, order_body};
 use reqwest::{Method, StatusCode};
@@ -971,6 +971,39 @@ impl Store for SwitchableStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.up()?.ping().await
+    }
+    async fn list_notifications(
+        &self,
+        m: &str,
+        limit: i64,
+        after: Option<i64>,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        self.up()?.list_notifications(m, limit, after).await
+    }
+    async fn due_merchants(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.up()?.due_merchants(now, limit).await
+    }
+    async fn due_events_of(
+        &self,
+        m: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.up()?.due_events_of(m, now, limit).await
+    }
+    async fn mark_undeliverable(&self, m: &str, reason: &str, d: &str) -> Result<u64, StoreError> {
+        self.up()?.mark_undeliverable(m, reason, d).await
+    }
+    async fn revive_undeliverable(
+        &self,
+        m: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.up()?.revive_undeliverable(m, reason, now).await
+    }
+    async fn prune(&self, policy: &PrunePolicy) -> Result<PruneReport, StoreError> {
+        self.up()?.prune(policy).await
     }
 }
 
