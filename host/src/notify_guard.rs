@@ -7,7 +7,11 @@
 //! whole body to do so. So what a request may cost is bounded before the
 //! adapter runs (size, rate, concurrency), and what a forgery leaves behind
 //! afterwards (a truncated record, pruned after
-//! `retention.unverified_notifications_secs`). Refusing a genuine
+//! `retention.unverified_notifications_secs`). Forgeries also have a budget
+//! of their own (`unverified_per_min`): a merchant whose notifications
+//! keep failing verification is refused outright until the budget refills,
+//! so a flood costs at most that many adapter runs however fast it comes,
+//! while genuine notifications never count against it. Refusing a genuine
 //! notification in a flood loses nothing: providers retry until they are
 //! acknowledged, and the reconciler queries orders whose notification is
 //! overdue.
@@ -17,8 +21,8 @@ use governor::{Quota, RateLimiter as Gcra};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// `[notify]` as written.
@@ -33,6 +37,11 @@ pub struct NotifySettings {
     pub per_merchant_per_min: u32,
     /// Requests of one merchant in progress at once; 503 beyond.
     pub per_merchant_concurrent: u32,
+    /// Notifications per minute per merchant that may fail verification;
+    /// beyond it (after a burst of `unverified_burst`) every notification
+    /// of that merchant is 429 until the budget refills.
+    pub unverified_per_min: u32,
+    pub unverified_burst: u32,
     /// Body bytes kept of a notification that did not verify.
     pub unverified_body_bytes: usize,
     /// Header (names and values), query string and detail bytes kept of a
@@ -45,8 +54,10 @@ impl Default for NotifySettings {
         Self {
             max_body_bytes: 64 * 1024,
             body_timeout_ms: 5_000,
-            per_merchant_per_min: 600,
+            per_merchant_per_min: 1200,
             per_merchant_concurrent: 4,
+            unverified_per_min: 60,
+            unverified_burst: 10,
             unverified_body_bytes: 2048,
             unverified_headers_bytes: 1024,
         }
@@ -67,6 +78,11 @@ impl NotifySettings {
                 "notify.per_merchant_concurrent",
                 u64::from(self.per_merchant_concurrent),
             ),
+            (
+                "notify.unverified_per_min",
+                u64::from(self.unverified_per_min),
+            ),
+            ("notify.unverified_burst", u64::from(self.unverified_burst)),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((field, "must be greater than zero"));
@@ -92,6 +108,8 @@ pub enum Refused {
     Rate { per_min: u32, retry_after: Duration },
     #[error("{concurrent} notifications for this merchant are already in progress")]
     Busy { concurrent: u32 },
+    #[error("more than {per_min} notifications a minute for this merchant failed verification")]
+    Unverified { per_min: u32, retry_after: Duration },
 }
 
 type Limiter = Gcra<
@@ -104,6 +122,9 @@ type Limiter = Gcra<
 struct Gate {
     rate: Limiter,
     slots: Arc<Semaphore>,
+    unverified: Limiter,
+    /// Set when `unverified` ran out: refuse everything until then.
+    closed_until: Mutex<Option<Instant>>,
 }
 
 /// One rate budget and one set of concurrency slots per configured
@@ -124,13 +145,18 @@ impl std::fmt::Debug for NotifyGuard {
 
 impl NotifyGuard {
     pub fn new<'a>(settings: NotifySettings, merchants: impl IntoIterator<Item = &'a str>) -> Self {
-        let per_min = NonZeroU32::new(settings.per_merchant_per_min).unwrap_or(NonZeroU32::MIN);
+        let nonzero = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        let per_min = nonzero(settings.per_merchant_per_min);
+        let unverified = Quota::per_minute(nonzero(settings.unverified_per_min))
+            .allow_burst(nonzero(settings.unverified_burst));
         let gates = merchants
             .into_iter()
             .map(|id| {
                 let gate = Gate {
                     rate: Gcra::direct(Quota::per_minute(per_min)),
                     slots: Arc::new(Semaphore::new(settings.per_merchant_concurrent as usize)),
+                    unverified: Gcra::direct(unverified),
+                    closed_until: Mutex::new(None),
                 };
                 (id.to_string(), gate)
             })
@@ -145,6 +171,13 @@ impl NotifyGuard {
         let Some(gate) = self.gates.get(merchant) else {
             return Ok(None);
         };
+        let closed = *gate.closed_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(left) = closed.and_then(|until| until.checked_duration_since(Instant::now())) {
+            return Err(Refused::Unverified {
+                per_min: self.settings.unverified_per_min,
+                retry_after: left,
+            });
+        }
         // The slot first: a request refused as busy keeps its rate budget.
         let permit = gate
             .slots
@@ -158,6 +191,22 @@ impl NotifyGuard {
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
         })?;
         Ok(Some(permit))
+    }
+
+    /// Counts a notification of `merchant` that failed verification; past
+    /// the budget, closes the merchant's endpoint until it refills.
+    pub fn unverified(&self, merchant: &str) {
+        let Some(gate) = self.gates.get(merchant) else {
+            return;
+        };
+        if let Err(not_until) = gate.unverified.check() {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let until = Instant::now() + wait;
+            let mut closed = gate.closed_until.lock().unwrap_or_else(|p| p.into_inner());
+            if closed.is_none_or(|c| c < until) {
+                *closed = Some(until);
+            }
+        }
     }
 
     /// Cuts a record of a notification that did not verify down to the
@@ -283,6 +332,37 @@ mod tests {
             } => {
                 assert_eq!(per_min, 3);
                 assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(20));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(guard.admit("b").is_ok());
+    }
+
+    #[test]
+    fn forgeries_past_their_budget_close_the_merchant() {
+        let guard = NotifyGuard::new(
+            NotifySettings {
+                unverified_per_min: 6,
+                unverified_burst: 2,
+                ..Default::default()
+            },
+            ["a", "b"],
+        );
+        for _ in 0..2 {
+            assert!(guard.admit("a").is_ok());
+            guard.unverified("a");
+        }
+        // The burst is spent but not exceeded: still open.
+        assert!(guard.admit("a").is_ok());
+        guard.unverified("a");
+        match guard.admit("a").unwrap_err() {
+            Refused::Unverified {
+                per_min,
+                retry_after,
+            } => {
+                assert_eq!(per_min, 6);
+                // One more forgery is allowed every 10 s.
+                assert!(retry_after <= Duration::from_secs(10), "{retry_after:?}");
             }
             other => panic!("{other:?}"),
         }

@@ -219,6 +219,7 @@ pub async fn receive(
             // Anyone can send these: keep enough to investigate, not a
             // copy of whatever a forger posted.
             guard.truncate(&mut record);
+            guard.unverified(&merchant.id);
             state.store.record_notification(&record).await?;
             state.metrics.notification(&adapter_name, &record.verdict);
             match err {
@@ -235,6 +236,13 @@ fn refused(state: &AppState, refusal: Refused) -> ApiError {
             state.metrics.notify_refused("rate_limited");
             let mut e =
                 ApiError::rate_limited("notify.per_merchant_per_min", retry_after.as_secs().max(1));
+            e.detail = format!("{refusal}; retry in {} s", retry_after.as_secs().max(1));
+            e
+        }
+        Refused::Unverified { retry_after, .. } => {
+            state.metrics.notify_refused("unverified_budget");
+            let mut e =
+                ApiError::rate_limited("notify.unverified_per_min", retry_after.as_secs().max(1));
             e.detail = format!("{refusal}; retry in {} s", retry_after.as_secs().max(1));
             e
         }

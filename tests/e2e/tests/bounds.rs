@@ -219,6 +219,33 @@ async fn the_notify_rate_is_per_merchant_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn forgeries_past_their_budget_close_that_merchant_only() {
+    let f = Front::start(
+        "notify-forged",
+        Options {
+            extra_toml: format!(
+                "[notify]\nunverified_burst = 2\n{}",
+                merchant_toml("shop-2", SHOP2_KEY, None)
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    // The third forgery overdraws the budget; the fourth is not parsed.
+    for _ in 0..3 {
+        let r = post_notify(&f, NOTIFY, forged(500)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = post_notify(&f, NOTIFY, forged(500)).await;
+    assert!(r.headers().contains_key("retry-after"));
+    let doc = problem(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(doc["limit"], "notify.unverified_per_min");
+    assert_eq!(notifications(&f, "shop-1").await.len(), 3);
+    let r = post_notify(&f, "/v1/notify/wechat-v2/shop-2", forged(500)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn notify_concurrency_is_per_merchant_503_beyond() {
     let f = Front::start(
         "notify-busy",
