@@ -25,7 +25,6 @@
 //! docs/benchmarks.md. Knobs: `FLOOD_REQUESTS` (10000), `FLOOD_BODY_BYTES`
 //! (16384), `FLOOD_CONNECTIONS` (32), `FLOOD_BASELINE` (200 creates).
 
-use payhost::store::Store;
 use payhost_e2e::front::{Front, MERCHANT_KEY, Options, order_body};
 use std::collections::BTreeMap;
 use std::sync::Arc;
