@@ -241,6 +241,9 @@ pub struct RuntimeSettings {
     pub cache_dir: Option<PathBuf>,
     pub memory_limit_mib: u64,
     pub step_deadline_ms: u64,
+    /// Wall-clock bound of one whole adapter operation (all its steps and
+    /// requests).
+    pub operation_deadline_ms: u64,
     pub max_steps: usize,
     pub max_instances: u32,
     /// How many previous versions of each adapter stay loaded for rollback
@@ -260,6 +263,7 @@ impl Default for RuntimeSettings {
             cache_dir: None,
             memory_limit_mib: (d.memory_limit / (1024 * 1024)) as u64,
             step_deadline_ms: d.step_deadline.as_millis() as u64,
+            operation_deadline_ms: d.operation_deadline.as_millis() as u64,
             max_steps: d.max_steps,
             max_instances: d.max_instances,
             keep_versions: 5,
@@ -687,6 +691,7 @@ impl Config {
         RuntimeConfig {
             memory_limit: (self.runtime.memory_limit_mib as usize).saturating_mul(1024 * 1024),
             step_deadline: Duration::from_millis(self.runtime.step_deadline_ms),
+            operation_deadline: Duration::from_millis(self.runtime.operation_deadline_ms),
             max_steps: self.runtime.max_steps,
             max_instances: self.runtime.max_instances,
             cache_dir: self.runtime.cache_dir.clone(),
@@ -820,6 +825,10 @@ impl RawConfig {
         };
         positive("runtime.memory_limit_mib", self.runtime.memory_limit_mib)?;
         positive("runtime.step_deadline_ms", self.runtime.step_deadline_ms)?;
+        positive(
+            "runtime.operation_deadline_ms",
+            self.runtime.operation_deadline_ms,
+        )?;
         positive("runtime.max_steps", self.runtime.max_steps as u64)?;
         positive(
             "runtime.max_instances",

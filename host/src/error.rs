@@ -14,7 +14,7 @@ pub enum LoadError {
     Compile(String),
     /// The component imports something the host does not provide.
     #[error(
-        "the component imports `{0}`, which payhost does not provide (adapters may import only payhost:adapter/secrets, payhost:adapter/log and WASI)"
+        "the component imports `{0}`, which payhost does not provide (adapters may import only payhost:adapter/secrets, payhost:adapter/log and WASI 0.2 cli, clocks, filesystem types and preopens, io and random)"
     )]
     ForeignImport(String),
     /// The component does not export the `adapter` world's functions.
@@ -41,9 +41,23 @@ pub enum CallError {
     /// adapter is the panic message.
     #[error("adapter trapped: {message}")]
     Trap { message: String },
-    /// A step ran longer than the step deadline.
+    /// A step ran longer than the step deadline (guest code, a host call,
+    /// or a WASI wait that would end past it).
     #[error("adapter exceeded its step deadline")]
     Deadline,
+    /// The whole operation (all steps and requests) ran longer than the
+    /// operation deadline.
+    #[error("adapter operation exceeded its deadline of {limit:?}")]
+    OperationDeadline { limit: std::time::Duration },
+    /// Something the adapter returned or asked to send is over its size
+    /// limit; `field` names it (`order_created.action.redirect`,
+    /// `request.headers`, `notify.events`, ...).
+    #[error("the adapter's `{field}` is over its limit of {limit} {unit}")]
+    TooLarge {
+        field: String,
+        limit: usize,
+        unit: &'static str,
+    },
     /// The adapter tried to grow its memory past the configured cap.
     #[error("adapter exceeded its memory limit")]
     MemoryLimit,

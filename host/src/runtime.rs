@@ -1,6 +1,17 @@
 //! The adapter runtime: one wasmtime engine, compiled components cached by
 //! digest, a fresh store per step, and the I/O loop that performs the
 //! requests adapters ask for.
+//!
+//! The sandbox's limits live in submodules: [`wasi`] (the deterministic,
+//! non-blocking WASI subset), [`log_limits`] (what an adapter may log) and
+//! [`output_limits`] (what it may return or ask to send). Time is bounded
+//! twice: epochs interrupt guest code past `step_deadline`, and a
+//! wall-clock timeout around every step and every operation holds even
+//! inside host calls.
+
+mod log_limits;
+mod output_limits;
+mod wasi;
 
 use crate::contract::v0_1::{self, Bridge};
 use crate::contract::{
@@ -18,7 +29,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -26,8 +37,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// How often the epoch advances; a step deadline is a whole number of ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// How much WASI stdout/stderr one step may write before writes fail.
-const STDIO_CAPACITY: usize = 64 * 1024;
+/// How much WASI stdout/stderr one step may write before writes fail
+/// (what reaches the log is further capped by [`log_limits`]).
+const STDIO_CAPACITY: usize = log_limits::STEP_BYTES;
+/// How long past `step_deadline` a caller waits for a step whose epoch
+/// interruption did not end it (a host call running long): a step's
+/// caller never waits more than `step_deadline + STEP_GRACE`.
+const STEP_GRACE: Duration = Duration::from_millis(100);
 
 /// Limits and settings of a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -36,6 +52,9 @@ pub struct RuntimeConfig {
     pub memory_limit: usize,
     /// Longest guest time one step may take.
     pub step_deadline: Duration,
+    /// Longest one whole operation may take, steps and requests included;
+    /// its caller gets [`CallError::OperationDeadline`] then.
+    pub operation_deadline: Duration,
     /// Most requests one operation may ask for.
     pub max_steps: usize,
     /// Size of the instance pool: steps running at the same time.
@@ -51,6 +70,7 @@ impl Default for RuntimeConfig {
         Self {
             memory_limit: 64 * 1024 * 1024,
             step_deadline: Duration::from_secs(1),
+            operation_deadline: Duration::from_secs(30),
             max_steps: 8,
             max_instances: 128,
             cache_dir: None,
@@ -121,6 +141,7 @@ struct Counters {
     compiled: AtomicUsize,
     disk_hits: AtomicUsize,
     disk_rejected: AtomicUsize,
+    log_lines_dropped: AtomicUsize,
 }
 
 /// Loads adapters and runs their operations. Cheap to share behind an `Arc`.
@@ -176,8 +197,9 @@ impl Runtime {
         // versioned) interfaces; both sets live side by side.
         v0_1::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
-        // For adapters written in other languages; the context grants nothing.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wt)?;
+        // For adapters written in other languages: only the deterministic,
+        // non-blocking subset, over a context that grants nothing.
+        wasi::add_to_linker(&mut linker).map_err(wt)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -244,6 +266,11 @@ impl Runtime {
     /// How many components were loaded from the disk cache.
     pub fn disk_cache_hits(&self) -> usize {
         self.counters.disk_hits.load(Ordering::Relaxed)
+    }
+
+    /// How many adapter log lines were dropped over the log limits.
+    pub fn dropped_log_lines(&self) -> usize {
+        self.counters.log_lines_dropped.load(Ordering::Relaxed)
     }
 
     /// How many disk cache entries were found corrupt or foreign and discarded.
@@ -369,26 +396,22 @@ impl Runtime {
                             .any(|s| major_minor(v).is_some() && major_minor(v) == major_minor(s))
                     })
             });
-            // WASI is checked against what the linker has when linking.
-            if !ours && !name.starts_with("wasi:") {
+            if !ours && !wasi::provides(name) {
                 return Err(LoadError::ForeignImport(name.to_string()));
             }
         }
         Ok(())
     }
 
-    fn new_store(&self, log: LogSink, secrets: SecretTable, masker: Masker) -> Store<StepState> {
+    fn new_store(
+        &self,
+        log: LogSink,
+        secrets: SecretTable,
+        masker: Masker,
+        call: &CallContext,
+    ) -> Store<StepState> {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
-        // Nothing granted: no preopened directories, no environment, no
-        // arguments, no sockets or name lookups.
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         let state = StepState {
             secrets,
             masker,
@@ -397,7 +420,12 @@ impl Runtime {
                 limit: self.config.memory_limit,
                 hit: false,
             },
-            wasi,
+            deadline: StepDeadline {
+                at: Instant::now() + self.config.step_deadline,
+                hit: false,
+            },
+            sandbox: wasi::Sandbox::new(call.timestamp, call.seed, self.config.step_deadline),
+            wasi: wasi::empty_ctx(stdout.clone(), stderr.clone()),
             table: ResourceTable::new(),
             stdout,
             stderr,
@@ -410,8 +438,19 @@ impl Runtime {
     }
 
     fn describe(&self, pre: &AnyAdapterPre<StepState>) -> Result<AdapterInfo, LoadError> {
-        let log = LogSink::new("(loading)".into(), String::new(), "describe".into());
-        let mut store = self.new_store(log, SecretTable::new(), Masker::default());
+        let log = LogSink::new(
+            "(loading)".into(),
+            String::new(),
+            "describe".into(),
+            Default::default(),
+        );
+        let ctx = CallContext {
+            request_id: "describe".into(),
+            timestamp: 0,
+            seed: 0,
+            notify_url: String::new(),
+        };
+        let mut store = self.new_store(log, SecretTable::new(), Masker::default(), &ctx);
         let result = match pre {
             AnyAdapterPre::Current(pre) => pre
                 .instantiate(&mut store)
@@ -421,17 +460,50 @@ impl Runtime {
                 .and_then(|a| a.call_describe(&mut store))
                 .map(Bridge::bridge),
         };
-        store.data().flush_stdio();
+        store.data_mut().flush_stdio();
         result.map_err(|e| LoadError::Describe(Box::new(classify(e, store.data()))))
     }
 
-    /// Runs one operation to completion: steps, requests, replays.
+    /// Runs one operation to completion (steps, requests, replays) within
+    /// `operation_deadline` of wall-clock time.
     pub async fn call(
         &self,
         adapter: &LoadedAdapter,
         merchant: &MerchantConfig,
         call: CallContext,
         op: Operation,
+    ) -> Result<Output, CallError> {
+        let log = Arc::new(log_limits::OperationLog::default());
+        let request_id = call.request_id.clone();
+        let limit = self.config.operation_deadline;
+        let operation = self.run_operation(adapter, merchant, call, op, &log);
+        let result = tokio::time::timeout(limit, operation)
+            .await
+            .unwrap_or(Err(CallError::OperationDeadline { limit }));
+        let (lines, bytes) = log.dropped();
+        if lines > 0 {
+            self.counters
+                .log_lines_dropped
+                .fetch_add(lines, Ordering::Relaxed);
+            tracing::warn!(
+                target: "payhost::adapter",
+                adapter = %adapter.info.name,
+                %request_id,
+                dropped_lines = lines,
+                dropped_bytes = bytes,
+                "adapter log over its limits; lines dropped"
+            );
+        }
+        result
+    }
+
+    async fn run_operation(
+        &self,
+        adapter: &LoadedAdapter,
+        merchant: &MerchantConfig,
+        call: CallContext,
+        op: Operation,
+        log: &Arc<log_limits::OperationLog>,
     ) -> Result<Output, CallError> {
         let resolved = Arc::new(merchant.validate(&adapter.info)?);
         let masker = resolved.masker();
@@ -440,7 +512,7 @@ impl Runtime {
         let mut exchanges: Vec<Exchange> = Vec::new();
         loop {
             let request = match self
-                .step(adapter, &resolved, &masker, &call, &op, &exchanges)
+                .step(adapter, &resolved, &masker, &call, &op, &exchanges, log)
                 .await?
             {
                 Step::Done(Ok(out)) => return Ok(out),
@@ -478,6 +550,7 @@ impl Runtime {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
         adapter: &LoadedAdapter,
@@ -486,29 +559,43 @@ impl Runtime {
         call: &Arc<CallContext>,
         op: &Arc<Operation>,
         exchanges: &[Exchange],
+        log: &Arc<log_limits::OperationLog>,
     ) -> Result<Step, CallError> {
         let (entries, secrets) = resolved.entries();
         let log = LogSink::new(
             adapter.info.name.clone(),
             adapter.info.version.clone(),
             call.request_id.clone(),
+            log.clone(),
         );
-        let mut store = self.new_store(log, secrets, masker.clone());
+        let mut store = self.new_store(log, secrets, masker.clone(), call);
         let pre = adapter.pre.clone();
         let (call, op, exchanges) = (call.clone(), op.clone(), exchanges.to_vec());
         let masker = masker.clone();
         // Guest code blocks its thread until it returns or its deadline
         // hits; keep it off the async workers.
-        tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let result = run_step(&mut store, &pre, &call, &entries, &op, &exchanges);
-            store.data().flush_stdio();
+            store.data_mut().flush_stdio();
+            let state = store.data();
             match result {
+                // A step whose host calls ran past the deadline is late
+                // even if it then finished.
+                Ok(_) if state.deadline.hit => Err(CallError::Deadline),
                 Ok(step) => Ok(step.masked(&masker)),
-                Err(e) => Err(classify(e, store.data())),
+                Err(e) => Err(classify(e, state)),
             }
-        })
-        .await
-        .map_err(|e| CallError::Host(format!("adapter step task failed: {e}")))?
+        });
+        // Epochs cannot interrupt a host call; this bound holds anyway. A
+        // step abandoned here ends by its epoch once back in guest code.
+        let step = match tokio::time::timeout(self.config.step_deadline + STEP_GRACE, task).await {
+            Ok(joined) => {
+                joined.map_err(|e| CallError::Host(format!("adapter step task failed: {e}")))??
+            }
+            Err(_) => return Err(CallError::Deadline),
+        };
+        output_limits::check_step(&step)?;
+        Ok(step)
     }
 }
 
@@ -681,6 +768,9 @@ fn classify(e: wasmtime::Error, state: &StepState) -> CallError {
     if state.limits.hit {
         return CallError::MemoryLimit;
     }
+    if state.deadline.hit {
+        return CallError::Deadline;
+    }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Deadline,
         Some(trap) => {
@@ -702,20 +792,41 @@ pub(crate) struct LogSink {
     version: String,
     request_id: String,
     last_error: Option<String>,
+    budget: log_limits::LogBudget,
 }
 
 impl LogSink {
-    fn new(adapter: String, version: String, request_id: String) -> Self {
+    fn new(
+        adapter: String,
+        version: String,
+        request_id: String,
+        operation: Arc<log_limits::OperationLog>,
+    ) -> Self {
         Self {
             adapter,
             version,
             request_id,
             last_error: None,
+            budget: log_limits::LogBudget::new(operation),
         }
     }
 
-    /// Records an (already masked) adapter log line.
-    pub(crate) fn emit(&mut self, level: Level, message: &str) {
+    /// Masks and records an adapter log line, within the log limits. A
+    /// line over them is only counted: not masked, not kept.
+    pub(crate) fn record(&mut self, level: Level, message: &str, masker: &Masker) {
+        if !self.budget.has_room() {
+            self.budget.drop_line(message.len());
+            return;
+        }
+        // Mask before cutting, so a cut cannot leave half a secret.
+        let masked = masker.mask(message);
+        let line = log_limits::truncate_line(&masked);
+        if self.budget.admit(line.len()) {
+            self.emit(level, &line);
+        }
+    }
+
+    fn emit(&mut self, level: Level, message: &str) {
         let (a, v, r) = (&self.adapter, &self.version, &self.request_id);
         match level {
             Level::Trace => {
@@ -735,6 +846,23 @@ impl LogSink {
                 self.last_error = Some(message.to_string());
             }
         }
+    }
+}
+
+/// The real-time end of a step, which host calls (where epochs cannot
+/// interrupt) check before doing work.
+#[derive(Debug)]
+pub(crate) struct StepDeadline {
+    at: Instant,
+    hit: bool,
+}
+
+impl StepDeadline {
+    /// Whether the deadline has passed; once it has, the step's result is
+    /// the deadline error whatever the guest does next.
+    pub(crate) fn passed(&mut self) -> bool {
+        self.hit |= Instant::now() >= self.at;
+        self.hit
     }
 }
 
@@ -776,12 +904,15 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 }
 
 /// The data of one step's store: the merchant's secrets for this step,
-/// limits, log and the (empty) WASI context.
+/// limits, log, and the WASI context (empty) with its deterministic clocks
+/// and randomness.
 pub struct StepState {
     pub(crate) secrets: SecretTable,
     pub(crate) masker: Masker,
     pub(crate) log: LogSink,
+    pub(crate) deadline: StepDeadline,
     limits: MemoryCap,
+    sandbox: wasi::Sandbox,
     wasi: WasiCtx,
     table: ResourceTable,
     stdout: MemoryOutputPipe,
@@ -789,17 +920,25 @@ pub struct StepState {
 }
 
 impl StepState {
-    /// Sends what a WASI adapter printed to the log, masked.
-    fn flush_stdio(&self) {
-        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+    /// Sends what a WASI adapter printed to the log (info for stdout,
+    /// warn for stderr), masked and within the log limits.
+    fn flush_stdio(&mut self) {
+        for (level, pipe) in [(Level::Info, &self.stdout), (Level::Warn, &self.stderr)] {
             let bytes = pipe.contents();
-            if bytes.is_empty() {
-                continue;
-            }
+            // Mask the whole text: a secret may span what becomes two lines.
             let text = self.masker.mask(&String::from_utf8_lossy(&bytes));
             for line in text.lines().filter(|l| !l.is_empty()) {
-                tracing::info!(target: "payhost::adapter", adapter = %self.log.adapter, request_id = %self.log.request_id, stream, "{line}");
+                self.log.record(level, line, &Masker::default());
             }
+        }
+    }
+}
+
+impl wasi::HasSandbox for StepState {
+    fn sandbox(&mut self) -> wasi::SandboxView<'_> {
+        wasi::SandboxView {
+            sandbox: &mut self.sandbox,
+            table: &mut self.table,
         }
     }
 }

@@ -2,7 +2,12 @@
 //!
 //! Secret operations delegate to [`payhost_sdk::native::SecretTable`], the
 //! same code the SDK's native test harness uses, so an adapter signs in
-//! production exactly as in its unit tests.
+//! production exactly as in its unit tests, under the same size limits
+//! ([`native::MAX_PARTS`], [`native::MAX_MESSAGE_BYTES`]).
+//!
+//! Epoch interruption cannot stop a step inside a host call, so each
+//! operation first checks the step's deadline itself: once it has passed,
+//! every secret operation is refused and the step ends as a deadline.
 
 use crate::contract::payhost::adapter::{log, secrets, types};
 use crate::contract::{DigestAlgorithm, KeyEncoding, Level, Part, SecretError};
@@ -13,9 +18,19 @@ payhost_sdk::native_conversions!();
 
 impl types::Host for StepState {}
 
+/// The error of a secret operation attempted after the step's deadline.
+fn past_deadline() -> SecretError {
+    SecretError::InvalidInput("the step's deadline has passed".into())
+}
+
 impl secrets::Host for StepState {
     fn digest(&mut self, algorithm: DigestAlgorithm, p: Vec<Part>) -> Result<Vec<u8>, SecretError> {
-        self.secrets.digest(alg(algorithm), &parts(&p)).map_err(err)
+        if self.deadline.passed() {
+            return Err(past_deadline());
+        }
+        self.secrets
+            .digest(alg(algorithm), &parts(&p)?)
+            .map_err(err)
     }
 
     fn hmac(
@@ -25,12 +40,18 @@ impl secrets::Host for StepState {
         encoding: KeyEncoding,
         message: Vec<Part>,
     ) -> Result<Vec<u8>, SecretError> {
+        if self.deadline.passed() {
+            return Err(past_deadline());
+        }
         self.secrets
-            .hmac(alg(algorithm), key, enc(encoding), &parts(&message))
+            .hmac(alg(algorithm), key, enc(encoding), &parts(&message)?)
             .map_err(err)
     }
 
     fn rsa_sha256_sign(&mut self, key: u32, message: Vec<u8>) -> Result<Vec<u8>, SecretError> {
+        if self.deadline.passed() {
+            return Err(past_deadline());
+        }
         self.secrets.rsa_sha256_sign(key, &message).map_err(err)
     }
 
@@ -40,6 +61,9 @@ impl secrets::Host for StepState {
         message: Vec<u8>,
         signature: Vec<u8>,
     ) -> Result<bool, SecretError> {
+        if self.deadline.passed() {
+            return Err(past_deadline());
+        }
         native::rsa_sha256_verify(&public_key_pem, &message, &signature).map_err(err)
     }
 
@@ -50,6 +74,9 @@ impl secrets::Host for StepState {
         associated_data: Vec<u8>,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, SecretError> {
+        if self.deadline.passed() {
+            return Err(past_deadline());
+        }
         self.secrets
             .aes_256_gcm_decrypt(key, &nonce, &associated_data, &ciphertext)
             .map_err(err)
@@ -60,27 +87,17 @@ impl secrets::Host for StepState {
         key: u32,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, SecretError> {
+        if self.deadline.passed() {
+            return Err(past_deadline());
+        }
         self.secrets
             .aes_256_ecb_decrypt_md5_key(key, &ciphertext)
             .map_err(err)
     }
 }
 
-/// Longest adapter log line kept; a hostile adapter must not be able to
-/// flood the host's log with one call.
-const MAX_LOG_LINE: usize = 4096;
-
 impl log::Host for StepState {
     fn log(&mut self, level: Level, message: String) {
-        let mut message = self.masker.mask(&message);
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [truncated]");
-        }
-        self.log.emit(level, &message);
+        self.log.record(level, &message, &self.masker);
     }
 }

@@ -14,6 +14,26 @@ use hmac::Mac;
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Digest as _;
 
+/// Most parts one message of `digest` or `hmac` may have. Real signatures
+/// splice a handful (WeChat v2: the sorted field string and `&key=`); the
+/// cap keeps the host's copy of a guest's part list small.
+pub const MAX_PARTS: usize = 64;
+
+/// Most bytes one message or input of a secret operation may weigh. A
+/// signed provider request is a few kilobytes; without a cap one call over
+/// 500,000 copies of a 4 KiB secret made the host hash 2 GB in one host
+/// call, where the step's deadline cannot interrupt it.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// What a secret part weighs against [`MAX_MESSAGE_BYTES`] at the least.
+/// Weighing secrets by their real length would let an adapter find a
+/// secret's length by probing the cap with text just under it.
+pub const SECRET_PART_WEIGHT: usize = 64 * 1024;
+
+/// Longest PEM public key `rsa-sha256-verify` accepts (an 8192-bit key is
+/// about 1.5 KiB).
+pub const MAX_PUBLIC_KEY_PEM: usize = 16 * 1024;
+
 /// Which digest an operation uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DigestAlgorithm {
@@ -105,16 +125,51 @@ impl SecretTable {
         self.values.iter().map(|s| s.expose_secret())
     }
 
-    fn concat(&self, parts: &[Part<'_>]) -> Result<Vec<u8>, CryptoError> {
-        let mut out = Vec::new();
+    /// Refuses a message that is too long or has too many parts, or
+    /// whose hash would be a function of secrets alone, before any work.
+    fn check_message(&self, parts: &[Part<'_>]) -> Result<(), CryptoError> {
+        check_part_count(parts.len())?;
+        let mut weight = 0usize;
+        let mut has_secret = false;
+        let mut has_public = false;
+        for part in parts {
+            weight = weight.saturating_add(match part {
+                Part::Text(t) => t.len(),
+                Part::Bytes(b) => b.len(),
+                Part::Secret(h) => {
+                    has_secret = true;
+                    self.get(*h)?.len().max(SECRET_PART_WEIGHT)
+                }
+            });
+            has_public |= matches!(part, Part::Text(t) if !t.is_empty())
+                || matches!(part, Part::Bytes(b) if !b.is_empty());
+        }
+        if weight > MAX_MESSAGE_BYTES {
+            return Err(CryptoError::InvalidInput(format!(
+                "the message is over the limit of {MAX_MESSAGE_BYTES} bytes (each secret part counts as at least {SECRET_PART_WEIGHT})"
+            )));
+        }
+        // MD5 of the WeChat v2 API key alone is the key that decrypts its
+        // refund notifications: a digest of secrets alone is key material.
+        if has_secret && !has_public {
+            return Err(CryptoError::InvalidInput(
+                "a digest or HMAC of secrets alone is refused: the message needs non-secret content"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Feeds the parts to `sink` one by one: no copy of the whole message.
+    fn feed(&self, parts: &[Part<'_>], mut sink: impl FnMut(&[u8])) -> Result<(), CryptoError> {
         for part in parts {
             match part {
-                Part::Text(t) => out.extend_from_slice(t.as_bytes()),
-                Part::Bytes(b) => out.extend_from_slice(b),
-                Part::Secret(h) => out.extend_from_slice(self.get(*h)?),
+                Part::Text(t) => sink(t.as_bytes()),
+                Part::Bytes(b) => sink(b),
+                Part::Secret(h) => sink(self.get(*h)?),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn key_bytes(&self, handle: u32, encoding: KeyEncoding) -> Result<Vec<u8>, CryptoError> {
@@ -134,8 +189,21 @@ impl SecretTable {
 
     /// Digest of the concatenation of `parts`.
     pub fn digest(&self, alg: DigestAlgorithm, parts: &[Part<'_>]) -> Result<Vec<u8>, CryptoError> {
-        let msg = self.concat(parts)?;
-        Ok(digest(alg, &msg))
+        self.check_message(parts)?;
+        fn run<D: sha2::Digest>(
+            t: &SecretTable,
+            parts: &[Part<'_>],
+        ) -> Result<Vec<u8>, CryptoError> {
+            let mut d = D::new();
+            t.feed(parts, |b| d.update(b))?;
+            Ok(d.finalize().to_vec())
+        }
+        match alg {
+            DigestAlgorithm::Md5 => run::<md5::Md5>(self, parts),
+            DigestAlgorithm::Sha1 => run::<sha1::Sha1>(self, parts),
+            DigestAlgorithm::Sha256 => run::<sha2::Sha256>(self, parts),
+            DigestAlgorithm::Sha512 => run::<sha2::Sha512>(self, parts),
+        }
     }
 
     /// HMAC keyed by a secret over the concatenation of `message`.
@@ -146,37 +214,39 @@ impl SecretTable {
         encoding: KeyEncoding,
         message: &[Part<'_>],
     ) -> Result<Vec<u8>, CryptoError> {
+        self.check_message(message)?;
         let key = self.key_bytes(key, encoding)?;
-        let msg = self.concat(message)?;
-        fn mac<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        fn mac<M: Mac + KeyInit>(
+            t: &SecretTable,
+            key: &[u8],
+            message: &[Part<'_>],
+        ) -> Result<Vec<u8>, CryptoError> {
             // HMAC accepts keys of any length, so this cannot fail.
             let mut m = <M as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-            m.update(msg);
-            m.finalize().into_bytes().to_vec()
+            t.feed(message, |b| m.update(b))?;
+            Ok(m.finalize().into_bytes().to_vec())
         }
-        Ok(match alg {
-            DigestAlgorithm::Md5 => mac::<hmac::Hmac<md5::Md5>>(&key, &msg),
-            DigestAlgorithm::Sha1 => mac::<hmac::Hmac<sha1::Sha1>>(&key, &msg),
-            DigestAlgorithm::Sha256 => mac::<hmac::Hmac<sha2::Sha256>>(&key, &msg),
-            DigestAlgorithm::Sha512 => mac::<hmac::Hmac<sha2::Sha512>>(&key, &msg),
-        })
+        match alg {
+            DigestAlgorithm::Md5 => mac::<hmac::Hmac<md5::Md5>>(self, &key, message),
+            DigestAlgorithm::Sha1 => mac::<hmac::Hmac<sha1::Sha1>>(self, &key, message),
+            DigestAlgorithm::Sha256 => mac::<hmac::Hmac<sha2::Sha256>>(self, &key, message),
+            DigestAlgorithm::Sha512 => mac::<hmac::Hmac<sha2::Sha512>>(self, &key, message),
+        }
     }
 
     /// SHA256withRSA (PKCS#1 v1.5) by a PEM private key (PKCS#8 or PKCS#1).
     pub fn rsa_sha256_sign(&self, key: u32, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        check_input_len("message", message.len())?;
         let pem_text = self.get(key)?;
-        let block = pem::parse(pem_text)
-            .map_err(|_| CryptoError::UnusableKey("secret is not a PEM private key".into()))?;
+        let block = pem::parse(pem_text).map_err(|_| not_rsa_private_key())?;
         let pair = match block.tag() {
             "PRIVATE KEY" => ring::rsa::KeyPair::from_pkcs8(block.contents()),
             "RSA PRIVATE KEY" => ring::rsa::KeyPair::from_der(block.contents()),
-            other => {
-                return Err(CryptoError::UnusableKey(format!(
-                    "PEM block is `{other}`, expected `PRIVATE KEY` or `RSA PRIVATE KEY`"
-                )));
-            }
+            // Neither the block's label nor ring's reason (which tells a
+            // key's size class) is repeated: both describe the secret.
+            _ => return Err(not_rsa_private_key()),
         }
-        .map_err(|e| CryptoError::UnusableKey(format!("RSA private key rejected: {e}")))?;
+        .map_err(|_| not_rsa_private_key())?;
         let mut sig = vec![0u8; pair.public().modulus_len()];
         // PKCS#1 v1.5 padding is deterministic; ring only wants an RNG for
         // its interface.
@@ -198,12 +268,12 @@ impl SecretTable {
         associated_data: &[u8],
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        check_input_len("ciphertext", ciphertext.len())?;
+        check_input_len("associated data", associated_data.len())?;
         let key = self.get(key)?;
+        // Says what a key must be, never what this secret is.
         let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|_| {
-            CryptoError::UnusableKey(format!(
-                "AES-256 key must be 32 bytes, secret has {}",
-                key.len()
-            ))
+            CryptoError::UnusableKey("the secret is not a 32-byte AES-256 key".into())
         })?;
         if nonce.len() != 12 {
             return Err(CryptoError::InvalidInput(format!(
@@ -232,6 +302,7 @@ impl SecretTable {
         key: u32,
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        check_input_len("ciphertext", ciphertext.len())?;
         let derived = hex::encode(md5::Md5::digest(self.get(key)?));
         aes_256_ecb_decrypt(derived.as_bytes(), ciphertext)
     }
@@ -274,6 +345,12 @@ pub fn rsa_sha256_verify(
 ) -> Result<bool, CryptoError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::DecodePublicKey;
+    if public_key_pem.len() > MAX_PUBLIC_KEY_PEM {
+        return Err(CryptoError::InvalidInput(format!(
+            "the public key is over the limit of {MAX_PUBLIC_KEY_PEM} bytes"
+        )));
+    }
+    check_input_len("message", message.len())?;
     let key = rsa::RsaPublicKey::from_public_key_pem(public_key_pem)
         .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(public_key_pem))
         .map_err(|_| CryptoError::UnusableKey("not a PEM RSA public key".into()))?;
@@ -281,6 +358,32 @@ pub fn rsa_sha256_verify(
     Ok(key
         .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &hashed, signature)
         .is_ok())
+}
+
+/// Refuses a part list over [`MAX_PARTS`]; conversions from bindgen types
+/// call it before they copy the list.
+pub fn check_part_count(n: usize) -> Result<(), CryptoError> {
+    if n > MAX_PARTS {
+        return Err(CryptoError::InvalidInput(format!(
+            "the message has {n} parts, more than the limit of {MAX_PARTS}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_input_len(what: &str, len: usize) -> Result<(), CryptoError> {
+    if len > MAX_MESSAGE_BYTES {
+        return Err(CryptoError::InvalidInput(format!(
+            "the {what} is over the limit of {MAX_MESSAGE_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn not_rsa_private_key() -> CryptoError {
+    CryptoError::UnusableKey(
+        "the secret is not a usable PEM RSA private key (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`)".into(),
+    )
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
@@ -312,14 +415,16 @@ macro_rules! native_conversions {
             }
         }
 
-        fn parts(p: &[Part]) -> Vec<$crate::native::Part<'_>> {
-            p.iter()
+        /// Refuses an over-long list before copying it.
+        fn parts(p: &[Part]) -> Result<Vec<$crate::native::Part<'_>>, SecretError> {
+            $crate::native::check_part_count(p.len()).map_err(err)?;
+            Ok(p.iter()
                 .map(|p| match p {
                     Part::Text(t) => $crate::native::Part::Text(t),
                     Part::Bytes(b) => $crate::native::Part::Bytes(b),
                     Part::Secret(h) => $crate::native::Part::Secret(*h),
                 })
-                .collect()
+                .collect())
         }
 
         fn err(e: $crate::native::CryptoError) -> SecretError {
@@ -500,5 +605,115 @@ mod tests {
             matches!(err, CryptoError::UnusableKey(_)) && !err.to_string().contains("not a key")
         );
         assert!(rsa_sha256_verify("garbage", b"x", &sig).is_err());
+    }
+
+    #[test]
+    fn message_limits_are_checked_before_any_work() {
+        let mut t = SecretTable::new();
+        let k = t.insert(vec![b'k'; 4096]);
+        let flood = vec![Part::Secret(k); 500_000];
+        let e = t.digest(DigestAlgorithm::Md5, &flood).unwrap_err();
+        assert!(e.to_string().contains("more than the limit of 64"), "{e}");
+        assert!(!e.to_string().contains("4096"), "{e}");
+        let at_limit = vec![Part::Text("a"); MAX_PARTS];
+        assert!(t.digest(DigestAlgorithm::Md5, &at_limit).is_ok());
+
+        let text = "t".repeat(MAX_MESSAGE_BYTES - SECRET_PART_WEIGHT);
+        assert!(
+            t.digest(
+                DigestAlgorithm::Sha256,
+                &[Part::Text(&text), Part::Secret(k)]
+            )
+            .is_ok()
+        );
+        let over = format!("{text}t");
+        let e = t
+            .hmac(
+                DigestAlgorithm::Sha256,
+                k,
+                KeyEncoding::Raw,
+                &[Part::Text(&over), Part::Secret(k)],
+            )
+            .unwrap_err();
+        assert!(matches!(e, CryptoError::InvalidInput(_)), "{e}");
+        assert!(
+            t.rsa_sha256_sign(k, &vec![0; MAX_MESSAGE_BYTES + 1])
+                .is_err()
+        );
+        assert!(
+            t.aes_256_ecb_decrypt_md5_key(k, &vec![0; MAX_MESSAGE_BYTES + 16])
+                .unwrap_err()
+                .to_string()
+                .contains("ciphertext")
+        );
+    }
+
+    #[test]
+    fn the_cap_does_not_tell_a_secrets_length() {
+        // Two secrets of different lengths (both under the part weight)
+        // meet the length limit at exactly the same text length.
+        let mut t = SecretTable::new();
+        let short = t.insert(b"s".to_vec());
+        let long = t.insert(vec![b'l'; 40_000]);
+        for n in [
+            MAX_MESSAGE_BYTES - SECRET_PART_WEIGHT,
+            MAX_MESSAGE_BYTES - SECRET_PART_WEIGHT + 1,
+        ] {
+            let text = "t".repeat(n);
+            let a = t.digest(
+                DigestAlgorithm::Md5,
+                &[Part::Text(&text), Part::Secret(short)],
+            );
+            let b = t.digest(
+                DigestAlgorithm::Md5,
+                &[Part::Text(&text), Part::Secret(long)],
+            );
+            assert_eq!(a.is_ok(), b.is_ok(), "text of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn a_digest_of_secrets_alone_is_refused() {
+        let mut t = SecretTable::new();
+        let k = t.insert(b"192006250b4c09247ec02edce69f6a2d".to_vec());
+        let alone: [&[Part<'_>]; 3] = [
+            &[Part::Secret(k)],
+            &[Part::Text(""), Part::Secret(k), Part::Bytes(b"")],
+            &[Part::Secret(k), Part::Secret(k)],
+        ];
+        for parts in alone {
+            let e = t.digest(DigestAlgorithm::Md5, parts).unwrap_err();
+            assert!(e.to_string().contains("secrets alone"), "{e}");
+            assert!(
+                t.hmac(DigestAlgorithm::Sha256, k, KeyEncoding::Raw, parts)
+                    .is_err()
+            );
+        }
+        // WeChat v2's signature: public content and the key spliced in.
+        assert!(
+            t.digest(
+                DigestAlgorithm::Md5,
+                &[Part::Text("a=1&key="), Part::Secret(k)]
+            )
+            .is_ok()
+        );
+        // No secret at all is a plain digest.
+        assert!(t.digest(DigestAlgorithm::Md5, &[]).is_ok());
+    }
+
+    #[test]
+    fn key_errors_say_nothing_of_the_secret() {
+        let mut t = SecretTable::new();
+        let short = t.insert(b"0123456789abcdef".to_vec());
+        let cert =
+            t.insert(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec());
+        let gcm = t
+            .aes_256_gcm_decrypt(short, &[0; 12], b"", &[0; 32])
+            .unwrap_err();
+        assert!(!gcm.to_string().contains("16"), "{gcm}");
+        let rsa = t.rsa_sha256_sign(cert, b"x").unwrap_err();
+        assert!(!rsa.to_string().contains("CERTIFICATE"), "{rsa}");
+        let rsa_short = t.rsa_sha256_sign(short, b"x").unwrap_err();
+        assert_eq!(rsa.to_string(), rsa_short.to_string());
     }
 }

@@ -252,7 +252,7 @@ crate::native_conversions!();
 
 impl<A: Adapter> HostOps for Harness<A> {
     fn digest(&self, algorithm: DigestAlgorithm, p: &[Part]) -> Result<Vec<u8>, SecretError> {
-        self.secrets.digest(alg(algorithm), &parts(p)).map_err(err)
+        self.secrets.digest(alg(algorithm), &parts(p)?).map_err(err)
     }
     fn hmac(
         &self,
@@ -262,7 +262,7 @@ impl<A: Adapter> HostOps for Harness<A> {
         message: &[Part],
     ) -> Result<Vec<u8>, SecretError> {
         self.secrets
-            .hmac(alg(algorithm), key, enc(encoding), &parts(message))
+            .hmac(alg(algorithm), key, enc(encoding), &parts(message)?)
             .map_err(err)
     }
     fn rsa_sha256_sign(&self, key: Secret, message: &[u8]) -> Result<Vec<u8>, SecretError> {

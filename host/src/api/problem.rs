@@ -260,6 +260,8 @@ impl From<CallError> for ApiError {
             ),
             CallError::Trap { .. }
             | CallError::Deadline
+            | CallError::OperationDeadline { .. }
+            | CallError::TooLarge { .. }
             | CallError::MemoryLimit
             | CallError::StepLimit(_)
             | CallError::Nondeterministic(_)

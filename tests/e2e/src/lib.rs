@@ -68,6 +68,7 @@ pub fn test_config() -> RuntimeConfig {
     RuntimeConfig {
         memory_limit: 16 * 1024 * 1024,
         step_deadline: Duration::from_millis(200),
+        operation_deadline: Duration::from_secs(20),
         max_steps: 8,
         max_instances: 16,
         cache_dir: None,

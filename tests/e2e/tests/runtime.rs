@@ -13,6 +13,7 @@ use payhost_e2e::{Responder, capture_logs, component, logs, temp_dir, test_confi
 use payhost_sdk::native::{DigestAlgorithm, KeyEncoding, Part, SecretTable};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 const SECRET: &str = "sk_test_9f8e7d6c5b4a-never-log-me";
 
@@ -55,6 +56,13 @@ async fn responder() -> (Responder, Hits) {
         )
         .route("/big", get(|| async { vec![b'x'; 5 * 1024 * 1024] }))
         .route("/echo", get(|| async { format!("invalid key {SECRET}") }))
+        .route(
+            "/slow",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                "late"
+            }),
+        )
         .fallback(|State(h): State<Hits>| async move {
             h.0.fetch_add(1, Ordering::SeqCst);
             "ok"
@@ -68,10 +76,14 @@ fn merchant() -> MerchantConfig {
 }
 
 fn ctx() -> CallContext {
+    ctx_with("req-1", 7)
+}
+
+fn ctx_with(request_id: &str, seed: u64) -> CallContext {
     CallContext {
-        request_id: "req-1".into(),
+        request_id: request_id.into(),
         timestamp: 1_700_000_000,
-        seed: 7,
+        seed,
         notify_url: "https://payhost.test/v1/notify/hostile/shop-1".into(),
     }
 }
@@ -382,4 +394,290 @@ async fn invalid_merchant_config_is_refused_before_any_call() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
     assert_eq!(hits.get(), 0);
+}
+
+// ---------------------------------------------------------------- the sandbox's limits
+
+/// The step deadline of `test_config` plus the runtime's grace: no call
+/// that ends by a step deadline may take longer (scheduling on a loaded
+/// test machine gets the rest of a generous margin).
+const STEP_BOUND: Duration = Duration::from_millis(200 + 100 + 700);
+
+fn probe() -> (Runtime, Arc<payhost::LoadedAdapter>) {
+    capture_logs();
+    let rt = Runtime::new(test_config()).unwrap();
+    let a = rt.load(&component("wasi-probe")).unwrap();
+    (rt, a)
+}
+
+/// What the probe saw, from its `provider_trade_no`.
+async fn probe_sees(
+    rt: &Runtime,
+    a: &payhost::LoadedAdapter,
+    behaviour: &str,
+    ctx: CallContext,
+) -> Result<String, CallError> {
+    match rt
+        .call(
+            a,
+            &MerchantConfig::new("shop-1"),
+            ctx,
+            order(behaviour, None),
+        )
+        .await?
+    {
+        Output::OrderCreated(c) => Ok(c.order.provider_trade_no.unwrap()),
+        other => panic!("unexpected output {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn waiting_on_a_wasi_clock_ends_at_the_deadline_within_the_bound() {
+    let (rt, a) = probe();
+    for behaviour in ["sleep", "poll"] {
+        let started = Instant::now();
+        let result = probe_sees(&rt, &a, behaviour, ctx()).await;
+        assert!(
+            matches!(result, Err(CallError::Deadline)),
+            "{behaviour}: {result:?}"
+        );
+        assert!(
+            started.elapsed() < STEP_BOUND,
+            "{behaviour}: {:?}",
+            started.elapsed()
+        );
+    }
+    // The same runtime and adapter serve the next call.
+    assert!(probe_sees(&rt, &a, "env", ctx()).await.is_ok());
+}
+
+#[tokio::test]
+async fn wasi_clocks_tell_the_call_context_time_and_move_only_virtually() {
+    let (rt, a) = probe();
+    let seen = probe_sees(&rt, &a, "clock", ctx()).await.unwrap();
+    // The timestamp of the call context, then 10 ms later by the virtual
+    // clock that the wait moved: no real time is read.
+    assert_eq!(
+        seen,
+        "wall=1700000000.000000000 mono=0 then wall=1700000000.010000000 mono=10000000"
+    );
+}
+
+#[tokio::test]
+async fn wasi_randomness_derives_from_the_call_context_seed() {
+    let (rt, a) = probe();
+    let first = probe_sees(&rt, &a, "random", ctx_with("r-1", 7))
+        .await
+        .unwrap();
+    let again = probe_sees(&rt, &a, "random", ctx_with("r-2", 7))
+        .await
+        .unwrap();
+    let other = probe_sees(&rt, &a, "random", ctx_with("r-3", 8))
+        .await
+        .unwrap();
+    assert_eq!(first, again, "the same seed gives the same bytes");
+    assert_ne!(first, other, "another seed gives other bytes");
+    assert!(!first.contains(&"00".repeat(16)), "{first}");
+    // The three interfaces are distinct streams.
+    let field = |name: &str| {
+        first
+            .split(' ')
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(field("random="), field("insecure="));
+}
+
+#[tokio::test]
+async fn wasi_grants_no_environment_arguments_or_directories() {
+    let (rt, a) = probe();
+    assert_eq!(
+        probe_sees(&rt, &a, "env", ctx()).await.unwrap(),
+        "env=0 args=0 cwd=None preopens=0"
+    );
+}
+
+#[test]
+fn wasi_sockets_import_is_refused_at_load_naming_it() {
+    capture_logs();
+    let rt = Runtime::new(test_config()).unwrap();
+    match rt.load(&component("wasi-sockets")) {
+        Err(e @ LoadError::ForeignImport(_)) => {
+            let LoadError::ForeignImport(name) = &e else {
+                unreachable!()
+            };
+            assert!(name.starts_with("wasi:sockets/"), "{name}");
+            assert!(e.to_string().contains(name.as_str()), "{e}");
+        }
+        other => panic!("expected ForeignImport, got {other:?}"),
+    }
+}
+
+/// Log lines of one request id that contain `needle`.
+fn logged(request_id: &str, needle: &str) -> usize {
+    logs()
+        .lines()
+        .filter(|l| l.contains(&format!("request_id={request_id}")) && l.contains(needle))
+        .count()
+}
+
+#[tokio::test]
+async fn wasi_stdout_flood_is_capped() {
+    let (rt, a) = probe();
+    let printed = probe_sees(&rt, &a, "print", ctx_with("req-print", 7))
+        .await
+        .unwrap();
+    assert!(printed.starts_with("printed "), "{printed}");
+    let kept = logged("req-print", "stdout line");
+    assert!(kept > 0 && kept <= 200, "{kept} stdout lines logged");
+    assert_eq!(logged("req-print", "adapter log over its limits"), 1);
+    assert!(rt.dropped_log_lines() > 0);
+}
+
+#[tokio::test]
+async fn log_flood_is_capped_and_the_next_call_succeeds() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    let out = rt
+        .call(
+            &a,
+            &merchant(),
+            ctx_with("req-flood", 7),
+            order("log-flood", None),
+        )
+        .await;
+    assert!(matches!(out, Ok(Output::OrderCreated(_))), "{out:?}");
+    assert_eq!(
+        logged("req-flood", "flood line"),
+        200,
+        "the step's line budget"
+    );
+    assert_eq!(
+        logged("req-flood", "dropped_lines=99800"),
+        1,
+        "one summary line"
+    );
+    assert_eq!(rt.dropped_log_lines(), 99_800);
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[tokio::test]
+async fn oversized_url_is_refused_naming_the_field_and_the_next_call_succeeds() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    match call(&rt, &a, "big-url", None).await {
+        Err(CallError::TooLarge { field, limit, unit }) => {
+            assert_eq!(field, "order_created.action.redirect");
+            assert_eq!((limit, unit), (8192, "bytes"));
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_healthy(&rt, &a, &r).await;
+}
+
+/// `(VmRSS, VmHWM)` of this process in MiB.
+fn memory_mib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    (kib("VmRSS:") / 1024, kib("VmHWM:") / 1024)
+}
+
+#[tokio::test]
+async fn oversized_secret_message_is_refused_fast_and_without_memory_growth() {
+    capture_logs();
+    let rt = Runtime::new(payhost::RuntimeConfig {
+        // Room for the guest's 500,000-part list; the default deadline.
+        memory_limit: 64 * 1024 * 1024,
+        step_deadline: Duration::from_secs(1),
+        ..test_config()
+    })
+    .unwrap();
+    let a = rt.load(&component("hostile")).unwrap();
+    let key = "k".repeat(4096);
+    let big = MerchantConfig::new("shop-1").secret("api_key", &key);
+    let (rss_before, peak_before) = memory_mib();
+    let started = Instant::now();
+    let result = rt.call(&a, &big, ctx(), order("secret-flood", None)).await;
+    let elapsed = started.elapsed();
+    let (rss_after, peak_after) = memory_mib();
+    println!(
+        "secret flood: {elapsed:?}; RSS {rss_before} -> {rss_after} MiB, peak {peak_before} -> {peak_after} MiB"
+    );
+    match result {
+        Err(CallError::Adapter {
+            error: AdapterError::MalformedResponse(m),
+            ..
+        }) => {
+            assert!(m.contains("more than the limit of 64"), "{m}");
+            assert!(!m.contains("4096") && !m.contains(&key), "{m}");
+        }
+        other => panic!("expected the parts limit, got {other:?}"),
+    }
+    assert!(
+        elapsed < Duration::from_secs(1) + Duration::from_millis(100),
+        "{elapsed:?}"
+    );
+    // Unbounded, this digest drove the host from 48 MiB to 2 GiB.
+    assert!(
+        peak_after - peak_before < 256,
+        "peak grew by {} MiB",
+        peak_after - peak_before
+    );
+}
+
+#[tokio::test]
+async fn digest_of_the_secret_alone_is_refused() {
+    let (rt, a) = setup();
+    match call(&rt, &a, "secret-alone", None).await {
+        Err(CallError::Adapter {
+            error: AdapterError::MalformedResponse(m),
+            ..
+        }) => {
+            assert_eq!(m.matches("of secrets alone is refused").count(), 2, "{m}");
+            assert!(!m.contains(SECRET), "{m}");
+        }
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn secret_operations_in_a_loop_end_at_the_step_deadline() {
+    let (rt, a) = setup();
+    let (r, _) = responder().await;
+    let started = Instant::now();
+    let result = call(&rt, &a, "secret-loop", None).await;
+    assert!(matches!(result, Err(CallError::Deadline)), "{result:?}");
+    assert!(started.elapsed() < STEP_BOUND, "{:?}", started.elapsed());
+    assert_healthy(&rt, &a, &r).await;
+}
+
+#[tokio::test]
+async fn a_whole_operation_ends_at_its_deadline_while_a_request_hangs() {
+    capture_logs();
+    let (r, _) = responder().await;
+    let limit = Duration::from_millis(300);
+    let rt = Runtime::new(payhost::RuntimeConfig {
+        operation_deadline: limit,
+        ..test_config()
+    })
+    .unwrap();
+    let a = rt.load(&component("hostile")).unwrap();
+    let started = Instant::now();
+    // The responder answers after 3 s, the egress timeout is 5 s.
+    match call(&rt, &a, "pay", Some(r.url("/slow"))).await {
+        Err(CallError::OperationDeadline { limit: l }) => assert_eq!(l, limit),
+        other => panic!("expected OperationDeadline, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -14,6 +14,13 @@
 //! - `echo`: fetches `attach`, logs the answer at error level and fails
 //!   with it (the test's responder echoes the merchant's secret, which the
 //!   host must mask);
+//! - `log-flood`: logs 100,000 lines, then succeeds (log limits);
+//! - `big-url`: succeeds with a 2 MiB redirect URL (result limits);
+//! - `secret-flood`: one digest over 500,000 copies of the `api_key`
+//!   secret (secret-operation limits);
+//! - `secret-alone`: MD5 of `api_key` alone, then with only empty parts;
+//! - `secret-loop`: digests of just under 1 MiB, over and over, until one
+//!   is refused (the step's deadline, counted in host calls too);
 //! - anything else: one well-behaved, signed request to `attach` and a
 //!   success.
 //!
@@ -111,6 +118,63 @@ impl Adapter for Hostile {
                 let nonce = RECORDED.load(Ordering::Relaxed);
                 ctx.send(http::get(format!("{}?nonce={nonce}", target()?)))?;
                 Err(Error::malformed("the replay should have been caught"))
+            }
+            "log-flood" => {
+                for n in 0..100_000 {
+                    ctx.log(Level::Info, &format!("flood line {n}: {}", "x".repeat(200)));
+                }
+                Ok(OrderCreated {
+                    order: OrderRef {
+                        merchant_order_no: request.merchant_order_no.clone(),
+                        provider_trade_no: None,
+                        channel_transaction_id: None,
+                    },
+                    action: PayAction::Redirect("https://pay.example/checkout".into()),
+                })
+            }
+            "big-url" => Ok(OrderCreated {
+                order: OrderRef {
+                    merchant_order_no: request.merchant_order_no.clone(),
+                    provider_trade_no: None,
+                    channel_transaction_id: None,
+                },
+                action: PayAction::Redirect(format!(
+                    "https://pay.example/checkout?junk={}",
+                    "a".repeat(2 << 20)
+                )),
+            }),
+            "secret-flood" => {
+                let key = ctx.config().secret("api_key")?;
+                let parts = vec![Part::Secret(key); 500_000];
+                ctx.digest(DigestAlgorithm::Md5, &parts)?;
+                Err(Error::malformed("the flood was hashed"))
+            }
+            "secret-alone" => {
+                let key = ctx.config().secret("api_key")?;
+                let alone = ctx.digest(DigestAlgorithm::Md5, &[Part::Secret(key)]);
+                let padded = ctx.hmac(
+                    DigestAlgorithm::Sha256,
+                    key,
+                    KeyEncoding::Raw,
+                    &[
+                        Part::Text(String::new()),
+                        Part::Secret(key),
+                        Part::Bytes(vec![]),
+                    ],
+                );
+                match (alone, padded) {
+                    (Err(a), Err(b)) => Err(Error::malformed(format!("{a} / {b}"))),
+                    _ => Err(Error::malformed(
+                        "a digest of the secret alone was computed",
+                    )),
+                }
+            }
+            "secret-loop" => {
+                let key = ctx.config().secret("api_key")?;
+                let text = Part::Text("y".repeat((1 << 20) - (64 << 10) - 16));
+                loop {
+                    ctx.digest(DigestAlgorithm::Sha512, &[text.clone(), Part::Secret(key)])?;
+                }
             }
             "echo" => {
                 let resp = ctx.send(http::get(target()?))?;
