@@ -12,7 +12,7 @@
 
 use payhost_sdk::prelude::*;
 
-wit_bindgen::generate!({ world: "probe", path: "wit" });
+wit_bindgen::generate!({ world: "probe", path: "wit", generate_all });
 
 use wasi::clocks::{monotonic_clock, wall_clock};
 use wasi::random::{insecure, insecure_seed, random};

@@ -1,7 +1,7 @@
 //! A component that imports `wasi:sockets`, which payhost never links;
 //! loading it must fail with `LoadError::ForeignImport` naming the import.
 
-wit_bindgen::generate!({ world: "sockets", path: "wit" });
+wit_bindgen::generate!({ world: "sockets", path: "wit", generate_all });
 
 struct Sockets;
 
