@@ -93,6 +93,8 @@ impl Adapter for Probe {
                 refund_notifications: false,
                 partial_refunds: false,
                 query_by_merchant_order_no: true,
+                close: false,
+                refund_query: false,
             },
             egress_hosts: vec![],
             config_schema: vec![],
