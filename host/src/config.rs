@@ -20,7 +20,7 @@
 //! See `docs/payhost.example.toml` for a commented file.
 
 use crate::contract::{AdapterInfo, FieldKind};
-use crate::egress::EgressPolicy;
+use crate::egress::{EgressPolicy, HostPort};
 use crate::limits::{Industry, LimitSettings, MerchantLimits};
 use crate::merchant::{FieldValue, MerchantConfig};
 use crate::notify_guard::NotifySettings;
@@ -54,11 +54,12 @@ adapters_dir = "target/components"
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "PAYHOST_CONFIG";
 const ENV_PREFIX: &str = "PAYHOST_";
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server",
     "store",
     "runtime",
     "egress",
+    "adapters",
     "webhooks",
     "reconciler",
     "notify",
@@ -293,6 +294,21 @@ impl Default for EgressSettings {
     }
 }
 
+/// `[adapters.<slot>]` as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAdapterSlot {
+    egress: Vec<String>,
+}
+
+/// The operator's settings for one adapter slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdapterSlotSettings {
+    /// The hosts and ports this slot's adapter may reach among those it
+    /// declares; a version declaring a host outside this list is refused.
+    pub egress: Vec<HostPort>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookSettings {
@@ -390,6 +406,8 @@ struct RawConfig {
     runtime: RuntimeSettings,
     #[serde(default)]
     egress: EgressSettings,
+    #[serde(default)]
+    adapters: BTreeMap<String, RawAdapterSlot>,
     #[serde(default)]
     webhooks: WebhookSettings,
     #[serde(default)]
@@ -562,6 +580,25 @@ impl MerchantSettings {
         }
     }
 
+    /// The adapter configuration before any schema is known: every value
+    /// written as a secret reference is resolved as a secret (a reference
+    /// where the schema expects plain text is refused anyway), the rest is
+    /// text. What the registry checks each candidate version against.
+    pub fn merchant_config(&self) -> Result<MerchantConfig, ConfigError> {
+        let mut config = MerchantConfig::new(&self.id);
+        for (name, value) in &self.config {
+            let value = match SecretRef::parse(value) {
+                Ok(r) => FieldValue::Secret(
+                    r.resolve()
+                        .map_err(|p| self.err(format!("config.{name}"), p))?,
+                ),
+                Err(_) => FieldValue::Text(value.clone()),
+            };
+            config.fields.insert(name.clone(), value);
+        }
+        Ok(config)
+    }
+
     /// The adapter configuration for `info`'s schema: secret-kind fields
     /// must be references and are resolved; then the schema check of
     /// [`MerchantConfig::validate`] runs.
@@ -578,12 +615,14 @@ impl MerchantSettings {
                 FieldValue::Secret(r.resolve().map_err(|p| self.err(&field, p))?)
             } else if SecretRef::parse(value).is_ok() {
                 // Passing `env:X` on as text would hand the adapter the
-                // reference itself.
+                // reference itself, and resolving it would hand it the
+                // secret as plain text.
                 return Err(self.err(
                     &field,
                     format!(
-                        "adapter `{}` does not mark this field secret; give its value directly",
-                        info.name
+                        "is a secret reference, but adapter `{}` {} does not mark this field secret, \
+                         so payhost will not pass it; use an adapter version whose schema marks it secret",
+                        info.name, info.version
                     ),
                 ));
             } else {
@@ -603,6 +642,8 @@ pub struct Config {
     pub store: StoreSettings,
     pub runtime: RuntimeSettings,
     pub egress: EgressSettings,
+    /// `[adapters.<slot>]`, by slot.
+    pub adapters: BTreeMap<String, AdapterSlotSettings>,
     pub webhooks: WebhookSettings,
     pub reconciler: ReconcilerSettings,
     pub notify: NotifySettings,
@@ -697,6 +738,11 @@ impl Config {
             cache_dir: self.runtime.cache_dir.clone(),
             egress: EgressPolicy {
                 extra_allowed_hosts: self.egress.extra_allowed_hosts.clone(),
+                slots: self
+                    .adapters
+                    .iter()
+                    .map(|(slot, a)| (slot.clone(), a.egress.clone()))
+                    .collect(),
                 allow_private: self.egress.allow_private,
                 timeout: Duration::from_millis(self.egress.timeout_ms),
                 max_response_bytes: (self.egress.max_response_kib as usize).saturating_mul(1024),
@@ -873,6 +919,26 @@ impl RawConfig {
             ),
         };
 
+        let mut adapters = BTreeMap::new();
+        for (slot, raw) in self.adapters {
+            if !is_slug(&slot) {
+                return Err(setting(
+                    format!("adapters.{slot}"),
+                    "must be an adapter slot name: letters, digits, `-` or `_`",
+                ));
+            }
+            let egress = raw
+                .egress
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    e.parse::<HostPort>()
+                        .map_err(|p| setting(format!("adapters.{slot}.egress[{i}]"), p))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            adapters.insert(slot, AdapterSlotSettings { egress });
+        }
+
         let mut ids = HashSet::new();
         let mut keys = HashSet::new();
         let mut merchants = Vec::with_capacity(self.merchants.len());
@@ -902,6 +968,7 @@ impl RawConfig {
             store: self.store,
             runtime: self.runtime,
             egress: self.egress,
+            adapters,
             webhooks: self.webhooks,
             reconciler: self.reconciler,
             notify: self.notify,
@@ -1070,6 +1137,17 @@ impl fmt::Display for Config {
             self.egress.timeout_ms,
             self.egress.max_response_kib
         )?;
+        for (slot, a) in &self.adapters {
+            writeln!(
+                f,
+                "adapter {slot}: egress allowed to [{}]",
+                a.egress
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
         writeln!(
             f,
             "webhooks:   {} attempts, back-off {} ms to {} ms, {} ms time-out, {} merchants at once",
@@ -1499,6 +1577,78 @@ api_key = "file:{secret}"
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn adapter_slots_take_an_egress_list_of_hosts_and_ports() {
+        let s = Scratch::new("slots");
+        let text = format!(
+            "{}\n[adapters.wechat-v2]\negress = [\"API.mch.weixin.qq.com:443\", \"127.0.0.1:*\"]\n",
+            merchant_toml(&s, "")
+        );
+        let c = Config::from_toml_str(&text).unwrap();
+        let policy = c.runtime_config().egress;
+        assert_eq!(
+            policy.slots["wechat-v2"],
+            [
+                HostPort::new("api.mch.weixin.qq.com", Some(443)),
+                HostPort::new("127.0.0.1", None)
+            ]
+        );
+        assert!(
+            c.to_string().contains(
+                "adapter wechat-v2: egress allowed to [api.mch.weixin.qq.com:443, 127.0.0.1:*]"
+            ),
+            "{c}"
+        );
+        // A host without a port, and an unknown key, are refused by name.
+        let bad = format!(
+            "{}\n[adapters.wechat-v2]\negress = [\"api.mch.weixin.qq.com:443\", \"api2.mch.weixin.qq.com\"]\n",
+            merchant_toml(&s, "")
+        );
+        let e = Config::from_toml_str(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("adapters.wechat-v2.egress[1]") && e.contains("host:port"),
+            "{e}"
+        );
+        let bad = format!(
+            "{}\n[adapters.wechat-v2]\nhosts = []\n",
+            merchant_toml(&s, "")
+        );
+        assert!(Config::from_toml_str(&bad).is_err());
+    }
+
+    #[test]
+    fn secret_references_are_secrets_before_any_schema_is_known() {
+        let s = Scratch::new("preload");
+        let c = Config::from_toml_str(&merchant_toml(&s, "")).unwrap();
+        let cfg = c.merchants[0].merchant_config().unwrap();
+        assert!(matches!(cfg.fields["api_key"], FieldValue::Secret(_)));
+        assert!(matches!(&cfg.fields["mch_id"], FieldValue::Text(t) if t == "1900000109"));
+        // Against a schema that no longer marks it secret: refused, and
+        // the error never advises writing the value in the file.
+        let mut info = info();
+        for f in &mut info.config_schema {
+            if f.name == "api_key" {
+                f.kind = FieldKind::Text;
+            }
+        }
+        let e = c.merchants[0]
+            .adapter_config(&info)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("config.api_key") && e.contains("marks it secret"),
+            "{e}"
+        );
+        for advice in ["directly", "literal", "plain value"] {
+            assert!(!e.contains(advice), "{e}");
+        }
+        let e = cfg.validate(&info).unwrap_err().to_string();
+        assert!(
+            e.contains("api_key") && e.contains("never hands a secret"),
+            "{e}"
+        );
     }
 
     #[test]

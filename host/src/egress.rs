@@ -1,21 +1,33 @@
-//! Performing the requests adapters ask for: allow-list, address check,
-//! time-out, response-size cap, client certificates and masked logging.
+//! Performing the requests adapters ask for: the operator's allow-list,
+//! header and URL rules, the address check, time-out, response-size cap,
+//! client certificates and masked logging.
+//!
+//! Which hosts an adapter may reach is the operator's choice: the hosts
+//! it declares in `describe` count only where the operator's list for its
+//! slot (`[adapters.<slot>] egress`, host and port) allows them. The hosts
+//! of URL fields the operator configured for a merchant are allowed too,
+//! since the operator wrote them; schema defaults are not, since the
+//! adapter wrote those.
 
-use crate::contract::{HttpMethod, HttpRequest, HttpResponse};
+use crate::contract::{AdapterInfo, HttpMethod, HttpRequest, HttpResponse};
 use crate::error::CallError;
 use crate::merchant::Masker;
+use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::Digest as _;
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the operator allows adapters to reach.
 #[derive(Debug, Clone)]
 pub struct EgressPolicy {
-    /// Hosts allowed for every adapter in addition to their own lists.
+    /// Hosts (any port) allowed for every adapter, declared or not.
     pub extra_allowed_hosts: Vec<String>,
+    /// Per adapter slot, the hosts and ports its declared hosts may use.
+    /// A slot without a list reaches none of its declared hosts.
+    pub slots: BTreeMap<String, Vec<HostPort>>,
     /// Allow loopback, private, link-local and unspecified addresses
     /// (local simulators, tests). Off in production.
     pub allow_private: bool,
@@ -29,9 +41,113 @@ impl Default for EgressPolicy {
     fn default() -> Self {
         Self {
             extra_allowed_hosts: Vec::new(),
+            slots: BTreeMap::new(),
             allow_private: false,
             timeout: Duration::from_secs(10),
             max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl EgressPolicy {
+    /// The declared hosts of `info` that the operator allows, with the
+    /// ports allowed for each, in the order of the operator's list.
+    pub fn effective_hosts(&self, slot: &str, declared: &[String]) -> Vec<HostPort> {
+        let declared: Vec<String> = declared.iter().map(|h| normalize_host(h)).collect();
+        self.slots
+            .get(slot)
+            .into_iter()
+            .flatten()
+            .filter(|hp| declared.contains(&hp.host))
+            .cloned()
+            .collect()
+    }
+
+    /// The first declared host that leaves the operator's list for `slot`
+    /// (neither listed for it nor in `extra_allowed_hosts`). A slot the
+    /// operator gave no list has nothing to leave: its declared hosts are
+    /// simply unreachable.
+    pub fn host_outside_list(&self, slot: &str, declared: &[String]) -> Option<String> {
+        let list = self.slots.get(slot)?;
+        declared.iter().map(|h| normalize_host(h)).find(|h| {
+            !list.iter().any(|hp| &hp.host == h)
+                && !self
+                    .extra_allowed_hosts
+                    .iter()
+                    .any(|e| normalize_host(e) == *h)
+        })
+    }
+
+    /// Whether the operator wrote a list for `slot`.
+    pub fn has_list(&self, slot: &str) -> bool {
+        self.slots.contains_key(slot)
+    }
+}
+
+/// A host and port the operator allows (`host:443`; `host:*` for any
+/// port, meant for local simulators on ephemeral ports).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostPort {
+    /// Normalized as [`normalize_host`] does.
+    pub host: String,
+    /// `None`: any port.
+    pub port: Option<u16>,
+}
+
+impl HostPort {
+    pub fn new(host: &str, port: Option<u16>) -> Self {
+        Self {
+            host: normalize_host(host),
+            port,
+        }
+    }
+
+    /// Whether a request to `host` (normalized) on `port` matches.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        self.host == host && self.port.is_none_or(|p| p == port)
+    }
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = String;
+
+    /// `host:port`, `[v6 literal]:port`, or either with `*` as the port.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let usage = "must be `host:port` (e.g. `api.mch.weixin.qq.com:443`, `[2001:db8::1]:443`, \
+                     or `127.0.0.1:*` for any port)";
+        let (host, port) = text.rsplit_once(':').ok_or(usage)?;
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        if host.is_empty()
+            || (host.contains(':') && !bracketed)
+            || host
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b"/@?#\\".contains(&b))
+        {
+            return Err(usage.into());
+        }
+        let port = match port {
+            "*" => None,
+            p => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("{usage}; `{p}` is not a port"))?,
+            ),
+        };
+        Ok(HostPort::new(host, port))
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            Some(p) => write!(f, "{host}:{p}"),
+            None => write!(f, "{host}:*"),
         }
     }
 }
@@ -45,33 +161,94 @@ pub fn normalize_host(host: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// True for addresses on the public internet; false for loopback,
-/// private, link-local, unspecified, shared (CGNAT), broadcast and
-/// multicast ranges, where a request could reach the operator's own
-/// infrastructure.
+/// Headers the host owns: framing, the target host and hop-by-hop
+/// headers. An adapter setting one could smuggle a second request, reach
+/// a virtual host the allow-list never saw, or talk to a proxy.
+const HOST_OWNED_HEADERS: [&str; 8] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Whether the guest may set header `name` (any case).
+fn header_allowed(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !(HOST_OWNED_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-"))
+}
+
+/// IPv4 ranges no adapter request may reach: the IANA IPv4 Special-Purpose
+/// Address Registry, multicast and the reserved 240/4 (broadcast included).
+const SPECIAL_V4: [Ipv4Net; 19] = [
+    Ipv4Net::new_assert(Ipv4Addr::new(0, 0, 0, 0), 8), // "this network"
+    Ipv4Net::new_assert(Ipv4Addr::new(10, 0, 0, 0), 8), // private
+    Ipv4Net::new_assert(Ipv4Addr::new(100, 64, 0, 0), 10), // shared (CGNAT)
+    Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8), // loopback
+    Ipv4Net::new_assert(Ipv4Addr::new(169, 254, 0, 0), 16), // link-local (cloud metadata)
+    Ipv4Net::new_assert(Ipv4Addr::new(172, 16, 0, 0), 12), // private
+    Ipv4Net::new_assert(Ipv4Addr::new(192, 0, 0, 0), 24), // IETF protocol assignments
+    Ipv4Net::new_assert(Ipv4Addr::new(192, 0, 2, 0), 24), // TEST-NET-1
+    Ipv4Net::new_assert(Ipv4Addr::new(192, 31, 196, 0), 24), // AS112-v4
+    Ipv4Net::new_assert(Ipv4Addr::new(192, 52, 193, 0), 24), // AMT
+    Ipv4Net::new_assert(Ipv4Addr::new(192, 88, 99, 0), 24), // 6to4 relay anycast
+    Ipv4Net::new_assert(Ipv4Addr::new(192, 168, 0, 0), 16), // private
+    Ipv4Net::new_assert(Ipv4Addr::new(192, 175, 48, 0), 24), // AS112 direct delegation
+    Ipv4Net::new_assert(Ipv4Addr::new(198, 18, 0, 0), 15), // benchmarking
+    Ipv4Net::new_assert(Ipv4Addr::new(198, 51, 100, 0), 24), // TEST-NET-2
+    Ipv4Net::new_assert(Ipv4Addr::new(203, 0, 113, 0), 24), // TEST-NET-3
+    Ipv4Net::new_assert(Ipv4Addr::new(224, 0, 0, 0), 4), // multicast
+    Ipv4Net::new_assert(Ipv4Addr::new(240, 0, 0, 0), 4), // reserved
+    Ipv4Net::new_assert(Ipv4Addr::new(255, 255, 255, 255), 32), // broadcast
+];
+
+const fn v6(s: [u16; 8], len: u8) -> Ipv6Net {
+    Ipv6Net::new_assert(
+        Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
+        len,
+    )
+}
+
+/// IPv6 ranges no adapter request may reach: the IANA IPv6 Special-Purpose
+/// Address Registry (translation and tunnelling prefixes among them, since
+/// they lead to IPv4 addresses that were never checked), site-local,
+/// unique-local, link-local and multicast. IPv4-mapped addresses are
+/// checked as their IPv4 address instead.
+const SPECIAL_V6: [Ipv6Net; 16] = [
+    v6([0, 0, 0, 0, 0, 0, 0, 0], 96), // IPv4-compatible (also :: and ::1)
+    v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96), // NAT64 well-known
+    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), // NAT64 local use
+    v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), // discard-only
+    v6([0x100, 0, 0, 1, 0, 0, 0, 0], 64), // dummy IPv6 prefix
+    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), // IETF protocol assignments (Teredo, ORCHID, ...)
+    v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), // documentation
+    v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), // 6to4
+    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), // documentation
+    v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16), // SRv6 SIDs
+    v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), // unique local
+    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), // link-local
+    v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), // site-local (deprecated)
+    v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), // multicast
+    v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96), // IPv4-mapped (never reached: checked as IPv4)
+    v6([0, 0, 0, 0, 0xffff, 0, 0, 0], 96), // IPv4-translated
+];
+
+/// True for addresses on the public internet; false for every special-
+/// purpose range (loopback, private, link-local, shared, benchmarking,
+/// documentation, reserved, multicast, IPv6 transition prefixes ...),
+/// where a request could reach the operator's own infrastructure or an
+/// address nobody checked.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
-        }
+        IpAddr::V4(v4) => !SPECIAL_V4.iter().any(|n| n.contains(&v4)),
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let seg0 = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg0 & 0xfe00) == 0xfc00
-                || (seg0 & 0xffc0) == 0xfe80)
+            !SPECIAL_V6.iter().any(|n| n.contains(&v6))
         }
     }
 }
@@ -198,14 +375,15 @@ impl Egress {
         Ok(client)
     }
 
-    /// Checks the URL against the allow-lists (adapter, merchant URL
-    /// fields, operator) and, for IP literals, the address ranges.
-    /// Returns the parsed URL.
+    /// Checks the URL against the allow-lists (the adapter's declared
+    /// hosts as the operator allows them for its slot, the merchant's
+    /// configured URL fields, the operator's extra hosts) and, for IP
+    /// literals, the address ranges. Returns the parsed URL.
     pub fn check(
         &self,
         url: &str,
-        adapter_hosts: &[String],
-        merchant_hosts: &[String],
+        adapter: &AdapterInfo,
+        merchant_hosts: &[HostPort],
     ) -> Result<reqwest::Url, CallError> {
         let parsed = reqwest::Url::parse(url).map_err(|e| CallError::EgressDenied {
             host: String::new(),
@@ -221,17 +399,45 @@ impl Egress {
                 ),
             });
         }
-        let listed = adapter_hosts.iter().any(|h| normalize_host(h) == host)
-            || merchant_hosts.contains(&host)
-            || self.extra_hosts.contains(&host);
-        if !listed {
+        // reqwest would turn `user:pass@` into an Authorization header the
+        // operator never sees in any allow-list.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(CallError::EgressDenied {
-                reason: format!(
-                    "`{host}` is not in the adapter's egress-hosts nor the host of one of the merchant's url fields; \
-                     if it should be reachable, add it to the operator's extra_allowed_hosts"
-                ),
                 host,
+                reason: "the URL carries userinfo (`user:password@`), which is refused; \
+                         an adapter sends credentials in headers it builds"
+                    .into(),
             });
+        }
+        let port = parsed.port_or_known_default().unwrap_or_default();
+        let slot = adapter.name.as_str();
+        let declared = adapter
+            .egress_hosts
+            .iter()
+            .any(|h| normalize_host(h) == host);
+        let allowed = merchant_hosts.iter().any(|hp| hp.allows(&host, port))
+            || self.extra_hosts.contains(&host)
+            || (declared
+                && self
+                    .policy
+                    .effective_hosts(slot, &adapter.egress_hosts)
+                    .iter()
+                    .any(|hp| hp.allows(&host, port)));
+        if !allowed {
+            let target = HostPort::new(&host, Some(port));
+            let reason = if declared {
+                format!(
+                    "adapter `{slot}` declares `{host}`, but the operator does not allow `{target}` for it; \
+                     if it should be reachable, add `{target}` to `[adapters.{slot}] egress`"
+                )
+            } else {
+                format!(
+                    "`{target}` is neither a host adapter `{slot}` declares and the operator allows in \
+                     `[adapters.{slot}] egress`, nor the host of a url field configured for the merchant; \
+                     if every adapter should reach it, add it to the operator's extra_allowed_hosts"
+                )
+            };
+            return Err(CallError::EgressDenied { reason, host });
         }
         if let Ok(ip) = host.parse::<IpAddr>()
             && !self.policy.allow_private
@@ -240,6 +446,26 @@ impl Egress {
             return Err(private_denied(&host, ip));
         }
         Ok(parsed)
+    }
+
+    /// Refuses a header the host owns (see [`HOST_OWNED_HEADERS`]).
+    fn check_headers(
+        host: &str,
+        headers: &[(String, String)],
+        masker: &Masker,
+    ) -> Result<(), CallError> {
+        match headers.iter().find(|(n, _)| !header_allowed(n)) {
+            None => Ok(()),
+            Some((name, _)) => Err(CallError::EgressDenied {
+                host: host.to_string(),
+                reason: format!(
+                    "the adapter set the `{}` header, which payhost sets itself \
+                     (Host, Content-Length, Transfer-Encoding and hop-by-hop headers: Connection, \
+                     Keep-Alive, Proxy-*, TE, Trailer, Upgrade); leave it out of the request",
+                    masker.mask(name)
+                ),
+            }),
+        }
     }
 
     /// Performs one request that already passed [`Egress::check`].
@@ -260,6 +486,7 @@ impl Egress {
         };
         let logged_url = masker.mask(url.as_str());
         let host = url.host_str().map(normalize_host).unwrap_or_default();
+        Self::check_headers(&host, &req.headers, masker)?;
         let mut builder = client.request(method.clone(), url);
         for (name, value) in &req.headers {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
@@ -358,61 +585,301 @@ fn private_denied(host: &str, ip: IpAddr) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::Capabilities;
+
+    fn info(slot: &str, hosts: &[&str]) -> AdapterInfo {
+        AdapterInfo {
+            name: slot.into(),
+            version: "1.0.0".into(),
+            contract_version: "0.1.0".into(),
+            methods: vec![],
+            capabilities: Capabilities {
+                payment_notifications: false,
+                refund_notifications: false,
+                partial_refunds: false,
+                query_by_merchant_order_no: false,
+            },
+            egress_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            config_schema: vec![],
+        }
+    }
+
+    fn hp(s: &str) -> HostPort {
+        s.parse().unwrap()
+    }
 
     #[test]
-    fn address_ranges() {
+    fn special_purpose_ranges_are_not_public() {
         for ip in [
-            "127.0.0.1",
+            // IPv4 special-purpose registry, one address per range.
+            "0.1.2.3",
             "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.4",
-            "169.254.169.254",
-            "0.0.0.0",
             "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
+            "100.127.255.254",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.5.4",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.0.170",
+            "192.0.2.1",
+            "192.31.196.1",
+            "192.52.193.1",
+            "192.88.99.1",
+            "192.168.0.1",
+            "192.175.48.1",
+            "198.18.0.1",
+            "198.19.255.254",
+            "198.51.100.1",
+            "203.0.113.1",
+            "224.0.0.1",
+            "239.255.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+            // IPv6: IPv4-compatible, NAT64, 6to4 and the rest.
             "::",
+            "::1",
+            "::7f00:1",
+            "::8.8.8.8",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::808:808",
+            "64:ff9b:1::1",
+            "100::1",
+            "2001::1",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:db8::1",
+            "2002:7f00:1::1",
+            "2002:808:808::1",
+            "3fff::1",
+            "5f00::1",
+            "fc00::1",
+            "fd00::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "::ffff:0:a00:1",
+            // IPv4-mapped addresses are checked as their IPv4 address.
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:198.18.0.1",
+            "::ffff:240.0.0.1",
+            "::ffff:192.0.0.1",
         ] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+            assert!(!is_public(ip.parse().unwrap()), "{ip} counted as public");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "192.0.1.1",
+            "223.255.255.255",
+            "100.128.0.1",
+            "::ffff:8.8.8.8",
+            "2606:4700:4700::1111",
+            "2400:3200::1",
+            "2001:200::1",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip} counted as special");
         }
     }
 
     #[test]
-    fn allow_lists() {
-        let e = Egress::new(EgressPolicy {
+    fn host_port_entries_parse_strictly() {
+        assert_eq!(
+            hp("API.mch.weixin.qq.com.:443"),
+            HostPort::new("api.mch.weixin.qq.com", Some(443))
+        );
+        assert_eq!(hp("[2001:DB8::1]:8443").host, "2001:db8::1");
+        assert_eq!(hp("[2001:db8::1]:8443").to_string(), "[2001:db8::1]:8443");
+        assert_eq!(hp("127.0.0.1:*").port, None);
+        for bad in [
+            "api.mch.weixin.qq.com",
+            "api.example.com:0",
+            "api.example.com:https",
+            ":443",
+            "2001:db8::1:443",
+            "user@api.example.com:443",
+            "api.example.com/x:443",
+        ] {
+            assert!(bad.parse::<HostPort>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn declared_hosts_need_the_operators_list_for_their_slot() {
+        let policy = EgressPolicy {
             extra_allowed_hosts: vec!["Ops.Example.".into()],
+            slots: BTreeMap::from([(
+                "wechat-v2".to_string(),
+                vec![
+                    hp("api.mch.weixin.qq.com:443"),
+                    hp("api2.mch.weixin.qq.com:443"),
+                ],
+            )]),
+            ..Default::default()
+        };
+        let e = Egress::new(policy).unwrap();
+        let a = info(
+            "wechat-v2",
+            &["api.mch.weixin.qq.com", "apihk.mch.weixin.qq.com"],
+        );
+        let merchant = vec![HostPort::new("sim.example", Some(8080))];
+        assert!(
+            e.check("https://API.mch.weixin.qq.com/pay", &a, &merchant)
+                .is_ok()
+        );
+        // Declared and listed, but on another port.
+        assert!(matches!(
+            e.check("https://api.mch.weixin.qq.com:8443/pay", &a, &merchant),
+            Err(CallError::EgressDenied { reason, .. }) if reason.contains("[adapters.wechat-v2] egress")
+        ));
+        // Declared, not listed by the operator.
+        assert!(matches!(
+            e.check("https://apihk.mch.weixin.qq.com/pay", &a, &merchant),
+            Err(CallError::EgressDenied { host, reason }) if host == "apihk.mch.weixin.qq.com"
+                && reason.contains("apihk.mch.weixin.qq.com:443")
+        ));
+        // Listed by the operator, not declared by this adapter.
+        assert!(
+            e.check("https://api2.mch.weixin.qq.com/pay", &a, &merchant)
+                .is_err()
+        );
+        // The same host declared by an adapter of another slot.
+        let other = info("other", &["api.mch.weixin.qq.com"]);
+        assert!(
+            e.check("https://api.mch.weixin.qq.com/pay", &other, &[])
+                .is_err()
+        );
+        // The merchant's own URL field: its host and port.
+        assert!(e.check("http://sim.example:8080/x", &a, &merchant).is_ok());
+        assert!(e.check("http://sim.example:8081/x", &a, &merchant).is_err());
+        // The operator's hosts for every adapter.
+        assert!(e.check("https://ops.example/x", &a, &merchant).is_ok());
+        assert!(matches!(
+            e.check("https://evil.example/", &a, &merchant),
+            Err(CallError::EgressDenied { host, reason }) if host == "evil.example"
+                && reason.contains("extra_allowed_hosts")
+        ));
+        assert!(matches!(
+            e.check("ftp://sim.example:8080/", &a, &merchant),
+            Err(CallError::EgressDenied { .. })
+        ));
+        // An IP literal still needs allow_private.
+        let lit = Egress::new(EgressPolicy {
+            slots: BTreeMap::from([("t".to_string(), vec![hp("127.0.0.1:*")])]),
             ..Default::default()
         })
         .unwrap();
-        let adapter = vec!["api.mch.weixin.qq.com".to_string()];
-        let merchant = vec!["sim.example".to_string()];
-        assert!(
-            e.check("https://API.mch.weixin.qq.com/pay", &adapter, &merchant)
-                .is_ok()
-        );
-        assert!(
-            e.check("http://sim.example:8080/x", &adapter, &merchant)
-                .is_ok()
-        );
-        assert!(
-            e.check("https://ops.example/x", &adapter, &merchant)
-                .is_ok()
-        );
-        assert!(
-            matches!(e.check("https://evil.example/", &adapter, &merchant), Err(CallError::EgressDenied { host, .. }) if host == "evil.example")
-        );
         assert!(matches!(
-            e.check("ftp://sim.example/", &adapter, &merchant),
-            Err(CallError::EgressDenied { .. })
+            lit.check("http://127.0.0.1:1/", &info("t", &["127.0.0.1"]), &[]),
+            Err(CallError::EgressDenied { reason, .. }) if reason.contains("allow_private")
         ));
-        let lit = vec!["127.0.0.1".to_string()];
-        assert!(
-            matches!(e.check("http://127.0.0.1:1/", &lit, &[]), Err(CallError::EgressDenied { reason, .. }) if reason.contains("allow_private"))
+    }
+
+    #[test]
+    fn swaps_may_not_declare_hosts_outside_the_list() {
+        let policy = EgressPolicy {
+            extra_allowed_hosts: vec!["ops.example".into()],
+            slots: BTreeMap::from([(
+                "wechat-v2".to_string(),
+                vec![hp("api.mch.weixin.qq.com:443")],
+            )]),
+            ..Default::default()
+        };
+        let declared = |h: &[&str]| h.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            policy.host_outside_list(
+                "wechat-v2",
+                &declared(&["API.mch.weixin.qq.com", "ops.example"])
+            ),
+            None
         );
+        assert_eq!(
+            policy
+                .host_outside_list(
+                    "wechat-v2",
+                    &declared(&["api.mch.weixin.qq.com", "Collect.Example.Net"])
+                )
+                .as_deref(),
+            Some("collect.example.net")
+        );
+        // No list: nothing is refused, and nothing declared is effective.
+        assert_eq!(
+            policy.host_outside_list("other", &declared(&["x.example"])),
+            None
+        );
+        assert!(
+            policy
+                .effective_hosts("other", &declared(&["x.example"]))
+                .is_empty()
+        );
+        assert_eq!(
+            policy.effective_hosts(
+                "wechat-v2",
+                &declared(&["api.mch.weixin.qq.com", "x.example"])
+            ),
+            [hp("api.mch.weixin.qq.com:443")]
+        );
+    }
+
+    #[test]
+    fn userinfo_in_a_url_is_refused() {
+        let e = Egress::new(EgressPolicy {
+            extra_allowed_hosts: vec!["api.example.com".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let a = info("t", &[]);
+        for url in [
+            "https://user:pass@api.example.com/",
+            "https://user@api.example.com/",
+            "https://:pass@api.example.com/",
+        ] {
+            assert!(
+                matches!(e.check(url, &a, &[]), Err(CallError::EgressDenied { reason, .. }) if reason.contains("userinfo")),
+                "{url}"
+            );
+        }
+        assert!(e.check("https://api.example.com/", &a, &[]).is_ok());
+    }
+
+    #[test]
+    fn host_owned_headers_are_refused_by_name() {
+        let m = Masker::default();
+        for name in [
+            "Host",
+            "content-length",
+            "Transfer-Encoding",
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "proxy-connection",
+            "TE",
+            "Trailer",
+            "Upgrade",
+        ] {
+            let headers = vec![
+                ("content-type".to_string(), "text/xml".to_string()),
+                (name.to_string(), "x".to_string()),
+            ];
+            match Egress::check_headers("api.example.com", &headers, &m) {
+                Err(CallError::EgressDenied { reason, .. }) => {
+                    assert!(reason.contains(&format!("`{name}`")), "{reason}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let fine = vec![
+            ("Content-Type".to_string(), "text/xml".to_string()),
+            (
+                "Authorization".to_string(),
+                "WECHATPAY2-SHA256-RSA2048 ...".to_string(),
+            ),
+            ("Accept".to_string(), "*/*".to_string()),
+            ("Wechatpay-Serial".to_string(), "1".to_string()),
+        ];
+        assert!(Egress::check_headers("api.example.com", &fine, &m).is_ok());
     }
 }

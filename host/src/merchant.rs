@@ -1,6 +1,7 @@
 //! Merchant configuration and its validation against an adapter's schema.
 
 use crate::contract::{AdapterInfo, ConfigEntry, ConfigValue, FieldKind};
+use crate::egress::HostPort;
 use payhost_sdk::native::SecretTable;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
@@ -78,6 +79,9 @@ impl MerchantConfig {
         let mut fields = Vec::new();
         let mut url_hosts = Vec::new();
         for spec in &info.config_schema {
+            // Only a URL the operator wrote opens egress to its host: a
+            // schema default is the adapter's choice.
+            let configured = self.fields.contains_key(&spec.name);
             let value = match (self.fields.get(&spec.name), spec.kind) {
                 (None, _) => match &spec.default {
                     Some(d) if spec.kind != FieldKind::Secret => FieldValue::Text(d.clone()),
@@ -100,7 +104,9 @@ impl MerchantConfig {
                     .map_err(|e| err(&spec.name, Problem::BadUrl(e.to_string())))?;
                 match url.host_str() {
                     Some(h) if matches!(url.scheme(), "http" | "https") => {
-                        url_hosts.push(crate::egress::normalize_host(h));
+                        if configured {
+                            url_hosts.push(HostPort::new(h, url.port_or_known_default()));
+                        }
                     }
                     _ => {
                         return Err(err(
@@ -125,12 +131,13 @@ impl MerchantConfig {
 pub struct ResolvedConfig {
     pub merchant: String,
     fields: Vec<(String, FieldValue)>,
-    url_hosts: Vec<String>,
+    url_hosts: Vec<HostPort>,
 }
 
 impl ResolvedConfig {
-    /// Hosts of the merchant's `url` fields (they join the egress allow-list).
-    pub fn url_hosts(&self) -> &[String] {
+    /// Hosts and ports of the `url` fields configured for the merchant
+    /// (they join the egress allow-list; schema defaults do not).
+    pub fn url_hosts(&self) -> &[HostPort] {
         &self.url_hosts
     }
 
@@ -229,7 +236,9 @@ pub enum Problem {
     Unknown,
     #[error("the schema marks it secret; configure it as a secret")]
     MustBeSecret,
-    #[error("configured as a secret but the schema does not mark it secret")]
+    #[error(
+        "configured as a secret, but the schema does not mark it secret; payhost never hands a secret to an adapter as plain text"
+    )]
     MustNotBeSecret,
     #[error("not a usable URL: {0}")]
     BadUrl(String),
@@ -282,7 +291,20 @@ mod tests {
             .text("mch_id", "1")
             .secret("api_key", "k-123");
         let r = m.validate(&info()).unwrap();
-        assert_eq!(r.url_hosts(), ["api.example.com"]);
+        // The default base_url is the adapter's choice: it opens no egress.
+        assert!(r.url_hosts().is_empty());
+        let r = m
+            .clone()
+            .text("base_url", "http://Sim.Example:8080/v2")
+            .validate(&info())
+            .unwrap();
+        assert_eq!(r.url_hosts(), [HostPort::new("sim.example", Some(8080))]);
+        let r = m
+            .clone()
+            .text("base_url", "https://api.example.com/v2")
+            .validate(&info())
+            .unwrap();
+        assert_eq!(r.url_hosts(), [HostPort::new("api.example.com", Some(443))]);
         let (entries, table) = r.entries();
         assert_eq!(entries.len(), 4);
         assert_eq!(entries[1].value, ConfigValue::Secret(0));

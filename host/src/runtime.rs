@@ -525,11 +525,9 @@ impl Runtime {
             if exchanges.len() >= self.config.max_steps {
                 return Err(CallError::StepLimit(self.config.max_steps));
             }
-            let url = self.egress.check(
-                &request.url,
-                &adapter.info.egress_hosts,
-                resolved.url_hosts(),
-            )?;
+            let url = self
+                .egress
+                .check(&request.url, &adapter.info, resolved.url_hosts())?;
             let identity = match request.client_identity {
                 None => None,
                 Some(h) => Some(resolved.secret_by_handle(h).ok_or_else(|| {
