@@ -1,7 +1,7 @@
 //! The `payhost` command line.
 
 use crate::builder::{self, BuildOptions};
-use crate::contract::{CallContext, FieldKind};
+use crate::contract::CallContext;
 use crate::egress::EgressPolicy;
 use crate::merchant::{FieldValue, MerchantConfig};
 use crate::runtime::{Operation, Output, Runtime, RuntimeConfig};
@@ -67,9 +67,14 @@ pub enum AdapterCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Print an adapter's self-description as JSON.
+    /// Print an adapter's self-description as JSON, with the egress hosts
+    /// the operator's configuration lets it reach (`effective_egress_hosts`).
     Inspect {
         file: PathBuf,
+        /// The TOML file whose `[adapters.<name>] egress` applies (default:
+        /// $PAYHOST_CONFIG, else the embedded default).
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
@@ -77,10 +82,16 @@ pub enum AdapterCommand {
     Call {
         file: PathBuf,
         operation: OperationName,
-        /// Flat JSON object: field name -> value; fields the adapter's
-        /// schema marks secret are treated as secrets.
+        /// Flat JSON object: field name -> value. Values of the fields named
+        /// by --secret are secrets, best given as references (`env:NAME`,
+        /// `file:PATH`); every other value is plain text.
         #[arg(long)]
         config: PathBuf,
+        /// A field of --config that is a secret (repeat for each). Which
+        /// values are secret is the operator's choice, never the adapter's:
+        /// a field the adapter's schema does not mark secret is refused.
+        #[arg(long = "secret", value_name = "FIELD")]
+        secrets: Vec<String>,
         /// The operation's request as JSON.
         #[arg(long)]
         input: PathBuf,
@@ -89,7 +100,9 @@ pub enum AdapterCommand {
         /// Allow requests to loopback and private addresses (local simulators).
         #[arg(long)]
         allow_private: bool,
-        /// Allow an extra host in addition to the adapter's own list.
+        /// Allow requests to this host (any port). The adapter's declared
+        /// hosts are reachable only when allowed here; the hosts of url
+        /// fields in --config always are.
         #[arg(long = "allow-host")]
         allow_hosts: Vec<String>,
         #[command(flatten)]
@@ -224,6 +237,33 @@ fn check_adapters(cfg: &crate::config::Config) -> Result<Vec<String>> {
             }
         }
     }
+    let policy = &rt.config().egress;
+    for (slot, adapter) in &loaded {
+        let Ok(adapter) = adapter else { continue };
+        let info = &adapter.info;
+        let effective: Vec<String> = policy
+            .effective_hosts(slot, &info.egress_hosts)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        println!(
+            "adapter {slot} {} (digest {}): declares [{}], may reach [{}] (plus merchants' url fields{})",
+            info.version,
+            &adapter.digest[..16],
+            info.egress_hosts.join(", "),
+            effective.join(", "),
+            if policy.extra_allowed_hosts.is_empty() {
+                String::new()
+            } else {
+                format!(" and {}", policy.extra_allowed_hosts.join(", "))
+            }
+        );
+        if let Some(host) = policy.host_outside_list(slot, &info.egress_hosts) {
+            failures.push(format!(
+                "adapter `{slot}`: declares egress host `{host}`, which `[adapters.{slot}] egress` does not list; payhost would refuse this file"
+            ));
+        }
+    }
     Ok(failures)
 }
 
@@ -242,13 +282,32 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        AdapterCommand::Inspect { file, runtime } => {
+        AdapterCommand::Inspect {
+            file,
+            config,
+            runtime,
+        } => {
+            let cfg = crate::config::Config::load(config.as_deref())?;
+            let policy = cfg.runtime_config().egress;
             let rt = Runtime::new(RuntimeConfig {
                 cache_dir: runtime.cache_dir,
                 ..Default::default()
             })?;
             let adapter = rt.load(&read(&file)?)?;
-            println!("{}", serde_json::to_string_pretty(&adapter.info)?);
+            let info = &adapter.info;
+            let mut json = serde_json::to_value(info)?;
+            json["effective_egress_hosts"] = policy
+                .effective_hosts(&info.name, &info.egress_hosts)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            if let Some(host) = policy.host_outside_list(&info.name, &info.egress_hosts) {
+                eprintln!(
+                    "warning: `{host}` is not in `[adapters.{}] egress`: payhost would refuse this version",
+                    info.name
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?);
             Ok(ExitCode::SUCCESS)
         }
         AdapterCommand::Call {
@@ -257,6 +316,7 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
             config,
             input,
             notify_url,
+            secrets,
             allow_private,
             allow_hosts,
             runtime,
@@ -271,7 +331,13 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
                 ..Default::default()
             })?;
             let adapter = rt.load(&read(&file)?)?;
-            let merchant = merchant_from_json(&read(&config)?, &adapter.info)?;
+            let merchant = merchant_from_json(&read(&config)?, &secrets)?;
+            if let Err(e) = merchant.validate(&adapter.info) {
+                if e.problem == crate::merchant::Problem::MustBeSecret {
+                    bail!("{e} (pass --secret {})", e.field);
+                }
+                bail!("{e}");
+            }
             let input: serde_json::Value = serde_json::from_slice(&read(&input)?)
                 .with_context(|| format!("{} is not JSON", input.display()))?;
             let op = operation_from_json(operation, input)?;
@@ -381,13 +447,15 @@ fn read(path: &PathBuf) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// A flat JSON object of field -> value; the schema decides what is secret.
-pub fn merchant_from_json(
-    bytes: &[u8],
-    info: &crate::contract::AdapterInfo,
-) -> Result<MerchantConfig> {
+/// A flat JSON object of field -> value. The fields named in `secrets`
+/// are secrets (a `env:NAME` / `file:PATH` value is resolved), the rest
+/// text: the operator says what is secret, not the adapter under test.
+pub fn merchant_from_json(bytes: &[u8], secrets: &[String]) -> Result<MerchantConfig> {
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).context("the configuration must be a flat JSON object")?;
+    if let Some(missing) = secrets.iter().find(|s| !map.contains_key(*s)) {
+        bail!("--secret {missing}: the configuration has no field `{missing}`");
+    }
     let mut merchant = MerchantConfig::new("cli");
     for (name, value) in map {
         let text = match value {
@@ -396,18 +464,18 @@ pub fn merchant_from_json(
             serde_json::Value::Bool(b) => b.to_string(),
             _ => bail!("configuration field `{name}` must be a string"),
         };
-        let secret = info
-            .config_schema
-            .iter()
-            .any(|f| f.name == name && f.kind == FieldKind::Secret);
-        merchant.fields.insert(
-            name,
-            if secret {
-                FieldValue::secret(text)
-            } else {
-                FieldValue::Text(text)
-            },
-        );
+        let value = if secrets.contains(&name) {
+            match crate::config::SecretRef::parse(&text) {
+                Ok(r) => FieldValue::Secret(
+                    r.resolve()
+                        .map_err(|p| anyhow::anyhow!("configuration field `{name}`: {p}"))?,
+                ),
+                Err(_) => FieldValue::secret(text),
+            }
+        } else {
+            FieldValue::Text(text)
+        };
+        merchant.fields.insert(name, value);
     }
     Ok(merchant)
 }
@@ -428,4 +496,29 @@ fn operation_from_json(op: OperationName, v: serde_json::Value) -> Result<Operat
             Operation::ParseNotify(serde_json::from_value(v).context(what)?)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_call_takes_secrets_from_the_operator_not_the_schema() {
+        let json =
+            br#"{"mch_id": "10000100", "api_key": "k-123", "token": "env:PAYHOST_CLI_TEST_TOKEN"}"#;
+        // Nothing is secret unless the operator says so, whatever a schema says.
+        let m = merchant_from_json(json, &[]).unwrap();
+        assert!(matches!(m.fields["api_key"], FieldValue::Text(_)));
+        // Named secrets are secrets; a reference is resolved.
+        let m = merchant_from_json(json, &["api_key".into()]).unwrap();
+        assert!(matches!(m.fields["api_key"], FieldValue::Secret(_)));
+        assert!(matches!(m.fields["mch_id"], FieldValue::Text(_)));
+        let e = merchant_from_json(json, &["token".into()]).unwrap_err();
+        assert!(
+            e.to_string().contains("PAYHOST_CLI_TEST_TOKEN"),
+            "an unset reference is named: {e}"
+        );
+        let e = merchant_from_json(json, &["apikey".into()]).unwrap_err();
+        assert!(e.to_string().contains("--secret apikey"), "{e}");
+    }
 }

@@ -9,10 +9,23 @@
 //! serialized by a second lock that readers never touch: a candidate is
 //! compiled, described and checked against every merchant that would use
 //! it *before* the swap, so a refused version changes nothing.
+//!
+//! Every way in (upload, watched directory, start) runs the same checks:
+//! the operator's egress list for the slot, every merchant's secrets
+//! staying secret (pinned merchants too), and the full schema check of the
+//! merchants that follow the active version.
+//!
+//! With [`Registry::persist_to`], what a slot keeps is also on disk:
+//! `<dir>/<slot>.wasm` is the active version and
+//! `<dir>/versions/<slot>/<digest>.wasm` every kept one, with
+//! `index.json` giving their order, so rollback and pins survive a
+//! restart. A refused file of the directory is moved to `<dir>/refused/`
+//! with a `.reason` file, so it is not loaded again.
 
 use crate::contract::AdapterInfo;
+use crate::contract::FieldKind;
 use crate::error::LoadError;
-use crate::merchant::{ConfigError, MerchantConfig};
+use crate::merchant::{ConfigError, FieldValue, MerchantConfig};
 use crate::metrics::Metrics;
 use crate::runtime::{LoadedAdapter, Runtime};
 use anyhow::{Context, Result};
@@ -40,6 +53,16 @@ impl fmt::Display for Source {
     }
 }
 
+impl Source {
+    /// The inverse of `Display`, for the history index.
+    fn parse(text: &str) -> Self {
+        match text.strip_prefix("directory:") {
+            Some(p) => Source::Directory(p.into()),
+            None => Source::Admin,
+        }
+    }
+}
+
 /// One loaded version of an adapter.
 #[derive(Debug)]
 pub struct AdapterVersion {
@@ -63,7 +86,9 @@ impl AdapterVersion {
 }
 
 /// A merchant as the registry sees it: which slot it uses, its pin, and
-/// the configuration every candidate version must accept.
+/// the configuration every candidate version must accept (its secret
+/// fields must stay secret in every version; an unpinned merchant's whole
+/// configuration must fit the active one).
 #[derive(Debug, Clone)]
 pub struct SlotUser {
     pub merchant: String,
@@ -104,6 +129,23 @@ pub enum Refusal {
     UnknownVersion { slot: String, digest: String },
     #[error("adapter `{0}` has no previous version to roll back to")]
     NothingToRollBack(String),
+    /// A declared egress host is not in the operator's list for the slot.
+    #[error(
+        "the component declares egress host `{host}`, which the operator does not allow for adapter `{slot}`; \
+         if it should be reachable, add `{host}:<port>` to `[adapters.{slot}] egress` and restart"
+    )]
+    EgressHost { slot: String, host: String },
+    /// The schema no longer marks a field secret that a merchant
+    /// configures as a secret: the version would receive it as plain text.
+    #[error(
+        "the component's schema does not mark field `{field}` secret, but merchant `{merchant}` configures it as a secret \
+         (pinned or not); payhost never hands a secret to an adapter as plain text, so adapter `{slot}` keeps its current version"
+    )]
+    SecretAsText {
+        slot: String,
+        merchant: String,
+        field: String,
+    },
 }
 
 impl Refusal {
@@ -121,7 +163,19 @@ impl Refusal {
             Refusal::UnknownSlot(_) => "unknown_adapter",
             Refusal::UnknownVersion { .. } => "unknown_version",
             Refusal::NothingToRollBack(_) => "nothing_to_roll_back",
+            Refusal::EgressHost { .. } => "egress_host_not_allowed",
+            Refusal::SecretAsText { .. } => "secret_field_not_secret",
         }
+    }
+
+    /// Bytes refused as not a component may be a write still in progress:
+    /// such a file stays where it is, since the writer's next event makes
+    /// payhost read it again.
+    fn may_be_partial(&self) -> bool {
+        matches!(
+            self,
+            Refusal::Load(LoadError::Compile(_) | LoadError::Cache(_))
+        )
     }
 }
 
@@ -156,6 +210,47 @@ struct Slot {
     previous: VecDeque<Arc<AdapterVersion>>,
 }
 
+impl Slot {
+    /// Drops the oldest previous versions beyond `keep`, except those a
+    /// merchant is pinned to; returns the digests dropped.
+    fn retain(&mut self, pinned: &[String], keep: usize) -> Vec<String> {
+        let mut dropped = Vec::new();
+        let mut unpinned = 0;
+        self.previous.retain(|v| {
+            if pinned.contains(&v.digest) {
+                return true;
+            }
+            unpinned += 1;
+            let kept = unpinned <= keep;
+            if !kept {
+                dropped.push(v.digest.clone());
+            }
+            kept
+        });
+        dropped
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Arc<AdapterVersion>> {
+        std::iter::once(&self.active).chain(self.previous.iter())
+    }
+}
+
+/// One entry of `versions/<slot>/index.json`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct IndexEntry {
+    digest: String,
+    version: String,
+    loaded_at: i64,
+    source: String,
+}
+
+/// `versions/<slot>/index.json`: the active version first, then the
+/// previous ones, newest first (the order rollback follows).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Index {
+    versions: Vec<IndexEntry>,
+}
+
 pub struct Registry {
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
@@ -165,6 +260,9 @@ pub struct Registry {
     dir: Option<PathBuf>,
     slots: RwLock<HashMap<String, Slot>>,
     users: RwLock<Vec<SlotUser>>,
+    /// Why the last directory file of a slot was refused, for the start's
+    /// error when the slot ends up with no version.
+    refused: Mutex<HashMap<String, String>>,
     /// Serializes changes; never taken by readers.
     changing: Mutex<()>,
 }
@@ -186,7 +284,8 @@ fn now_ms() -> i64 {
 }
 
 impl Registry {
-    /// `keep`: how many previous versions per slot stay loaded.
+    /// `keep`: how many previous versions per slot stay loaded (and, with
+    /// [`Registry::persist_to`], on disk).
     pub fn new(runtime: Arc<Runtime>, metrics: Arc<Metrics>, keep: usize) -> Self {
         Self {
             runtime,
@@ -195,11 +294,14 @@ impl Registry {
             dir: None,
             slots: RwLock::default(),
             users: RwLock::default(),
+            refused: Mutex::default(),
             changing: Mutex::new(()),
         }
     }
 
-    /// Writes every successful install and rollback to `<dir>/<slot>.wasm`.
+    /// Writes every successful install and rollback to `<dir>/<slot>.wasm`
+    /// and keeps every kept version in `<dir>/versions/<slot>/`, which
+    /// [`Registry::load_dir`] restores.
     pub fn persist_to(mut self, dir: PathBuf) -> Self {
         self.dir = Some(dir);
         self
@@ -209,9 +311,16 @@ impl Registry {
         &self.runtime
     }
 
-    /// Declares the merchants and their pins; later installs must accept
-    /// their configurations.
+    /// Declares the merchants and their pins; later installs (and, when
+    /// called before [`Registry::load_dir`], the start's) must accept their
+    /// configurations.
     pub fn set_users(&self, users: Vec<SlotUser>) {
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = users;
+    }
+
+    /// Logs every merchant pinned to a version that is not loaded.
+    pub fn warn_missing_pins(&self) {
+        let users = self.users.read().unwrap_or_else(|p| p.into_inner()).clone();
         for u in &users {
             if let Some(pin) = &u.pin
                 && self.get_for(&u.slot, Some(pin)).is_err()
@@ -220,7 +329,30 @@ impl Registry {
                     "merchant is pinned to an adapter version that is not loaded; its payments fail until it is uploaded or the pin changes");
             }
         }
-        *self.users.write().unwrap_or_else(|p| p.into_inner()) = users;
+    }
+
+    /// Why the directory's file for `slot` was last refused, if it was.
+    pub fn last_refusal(&self, slot: &str) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(slot)
+            .cloned()
+    }
+
+    /// The hosts the active version of `slot` may reach among those it
+    /// declares, as the operator allows them (`host:port`).
+    pub fn effective_hosts(&self, slot: &str) -> Vec<String> {
+        let Some(active) = self.active(slot) else {
+            return Vec::new();
+        };
+        self.runtime
+            .config()
+            .egress
+            .effective_hosts(slot, &active.info().egress_hosts)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// The merchant's pin, if it has one.
@@ -363,7 +495,7 @@ impl Registry {
                 found: adapter.info.name.clone(),
             }));
         }
-        self.check_users(slot, &adapter.info).map_err(refuse)?;
+        self.check(slot, &adapter.info, true).map_err(refuse)?;
         let version = Arc::new(AdapterVersion {
             digest: digest.clone(),
             version: adapter.info.version.clone(),
@@ -376,11 +508,43 @@ impl Registry {
         Ok(outcome)
     }
 
-    /// Every unpinned merchant of `slot` must be served by `info`.
-    fn check_users(&self, slot: &str, info: &AdapterInfo) -> Result<(), Refusal> {
+    /// What every version of `slot` must satisfy: its declared hosts stay
+    /// within the operator's list, and no merchant's secret (pinned or
+    /// not) would reach it as plain text. With `active`, also: every
+    /// unpinned merchant's configuration fits its schema.
+    fn check(&self, slot: &str, info: &AdapterInfo, active: bool) -> Result<(), Refusal> {
+        let egress = &self.runtime.config().egress;
+        if let Some(host) = egress.host_outside_list(slot, &info.egress_hosts) {
+            return Err(Refusal::EgressHost {
+                slot: slot.into(),
+                host,
+            });
+        }
+        if !egress.has_list(slot) && !info.egress_hosts.is_empty() {
+            tracing::warn!(adapter = slot, declared = ?info.egress_hosts,
+                "the adapter declares egress hosts, but the operator lists none for its slot ([adapters.{slot}] egress): they are unreachable");
+        }
         let users = self.users.read().unwrap_or_else(|p| p.into_inner());
-        for u in users.iter().filter(|u| u.slot == slot && u.pin.is_none()) {
-            u.config.validate(info).map_err(Refusal::Schema)?;
+        for u in users.iter().filter(|u| u.slot == slot) {
+            let exposed = u.config.fields.iter().find(|(name, value)| {
+                matches!(value, FieldValue::Secret(_))
+                    && info
+                        .config_schema
+                        .iter()
+                        .any(|f| &f.name == *name && f.kind != FieldKind::Secret)
+            });
+            if let Some((field, _)) = exposed {
+                return Err(Refusal::SecretAsText {
+                    slot: slot.into(),
+                    merchant: u.merchant.clone(),
+                    field: field.clone(),
+                });
+            }
+        }
+        if active {
+            for u in users.iter().filter(|u| u.slot == slot && u.pin.is_none()) {
+                u.config.validate(info).map_err(Refusal::Schema)?;
+            }
         }
         Ok(())
     }
@@ -395,7 +559,7 @@ impl Registry {
         action: &'static str,
     ) -> SwapOutcome {
         let pinned: Vec<String> = self.pins(slot).into_iter().map(|(_, d)| d).collect();
-        let mut dropped = Vec::new();
+        let dropped;
         let previous: Option<Arc<AdapterVersion>> = {
             let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
             match slots.get_mut(slot) {
@@ -407,6 +571,7 @@ impl Registry {
                             previous: VecDeque::new(),
                         },
                     );
+                    dropped = Vec::new();
                     None
                 }
                 Some(s) => {
@@ -416,18 +581,7 @@ impl Registry {
                     s.previous.push_front(old.clone());
                     // Oldest unpinned versions go first; a pinned one stays
                     // while its merchant needs it.
-                    let mut unpinned = 0;
-                    s.previous.retain(|v| {
-                        if pinned.contains(&v.digest) {
-                            return true;
-                        }
-                        unpinned += 1;
-                        let keep = unpinned <= self.keep;
-                        if !keep {
-                            dropped.push(v.digest.clone());
-                        }
-                        keep
-                    });
+                    dropped = s.retain(&pinned, self.keep);
                     Some(old)
                 }
             }
@@ -463,6 +617,7 @@ impl Registry {
         if !from_there {
             self.persist(slot, &next);
         }
+        self.persist_history(slot);
         SwapOutcome {
             adapter: slot.into(),
             digest: next.digest.clone(),
@@ -533,12 +688,13 @@ impl Registry {
         }
         // Merchants' settings do not change at run time, but a version kept
         // for a pinned merchant was never checked against the others.
-        self.check_users(slot, target.info()).map_err(refuse)?;
+        self.check(slot, target.info(), true).map_err(refuse)?;
         Ok(self.swap(slot, target, &Source::Admin, "rollback"))
     }
 
     /// Installs `path` (named `<slot>.wasm`) through the same checks as an
-    /// upload. Skips the file when it already is the active version.
+    /// upload. Skips the file when it already is the active version. A
+    /// refused file is moved aside (see [`Registry::set_aside`]).
     pub fn install_file(&self, path: &Path) -> Result<Option<SwapOutcome>, Refusal> {
         let Some(slot) = slot_of(path) else {
             return Ok(None);
@@ -554,29 +710,258 @@ impl Registry {
                 return Ok(None);
             }
         };
-        self.install_locked(&slot, &bytes, Source::Directory(path.to_path_buf()))
-            .map(|o| (!o.unchanged).then_some(o))
-    }
-
-    /// Loads every `<slot>.wasm` in `dir` at start. A file that fails to
-    /// load is logged and skipped: one broken adapter must not take the
-    /// others down (a merchant whose adapter is missing is refused at
-    /// start instead).
-    pub fn load_dir(&self, dir: &Path) -> Result<Vec<Arc<LoadedAdapter>>> {
-        let mut loaded = Vec::new();
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading adapters directory {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| slot_of(p).is_some())
-            .collect();
-        paths.sort();
-        for path in paths {
-            if let Ok(Some(_)) = self.install_file(&path)
-                && let Some(a) = slot_of(&path).and_then(|s| self.get(&s))
-            {
-                loaded.push(a);
+        match self.install_locked(&slot, &bytes, Source::Directory(path.to_path_buf())) {
+            Ok(o) => {
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&slot);
+                Ok((!o.unchanged).then_some(o))
+            }
+            Err(r) => {
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(slot.clone(), format!("{}: {r}", r.code()));
+                if !r.may_be_partial() && self.active(&slot).is_some() {
+                    self.set_aside(&slot, path, &bytes, &r);
+                }
+                Err(r)
             }
         }
+    }
+
+    /// Moves a refused file of the directory to `<dir>/refused/` with a
+    /// `.reason` file, so neither the watcher nor the next start loads it
+    /// again, then writes the active version back in its place. Only when
+    /// the slot has an active version: a slot's only file stays, and the
+    /// start's error names the refusal.
+    fn set_aside(&self, slot: &str, path: &Path, bytes: &[u8], r: &Refusal) {
+        let Some(dir) = path.parent() else { return };
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        // A writer may have replaced the file since it was read; its new
+        // bytes get their own event and check.
+        let unchanged = std::fs::read(path)
+            .map(|now| sha2::Sha256::digest(&now)[..] == sha2::Sha256::digest(bytes)[..])
+            .unwrap_or(false);
+        if !unchanged {
+            return;
+        }
+        let refused = dir.join("refused");
+        let name = format!("{slot}-{}-{}.wasm", &digest[..16], now_ms());
+        let target = refused.join(&name);
+        let moved = std::fs::create_dir_all(&refused)
+            .and_then(|_| std::fs::rename(path, &target))
+            .and_then(|_| {
+                std::fs::write(
+                    refused.join(format!("{name}.reason")),
+                    format!(
+                        "adapter `{slot}`, digest {digest}, refused at {} (Unix ms)\n{}: {r}\n",
+                        now_ms(),
+                        r.code()
+                    ),
+                )
+            });
+        match moved {
+            Ok(()) => {
+                tracing::warn!(adapter = slot, %digest, from = %path.display(), to = %target.display(),
+                    reason = r.code(), "refused adapter file moved aside; it will not be loaded again");
+                // The directory shows what serves again.
+                if let Some(active) = self.active(slot)
+                    && self.dir.as_deref() == Some(dir)
+                {
+                    self.persist(slot, &active);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(adapter = slot, %digest, path = %path.display(), error = %e,
+                    "could not move the refused adapter file aside; it is refused again whenever it is read");
+            }
+        }
+    }
+
+    /// Where the kept versions of `slot` are written.
+    fn versions_dir(&self, slot: &str) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join("versions").join(slot))
+    }
+
+    /// Writes every kept version of `slot` (bytes by digest, and their
+    /// order) and removes the versions no longer kept. Called under the
+    /// change lock. Failures are logged: serving goes on from memory.
+    fn persist_history(&self, slot: &str) {
+        let Some(vdir) = self.versions_dir(slot) else {
+            return;
+        };
+        let kept: Vec<Arc<AdapterVersion>> = {
+            let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+            match slots.get(slot) {
+                Some(s) => s.all().cloned().collect(),
+                None => return,
+            }
+        };
+        let result = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&vdir)?;
+            for v in &kept {
+                let path = vdir.join(format!("{}.wasm", v.digest));
+                if !path.is_file() {
+                    crate::runtime::write_atomic(&path, &v.bytes)?;
+                }
+            }
+            let index = Index {
+                versions: kept
+                    .iter()
+                    .map(|v| IndexEntry {
+                        digest: v.digest.clone(),
+                        version: v.version.clone(),
+                        loaded_at: v.loaded_at,
+                        source: v.source.to_string(),
+                    })
+                    .collect(),
+            };
+            let json = serde_json::to_vec_pretty(&index).map_err(std::io::Error::other)?;
+            crate::runtime::write_atomic(&vdir.join("index.json"), &json)?;
+            for entry in std::fs::read_dir(&vdir)? {
+                let path = entry?.path();
+                let stale = path.extension().is_some_and(|e| e == "wasm")
+                    && path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .is_some_and(|d| !kept.iter().any(|v| v.digest == d));
+                if stale {
+                    std::fs::remove_file(&path)?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(adapter = slot, dir = %vdir.display(), error = %e,
+                "could not write the kept adapter versions; after a restart rollback and pins to them would not work");
+        }
+    }
+
+    /// Loads the kept versions of `slot` written by an earlier run, through
+    /// the checks every version must pass; the first one loaded is active.
+    /// A version that no longer loads or passes is logged and left out.
+    fn restore(&self, slot: &str) {
+        let Some(vdir) = self.versions_dir(slot) else {
+            return;
+        };
+        let index: Index = match std::fs::read(vdir.join("index.json")) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!(adapter = slot, dir = %vdir.display(), error = %e,
+                        "unreadable index of kept adapter versions; starting from the directory's file only");
+                    return;
+                }
+            },
+            Err(_) => return,
+        };
+        let mut restored = Vec::new();
+        for e in index.versions {
+            let path = vdir.join(format!("{}.wasm", e.digest));
+            let loaded = std::fs::read(&path)
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))
+                .and_then(|bytes| {
+                    if hex::encode(sha2::Sha256::digest(&bytes)) != e.digest {
+                        return Err(format!("{} does not have its digest", path.display()));
+                    }
+                    let adapter = self.runtime.load(&bytes).map_err(|err| err.to_string())?;
+                    if adapter.info.name != slot {
+                        return Err(format!("it describes itself as `{}`", adapter.info.name));
+                    }
+                    self.check(slot, &adapter.info, false)
+                        .map_err(|r| format!("{}: {r}", r.code()))?;
+                    Ok(Arc::new(AdapterVersion {
+                        digest: e.digest.clone(),
+                        version: adapter.info.version.clone(),
+                        loaded_at: e.loaded_at,
+                        source: Source::parse(&e.source),
+                        adapter,
+                        bytes: bytes.into(),
+                    }))
+                });
+            match loaded {
+                Ok(v) => restored.push(v),
+                Err(why) => {
+                    tracing::warn!(adapter = slot, digest = %e.digest, error = %why,
+                        "kept adapter version not restored");
+                    self.metrics.registry_event("load", "refused");
+                }
+            }
+        }
+        if restored.is_empty() {
+            return;
+        }
+        let pinned: Vec<String> = self.pins(slot).into_iter().map(|(_, d)| d).collect();
+        let active = restored.remove(0);
+        let mut s = Slot {
+            active: active.clone(),
+            previous: restored.into(),
+        };
+        for digest in s.retain(&pinned, self.keep) {
+            self.runtime.forget(&digest);
+        }
+        let kept = s.previous.len();
+        self.slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(slot.to_string(), s);
+        tracing::info!(adapter = slot, digest = %active.digest, version = %active.version,
+            previous_kept = kept, action = "load", outcome = "loaded",
+            "adapter versions restored from the kept versions");
+        self.metrics.registry_event("load", "loaded");
+    }
+
+    /// Loads every slot at start: first the versions an earlier run kept
+    /// (`versions/<slot>/`), then every `<slot>.wasm` in `dir`, through the
+    /// same checks as an upload (so declare the merchants with
+    /// [`Registry::set_users`] first). A file that is refused is logged and
+    /// skipped, and moved aside when the slot has a kept version to serve
+    /// instead: one broken file must not take the others down (a merchant
+    /// whose adapter is missing is refused at start instead).
+    pub fn load_dir(&self, dir: &Path) -> Result<Vec<Arc<LoadedAdapter>>> {
+        let mut slots: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading adapters directory {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter_map(|p| slot_of(&p))
+            .collect();
+        if let Some(vroot) = self.dir.as_ref().map(|d| d.join("versions"))
+            && let Ok(entries) = std::fs::read_dir(&vroot)
+        {
+            slots.extend(
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().join("index.json").is_file())
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .filter(|s| slot_of(Path::new(&format!("{s}.wasm"))).is_some()),
+            );
+        }
+        slots.sort();
+        slots.dedup();
+        let mut loaded = Vec::new();
+        for slot in slots {
+            if self.active(&slot).is_none() {
+                let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+                self.restore(&slot);
+            }
+            let file = dir.join(format!("{slot}.wasm"));
+            if file.is_file() {
+                // Refusals are logged, counted and remembered by install_file.
+                let _ = self.install_file(&file);
+            }
+            let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(active) = self.active(&slot) {
+                // After a restore from the kept versions the directory may
+                // lack the active file.
+                if self.dir.as_deref() == Some(dir) && !file.is_file() {
+                    self.persist(&slot, &active);
+                }
+                self.persist_history(&slot);
+                loaded.push(active.adapter.clone());
+            }
+        }
+        self.warn_missing_pins();
         Ok(loaded)
     }
 }
@@ -620,6 +1005,16 @@ mod tests {
     }
 
     #[test]
+    fn sources_round_trip_through_the_history_index() {
+        for s in [
+            Source::Admin,
+            Source::Directory("/srv/a/wechat-v2.wasm".into()),
+        ] {
+            assert_eq!(Source::parse(&s.to_string()), s);
+        }
+    }
+
+    #[test]
     fn refusals_have_stable_codes_and_say_what_to_do() {
         let r = Refusal::WrongName {
             slot: "wechat-v2".into(),
@@ -627,6 +1022,33 @@ mod tests {
         };
         assert_eq!(r.code(), "wrong_name");
         assert!(r.to_string().contains("/admin/adapters/rsa-sign"), "{r}");
+        let r = Refusal::EgressHost {
+            slot: "wechat-v2".into(),
+            host: "collect.example.net".into(),
+        };
+        assert_eq!(r.code(), "egress_host_not_allowed");
+        assert!(
+            r.to_string().contains("`collect.example.net`")
+                && r.to_string().contains("[adapters.wechat-v2] egress"),
+            "{r}"
+        );
+        let r = Refusal::SecretAsText {
+            slot: "wechat-v2".into(),
+            merchant: "shop-1".into(),
+            field: "api_key".into(),
+        };
+        assert_eq!(r.code(), "secret_field_not_secret");
+        let text = r.to_string();
+        assert!(
+            text.contains("`api_key`") && text.contains("`shop-1`"),
+            "{text}"
+        );
+        // Never the advice that would hand the plaintext to this version.
+        for advice in ["directly", "literal", "plain value"] {
+            assert!(!text.contains(advice), "{text}");
+        }
+        assert!(!r.may_be_partial());
+        assert!(Refusal::Load(LoadError::Compile("eof".into())).may_be_partial());
         let u = Unavailable::PinnedMissing {
             slot: "wechat-v2".into(),
             digest: "ab".repeat(32),

@@ -28,6 +28,18 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
         )
         .persist_to(dir.clone()),
     );
+    // The merchants are declared first, so the versions loaded at start
+    // pass the same checks as an upload (secrets stay secret, pins kept).
+    let mut users = Vec::new();
+    for m in &config.merchants {
+        users.push(SlotUser {
+            merchant: m.id.clone(),
+            slot: m.adapter.clone(),
+            pin: m.pin.clone(),
+            config: m.merchant_config()?,
+        });
+    }
+    registry.set_users(users);
     tokio::task::spawn_blocking({
         let registry = registry.clone();
         move || registry.load_dir(&dir)
@@ -38,23 +50,24 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
 
     let mut merchants = HashMap::new();
     let mut api_keys = HashMap::new();
-    let mut users = Vec::new();
     for m in &config.merchants {
-        let Some(adapter) = registry.get(&m.adapter) else {
+        let Some(active) = registry.get(&m.adapter) else {
             bail!(
-                "merchant `{}` uses adapter `{}`, but no such adapter was loaded from {}",
+                "merchant `{}` uses adapter `{}`, but no such adapter was loaded from {}{}",
                 m.id,
                 m.adapter,
-                config.runtime.adapters_dir.display()
+                config.runtime.adapters_dir.display(),
+                registry
+                    .last_refusal(&m.adapter)
+                    .map(|r| format!(" (its file was refused: {r})"))
+                    .unwrap_or_default()
             );
         };
+        // A pinned merchant is checked against its own version, when loaded.
+        let adapter = registry
+            .get_for(&m.adapter, m.pin.as_deref())
+            .unwrap_or(active);
         let adapter_config = m.adapter_config(&adapter.info)?;
-        users.push(SlotUser {
-            merchant: m.id.clone(),
-            slot: m.adapter.clone(),
-            pin: m.pin.clone(),
-            config: adapter_config.clone(),
-        });
         for key in &m.api_keys {
             api_keys.insert(key.to_string(), m.id.clone());
         }
@@ -72,7 +85,6 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
             }),
         );
     }
-    registry.set_users(users);
     let rate_limiter = RateLimiter::new(
         config
             .merchants

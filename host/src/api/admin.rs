@@ -86,6 +86,12 @@ pub struct AdapterView {
     pub loaded_at: i64,
     /// `admin` or `directory:<path>`.
     pub source: String,
+    /// The hosts the active version declares in `describe`.
+    pub declared_egress_hosts: Vec<String>,
+    /// What it may reach of them: `host:port` as the operator's
+    /// `[adapters.<name>] egress` allows (the hosts of a merchant's
+    /// configured url fields and `egress.extra_allowed_hosts` come on top).
+    pub egress_hosts: Vec<String>,
     /// Versions loaded for this slot, the active one included.
     pub versions_kept: usize,
     pub pins: Vec<Pin>,
@@ -127,6 +133,8 @@ fn view(state: &AppState, name: &str) -> Option<AdapterView> {
         capabilities: info.capabilities,
         loaded_at: active.loaded_at,
         source: active.source.to_string(),
+        declared_egress_hosts: info.egress_hosts.clone(),
+        egress_hosts: state.registry.effective_hosts(name),
         versions_kept: versions.len(),
         pins: state
             .registry
@@ -201,7 +209,7 @@ pub async fn versions(
     responses((status = 201, description = "Validated and now active", body = Object),
               (status = 200, description = "Already the active version", body = Object),
               (status = 400, description = "Not a usable component, a foreign import, an incompatible contract or another adapter's name", body = super::problem::Problem),
-              (status = 422, description = "The new configuration schema refuses a merchant's settings", body = super::problem::Problem)),
+              (status = 422, description = "The new configuration schema refuses a merchant's settings, would receive a merchant's secret as plain text, or declares an egress host the operator does not allow", body = super::problem::Problem)),
     security(("admin_token" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -277,6 +285,14 @@ fn refusal(r: Refusal) -> ApiError {
             StatusCode::UNPROCESSABLE_ENTITY,
             "The new version does not accept a merchant's configuration",
         ),
+        Refusal::SecretAsText { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The new version would receive a merchant's secret as plain text",
+        ),
+        Refusal::EgressHost { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The new version declares a host the operator does not allow",
+        ),
         Refusal::UnknownSlot(_) | Refusal::UnknownVersion { .. } => {
             (StatusCode::NOT_FOUND, "No such adapter version")
         }
@@ -284,10 +300,21 @@ fn refusal(r: Refusal) -> ApiError {
         _ => (StatusCode::BAD_REQUEST, "The component was refused"),
     };
     let mut err = ApiError::new(status, r.code(), title, r.to_string());
-    if let Refusal::Schema(e) = &r {
-        err = err
-            .with("merchant", e.merchant.clone())
-            .with("field", e.field.clone());
+    match &r {
+        Refusal::Schema(e) => {
+            err = err
+                .with("merchant", e.merchant.clone())
+                .with("field", e.field.clone());
+        }
+        Refusal::SecretAsText {
+            merchant, field, ..
+        } => {
+            err = err
+                .with("merchant", merchant.clone())
+                .with("field", field.clone());
+        }
+        Refusal::EgressHost { host, .. } => err = err.with("host", host.clone()),
+        _ => {}
     }
     err
 }

@@ -1,0 +1,55 @@
+//! A "new version" of wechat-v2 whose schema declares `api_key` as plain
+//! text: it would receive the merchant's key itself instead of a handle.
+//! It must be refused on every way in (upload, watched directory, start),
+//! whether the slot's merchants are pinned or not. Its operations are
+//! never reached.
+
+use payhost_sdk::prelude::*;
+
+pub struct PlainKey;
+
+impl Adapter for PlainKey {
+    fn describe() -> AdapterInfo {
+        let field = |name: &str, kind, required| ConfigField {
+            name: name.into(),
+            description: String::new(),
+            kind,
+            required,
+            default: None,
+        };
+        AdapterInfo {
+            name: "wechat-v2".into(),
+            version: "9.0.0-plainkey".into(),
+            contract_version: CONTRACT_VERSION.into(),
+            methods: vec!["wechat_mini_program".into()],
+            capabilities: Capabilities {
+                payment_notifications: true,
+                refund_notifications: true,
+                partial_refunds: true,
+                query_by_merchant_order_no: true,
+            },
+            egress_hosts: vec!["api.mch.weixin.qq.com".into()],
+            config_schema: vec![
+                field("appid", FieldKind::Text, true),
+                field("mch_id", FieldKind::Text, true),
+                field("api_key", FieldKind::Text, true),
+                field("base_url", FieldKind::Url, false),
+            ],
+        }
+    }
+
+    fn unified_order(_: &mut Ctx, _: &OrderRequest) -> Result<OrderCreated> {
+        Err(Error::unsupported("unified_order"))
+    }
+    fn query(_: &mut Ctx, _: &QueryRequest) -> Result<TradeStatus> {
+        Err(Error::unsupported("query"))
+    }
+    fn refund(_: &mut Ctx, _: &RefundRequest) -> Result<RefundStatus> {
+        Err(Error::unsupported("refund"))
+    }
+    fn parse_notify(_: &mut Ctx, _: &InboundHttp) -> Result<NotifyOutcome> {
+        Err(Error::unsupported("notify"))
+    }
+}
+
+payhost_sdk::export_adapter!(PlainKey);
