@@ -87,6 +87,51 @@ fn check_accepts_the_example_with_overrides_and_prints_no_secret() {
 }
 
 #[test]
+fn inspect_and_check_show_the_effective_egress_hosts() {
+    build_adapters();
+    let hosts =
+        "api.mch.weixin.qq.com:443, api2.mch.weixin.qq.com:443, apihk.mch.weixin.qq.com:443";
+    let out = payhost(&["config", "check", "docs/payhost.example.toml"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains(&format!("may reach [{hosts}]")), "{stdout}");
+
+    let out = payhost(
+        &[
+            "adapter",
+            "inspect",
+            "target/components/wechat-v2.wasm",
+            "--config",
+            "docs/payhost.example.toml",
+        ],
+        &[],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        info["effective_egress_hosts"],
+        serde_json::json!(hosts.split(", ").collect::<Vec<_>>())
+    );
+
+    // Without the operator's list, nothing the adapter declares is reachable,
+    // and a list that leaves a declared host out fails the check, naming it.
+    let out = payhost(
+        &["config", "check", "docs/payhost.example.toml"],
+        &[(
+            "PAYHOST_ADAPTERS__WECHAT-V2__EGRESS",
+            "[\"api.mch.weixin.qq.com:443\"]",
+        )],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stderr.contains("api2.mch.weixin.qq.com") && stderr.contains("[adapters.wechat-v2] egress"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_fails_naming_merchant_and_field() {
     build_adapters();
     // Not in the wechat-v2 schema: found only by checking against the adapter.

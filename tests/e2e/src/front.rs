@@ -78,10 +78,12 @@ pub struct Options {
     pub egress_timeout_ms: u64,
     /// `[webhooks] timeout_ms`.
     pub webhook_timeout_ms: u64,
+    /// shop-1's `pin`: an adapter digest.
+    pub pin: Option<String>,
     /// TOML appended to the configuration: more sections (`[notify]`,
-    /// `[retention]`) or `[[merchants]]`. `$SIM_URL` and `$DATA_DIR` in it
-    /// are replaced by the simulator's base URL and the data directory
-    /// (which holds `wechat.key` and `webhook.secret`).
+    /// `[retention]`, `[adapters.<slot>]`) or `[[merchants]]`. `$SIM_URL` and
+    /// `$DATA_DIR` in it are replaced by the simulator's base URL and the
+    /// data directory (which holds `wechat.key` and `webhook.secret`).
     pub extra_toml: String,
 }
 
@@ -112,6 +114,7 @@ impl Default for Options {
             poll_backoff_ms: 5_000,
             egress_timeout_ms: 10_000,
             webhook_timeout_ms: 2000,
+            pin: None,
             extra_toml: String::new(),
         }
     }
@@ -244,6 +247,7 @@ currency = "CNY"
 industry = "physical"
 callback_url = "{callback}"
 webhook_secret = "file:{dir}/webhook.secret"
+{pin}
 
 [merchants.limits]
 {limits}
@@ -278,6 +282,11 @@ base_url = "{sim}"
             dir = data_dir.display(),
             limits = options.limits,
             sim = sim.base_url(),
+            pin = options
+                .pin
+                .as_ref()
+                .map(|p| format!("pin = \"{p}\""))
+                .unwrap_or_default(),
         );
         let config =
             Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
@@ -298,6 +307,11 @@ base_url = "{sim}"
     /// Stops this payhost and starts a new one on the same address, data
     /// directory and simulator (a restart).
     pub async fn restart(self) -> Front {
+        self.restart_after(|_| {}).await
+    }
+
+    /// [`Front::restart`], running `between` while payhost is down.
+    pub async fn restart_after(self, between: impl FnOnce(&Options)) -> Front {
         let Front {
             sim,
             running,
@@ -309,6 +323,7 @@ base_url = "{sim}"
         running.stop();
         // Let the aborted server task drop its listener.
         tokio::task::yield_now().await;
+        between(&options);
         options.data_dir = Some(data_dir);
         Self::start_with("restart", options, sim, &addr).await
     }

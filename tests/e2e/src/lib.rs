@@ -75,6 +75,15 @@ pub fn test_config() -> RuntimeConfig {
         egress: EgressPolicy {
             allow_private: true,
             timeout: Duration::from_secs(5),
+            // The hostile guest declares these for its loopback responder.
+            slots: [(
+                "hostile".to_string(),
+                vec![
+                    "127.0.0.1:*".parse().unwrap(),
+                    "localhost:*".parse().unwrap(),
+                ],
+            )]
+            .into(),
             ..Default::default()
         },
     }

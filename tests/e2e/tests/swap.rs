@@ -609,3 +609,223 @@ fn versions_no_longer_kept_release_their_compiled_code() {
         .unwrap();
     assert_eq!(runtime.cached_components(), 1);
 }
+
+const WECHAT_EGRESS: &str = r#"
+[adapters.wechat-v2]
+egress = ["api.mch.weixin.qq.com:443", "api2.mch.weixin.qq.com:443", "apihk.mch.weixin.qq.com:443"]
+"#;
+
+async fn create_as(f: &Front, key: &str, no: &str) -> (StatusCode, Value) {
+    let r = f
+        .client
+        .post(f.url("/v1/payments"))
+        .bearer_auth(key)
+        .json(&payhost_e2e::front::order_body(no, 100))
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// The files `<dir>/refused/` holds: (component, reason) pairs.
+fn refused_files(dir: &std::path::Path) -> Vec<(Vec<u8>, String)> {
+    let Ok(entries) = std::fs::read_dir(dir.join("refused")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "wasm") {
+            let mut reason = p.clone().into_os_string();
+            reason.push(".reason");
+            out.push((
+                std::fs::read(&p).unwrap(),
+                std::fs::read_to_string(reason).unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_swap_that_adds_an_egress_host_outside_the_operators_list_is_refused() {
+    let v1 = component("wechat-v2");
+    let d1 = digest(&v1);
+    let mut opts = options("swap-egress");
+    opts.extra_toml = WECHAT_EGRESS.into();
+    let f = Front::start("swap-egress", opts).await;
+
+    // The listing shows what the active version may reach.
+    let list: Value = f
+        .as_admin(Method::GET, "/admin/adapters")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["adapters"][0]["egress_hosts"],
+        json!([
+            "api.mch.weixin.qq.com:443",
+            "api2.mch.weixin.qq.com:443",
+            "apihk.mch.weixin.qq.com:443"
+        ]),
+        "{list}"
+    );
+
+    // Same schema, one more host: refused, naming it; nothing changes.
+    let (s, body) = put(&f, "wechat-v2", &component("wechat-v2-exfil")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "egress_host_not_allowed", "{body}");
+    assert_eq!(body["host"], "collect.example.net", "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("collect.example.net") && detail.contains("[adapters.wechat-v2] egress"),
+        "{detail}"
+    );
+    assert_eq!(active(&f).await, d1);
+    let file = f
+        .options
+        .adapters_dir
+        .clone()
+        .unwrap()
+        .join("wechat-v2.wasm");
+    assert_eq!(std::fs::read(&file).unwrap(), v1);
+    let p: Value = f.create("EGRESS-1", 100).await.json().await.unwrap();
+    assert_eq!(p["adapter_digest"], d1.as_str(), "{p}");
+
+    // A version within the list is accepted.
+    let (s, body) = put(&f, "wechat-v2", &component("wechat-v2-next")).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn a_version_that_makes_a_secret_plain_text_is_refused_on_every_way_in() {
+    let v1 = component("wechat-v2");
+    let plain = component("wechat-v2-plainkey");
+    let d1 = digest(&v1);
+    // The slot's only merchant is pinned: no merchant follows the active
+    // version, and still no version may take its secret as text.
+    let mut opts = options("swap-secret");
+    opts.pin = Some(format!("sha256:{d1}"));
+    opts.watch = true;
+    let dir = opts.adapters_dir.clone().unwrap();
+    let file = dir.join("wechat-v2.wasm");
+    let f = Front::start("swap-secret", opts).await;
+
+    // Upload.
+    let (s, body) = put(&f, "wechat-v2", &plain).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "secret_field_not_secret", "{body}");
+    assert_eq!(
+        (body["merchant"].as_str(), body["field"].as_str()),
+        (Some("shop-1"), Some("api_key")),
+        "{body}"
+    );
+    assert_eq!(active(&f).await, d1);
+    assert_eq!(std::fs::read(&file).unwrap(), v1, "nothing was persisted");
+
+    // The watched directory: refused, moved aside with its reason, and the
+    // active version written back in its place.
+    let tmp = dir.join("wechat-v2.wasm.tmp");
+    std::fs::write(&tmp, &plain).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refused_files(&dir).is_empty() || std::fs::read(&file).ok().as_deref() != Some(&v1[..]) {
+        assert!(
+            Instant::now() < deadline,
+            "the refused file was not moved aside"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = refused_files(&dir);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, plain);
+    assert!(
+        refused[0].1.contains("secret_field_not_secret") && refused[0].1.contains("api_key"),
+        "{}",
+        refused[0].1
+    );
+    assert_eq!(active(&f).await, d1);
+
+    // A restart starts, on the version that was active.
+    let f = f.restart().await;
+    assert_eq!(active(&f).await, d1);
+    let p: Value = f.create("SECRET-1", 100).await.json().await.unwrap();
+    assert_eq!(p["adapter_digest"], d1.as_str(), "{p}");
+
+    // The same file written while payhost is down is refused at start,
+    // moved aside too, and the start still succeeds.
+    let f = f
+        .restart_after(|_| std::fs::write(&file, &plain).unwrap())
+        .await;
+    assert_eq!(active(&f).await, d1);
+    assert_eq!(std::fs::read(&file).unwrap(), v1);
+    assert_eq!(refused_files(&dir).len(), 2);
+    let p: Value = f.create("SECRET-2", 100).await.json().await.unwrap();
+    assert_eq!(p["adapter_digest"], d1.as_str(), "{p}");
+}
+
+#[tokio::test]
+async fn rollback_history_and_pins_survive_a_restart() {
+    let v1 = component("wechat-v2");
+    let v2 = component("wechat-v2-next");
+    let (d1, d2) = (digest(&v1), digest(&v2));
+    let mut opts = options("swap-history");
+    opts.extra_merchants.push(ExtraMerchant {
+        id: "shop-2".into(),
+        api_key: SHOP2_KEY.into(),
+        pin: Some(format!("sha256:{d1}")),
+    });
+    let dir = opts.adapters_dir.clone().unwrap();
+    let f = Front::start("swap-history", opts).await;
+    let (s, body) = put(&f, "wechat-v2", &v2).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+
+    // After a restart the directory holds only v2 as the active file, yet
+    // the kept version is back: the pinned merchant is served by it...
+    let f = f.restart().await;
+    assert_eq!(active(&f).await, d2);
+    assert!(
+        dir.join("versions/wechat-v2")
+            .join(format!("{d1}.wasm"))
+            .is_file(),
+        "kept versions are on disk by digest"
+    );
+    let (s, p) = create_as(&f, SHOP2_KEY, "PINNED-1").await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    assert_eq!(p["adapter_digest"], d1.as_str(), "{p}");
+    let p: Value = f.create("FOLLOW-1", 100).await.json().await.unwrap();
+    assert_eq!(p["adapter_digest"], d2.as_str(), "{p}");
+    let versions: Value = f
+        .as_admin(Method::GET, "/admin/adapters/wechat-v2/versions")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [d2.as_str(), d1.as_str()], "{versions}");
+
+    // ...and rollback works.
+    let (s, body) = rollback(&f, None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["digest"].as_str(), body["previous_digest"].as_str()),
+        (Some(d1.as_str()), Some(d2.as_str()))
+    );
+
+    // The rollback survives a restart too, and so does the way back.
+    let f = f.restart().await;
+    assert_eq!(active(&f).await, d1);
+    let (s, body) = rollback(&f, Some(&d2)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(active(&f).await, d2);
+}
