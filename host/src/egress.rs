@@ -598,6 +598,8 @@ mod tests {
                 refund_notifications: false,
                 partial_refunds: false,
                 query_by_merchant_order_no: false,
+                close: false,
+                refund_query: false,
             },
             egress_hosts: hosts.iter().map(|h| h.to_string()).collect(),
             config_schema: vec![],

@@ -27,6 +27,8 @@ impl Adapter for PlainKey {
                 refund_notifications: true,
                 partial_refunds: true,
                 query_by_merchant_order_no: true,
+                close: false,
+                refund_query: false,
             },
             egress_hosts: vec!["api.mch.weixin.qq.com".into()],
             config_schema: vec![
