@@ -132,7 +132,13 @@ pub struct Front {
 
 impl Front {
     pub async fn start(name: &str, options: Options) -> Front {
-        let sim = Simulator::start(SimConfig::new(APPID, MCH_ID, WECHAT_KEY)).await;
+        let sim = Simulator::start(sim_config()).await;
+        Self::start_with(name, options, sim, "127.0.0.1:0").await
+    }
+
+    /// Like [`start`](Self::start), in front of a simulator the test
+    /// configured (faults, refund settlement) from [`sim_config`].
+    pub async fn start_with_simulator(name: &str, options: Options, sim: Simulator) -> Front {
         Self::start_with(name, options, sim, "127.0.0.1:0").await
     }
 
@@ -383,6 +389,11 @@ base_url = "{sim}"
         }
         panic!("timed out waiting for: {what}");
     }
+}
+
+/// The simulator account every merchant of a [`Front`] uses.
+pub fn sim_config() -> SimConfig {
+    SimConfig::new(APPID, MCH_ID, WECHAT_KEY)
 }
 
 pub fn order_body(order_no: &str, amount: i64) -> serde_json::Value {
