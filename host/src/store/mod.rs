@@ -60,8 +60,11 @@ pub struct KeyCompletion {
     pub merchant_id: String,
     pub key: String,
     pub status: u16,
-    pub render: Box<dyn FnOnce(&Order) -> Vec<u8> + Send>,
+    pub render: RenderAnswer,
 }
+
+/// Renders the answer to keep under a key from the order as stored.
+pub type RenderAnswer = Box<dyn FnOnce(&Order) -> Vec<u8> + Send>;
 
 impl std::fmt::Debug for KeyCompletion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

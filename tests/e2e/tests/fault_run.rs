@@ -347,7 +347,6 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "enabled by the money-safety flows"]
 async fn fault_run_every_order_settles_as_the_provider_says() {
     let started = Instant::now();
     let n = env_or("PAYHOST_FAULT_ORDERS", 1_000);
