@@ -333,9 +333,9 @@ async fn compare(f: &Arc<Front>, plans: &[Plan]) -> Mismatches {
 }
 
 /// Runs the futures with all of them in flight and returns their outputs in order.
-async fn futures_join<F: Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futs.map(tokio::spawn).collect();
