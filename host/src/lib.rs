@@ -18,6 +18,7 @@
 pub mod api;
 pub mod builder;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod delivery;

@@ -276,12 +276,7 @@ impl fmt::Debug for Registry {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+use crate::clock::now_ms;
 
 impl Registry {
     /// `keep`: how many previous versions per slot stay loaded (and, with

@@ -14,7 +14,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -38,14 +38,7 @@ impl FromRequestParts<AppState> for AdminAuth {
                  reference (`env:NAME` or `file:PATH`) to enable /admin",
             ));
         };
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty())
+        let presented = super::bearer(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <admin token>`"))?;
         // Compare hashes in constant time: timing must not tell how much of
         // a guessed token was right.

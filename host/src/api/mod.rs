@@ -142,12 +142,19 @@ impl Merchant {
     }
 }
 
-/// Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+pub use crate::clock::now_ms;
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is
+/// case-insensitive (RFC 9110 section 11.1).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The merchant whose bearer API key authenticated the request.
@@ -157,22 +164,14 @@ impl FromRequestParts<AppState> for AuthMerchant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("send `Authorization: Bearer <merchant API key>`")
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Err(ApiError::unauthorized(
+                "send `Authorization: Bearer <merchant API key>`",
+            ));
+        }
+        let key = bearer(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be `Bearer <merchant API key>`")
         })?;
-        // The scheme is case-insensitive (RFC 9110 section 11.1).
-        let key = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key.trim())
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "the Authorization header must be `Bearer <merchant API key>`",
-                )
-            })?;
         // Looking up a hash, not the key, keeps the comparison independent
         // of how much of a guessed key is right.
         let merchant = state

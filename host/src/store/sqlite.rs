@@ -499,12 +499,7 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>, stats: &Write
 
 // ---------------------------------------------------------------- helpers
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::now_ms;
 
 fn sql_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::Error as E;

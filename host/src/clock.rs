@@ -1,0 +1,10 @@
+//! The host's one wall clock, in the unit the store and the API keep:
+//! Unix milliseconds.
+
+/// Now, in Unix milliseconds (0 if the system clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
