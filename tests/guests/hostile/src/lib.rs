@@ -317,4 +317,6 @@ impl payhost_sdk::bindings::Guest for Export {
     }
 }
 
+// Natively the export symbols (`close`, ...) would shadow the C library's.
+#[cfg(target_arch = "wasm32")]
 payhost_sdk::bindings::__export_adapter_world!(Export with_types_in payhost_sdk::bindings);
