@@ -252,7 +252,7 @@ pub async fn get(
     Path(order_no): Path<String>,
     super::ApiQuery(params): super::ApiQuery<GetParams>,
 ) -> Result<Response, ApiError> {
-    let order = load_order(&state, &merchant, &order_no).await?;
+    let order = flows::load_order(&state, &merchant, &order_no).await?;
     if !params.refresh || order.state == OrderState::Created {
         return Ok(Json(Payment::from(&order)).into_response());
     }
@@ -267,23 +267,6 @@ pub async fn get(
 
 /// Names the adapter version that served a call to the provider.
 pub const ADAPTER_DIGEST_HEADER: &str = "payhost-adapter-digest";
-
-async fn load_order(
-    state: &AppState,
-    merchant: &Merchant,
-    order_no: &str,
-) -> Result<Order, ApiError> {
-    state
-        .store
-        .get_order(&merchant.id, order_no)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no payment `{order_no}` for merchant `{}`",
-                merchant.id
-            ))
-        })
-}
 
 /// `POST /v1/payments/{merchant_order_no}/refunds`
 #[utoipa::path(post, path = "/v1/payments/{merchant_order_no}/refunds", request_body = CreateRefund,
@@ -336,7 +319,7 @@ pub async fn list_refunds(
     AuthMerchant(merchant): AuthMerchant,
     Path(order_no): Path<String>,
 ) -> Result<Json<Vec<RefundView>>, ApiError> {
-    load_order(&state, &merchant, &order_no).await?;
+    flows::load_order(&state, &merchant, &order_no).await?;
     let refunds = state.store.list_refunds(&merchant.id, &order_no).await?;
     Ok(Json(refunds.iter().map(RefundView::from).collect()))
 }

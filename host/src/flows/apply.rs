@@ -60,7 +60,7 @@ pub async fn apply_trade_status(
     may_query: bool,
 ) -> Result<(Order, Verdict), ApiError> {
     for _ in 0..CAS_ATTEMPTS {
-        let order = load(state, merchant, order_no).await?;
+        let order = load_order(state, merchant, order_no).await?;
         match orders::apply_trade_status(&order, status) {
             Decision::Apply {
                 order: next,
@@ -117,7 +117,7 @@ pub async fn apply_refund_status(
     status: &contract::RefundStatus,
 ) -> Result<(Refund, Verdict), ApiError> {
     for _ in 0..CAS_ATTEMPTS {
-        let order = load(state, merchant, order_no).await?;
+        let order = load_order(state, merchant, order_no).await?;
         let refund = state
             .store
             .get_refund(&merchant.id, order_no, refund_no)
@@ -206,7 +206,8 @@ pub(super) async fn query(
     }
 }
 
-pub(super) async fn load(
+/// The merchant's order, or 404 naming it.
+pub async fn load_order(
     state: &AppState,
     merchant: &Merchant,
     order_no: &str,

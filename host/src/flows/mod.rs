@@ -22,7 +22,7 @@ mod create;
 mod refund;
 mod settle;
 
-pub use apply::{Verdict, apply_refund_status, apply_trade_status};
+pub use apply::{Verdict, apply_refund_status, apply_trade_status, load_order};
 pub use create::{Created, NewPayment, create_payment};
 pub use refund::{NewRefund, RefundOutcome, refund_payment};
 pub use settle::{close_expired, refresh, settle_refund};

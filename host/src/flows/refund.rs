@@ -1,7 +1,7 @@
 //! Refunds: never more than was paid, pending refunds included; each one
 //! settled by the provider's answer, notification or `refund-query`.
 
-use super::apply::load;
+use super::apply::load_order;
 use super::{Verdict, apply_refund_status, call, final_refusal, money, order_ref, unexpected};
 use crate::api::now_ms;
 use crate::api::problem::ApiError;
@@ -44,7 +44,7 @@ pub async fn refund_payment(
         ));
     }
     let (order, refund, is_new) = loop {
-        let order = load(state, merchant, order_no).await?;
+        let order = load_order(state, merchant, order_no).await?;
         if let Some(existing) = state
             .store
             .get_refund(&merchant.id, order_no, &req.refund_no)

@@ -1,7 +1,7 @@
 //! Learning the provider's truth: refresh an order, close an expired one,
 //! settle a pending refund.
 
-use super::apply::{load, query};
+use super::apply::{load_order, query};
 use super::{
     Verdict, apply_refund_status, apply_trade_status, call, final_refusal, order_ref, unexpected,
 };
@@ -143,7 +143,7 @@ pub async fn settle_refund(
             ),
         ));
     }
-    let order = load(state, merchant, &refund.merchant_order_no).await?;
+    let order = load_order(state, merchant, &refund.merchant_order_no).await?;
     let op = Operation::RefundQuery(RefundQueryRequest {
         order: order_ref(&order),
         refund_no: refund.refund_no.clone(),

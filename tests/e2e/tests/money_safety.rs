@@ -41,6 +41,29 @@ fn signed(mut fields: payhost_sdk::xml::Fields) -> String {
     payhost_sdk::xml::encode("xml", &fields)
 }
 
+/// A payment notification for `order_no` (19.99 CNY), signed with the
+/// merchant's key: what WeChat would send, for an order it does not know.
+fn paid_notification(order_no: &str, transaction_id: &str) -> String {
+    let mut fields = payhost_sdk::xml::Fields::new();
+    for (k, v) in [
+        ("return_code", "SUCCESS"),
+        ("result_code", "SUCCESS"),
+        ("appid", payhost_e2e::front::APPID),
+        ("mch_id", payhost_e2e::front::MCH_ID),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+        ("trade_type", "JSAPI"),
+        ("total_fee", "1999"),
+        ("fee_type", "CNY"),
+        ("transaction_id", transaction_id),
+        ("out_trade_no", order_no),
+        ("time_end", "20261201120000"),
+    ] {
+        fields.insert(k.into(), v.into());
+    }
+    signed(fields)
+}
+
 fn money_events(metrics: &str, kind: &str) -> u64 {
     metrics
         .lines()
@@ -119,26 +142,7 @@ async fn a_payment_after_payhost_gave_up_is_paid_and_marked() {
     let answers = f.sim.notify("LATE-0001", Default::default()).await;
     let body = match answers {
         // The simulator knows no such order: sign one ourselves.
-        Err(_) => {
-            let mut fields = payhost_sdk::xml::Fields::new();
-            for (k, v) in [
-                ("return_code", "SUCCESS"),
-                ("result_code", "SUCCESS"),
-                ("appid", payhost_e2e::front::APPID),
-                ("mch_id", payhost_e2e::front::MCH_ID),
-                ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
-                ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
-                ("trade_type", "JSAPI"),
-                ("total_fee", "1999"),
-                ("fee_type", "CNY"),
-                ("transaction_id", "4200000000000000000000000777"),
-                ("out_trade_no", "LATE-0001"),
-                ("time_end", "20261201120000"),
-            ] {
-                fields.insert(k.into(), v.into());
-            }
-            signed(fields)
-        }
+        Err(_) => paid_notification("LATE-0001", "4200000000000000000000000777"),
         Ok(_) => panic!("the simulator accepted a payment of an order it refused"),
     };
     let r = f
@@ -305,25 +309,13 @@ async fn an_expired_order_is_closed_at_the_provider_and_a_payment_after_that_is_
     })
     .await;
 
-    let mut fields = payhost_sdk::xml::Fields::new();
-    for (k, v) in [
-        ("return_code", "SUCCESS"),
-        ("result_code", "SUCCESS"),
-        ("appid", payhost_e2e::front::APPID),
-        ("mch_id", payhost_e2e::front::MCH_ID),
-        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
-        ("total_fee", "1999"),
-        ("fee_type", "CNY"),
-        ("transaction_id", "4200000000000000000000000888"),
-        ("out_trade_no", "EXP-0002"),
-        ("time_end", "20261201120000"),
-    ] {
-        fields.insert(k.into(), v.into());
-    }
     let r = f
         .client
         .post(f.url("/v1/notify/wechat-v2/shop-1"))
-        .body(signed(fields))
+        .body(paid_notification(
+            "EXP-0002",
+            "4200000000000000000000000888",
+        ))
         .send()
         .await
         .unwrap();
