@@ -6,7 +6,7 @@ use crate::api::problem::ApiError;
 use crate::api::{AppState, Merchant};
 use crate::contract::{self, QueryRequest};
 use crate::orders::{self, Decision, RefundDecision};
-use crate::runtime::{Operation, Output};
+use crate::runtime::{LoadedAdapter, Operation, Output};
 use crate::store::{Order, Refund, StoreError};
 use serde_json::json;
 use sha2::Digest as _;
@@ -88,7 +88,10 @@ pub async fn apply_trade_status(
                 return Ok((order, Verdict::Mismatch(reason)));
             }
             Decision::NeedsAmount if may_query => {
-                let queried = query(state, merchant, &order).await;
+                let queried = match state.adapter_for(merchant) {
+                    Ok(adapter) => query(state, merchant, &adapter, &order).await,
+                    Err(e) => Err(e),
+                };
                 return match queried {
                     Ok(q) => {
                         Box::pin(apply_trade_status(state, merchant, order_no, &q, false)).await
@@ -189,18 +192,18 @@ async fn mismatch(
 }
 
 /// The provider's current status of an order (`query`).
+/// `adapter` is the merchant's current (or pinned) version, not the one the
+/// order was created with: versions of a slot speak the same contract.
 pub(super) async fn query(
     state: &AppState,
     merchant: &Merchant,
+    adapter: &LoadedAdapter,
     order: &Order,
 ) -> Result<contract::TradeStatus, ApiError> {
-    // The merchant's current (or pinned) version, not the one the order
-    // was created with: versions of a slot speak the same contract.
-    let adapter = state.adapter_for(merchant)?;
     let op = Operation::Query(QueryRequest {
         order: order_ref(order),
     });
-    match call(state, merchant, &adapter, op).await? {
+    match call(state, merchant, adapter, op).await? {
         Output::TradeStatus(s) => Ok(s),
         other => Err(unexpected("query", &other)),
     }

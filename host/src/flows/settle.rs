@@ -20,11 +20,12 @@ pub async fn refresh(
     merchant: &Merchant,
     order: &Order,
 ) -> Result<(Order, Verdict, String), ApiError> {
-    let digest = state.adapter_for(merchant)?.digest.clone();
-    let status = query(state, merchant, order).await?;
+    // One version answers the query and is named in the answer.
+    let adapter = state.adapter_for(merchant)?;
+    let status = query(state, merchant, &adapter, order).await?;
     let (order, verdict) =
         apply_trade_status(state, merchant, &order.merchant_order_no, &status, false).await?;
-    Ok((order, verdict, digest))
+    Ok((order, verdict, adapter.digest.clone()))
 }
 
 /// Closes an unpaid order past its expiry, never on a guess: where the
@@ -43,7 +44,7 @@ pub async fn close_expired(
     if order.state == OrderState::Created {
         // The provider may never have accepted it (payhost died, or the
         // call failed, before it heard back): ask first.
-        match query(state, merchant, &order).await {
+        match query(state, merchant, &adapter, &order).await {
             Ok(status) => {
                 order =
                     apply_trade_status(state, merchant, &order.merchant_order_no, &status, false)
@@ -69,7 +70,7 @@ pub async fn close_expired(
             other => return Err(unexpected("close", &other)),
         }
     } else {
-        query(state, merchant, &order).await?
+        query(state, merchant, &adapter, &order).await?
     };
     match status.state {
         TradeState::Pending if adapter.info.capabilities.close => Err(ApiError::new(
