@@ -15,7 +15,8 @@
 use crate::api::problem::ApiError;
 use crate::api::{AppState, now_ms};
 use crate::flows;
-use crate::store::{Order, OrderState, Refund, RefundState, StoreError};
+use crate::flows::retry::until_not_lost;
+use crate::store::{Order, OrderState, Refund, RefundState};
 use std::time::Duration;
 
 /// Rows taken per pass, of orders and of refunds each.
@@ -85,9 +86,10 @@ async fn settle(state: &AppState, refund: &Refund) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Schedules the next poll of an order still open, or none once settled.
+/// Schedules the next query of an order still open (or clears the
+/// schedule of one that is not), on the row as it is now.
 async fn reschedule_order(state: &AppState, polled: &Order) -> Result<(), ApiError> {
-    for _ in 0..3 {
+    until_not_lost(move |_| async move {
         let Some(mut next) = state
             .store
             .get_order(&polled.merchant_id, &polled.merchant_order_no)
@@ -106,18 +108,15 @@ async fn reschedule_order(state: &AppState, polled: &Order) -> Result<(), ApiErr
             return Ok(());
         }
         next.next_poll_at = due;
-        match state.store.update_order(&next, &[]).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+        state.store.update_order(&next, &[]).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Schedules the next `refund-query` of a refund still pending.
 async fn reschedule_refund(state: &AppState, polled: &Refund) -> Result<(), ApiError> {
-    for _ in 0..3 {
+    until_not_lost(move |_| async move {
         let Some(mut next) = state
             .store
             .get_refund(
@@ -138,13 +137,10 @@ async fn reschedule_refund(state: &AppState, polled: &Refund) -> Result<(), ApiE
             next.poll_attempts += 1;
             next.next_poll_at = Some(now_ms() + backoff(state.poll_backoff_ms, next.poll_attempts));
         }
-        match state.store.update_refund(&next, None, &[]).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+        state.store.update_refund(&next, None, &[]).await?;
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]

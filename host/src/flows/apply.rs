@@ -1,13 +1,14 @@
 //! Applying a provider's statement (a notification, a query or close
 //! answer, a refund answer) to the stored order or refund.
 
+use super::retry::until_not_lost;
 use super::{call, order_ref, unexpected};
 use crate::api::problem::ApiError;
 use crate::api::{AppState, Merchant};
 use crate::contract::{self, QueryRequest};
 use crate::orders::{self, Decision, RefundDecision};
 use crate::runtime::{LoadedAdapter, Operation, Output};
-use crate::store::{Order, Refund, StoreError};
+use crate::store::{Order, Refund};
 use serde_json::json;
 use sha2::Digest as _;
 
@@ -46,9 +47,6 @@ impl Verdict {
     }
 }
 
-/// How often a lost compare-and-set is re-read and decided again.
-const CAS_ATTEMPTS: usize = 5;
-
 /// Applies a provider's statement about a payment. A paid statement without
 /// an amount is completed by asking the provider (`query`) first, when
 /// `may_query`; a contradiction is recorded and sent to the merchant.
@@ -59,56 +57,56 @@ pub async fn apply_trade_status(
     status: &contract::TradeStatus,
     may_query: bool,
 ) -> Result<(Order, Verdict), ApiError> {
-    for _ in 0..CAS_ATTEMPTS {
+    let decided = until_not_lost(move |_| async move {
         let order = load_order(state, merchant, order_no).await?;
-        match orders::apply_trade_status(&order, status) {
+        Ok(match orders::apply_trade_status(&order, status) {
             Decision::Apply {
                 order: next,
                 events,
-            } => match state.store.update_order(&next, &events).await {
-                Ok(saved) => {
-                    if order.state.is_given_up() && saved.state == crate::store::OrderState::Paid {
-                        // The payer's money arrived after payhost gave up.
-                        tracing::warn!(
-                            merchant = %merchant.id, order = %order_no, previous = %order.state,
-                            "payment arrived after the order was {}; the merchant must fulfil or refund it",
-                            order.state
-                        );
-                        state.metrics.money_event(&merchant.id, "paid_after_close");
-                    }
-                    return Ok((saved, Verdict::Applied));
+            } => {
+                let saved = state.store.update_order(&next, &events).await?;
+                if order.state.is_given_up() && saved.state == crate::store::OrderState::Paid {
+                    // The payer's money arrived after payhost gave up.
+                    tracing::warn!(
+                        merchant = %merchant.id, order = %order_no, previous = %order.state,
+                        "payment arrived after the order was {}; the merchant must fulfil or refund it",
+                        order.state
+                    );
+                    state.metrics.money_event(&merchant.id, "paid_after_close");
                 }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            },
-            Decision::Unchanged => return Ok((order, Verdict::Duplicate)),
+                (saved, Verdict::Applied)
+            }
+            Decision::Unchanged => (order, Verdict::Duplicate),
             Decision::Reject(reason) => {
                 let reported = serde_json::to_value(status).unwrap_or_default();
                 mismatch(state, merchant, &order, None, &reason, reported).await?;
-                return Ok((order, Verdict::Mismatch(reason)));
+                (order, Verdict::Mismatch(reason))
             }
-            Decision::NeedsAmount if may_query => {
-                let queried = match state.adapter_for(merchant) {
-                    Ok(adapter) => query(state, merchant, &adapter, &order).await,
-                    Err(e) => Err(e),
-                };
-                return match queried {
-                    Ok(q) => {
-                        Box::pin(apply_trade_status(state, merchant, order_no, &q, false)).await
-                    }
-                    Err(e) => {
-                        tracing::info!(
-                            merchant = %merchant.id, order = %order_no, error = %e.detail,
-                            "a paid statement without amount could not be confirmed by query"
-                        );
-                        Ok((order, Verdict::Unconfirmed))
-                    }
-                };
+            // Asked below, outside the compare-and-set: a provider call is
+            // not something to repeat on a lost race.
+            Decision::NeedsAmount => (order, Verdict::Unconfirmed),
+        })
+    })
+    .await?;
+    match decided {
+        (order, Verdict::Unconfirmed) if may_query => {
+            let queried = match state.adapter_for(merchant) {
+                Ok(adapter) => query(state, merchant, &adapter, &order).await,
+                Err(e) => Err(e),
+            };
+            match queried {
+                Ok(q) => Box::pin(apply_trade_status(state, merchant, order_no, &q, false)).await,
+                Err(e) => {
+                    tracing::info!(
+                        merchant = %merchant.id, order = %order_no, error = %e.detail,
+                        "a paid statement without amount could not be confirmed by query"
+                    );
+                    Ok((order, Verdict::Unconfirmed))
+                }
             }
-            Decision::NeedsAmount => return Ok((order, Verdict::Unconfirmed)),
         }
+        decided => Ok(decided),
     }
-    Err(StoreError::Conflict.into())
 }
 
 /// Applies a provider's statement about a refund (and its order).
@@ -119,7 +117,7 @@ pub async fn apply_refund_status(
     refund_no: &str,
     status: &contract::RefundStatus,
 ) -> Result<(Refund, Verdict), ApiError> {
-    for _ in 0..CAS_ATTEMPTS {
+    until_not_lost(move |_| async move {
         let order = load_order(state, merchant, order_no).await?;
         let refund = state
             .store
@@ -128,7 +126,7 @@ pub async fn apply_refund_status(
             .ok_or_else(|| {
                 ApiError::not_found(format!("no refund `{refund_no}` on payment `{order_no}`"))
             })?;
-        match orders::apply_refund_status(&order, &refund, status) {
+        Ok(match orders::apply_refund_status(&order, &refund, status) {
             RefundDecision::Apply {
                 refund: mut next,
                 order: next_order,
@@ -137,25 +135,21 @@ pub async fn apply_refund_status(
                 if next.state != crate::store::RefundState::Pending {
                     next.next_poll_at = None;
                 }
-                match state
+                let saved = state
                     .store
                     .update_refund(&next, next_order.as_ref(), &events)
-                    .await
-                {
-                    Ok(saved) => return Ok((saved, Verdict::Applied)),
-                    Err(StoreError::Conflict) => continue,
-                    Err(e) => return Err(e.into()),
-                }
+                    .await?;
+                (saved, Verdict::Applied)
             }
-            RefundDecision::Unchanged => return Ok((refund, Verdict::Duplicate)),
+            RefundDecision::Unchanged => (refund, Verdict::Duplicate),
             RefundDecision::Reject(reason) => {
                 let reported = serde_json::to_value(status).unwrap_or_default();
                 mismatch(state, merchant, &order, Some(&refund), &reason, reported).await?;
-                return Ok((refund, Verdict::Mismatch(reason)));
+                (refund, Verdict::Mismatch(reason))
             }
-        }
-    }
-    Err(StoreError::Conflict.into())
+        })
+    })
+    .await
 }
 
 /// Records a contradiction once and tells the merchant; a repeat (the

@@ -20,6 +20,7 @@
 mod apply;
 mod create;
 mod refund;
+pub(crate) mod retry;
 mod settle;
 
 pub use apply::{Verdict, apply_refund_status, apply_trade_status, load_order};

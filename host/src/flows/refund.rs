@@ -2,6 +2,7 @@
 //! settled by the provider's answer, notification or `refund-query`.
 
 use super::apply::load_order;
+use super::retry::{Round, until_not_lost};
 use super::{Verdict, apply_refund_status, call, final_refusal, money, order_ref, unexpected};
 use crate::api::now_ms;
 use crate::api::problem::ApiError;
@@ -9,7 +10,7 @@ use crate::api::{AppState, Merchant};
 use crate::contract;
 use crate::orders;
 use crate::runtime::{Operation, Output};
-use crate::store::{Inserted, Refund, RefundState, StoreError};
+use crate::store::{Inserted, Order, Refund, RefundState};
 use axum::http::StatusCode;
 
 /// A refund to make, as the merchant asked for it.
@@ -28,6 +29,15 @@ pub struct RefundOutcome {
     pub is_new: bool,
 }
 
+/// Where the first, stored step of a refund ended.
+enum Begun {
+    /// A retry of a refund the provider already answered.
+    Settled(Refund),
+    /// The provider is to be asked: the order, the stored refund, and
+    /// whether this call created it.
+    Ask(Box<Order>, Refund, bool),
+}
+
 /// Refunds (part of) a paid order. The refund is stored `pending` before
 /// the provider is asked, under a compare-and-set of the order so two
 /// concurrent refunds can never together exceed what was paid. A provider's
@@ -43,7 +53,8 @@ pub async fn refund_payment(
             "`amount` must be a positive integer of minor units",
         ));
     }
-    let (order, refund, is_new) = loop {
+    let req = &req;
+    let begun = until_not_lost(move |_| async move {
         let order = load_order(state, merchant, order_no).await?;
         if let Some(existing) = state
             .store
@@ -57,15 +68,13 @@ pub async fn refund_payment(
                         "refund `{}` already exists for another amount",
                         req.refund_no
                     ),
-                ));
+                )
+                .into());
             }
             if existing.state != RefundState::Pending || existing.provider_refund_id.is_some() {
-                return Ok(RefundOutcome {
-                    refund: existing,
-                    is_new: false,
-                });
+                return Ok(Begun::Settled(existing));
             }
-            break (order, existing, false);
+            return Ok(Begun::Ask(Box::new(order), existing, false));
         }
         let refunds = state.store.list_refunds(&merchant.id, order_no).await?;
         orders::can_refund_with(&order, &refunds, req.amount)
@@ -88,11 +97,21 @@ pub async fn refund_payment(
             updated_at: now,
             version: 0,
         };
-        match state.store.insert_refund(&refund, &order, &[]).await {
-            Ok(Inserted::New(r)) => break (order, r, true),
-            Ok(Inserted::Existing(_)) | Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+        match state.store.insert_refund(&refund, &order, &[]).await? {
+            Inserted::New(r) => Ok(Begun::Ask(Box::new(order), r, true)),
+            // A concurrent request with the same refund no won: decide again.
+            Inserted::Existing(_) => Err(Round::Lost),
         }
+    })
+    .await?;
+    let (order, refund, is_new) = match begun {
+        Begun::Settled(refund) => {
+            return Ok(RefundOutcome {
+                refund,
+                is_new: false,
+            });
+        }
+        Begun::Ask(order, refund, is_new) => (*order, refund, is_new),
     };
 
     let adapter = state.adapter_for(merchant)?;

@@ -2,6 +2,7 @@
 //! settle a pending refund.
 
 use super::apply::{load_order, query};
+use super::retry::until_not_lost;
 use super::{
     Verdict, apply_refund_status, apply_trade_status, call, final_refusal, order_ref, unexpected,
 };
@@ -10,7 +11,7 @@ use crate::api::{AppState, Merchant};
 use crate::contract::{CloseRequest, RefundQueryRequest, TradeState};
 use crate::orders::{self, Decision};
 use crate::runtime::{Operation, Output};
-use crate::store::{Order, OrderState, Refund, StoreError};
+use crate::store::{Order, OrderState, Refund};
 use axum::http::StatusCode;
 
 /// Asks the provider for the order's state and applies the answer. Returns
@@ -103,26 +104,26 @@ async fn store_decision(
     order: &Order,
     decide: impl Fn(&Order) -> Decision,
 ) -> Result<Order, ApiError> {
-    let mut current = order.clone();
-    for _ in 0..5 {
-        match decide(&current) {
+    let decide = &decide;
+    until_not_lost(move |round| async move {
+        // The caller's copy first; after a lost race, the row as it is now.
+        let now = match round {
+            0 => order.clone(),
+            _ => state
+                .store
+                .get_order(&order.merchant_id, &order.merchant_order_no)
+                .await?
+                .ok_or_else(|| ApiError::not_found("the order vanished"))?,
+        };
+        match decide(&now) {
             Decision::Apply {
                 order: next,
                 events,
-            } => match state.store.update_order(&next, &events).await {
-                Ok(saved) => return Ok(saved),
-                Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            },
-            _ => return Ok(current),
+            } => Ok(state.store.update_order(&next, &events).await?),
+            _ => Ok(now),
         }
-        current = state
-            .store
-            .get_order(&current.merchant_id, &current.merchant_order_no)
-            .await?
-            .ok_or_else(|| ApiError::not_found("the order vanished"))?;
-    }
-    Err(StoreError::Conflict.into())
+    })
+    .await
 }
 
 /// Asks the provider for a pending refund's state (`refund-query`) and
