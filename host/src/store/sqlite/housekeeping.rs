@@ -191,7 +191,8 @@ impl SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::sqlite::{MIGRATION_1, SqliteStore};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::sqlite::schema::MIGRATION_1;
     use crate::store::{
         IdempotencyBegin, NewEvent, NotificationRecord, Order, OrderState, PrunePolicy,
         PruneReport, Store,

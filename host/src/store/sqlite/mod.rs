@@ -1,0 +1,750 @@
+//! The embedded [`Store`]: one SQLite file, WAL, `synchronous=FULL`.
+//!
+//! # Writes: one thread, group commit
+//!
+//! With `synchronous=FULL` every COMMIT costs an fsync, which caps one
+//! transaction per request near 4–5k requests/s on our machines
+//! (docs/limits.md). So one dedicated thread owns the only write
+//! connection and drains whatever writes are queued (up to
+//! [`MAX_BATCH`]) into a single transaction. Each write runs inside its own
+//! SAVEPOINT, so a write that fails (a lost compare-and-set, a constraint)
+//! is rolled back alone and fails only its own caller. Callers are answered
+//! after COMMIT returns: nothing is acknowledged before it is durable. If the
+//! COMMIT itself fails, every caller of that batch gets
+//! [`StoreError::Unavailable`].
+//!
+//! Because all writes go through that one thread, read-then-write logic
+//! inside a write (idempotency claims, insert-or-return-existing) is atomic
+//! without further locking.
+//!
+//! # Reads
+//!
+//! Reads run on `spawn_blocking` with connections from a small pool; WAL
+//! lets them proceed while the writer commits, and each read starts a fresh
+//! snapshot, so a caller always sees its own committed writes.
+//!
+//! # Portability
+//!
+//! Statements use plain SQL (`ON CONFLICT ... DO NOTHING`, `RETURNING`,
+//! numbered `?N` parameters that map one to one onto PostgreSQL's `$N`),
+//! JSON as text and booleans as 0/1 integers, so a PostgreSQL store can run
+//! the same queries. Only the pragmas and the `INTEGER PRIMARY KEY` id
+//! columns of the schema are SQLite-specific.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use crate::clock::now_ms;
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::{
+    DailyCap, IdempotencyBegin, Inserted, KeyCompletion, NewEvent, NotificationRecord, Order,
+    OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store, StoreError,
+};
+
+/// Notification records, delivery scheduling and retention (migration 3).
+mod housekeeping;
+mod rows;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod updates;
+mod writer;
+
+use rows::*;
+use schema::migrate;
+use updates::*;
+pub use writer::WriterStats;
+use writer::{WriteJob, configure_writer, writer_loop};
+
+/// Most writes committed in one transaction. Larger batches gain little
+/// (the fsync dominates) and make a failed COMMIT fail more callers.
+pub const MAX_BATCH: usize = 64;
+
+/// How long an `Idempotency-Key` may stay in progress before a new request
+/// may take it over. Far above any request's own time-out; it only frees
+/// keys whose request died with the process.
+const IDEMPOTENCY_LEASE_MS: i64 = 5 * 60 * 1000;
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite store. Cheap to share as `Arc<dyn Store>`; dropping it stops
+/// the writer thread after the writes already queued.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Option<mpsc::Sender<Box<dyn WriteJob>>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    stats: Arc<WriterStats>,
+}
+
+impl SqliteStore {
+    /// Opens (creating on first start) the database at `path`, applies any
+    /// pending migrations and starts the writer thread.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        configure_writer(&conn).map_err(sql_err)?;
+        migrate(&mut conn)?;
+
+        let stats = Arc::new(WriterStats::default());
+        let (tx, rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let thread_stats = stats.clone();
+        let writer_thread = std::thread::Builder::new()
+            .name("payhost-store-writer".into())
+            .spawn(move || writer_loop(conn, rx, &thread_stats))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
+
+        Ok(SqliteStore {
+            path,
+            writer: Some(tx),
+            writer_thread: Some(writer_thread),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            stats,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Runs `f` on the writer thread inside its own savepoint of the current
+    /// batch and returns its result once the batch is committed.
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (job, rx) = writer::job(f);
+        self.writer
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer dropped the request".into()))?
+    }
+
+    /// Runs `f` with a pooled read connection on a blocking thread.
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_reader(&path)?,
+            };
+            let result = f(&conn);
+            let mut pool = readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store read task failed: {e}")))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish queued writes and exit;
+        // joining makes "drop, then reopen the same file" deterministic.
+        self.writer.take();
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err)?;
+    // Read connections must never write: all writes go through the writer.
+    conn.execute_batch("PRAGMA query_only = ON;")
+        .map_err(sql_err)?;
+    Ok(conn)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_order_capped(
+        &self,
+        order: &Order,
+        cap: Option<&DailyCap>,
+    ) -> Result<Inserted<Order>, StoreError> {
+        let mut order = order.clone();
+        // A fresh row always starts at version 1, whatever the caller built.
+        order.version = 1;
+        let cap = cap.cloned();
+        self.write(move |conn| {
+            if let Some(cap) = &cap
+                && select_order(conn, &order.merchant_id, &order.merchant_order_no)?.is_none()
+            {
+                // On the single writer, this sum and the insert below are
+                // one atomic step.
+                let counted =
+                    payer_total_since(conn, &order.merchant_id, &cap.payer_openid, cap.since)?;
+                if counted.saturating_add(order.amount_minor) > cap.max_minor {
+                    return Err(StoreError::CapExceeded {
+                        counted_minor: counted,
+                    });
+                }
+            }
+            let inserted = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO orders ({ORDER_COLUMNS}) VALUES
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                      ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+                     ON CONFLICT (merchant_id, merchant_order_no) DO NOTHING"
+                ))
+                .and_then(|mut s| {
+                    let mut values = order_values(&order);
+                    values.push(Box::new(order.created_at));
+                    values.push(Box::new(order.updated_at));
+                    values.push(Box::new(order.version));
+                    s.execute(rusqlite::params_from_iter(values))
+                })
+                .map_err(sql_err)?;
+            if inserted == 1 {
+                return Ok(Inserted::New(order));
+            }
+            select_order(conn, &order.merchant_id, &order.merchant_order_no)?
+                .map(Inserted::Existing)
+                .ok_or_else(|| StoreError::Corrupt("order vanished during insert".into()))
+        })
+        .await
+    }
+
+    async fn get_order(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+    ) -> Result<Option<Order>, StoreError> {
+        let (m, o) = (merchant_id.to_owned(), merchant_order_no.to_owned());
+        self.read(move |conn| select_order(conn, &m, &o)).await
+    }
+
+    async fn update_order_completing(
+        &self,
+        order: &Order,
+        events: &[NewEvent],
+        completion: Option<KeyCompletion>,
+    ) -> Result<Order, StoreError> {
+        let order = order.clone();
+        let events = events.to_vec();
+        self.write(move |conn| {
+            let now = now_ms();
+            let stored = cas_order(conn, &order, now)?;
+            append_events(conn, &order.merchant_id, &events, now)?;
+            if let Some(c) = completion {
+                let body = (c.render)(&stored);
+                complete_key(conn, &c.merchant_id, &c.key, c.status, &body, now)?;
+            }
+            Ok(stored)
+        })
+        .await
+    }
+
+    async fn record_mismatch(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+        fingerprint: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        let (m, o, f) = (
+            merchant_id.to_owned(),
+            merchant_order_no.to_owned(),
+            fingerprint.to_owned(),
+        );
+        let event = event.clone();
+        self.write(move |conn| {
+            let now = now_ms();
+            let first = conn
+                .prepare_cached(
+                    "INSERT INTO mismatches (merchant_id, merchant_order_no, fingerprint,
+                         first_seen_at, last_seen_at, seen)
+                     VALUES (?1, ?2, ?3, ?4, ?4, 1)
+                     ON CONFLICT (merchant_id, merchant_order_no, fingerprint)
+                     DO UPDATE SET last_seen_at = excluded.last_seen_at, seen = seen + 1
+                     RETURNING seen",
+                )
+                .and_then(|mut s| s.query_row(params![m, o, f, now], |r| r.get::<_, i64>(0)))
+                .map_err(sql_err)?
+                == 1;
+            if first {
+                append_events(conn, &m, std::slice::from_ref(&event), now)?;
+            }
+            Ok(first)
+        })
+        .await
+    }
+
+    async fn insert_refund(
+        &self,
+        refund: &Refund,
+        order: &Order,
+        events: &[NewEvent],
+    ) -> Result<Inserted<Refund>, StoreError> {
+        let mut refund = refund.clone();
+        refund.version = 1;
+        let order = order.clone();
+        let events = events.to_vec();
+        if refund.merchant_id != order.merchant_id
+            || refund.merchant_order_no != order.merchant_order_no
+        {
+            return Err(StoreError::Corrupt(
+                "refund and order name different orders".into(),
+            ));
+        }
+        self.write(move |conn| {
+            let inserted = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                     ON CONFLICT (merchant_id, merchant_order_no, refund_no) DO NOTHING"
+                ))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        refund.merchant_id,
+                        refund.merchant_order_no,
+                        refund.refund_no,
+                        refund.amount_minor,
+                        refund.currency,
+                        refund.state.as_str(),
+                        refund.provider_refund_id,
+                        refund.reason,
+                        refund.created_at,
+                        refund.updated_at,
+                        refund.version,
+                        refund.next_poll_at,
+                        refund.poll_attempts,
+                    ])
+                })
+                .map_err(sql_err)?;
+            if inserted == 0 {
+                // Same refund number again: a retry, not a second refund.
+                return select_refund(
+                    conn,
+                    &refund.merchant_id,
+                    &refund.merchant_order_no,
+                    &refund.refund_no,
+                )?
+                .map(Inserted::Existing)
+                .ok_or_else(|| StoreError::Corrupt("refund vanished during insert".into()));
+            }
+            let now = now_ms();
+            // Bumping the order's version serializes refunds of one order:
+            // of two concurrent refunds checked against the same order,
+            // the second loses the compare-and-set.
+            cas_order(conn, &order, now)?;
+            append_events(conn, &order.merchant_id, &events, now)?;
+            Ok(Inserted::New(refund))
+        })
+        .await
+    }
+
+    async fn update_refund(
+        &self,
+        refund: &Refund,
+        order: Option<&Order>,
+        events: &[NewEvent],
+    ) -> Result<Refund, StoreError> {
+        let refund = refund.clone();
+        let order = order.cloned();
+        let events = events.to_vec();
+        self.write(move |conn| {
+            let now = now_ms();
+            let stored = cas_refund(conn, &refund, now)?;
+            if let Some(order) = &order {
+                cas_order(conn, order, now)?;
+            }
+            append_events(conn, &refund.merchant_id, &events, now)?;
+            Ok(stored)
+        })
+        .await
+    }
+
+    async fn get_refund(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+        refund_no: &str,
+    ) -> Result<Option<Refund>, StoreError> {
+        let (m, o, r) = (
+            merchant_id.to_owned(),
+            merchant_order_no.to_owned(),
+            refund_no.to_owned(),
+        );
+        self.read(move |conn| select_refund(conn, &m, &o, &r)).await
+    }
+
+    async fn list_refunds(
+        &self,
+        merchant_id: &str,
+        merchant_order_no: &str,
+    ) -> Result<Vec<Refund>, StoreError> {
+        let (m, o) = (merchant_id.to_owned(), merchant_order_no.to_owned());
+        self.read(move |conn| {
+            query_all(
+                conn,
+                &format!(
+                    "SELECT {REFUND_COLUMNS} FROM refunds
+                     WHERE merchant_id = ?1 AND merchant_order_no = ?2
+                     ORDER BY created_at, refund_no"
+                ),
+                params![m, o],
+                refund_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn record_notification(&self, record: &NotificationRecord) -> Result<i64, StoreError> {
+        let rec = record.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO notifications (merchant_id, adapter, received_at, method, path,
+                     query, headers, body, verdict, detail, merchant_order_no, received_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        rec.merchant_id,
+                        rec.adapter,
+                        rec.received_at,
+                        rec.method,
+                        rec.path,
+                        rec.query,
+                        json_text(&rec.headers),
+                        rec.body,
+                        rec.verdict,
+                        rec.detail,
+                        rec.merchant_order_no,
+                        rec.received_bytes,
+                    ],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        merchant_id: &str,
+        key: &str,
+        request_hash: &str,
+        now: i64,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let (m, k, h) = (
+            merchant_id.to_owned(),
+            key.to_owned(),
+            request_hash.to_owned(),
+        );
+        // Runs on the single writer, so the check and the claim below are
+        // one atomic step; on PostgreSQL the INSERT ... ON CONFLICT alone
+        // decides the race.
+        self.write(move |conn| {
+            let claimed = conn
+                .prepare_cached(
+                    "INSERT INTO idempotency (merchant_id, idem_key, request_hash, status,
+                         response_body, created_at, completed_at)
+                     VALUES (?1, ?2, ?3, NULL, NULL, ?4, NULL)
+                     ON CONFLICT (merchant_id, idem_key) DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![m, k, h, now]))
+                .map_err(sql_err)?;
+            if claimed == 1 {
+                return Ok(IdempotencyBegin::Started);
+            }
+            let (stored_hash, status, body, created_at): (
+                String,
+                Option<i64>,
+                Option<Vec<u8>>,
+                i64,
+            ) = conn
+                .prepare_cached(
+                    "SELECT request_hash, status, response_body, created_at FROM idempotency
+                     WHERE merchant_id = ?1 AND idem_key = ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![m, k], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                })
+                .map_err(sql_err)?;
+            if stored_hash != h {
+                return Ok(IdempotencyBegin::Mismatch);
+            }
+            match status {
+                Some(status) => Ok(IdempotencyBegin::Completed {
+                    status: u16::try_from(status)
+                        .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
+                    body: body.unwrap_or_default(),
+                }),
+                None if now - created_at > IDEMPOTENCY_LEASE_MS => {
+                    // The first request died with its process; let this one
+                    // take the key over (a create is still deduplicated by
+                    // its merchant order no).
+                    conn.prepare_cached(
+                        "UPDATE idempotency SET created_at = ?3
+                         WHERE merchant_id = ?1 AND idem_key = ?2",
+                    )
+                    .and_then(|mut s| s.execute(params![m, k, now]))
+                    .map_err(sql_err)?;
+                    Ok(IdempotencyBegin::Started)
+                }
+                None => Ok(IdempotencyBegin::InProgress),
+            }
+        })
+        .await
+    }
+
+    async fn idempotency_complete(
+        &self,
+        merchant_id: &str,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        let (m, k, b) = (merchant_id.to_owned(), key.to_owned(), body.to_vec());
+        self.write(move |conn| complete_key(conn, &m, &k, status, &b, now_ms()))
+            .await
+    }
+
+    async fn idempotency_release(&self, merchant_id: &str, key: &str) -> Result<(), StoreError> {
+        let (m, k) = (merchant_id.to_owned(), key.to_owned());
+        self.write(move |conn| {
+            // A completed key is never forgotten: its answer must replay.
+            conn.prepare_cached(
+                "DELETE FROM idempotency
+                 WHERE merchant_id = ?1 AND idem_key = ?2 AND status IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![m, k]))
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn due_events(&self, now: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.read(move |conn| {
+            query_all(
+                conn,
+                &format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox
+                     WHERE delivered_at IS NULL AND gave_up = 0 AND next_attempt_at <= ?1
+                     ORDER BY id LIMIT ?2"
+                ),
+                params![now, limit],
+                event_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn mark_delivered(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, at]))
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        let error = error.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
+                     next_attempt_at = ?3, gave_up = ?4
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, error, next_attempt_at, i64::from(give_up)]))
+            .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        merchant_id: &str,
+        limit: i64,
+        after_id: Option<i64>,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let m = merchant_id.to_owned();
+        self.read(move |conn| {
+            query_all(
+                conn,
+                &format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox
+                     WHERE merchant_id = ?1 AND id > ?2
+                     ORDER BY id LIMIT ?3"
+                ),
+                params![m, after_id.unwrap_or(0), limit],
+                event_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn orders_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Order>, StoreError> {
+        self.read(move |conn| {
+            query_all(
+                conn,
+                &format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders
+                     WHERE state IN ('created', 'pending') AND next_poll_at <= ?1
+                     ORDER BY next_poll_at LIMIT ?2"
+                ),
+                params![now, limit],
+                order_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn refunds_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Refund>, StoreError> {
+        self.read(move |conn| {
+            query_all(
+                conn,
+                &format!(
+                    "SELECT {REFUND_COLUMNS} FROM refunds
+                     WHERE state = 'pending' AND next_poll_at <= ?1
+                     ORDER BY next_poll_at LIMIT ?2"
+                ),
+                params![now, limit],
+                refund_from_row,
+            )
+        })
+        .await
+    }
+
+    async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, i64)>, StoreError> {
+        self.read(|conn| {
+            query_all(
+                conn,
+                "SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state",
+                [],
+                |r| {
+                    let state: String = r.get(0).map_err(sql_err)?;
+                    let n: i64 = r.get(1).map_err(sql_err)?;
+                    let state = OrderState::parse(&state).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown order state {state:?}"))
+                    })?;
+                    Ok((state, n))
+                },
+            )
+        })
+        .await
+    }
+
+    async fn paid_total_since(
+        &self,
+        merchant_id: &str,
+        payer_openid: &str,
+        since: i64,
+    ) -> Result<i64, StoreError> {
+        let (m, p) = (merchant_id.to_owned(), payer_openid.to_owned());
+        self.read(move |conn| payer_total_since(conn, &m, &p, since))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Through the writer: readiness means writes can be committed. A
+        // transaction that changes nothing costs no fsync.
+        self.write(|conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map_err(sql_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_notifications(
+        &self,
+        merchant_id: &str,
+        limit: i64,
+        after_id: Option<i64>,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        self.notifications_of(merchant_id, limit, after_id).await
+    }
+
+    async fn due_merchants(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.merchants_due(now, limit).await
+    }
+
+    async fn due_events_of(
+        &self,
+        merchant_id: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.events_due_of(merchant_id, now, limit).await
+    }
+
+    async fn mark_undeliverable(
+        &self,
+        merchant_id: &str,
+        reason: &str,
+        detail: &str,
+    ) -> Result<u64, StoreError> {
+        self.set_undeliverable(merchant_id, reason, detail).await
+    }
+
+    async fn revive_undeliverable(
+        &self,
+        merchant_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        self.unset_undeliverable(merchant_id, reason, now).await
+    }
+
+    async fn prune(&self, policy: &PrunePolicy) -> Result<PruneReport, StoreError> {
+        self.delete_expired(*policy).await
+    }
+}

@@ -1,0 +1,137 @@
+//! The statements several writes share: compare-and-set of an order or a
+//! refund, completing an idempotency key with its write, a payer's total
+//! of the day, appending outbox events.
+
+use super::rows::*;
+use crate::store::{NewEvent, Order, Refund, StoreError};
+use rusqlite::{Connection, params};
+
+/// Compare-and-set of every mutable column; returns the order as stored.
+pub(super) fn cas_order(conn: &Connection, order: &Order, now: i64) -> Result<Order, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE orders SET
+                 adapter = ?3, adapter_digest = ?4, method = ?5, description = ?6,
+                 amount_minor = ?7, currency = ?8, state = ?9, provider_trade_no = ?10,
+                 channel_transaction_id = ?11, payer_app_id = ?12, payer_openid = ?13,
+                 client_ip = ?14, pay_action = ?15, refunded_minor = ?16, expires_at = ?17,
+                 paid_at = ?18, attach = ?19, metadata = ?20, next_poll_at = ?21,
+                 poll_attempts = ?22, updated_at = ?23, version = version + 1
+             WHERE merchant_id = ?1 AND merchant_order_no = ?2 AND version = ?24",
+        )
+        .and_then(|mut s| {
+            let mut values = order_values(order);
+            values.push(Box::new(now));
+            values.push(Box::new(order.version));
+            s.execute(rusqlite::params_from_iter(values))
+        })
+        .map_err(sql_err)?;
+    if changed == 0 {
+        return Err(StoreError::Conflict);
+    }
+    let mut stored = order.clone();
+    stored.version += 1;
+    stored.updated_at = now;
+    Ok(stored)
+}
+
+pub(super) fn cas_refund(
+    conn: &Connection,
+    refund: &Refund,
+    now: i64,
+) -> Result<Refund, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE refunds SET
+                 amount_minor = ?4, currency = ?5, state = ?6, provider_refund_id = ?7,
+                 reason = ?8, updated_at = ?9, version = version + 1, next_poll_at = ?11,
+                 poll_attempts = ?12
+             WHERE merchant_id = ?1 AND merchant_order_no = ?2 AND refund_no = ?3
+               AND version = ?10",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                refund.merchant_id,
+                refund.merchant_order_no,
+                refund.refund_no,
+                refund.amount_minor,
+                refund.currency,
+                refund.state.as_str(),
+                refund.provider_refund_id,
+                refund.reason,
+                now,
+                refund.version,
+                refund.next_poll_at,
+                refund.poll_attempts,
+            ])
+        })
+        .map_err(sql_err)?;
+    if changed == 0 {
+        return Err(StoreError::Conflict);
+    }
+    let mut stored = refund.clone();
+    stored.version += 1;
+    stored.updated_at = now;
+    Ok(stored)
+}
+
+pub(super) fn complete_key(
+    conn: &Connection,
+    merchant_id: &str,
+    key: &str,
+    status: u16,
+    body: &[u8],
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE idempotency SET status = ?3, response_body = ?4, completed_at = ?5
+         WHERE merchant_id = ?1 AND idem_key = ?2",
+    )
+    .and_then(|mut s| s.execute(params![merchant_id, key, i64::from(status), body, now]))
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+/// What a payer's orders of the day add up to, for caps: everything not
+/// closed or failed, orders still being created included.
+pub(super) fn payer_total_since(
+    conn: &Connection,
+    merchant_id: &str,
+    payer_openid: &str,
+    since: i64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(amount_minor), 0) FROM orders
+         WHERE merchant_id = ?1 AND payer_openid = ?2 AND created_at >= ?3
+           AND state NOT IN ('closed', 'failed')",
+    )
+    .and_then(|mut s| s.query_row(params![merchant_id, payer_openid, since], |r| r.get(0)))
+    .map_err(sql_err)
+}
+
+pub(super) fn append_events(
+    conn: &Connection,
+    merchant: &str,
+    events: &[NewEvent],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO outbox (event_id, merchant_id, event_type, payload, created_at,
+                                 attempts, next_attempt_at, delivered_at, last_error, gave_up)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?5, NULL, NULL, 0)",
+        )
+        .map_err(sql_err)?;
+    for ev in events {
+        let event_id = format!("evt_{}", ulid::Ulid::new());
+        stmt.execute(params![
+            event_id,
+            merchant,
+            ev.event_type,
+            json_text(&ev.payload),
+            now
+        ])
+        .map_err(sql_err)?;
+    }
+    Ok(())
+}
