@@ -46,6 +46,7 @@ mod config;
 mod ctx;
 pub mod encoding;
 mod error;
+pub mod field;
 pub mod form;
 #[doc(hidden)]
 pub mod glue;
@@ -124,7 +125,7 @@ pub trait Adapter {
 pub mod prelude {
     pub use crate::types::*;
     pub use crate::{Adapter, CONTRACT_VERSION, Config, Ctx, Error, Result};
-    pub use crate::{canonical, encoding, form, http, json, money, time, xml};
+    pub use crate::{canonical, encoding, field, form, http, json, money, time, xml};
 }
 
 /// Exports an [`Adapter`] implementation as the component's `adapter`

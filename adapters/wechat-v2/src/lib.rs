@@ -236,17 +236,17 @@ impl Adapter for WechatV2 {
                 )));
             }
         };
-        check_order_no(&req.merchant_order_no, "merchant_order_no", 6, 32, "_-|*")?;
-        check_chars(&req.description, "description", 1, 127)?;
+        field::order_no(&req.merchant_order_no, "merchant_order_no", 6, 32, "_-|*")?;
+        field::chars(&req.description, "description", 1, 127)?;
         if let Some(attach) = &req.attach {
-            check_chars(attach, "attach", 0, 127)?;
+            field::chars(attach, "attach", 0, 127)?;
         }
         if req.amount.minor == 0 {
             return Err(Error::invalid_request(
                 "amount.minor must be greater than 0",
             ));
         }
-        check_currency(&req.amount.currency, "amount.currency")?;
+        field::currency(&req.amount.currency, "amount.currency")?;
         let client_ip = req
             .payer
             .client_ip
@@ -370,7 +370,7 @@ impl Adapter for WechatV2 {
         {
             Some(tx) => wire::put(&mut fields, "transaction_id", Some(tx)),
             None => {
-                check_order_no(
+                field::order_no(
                     &req.order.merchant_order_no,
                     "order.merchant_order_no",
                     1,
@@ -423,7 +423,7 @@ impl Adapter for WechatV2 {
     /// its paid status (with the amount) answered instead.
     fn close(ctx: &mut Ctx, req: &CloseRequest) -> Result<TradeStatus> {
         let s = Settings::read(ctx)?;
-        check_order_no(
+        field::order_no(
             &req.order.merchant_order_no,
             "order.merchant_order_no",
             1,
@@ -464,7 +464,7 @@ impl Adapter for WechatV2 {
     /// refunded, so it is reported failed.
     fn refund_query(ctx: &mut Ctx, req: &RefundQueryRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        check_order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
+        field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
         let mut fields = s.merchant.fields();
         match req.provider_refund_id.as_deref().filter(|r| !r.is_empty()) {
             Some(id) => wire::put(&mut fields, "refund_id", Some(id)),
@@ -514,13 +514,13 @@ impl Adapter for WechatV2 {
 
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        check_order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
+        field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
         if req.amount.minor == 0 {
             return Err(Error::invalid_request(
                 "amount.minor must be greater than 0",
             ));
         }
-        check_currency(&req.amount.currency, "amount.currency")?;
+        field::currency(&req.amount.currency, "amount.currency")?;
         if req.order_amount.currency != req.amount.currency {
             return Err(Error::invalid_request(format!(
                 "amount.currency `{}` differs from order_amount.currency `{}`",
@@ -539,7 +539,7 @@ impl Adapter for WechatV2 {
             .as_deref()
             .filter(|t| !t.is_empty());
         if transaction_id.is_none() {
-            check_order_no(
+            field::order_no(
                 &req.order.merchant_order_no,
                 "order.merchant_order_no",
                 1,
@@ -738,43 +738,6 @@ fn as_invalid(e: Error) -> Error {
         Some(AdapterError::MalformedResponse(m)) => Error::invalid_request(m.clone()),
         _ => e,
     }
-}
-
-/// WeChat's merchant numbers: `min..=max` characters, ASCII letters,
-/// digits and the `extra` punctuation (§1.2; refunds also allow `@`).
-fn check_order_no(value: &str, field: &str, min: usize, max: usize, extra: &str) -> Result<()> {
-    if let Some(c) = value
-        .chars()
-        .find(|c| !c.is_ascii_alphanumeric() && !extra.contains(*c))
-    {
-        return Err(Error::invalid_request(format!(
-            "{field} `{value}` contains `{c}`; WeChat allows letters, digits and `{extra}`"
-        )));
-    }
-    // ASCII from here on, so bytes are characters.
-    if value.len() < min || value.len() > max {
-        return Err(Error::invalid_request(format!(
-            "{field} `{value}` must be {min} to {max} characters, has {}",
-            value.len()
-        )));
-    }
-    Ok(())
-}
-
-fn check_chars(value: &str, field: &str, min: usize, max: usize) -> Result<()> {
-    let n = value.chars().count();
-    if n < min || n > max {
-        return Err(Error::invalid_request(format!(
-            "{field} must be {min} to {max} characters, has {n}"
-        )));
-    }
-    Ok(())
-}
-
-fn check_currency(code: &str, field: &str) -> Result<()> {
-    money::exponent(code).map(|_| ()).map_err(|_| {
-        Error::invalid_request(format!("{field} `{code}` is not an ISO 4217 currency code"))
-    })
 }
 
 payhost_sdk::export_adapter!(WechatV2);
