@@ -426,6 +426,7 @@ struct RawServer {
     bind: SocketAddr,
     public_base_url: Option<String>,
     admin_token: Option<String>,
+    limits: crate::server::HttpLimits,
 }
 
 impl Default for RawServer {
@@ -434,6 +435,7 @@ impl Default for RawServer {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_base_url: None,
             admin_token: None,
+            limits: Default::default(),
         }
     }
 }
@@ -499,6 +501,8 @@ pub struct ServerSettings {
     /// Without a trailing slash.
     pub public_base_url: String,
     pub admin_token: Option<SecretString>,
+    /// `[server.limits]`: header and body time-outs, connections, body size.
+    pub limits: crate::server::HttpLimits,
 }
 
 impl fmt::Debug for ServerSettings {
@@ -510,6 +514,7 @@ impl fmt::Debug for ServerSettings {
                 "admin_token",
                 &self.admin_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -898,6 +903,7 @@ impl RawConfig {
             u64::from(self.webhooks.max_concurrent),
         )?;
         self.notify.check().map_err(|(f, p)| setting(f, p))?;
+        self.server.limits.check().map_err(|(f, p)| setting(f, p))?;
         self.retention.check().map_err(|(f, p)| setting(f, p))?;
         if self.webhooks.max_backoff_ms < self.webhooks.initial_backoff_ms {
             return Err(setting(
@@ -964,6 +970,7 @@ impl RawConfig {
                 bind: self.server.bind,
                 public_base_url,
                 admin_token,
+                limits: self.server.limits,
             },
             store: self.store,
             runtime: self.runtime,

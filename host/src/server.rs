@@ -1,6 +1,18 @@
 //! `payhost serve`: the payment front as one process -- the API, the
 //! webhook delivery worker, the reconciler and retention -- built from a
 //! [`Config`].
+//!
+//! The server accepts connections itself rather than through
+//! `axum::serve`, to bound what a client that never finishes can hold
+//! (`[server.limits]`, [`HttpLimits`]): a connection whose request headers
+//! have not all arrived within `header_read_timeout_ms` is closed (idle
+//! keep-alive connections included); a body not received within
+//! `body_timeout_ms` is answered 408; and no more than `max_connections`
+//! are served at once. Connections beyond the cap are not refused: they
+//! wait in the listen backlog until one ends, which the header time-out
+//! guarantees happens soon. Refusing them instead would hand the server to
+//! whoever opened the most connections, because honest clients would be
+//! refused as often as the slow ones.
 
 use crate::api::{self, AppState, Merchant};
 use crate::config::Config;
@@ -10,9 +22,72 @@ use crate::registry::{Registry, SlotUser};
 use crate::runtime::Runtime;
 use crate::store::SqliteStore;
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// `[server.limits]`: what one client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// A connection whose request headers are not complete this long
+    /// after it opened (or after its previous answer) is closed.
+    pub header_read_timeout_ms: u64,
+    /// A request body not received this long after its headers is
+    /// answered 408 `body_timeout`.
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Largest body of an API request (JSON); larger is 413
+    /// `payload_too_large`. Notifications have `notify.max_body_bytes`,
+    /// adapter uploads their own limit.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            // Well under the usual 1024 open files, which the store, the
+            // adapters directory and outgoing requests share.
+            max_connections: 512,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// The first setting that cannot be used, as (field, problem).
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        let positive = [
+            (
+                "server.limits.header_read_timeout_ms",
+                self.header_read_timeout_ms,
+            ),
+            ("server.limits.body_timeout_ms", self.body_timeout_ms),
+            (
+                "server.limits.max_connections",
+                self.max_connections as u64,
+            ),
+            ("server.limits.max_body_bytes", self.max_body_bytes as u64),
+        ];
+        match positive.iter().find(|(_, v)| *v == 0) {
+            Some((field, _)) => Err((field, "must be greater than 0")),
+            None => Ok(()),
+        }
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+}
 
 /// Opens the store, loads the adapters and resolves every merchant against
 /// its adapter's schema. Anything wrong is an error naming what to fix.
@@ -111,6 +186,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
             config.notify.clone(),
             config.merchants.iter().map(|m| m.id.as_str()),
         )),
+        http_limits: config.server.limits,
     })
 }
 
@@ -141,11 +217,11 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
     let state = build_state(config).await?;
     let addr = listener.local_addr()?;
     let app = api::router(state.clone());
-    let mut tasks = vec![tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    })];
+    let mut tasks = vec![tokio::spawn(accept_loop(
+        listener,
+        app,
+        config.server.limits,
+    ))];
     tasks.push(tokio::spawn(crate::delivery::run(
         state.clone(),
         config.webhooks.delivery(),
@@ -171,6 +247,43 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
     Ok(Running { addr, state, tasks })
 }
 
+/// Serves HTTP/1.1 on `listener` within `limits` until aborted; aborting
+/// it also ends every connection it serves.
+async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, limits: HttpLimits) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout());
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        // Waiting here leaves further connections in the listen backlog.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, usually: give connections time
+                // to end instead of spinning on the error.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        connections.spawn(async move {
+            // A client that went away or timed out is no server error.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
 /// `payhost serve`: runs until interrupted.
 pub async fn serve(config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.bind)
@@ -185,4 +298,40 @@ pub async fn serve(config: Config) -> Result<()> {
     );
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_limits_default_and_configured() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.server.limits, HttpLimits::default());
+        let c = Config::from_toml_str(
+            "[server.limits]\nmax_connections = 8\nheader_read_timeout_ms = 500",
+        )
+        .unwrap();
+        assert_eq!(c.server.limits.max_connections, 8);
+        assert_eq!(c.server.limits.header_read_timeout(), Duration::from_millis(500));
+        assert_eq!(c.server.limits.max_body_bytes, 64 * 1024);
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused_naming_the_setting() {
+        for field in [
+            "header_read_timeout_ms",
+            "body_timeout_ms",
+            "max_connections",
+            "max_body_bytes",
+        ] {
+            let e = Config::from_toml_str(&format!("[server.limits]\n{field} = 0")).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("server.limits.{field}")),
+                "{field}: {e}"
+            );
+        }
+        let e = Config::from_toml_str("[server.limits]\nmax_conections = 8").unwrap_err();
+        assert!(e.to_string().contains("max_conections"), "{e}");
+    }
 }

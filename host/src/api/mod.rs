@@ -8,17 +8,22 @@
 //! - [`admin`]: `/admin/adapters`, adapter versions: upload, rollback,
 //!   listing (the operator's credential, never a merchant key);
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
-//! - [`problem`]: the one error shape (RFC 9457 problem details).
+//! - [`problem`]: the one error shape (RFC 9457 problem details), also for
+//!   the framework's own refusals;
+//! - [`body_limits`]: each route's body bounds (size, time);
+//! - [`validate`]: what a provider cannot carry, refused before it is sent.
 //!
 //! Every state change is committed to the store before the answer leaves.
 
 pub mod admin;
+pub mod body_limits;
 pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod notify;
 pub mod payments;
 pub mod problem;
+pub mod validate;
 
 use crate::contract::CallContext;
 use crate::limits::RateLimiter;
@@ -78,6 +83,8 @@ pub struct AppState {
     pub admin_token: Option<Arc<SecretString>>,
     /// Size, rate and concurrency bounds of `/v1/notify`.
     pub notify_guard: Arc<crate::notify_guard::NotifyGuard>,
+    /// `[server.limits]`: the API's body bounds come from here.
+    pub http_limits: crate::server::HttpLimits,
 }
 
 impl AppState {
@@ -232,14 +239,27 @@ pub async fn request_id(req: Request, next: Next) -> Response {
 }
 
 /// The whole API.
+///
+/// Every route that reads a body has its own bounds ([`body_limits`]);
+/// the notify endpoint bounds its body itself (`[notify]`). Every error
+/// answer, the framework's included, is a problem document.
 pub fn router(state: AppState) -> Router {
+    use axum::middleware::{from_fn, from_fn_with_state};
     use axum::routing::{get, post, put};
+    use body_limits::{BodyLimit, bound};
+    let api_body = from_fn_with_state(BodyLimit::api(&state.http_limits), bound);
+    let upload_body = from_fn_with_state(BodyLimit::upload(&state.http_limits), bound);
     Router::new()
-        .route("/v1/payments", post(payments::create))
+        .route(
+            "/v1/payments",
+            post(payments::create).layer(api_body.clone()),
+        )
         .route("/v1/payments/{merchant_order_no}", get(payments::get))
         .route(
             "/v1/payments/{merchant_order_no}/refunds",
-            post(payments::create_refund).get(payments::list_refunds),
+            post(payments::create_refund)
+                .layer(api_body.clone())
+                .get(payments::list_refunds),
         )
         .route(
             "/v1/payments/{merchant_order_no}/refunds/{refund_no}",
@@ -254,12 +274,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/admin/adapters/{name}",
             put(admin::upload)
-                .get(admin::show)
+                .layer::<_, std::convert::Infallible>(upload_body)
                 .layer(axum::extract::DefaultBodyLimit::max(
                     admin::MAX_COMPONENT_BYTES,
-                )),
+                ))
+                .get(admin::show),
         )
-        .route("/admin/adapters/{name}/rollback", post(admin::rollback))
+        .route(
+            "/admin/adapters/{name}/rollback",
+            post(admin::rollback).layer(api_body),
+        )
         .route("/admin/adapters/{name}/versions", get(admin::versions))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -274,10 +298,13 @@ pub fn router(state: AppState) -> Router {
                 format!("this endpoint does not take {method}"),
             )
         })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            health::track,
+        // What the bounds above do not cover reads no body; this keeps
+        // axum's own limit at the API's for any that would.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.http_limits.max_body_bytes,
         ))
-        .layer(axum::middleware::from_fn(request_id))
+        .layer(from_fn(problem::framework_errors))
+        .layer(from_fn_with_state(state.clone(), health::track))
+        .layer(from_fn(request_id))
         .with_state(state)
 }

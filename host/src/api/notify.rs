@@ -331,8 +331,11 @@ fn summarize(verdicts: &[Verdict]) -> String {
     }
 }
 
+/// The adapter's answer for its provider, sent as written (an error status
+/// included: it is the provider's protocol, not a problem document).
 fn ack(status: u16, headers: &[(String, String)], body: Vec<u8>) -> Response {
     let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+    resp.extensions_mut().insert(super::problem::Verbatim);
     for (k, v) in headers {
         if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
             resp.headers_mut().insert(k, v);

@@ -24,6 +24,11 @@ pub fn current_request_id() -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct ProblemCode(pub &'static str);
 
+/// Marks an answer that must leave exactly as built, whatever its status:
+/// the acknowledgement an adapter wrote for its provider.
+#[derive(Debug, Clone, Copy)]
+pub struct Verbatim;
+
 /// An API failure: HTTP status, stable code, human title and detail.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -300,6 +305,85 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The problem for an error answer the framework (axum's extractors and
+    /// router, hyper) produced, by its status; `detail` is its text.
+    pub fn from_framework(status: StatusCode, detail: String) -> Self {
+        let (code, title) = match status {
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+                ("validation_failed", "The request is not valid")
+            }
+            StatusCode::NOT_FOUND => ("not_found", "No such resource"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
+            StatusCode::REQUEST_TIMEOUT => ("body_timeout", "The request did not arrive in time"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large"),
+            StatusCode::URI_TOO_LONG => ("uri_too_long", "The request URI is too long"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "The request body's media type is not taken")
+            }
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                ("headers_too_large", "The request headers are too large")
+            }
+            s if s.is_server_error() => ("internal", "payhost failed"),
+            _ => ("bad_request", "The request cannot be served"),
+        };
+        let detail = if detail.trim().is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            detail
+        };
+        Self::new(status, code, title, detail)
+    }
+}
+
+/// Longest framework error text kept as a problem's `detail`.
+const FRAMEWORK_DETAIL_BYTES: usize = 1024;
+
+/// Turns every error answer that is not yet a problem document (axum's
+/// plain-text rejections: a path that does not decode, a body that could
+/// not be read, ...) into one, so a client parses one shape for every
+/// failure. Answers marked [`Verbatim`] pass unchanged.
+pub async fn framework_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let ext = resp.extensions();
+    // A stored problem replayed under an Idempotency-Key has no
+    // `ProblemCode`, but says what it is.
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if !(status.is_client_error() || status.is_server_error())
+        || is_problem
+        || ext.get::<ProblemCode>().is_some()
+        || ext.get::<Verbatim>().is_some()
+    {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    // These texts are axum's own, a line or two; longer is cut.
+    let text = axum::body::to_bytes(body, FRAMEWORK_DETAIL_BYTES * 4)
+        .await
+        .map(|b| {
+            let cut = b.len().min(FRAMEWORK_DETAIL_BYTES);
+            String::from_utf8_lossy(&b[..cut]).into_owned()
+        })
+        .unwrap_or_default();
+    let mut problem = ApiError::from_framework(status, text);
+    if let Some(s) = parts
+        .headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        problem.retry_after = Some(s);
+    }
+    problem.into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, self.body()).into_response();
@@ -313,5 +397,65 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn answer(app: Router, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+        let req = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string());
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        (status, ct, body.to_vec())
+    }
+
+    fn app() -> Router {
+        Router::new()
+            .route(
+                "/plain",
+                get(|| async { (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected JSON") }),
+            )
+            .route(
+                "/ack",
+                get(|| async {
+                    let mut r = (StatusCode::BAD_REQUEST, "<xml>FAIL</xml>").into_response();
+                    r.extensions_mut().insert(Verbatim);
+                    r
+                }),
+            )
+            .route("/problem", get(|| async { ApiError::not_found("gone") }))
+            .layer(axum::middleware::from_fn(framework_errors))
+    }
+
+    #[tokio::test]
+    async fn framework_errors_become_problems_and_verbatim_answers_do_not() {
+        let (status, ct, body) = answer(app(), "/plain").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(ct.as_deref(), Some("application/problem+json"));
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(doc["code"], "unsupported_media_type");
+        assert_eq!(doc["detail"], "Expected JSON");
+
+        let (status, ct, body) = answer(app(), "/ack").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_ne!(ct.as_deref(), Some("application/problem+json"));
+        assert_eq!(body, b"<xml>FAIL</xml>");
+
+        // A problem already is one, untouched.
+        let (_, _, body) = answer(app(), "/problem").await;
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((doc["code"].as_str(), doc["detail"].as_str()), (Some("not_found"), Some("gone")));
     }
 }

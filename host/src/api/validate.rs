@@ -1,0 +1,122 @@
+//! Text the merchant sends on to a provider, refused with 400 before any
+//! provider call when no provider could carry it.
+//!
+//! Providers speak XML or JSON over HTTP with length-limited fields: a NUL
+//! or another control character is refused by them (WeChat answers
+//! `XML_FORMAT_ERROR`), after the order number was already sent. So every
+//! text field that reaches an adapter is checked here first, with the
+//! same two rules for all: no control characters (U+0000-U+001F,
+//! U+007F-U+009F) nor the two characters XML excludes (U+FFFE, U+FFFF),
+//! and a length the host allows at most ([`MAX_BYTES`]). An adapter may
+//! still refuse a shorter value its provider limits further
+//! (`invalid_request`, naming the field).
+//!
+//! A refusal is `validation_failed` with `field` (the JSON path, e.g.
+//! `payer.openid`) and `reason` (`control_character` or `too_long`).
+
+use super::problem::ApiError;
+use crate::flows::NewPayment;
+
+/// The longest value of each checked field, in UTF-8 bytes.
+pub const MAX_BYTES: &[(&str, usize)] = &[
+    ("description", 512),
+    ("attach", 512),
+    ("method", 64),
+    ("payer.app_id", 64),
+    ("payer.openid", 128),
+    ("payer.client_ip", 64),
+    ("reason", 512),
+];
+
+fn max_bytes(field: &str) -> usize {
+    MAX_BYTES
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map_or(512, |(_, n)| *n)
+}
+
+/// Whether a provider's text field can carry `c`.
+fn carriable(c: char) -> bool {
+    !c.is_control() && c != '\u{FFFE}' && c != '\u{FFFF}'
+}
+
+/// Checks one text field (`None` passes).
+pub fn provider_text(field: &'static str, value: Option<&str>) -> Result<(), ApiError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if let Some((at, c)) = value.char_indices().find(|(_, c)| !carriable(*c)) {
+        return Err(ApiError::validation(format!(
+            "`{field}` contains the control character U+{:04X} at byte {at}; \
+             providers cannot carry control characters",
+            c as u32
+        ))
+        .with("field", field)
+        .with("reason", "control_character"));
+    }
+    let max = max_bytes(field);
+    if value.len() > max {
+        return Err(ApiError::validation(format!(
+            "`{field}` is {} bytes long; at most {max} are taken",
+            value.len()
+        ))
+        .with("field", field)
+        .with("reason", "too_long")
+        .with("max_bytes", max));
+    }
+    Ok(())
+}
+
+/// Every text of a payment that reaches the adapter.
+pub fn payment(p: &NewPayment) -> Result<(), ApiError> {
+    provider_text("description", Some(&p.description))?;
+    provider_text("attach", p.attach.as_deref())?;
+    provider_text("method", Some(&p.method))?;
+    provider_text("payer.app_id", p.payer_app_id.as_deref())?;
+    provider_text("payer.openid", p.payer_openid.as_deref())?;
+    provider_text("payer.client_ip", p.client_ip.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(field: &'static str, value: &str) -> Option<(String, String)> {
+        provider_text(field, Some(value)).err().map(|e| {
+            (
+                e.extra["field"].as_str().unwrap().to_string(),
+                e.extra["reason"].as_str().unwrap().to_string(),
+            )
+        })
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        for bad in ["tea\0", "a\tb", "line\nbreak", "\u{7f}", "\u{85}", "x\u{FFFF}"] {
+            assert_eq!(
+                refusal("description", bad),
+                Some(("description".into(), "control_character".into())),
+                "{bad:?}"
+            );
+        }
+        // Ordinary text in any script passes, emoji and all.
+        for good in ["Tea", "乌龙茶 500g", "café ☕", "a|b*c"] {
+            assert_eq!(refusal("description", good), None, "{good:?}");
+        }
+    }
+
+    #[test]
+    fn lengths_are_bounded_per_field() {
+        assert_eq!(refusal("payer.openid", &"o".repeat(128)), None);
+        assert_eq!(
+            refusal("payer.openid", &"o".repeat(129)),
+            Some(("payer.openid".into(), "too_long".into()))
+        );
+        // Bytes, not characters: 171 three-byte characters are 513 bytes.
+        assert_eq!(
+            refusal("description", &"茶".repeat(171)),
+            Some(("description".into(), "too_long".into()))
+        );
+        assert!(provider_text("attach", None).is_ok());
+    }
+}
