@@ -6,7 +6,7 @@ use super::problem::ApiError;
 use super::{AppState, AuthMerchant, Merchant, parse_json};
 use crate::flows;
 use crate::limits::Op;
-use crate::store::{KeyCompletion, Order, OrderState, Refund};
+use crate::store::{KeyCompletion, Order, Refund};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -253,7 +253,8 @@ pub async fn get(
     super::ApiQuery(params): super::ApiQuery<GetParams>,
 ) -> Result<Response, ApiError> {
     let order = flows::load_order(&state, &merchant, &order_no).await?;
-    if !params.refresh || order.state == OrderState::Created {
+    // An order no provider accepted is only what the store says.
+    if !params.refresh || !flows::reached_provider(&order) {
         return Ok(Json(Payment::from(&order)).into_response());
     }
     state.rate_limiter.check(&merchant.id, Op::Query)?;
@@ -297,6 +298,7 @@ async fn refund_payment(
 ) -> Result<Answer, ApiError> {
     let req: CreateRefund = parse_json(body)?;
     valid_number(&req.refund_no, "refund_no", 64)?;
+    super::validate::provider_text("reason", req.reason.as_deref())?;
     let new = flows::NewRefund {
         refund_no: req.refund_no,
         amount: req.amount,

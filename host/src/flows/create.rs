@@ -1,5 +1,11 @@
 //! Unified order: create a payment at the provider, exactly once per
 //! merchant order number.
+//!
+//! An order number is used up only once a provider may have seen it.
+//! Everything payhost can refuse itself is checked before the order row
+//! is written; a row written for a create that the adapter then refused
+//! before sending anything (`invalid_request`, `unsupported`) is deleted
+//! again, so the merchant can send the corrected order under that number.
 
 use super::{call, final_refusal, money, unexpected};
 use crate::api::now_ms;
@@ -65,6 +71,7 @@ pub async fn create_payment(
     req: NewPayment,
     completion: Option<KeyCompletion>,
 ) -> Result<Created, ApiError> {
+    crate::api::validate::payment(&req)?;
     if req.currency != merchant.currency {
         return Err(ApiError::validation(format!(
             "`currency` is `{}`, but merchant `{}` takes `{}`",
@@ -148,6 +155,7 @@ pub async fn create_payment(
         }
         Err(e) => return Err(e.into()),
     };
+    let inserted_now = inserted.is_new();
     let order = match inserted {
         Inserted::New(o) => o,
         Inserted::Existing(o) => {
@@ -243,11 +251,18 @@ pub async fn create_payment(
         }
         Ok(other) => Err(unexpected("unified order", &other)),
         Err(err) => {
+            // Refused before anything was sent: the row this request wrote
+            // goes. A row an earlier attempt wrote stays, since that attempt
+            // may have reached the provider.
+            if inserted_now && refused_before_sending(&err) {
+                state.store.delete_unsent_order(&order).await?;
+                return Err(err);
+            }
             // Only the provider's final refusal fails the order. Anything
-            // else (the adapter refused the input, a retryable or transport
-            // failure) leaves it `created`: the same or a corrected request
-            // may be sent again under the same order number, and the
-            // reconciler asks the provider about it meanwhile.
+            // else (a retryable or transport failure) leaves it `created`:
+            // the same or a corrected request may be sent again under the
+            // same order number, and the reconciler asks the provider about
+            // it meanwhile.
             if final_refusal(&err)
                 && let Decision::Apply {
                     order: failed,
@@ -259,6 +274,20 @@ pub async fn create_payment(
             Err(err)
         }
     }
+}
+
+/// Whether an adapter's error says it refused the order before asking the
+/// provider anything: the contract's `invalid-request` and `unsupported`
+/// are answers about the input, given instead of a request.
+fn refused_before_sending(e: &ApiError) -> bool {
+    matches!(e.code, "invalid_request" | "unsupported")
+}
+
+/// Whether any provider accepted the order: only then can asking it about
+/// the order (`?refresh=true`) tell anything the store does not. An order
+/// still `created` or failed at creation was never accepted.
+pub fn reached_provider(order: &Order) -> bool {
+    order.pay_action.is_some() || order.provider_trade_no.is_some()
 }
 
 /// Creates in flight in this process, by (store, merchant, order no).

@@ -24,7 +24,7 @@ pub(crate) mod retry;
 mod settle;
 
 pub use apply::{Verdict, apply_refund_status, apply_trade_status, load_order};
-pub use create::{Created, NewPayment, create_payment};
+pub use create::{Created, NewPayment, create_payment, reached_provider};
 pub use refund::{NewRefund, RefundOutcome, refund_payment};
 pub use settle::{close_expired, refresh, settle_refund};
 

@@ -387,6 +387,12 @@ pub trait Store: Send + Sync {
         self.update_order_completing(order, events, None).await
     }
 
+    /// Deletes an order that no provider was asked about: only while it is
+    /// still `created` without a pay action, at `order.version` (a row
+    /// anything else has changed meanwhile stays). Returns whether it was
+    /// deleted. Its number is then free again.
+    async fn delete_unsent_order(&self, order: &Order) -> Result<bool, StoreError>;
+
     /// [`Store::update_order`], also completing an `Idempotency-Key` in the
     /// same transaction.
     async fn update_order_completing(

@@ -226,9 +226,14 @@ async fn invalid_creates_are_400_and_reach_no_provider() {
     )
     .await;
     assert!(doc["detail"].as_str().unwrap().contains("openid"), "{doc}");
-    // The provider never saw it, so the corrected order may use the number.
-    let stored = f.get_json("/v1/payments/BAD-0011").await;
-    assert_eq!(stored["state"], "created");
+    // The provider never saw it, so nothing of it is kept and the corrected
+    // order may use the number.
+    let r = f
+        .as_merchant(Method::GET, "/v1/payments/BAD-0011")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND, "not_found").await;
 
     // Nothing of the above reached WeChat, and none of the API's own
     // refusals left an order behind.
@@ -868,6 +873,9 @@ impl Store for SwitchableStore {
     }
     async fn get_order(&self, m: &str, no: &str) -> Result<Option<Order>, StoreError> {
         self.up()?.get_order(m, no).await
+    }
+    async fn delete_unsent_order(&self, order: &Order) -> Result<bool, StoreError> {
+        self.up()?.delete_unsent_order(order).await
     }
     async fn update_order_completing(
         &self,

@@ -252,6 +252,25 @@ impl Store for SqliteStore {
         self.read(move |conn| select_order(conn, &m, &o)).await
     }
 
+    async fn delete_unsent_order(&self, order: &Order) -> Result<bool, StoreError> {
+        let (m, o, v) = (
+            order.merchant_id.clone(),
+            order.merchant_order_no.clone(),
+            order.version,
+        );
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM orders WHERE merchant_id = ?1 AND merchant_order_no = ?2
+                 AND version = ?3 AND state = 'created' AND pay_action IS NULL
+                 AND provider_trade_no IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![m, o, v]))
+            .map(|n| n == 1)
+            .map_err(sql_err)
+        })
+        .await
+    }
+
     async fn update_order_completing(
         &self,
         order: &Order,
