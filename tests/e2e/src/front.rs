@@ -85,6 +85,8 @@ pub struct Options {
     /// `$DATA_DIR` in it are replaced by the simulator's base URL and the
     /// data directory (which holds `wechat.key` and `webhook.secret`).
     pub extra_toml: String,
+    /// TOML inside `[server]` (e.g. `limits.max_connections = 8`).
+    pub server_toml: String,
 }
 
 /// Another merchant like shop-1 (same provider account, same limits).
@@ -116,6 +118,7 @@ impl Default for Options {
             webhook_timeout_ms: 2000,
             pin: None,
             extra_toml: String::new(),
+            server_toml: String::new(),
         }
     }
 }
@@ -219,6 +222,7 @@ base_url = "{sim}"
 bind = "{addr}"
 public_base_url = "http://{addr}"
 {admin}
+{server_toml}
 
 [store]
 sqlite_path = "{db}"
@@ -267,6 +271,7 @@ base_url = "{sim}"
 {extra_toml}
 "#,
             webhook_timeout = options.webhook_timeout_ms,
+            server_toml = options.server_toml,
             extra_toml = options
                 .extra_toml
                 .replace("$SIM_URL", &sim.base_url())
