@@ -68,10 +68,7 @@ impl HttpLimits {
                 self.header_read_timeout_ms,
             ),
             ("server.limits.body_timeout_ms", self.body_timeout_ms),
-            (
-                "server.limits.max_connections",
-                self.max_connections as u64,
-            ),
+            ("server.limits.max_connections", self.max_connections as u64),
             ("server.limits.max_body_bytes", self.max_body_bytes as u64),
         ];
         match positive.iter().find(|(_, v)| *v == 0) {
@@ -313,7 +310,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.server.limits.max_connections, 8);
-        assert_eq!(c.server.limits.header_read_timeout(), Duration::from_millis(500));
+        assert_eq!(
+            c.server.limits.header_read_timeout(),
+            Duration::from_millis(500)
+        );
         assert_eq!(c.server.limits.max_body_bytes, 64 * 1024);
     }
 

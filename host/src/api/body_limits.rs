@@ -193,7 +193,8 @@ mod tests {
         };
         Router::new().route(
             "/",
-            post(|body: Bytes| async move { body.len().to_string() }).layer(axum::middleware::from_fn_with_state(limit, bound)),
+            post(|body: Bytes| async move { body.len().to_string() })
+                .layer(axum::middleware::from_fn_with_state(limit, bound)),
         )
     }
 
@@ -201,7 +202,9 @@ mod tests {
         let req = axum::http::Request::post("/").body(body).unwrap();
         let resp = app.oneshot(req).await.unwrap();
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -216,10 +219,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_at_the_limit_passes_one_over_it_is_413_naming_the_setting() {
-        let (status, text) = send(app(8, Duration::from_secs(60)), chunks(vec![b"1234", b"5678"])).await;
+        let (status, text) = send(
+            app(8, Duration::from_secs(60)),
+            chunks(vec![b"1234", b"5678"]),
+        )
+        .await;
         assert_eq!((status, text.as_str()), (StatusCode::OK, "8"));
         // Streamed (no Content-Length): found while reading.
-        let (status, text) = send(app(8, Duration::from_secs(60)), chunks(vec![b"1234", b"56789"])).await;
+        let (status, text) = send(
+            app(8, Duration::from_secs(60)),
+            chunks(vec![b"1234", b"56789"]),
+        )
+        .await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["code"], "payload_too_large");
@@ -231,7 +242,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_that_stalls_is_408_naming_the_setting() {
-        let stalled = Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
+        let stalled =
+            Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
         let (status, text) = send(app(8, Duration::from_millis(50)), stalled).await;
         assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{text}");
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -318,9 +318,10 @@ impl ApiError {
             StatusCode::REQUEST_TIMEOUT => ("body_timeout", "The request did not arrive in time"),
             StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large"),
             StatusCode::URI_TOO_LONG => ("uri_too_long", "The request URI is too long"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                ("unsupported_media_type", "The request body's media type is not taken")
-            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "The request body's media type is not taken",
+            ),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
                 ("headers_too_large", "The request headers are too large")
             }
@@ -417,7 +418,9 @@ mod tests {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_string());
         let status = resp.status();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
         (status, ct, body.to_vec())
     }
 
@@ -456,6 +459,9 @@ mod tests {
         // A problem already is one, untouched.
         let (_, _, body) = answer(app(), "/problem").await;
         let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!((doc["code"].as_str(), doc["detail"].as_str()), (Some("not_found"), Some("gone")));
+        assert_eq!(
+            (doc["code"].as_str(), doc["detail"].as_str()),
+            (Some("not_found"), Some("gone"))
+        );
     }
 }

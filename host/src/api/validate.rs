@@ -92,7 +92,14 @@ mod tests {
 
     #[test]
     fn control_characters_are_refused_naming_the_field() {
-        for bad in ["tea\0", "a\tb", "line\nbreak", "\u{7f}", "\u{85}", "x\u{FFFF}"] {
+        for bad in [
+            "tea\0",
+            "a\tb",
+            "line\nbreak",
+            "\u{7f}",
+            "\u{85}",
+            "x\u{FFFF}",
+        ] {
             assert_eq!(
                 refusal("description", bad),
                 Some(("description".into(), "control_character".into())),

@@ -53,7 +53,11 @@ async fn read_answer(s: &mut TcpStream) -> Raw {
             }
             let mut chunk = [0u8; 4096];
             let n = s.read(&mut chunk).await.expect("reading the answer");
-            assert!(n > 0, "closed before a whole answer: {:?}", String::from_utf8_lossy(&buf));
+            assert!(
+                n > 0,
+                "closed before a whole answer: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
             buf.extend_from_slice(&chunk[..n]);
         }
     };
@@ -95,7 +99,10 @@ fn problem(r: &Raw, status: u16, code: &str) -> Value {
     assert_eq!(doc["code"], code, "{doc}");
     assert_eq!(doc["status"], status, "{doc}");
     assert_eq!(doc["type"], format!("urn:payhost:problem:{code}"), "{doc}");
-    assert!(doc["detail"].as_str().is_some_and(|d| !d.is_empty()), "{doc}");
+    assert!(
+        doc["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{doc}"
+    );
     assert_eq!(
         Some(doc["request_id"].as_str().unwrap()),
         r.header("x-request-id"),
@@ -194,7 +201,11 @@ async fn framework_refusals_are_problem_documents() {
     assert_eq!(doc["limit"], "server.limits.body_timeout_ms");
 
     // No route, and a route without this method.
-    problem(&raw(addr, head("GET", "/v2/payments", "").as_bytes()).await, 404, "not_found");
+    problem(
+        &raw(addr, head("GET", "/v2/payments", "").as_bytes()).await,
+        404,
+        "not_found",
+    );
     let doc = problem(
         &raw(addr, head("DELETE", "/v1/payments", "").as_bytes()).await,
         405,
@@ -221,13 +232,20 @@ async fn framework_refusals_are_problem_documents() {
 
     // A query that does not parse.
     problem(
-        &raw(addr, head("GET", "/v1/payments/NO-1?refresh=perhaps", "").as_bytes()).await,
+        &raw(
+            addr,
+            head("GET", "/v1/payments/NO-1?refresh=perhaps", "").as_bytes(),
+        )
+        .await,
         400,
         "validation_failed",
     );
 
     // After all of that the server still serves, and none of it was sent on.
-    assert_eq!(f.create("FRAME-0001", 100).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        f.create("FRAME-0001", 100).await.status(),
+        StatusCode::CREATED
+    );
     assert_eq!(sim_calls(&f, UNIFIED_ORDER), 1);
 }
 
@@ -340,7 +358,11 @@ async fn text_a_provider_cannot_carry_is_refused_before_any_provider_call() {
 
     // The same numbers with clean text are new orders.
     for (no, _, _) in &cases {
-        assert_eq!(f.create(no, 100).await.status(), StatusCode::CREATED, "{no}");
+        assert_eq!(
+            f.create(no, 100).await.status(),
+            StatusCode::CREATED,
+            "{no}"
+        );
     }
     assert_eq!(sim_calls(&f, UNIFIED_ORDER), cases.len());
 }
@@ -358,7 +380,12 @@ async fn a_create_the_adapter_refused_leaves_nothing_and_its_key_replays_the_ref
             .json(body)
             .send()
     };
-    let doc = problem_of(send("key-1", &refused).await.unwrap(), 400, "invalid_request").await;
+    let doc = problem_of(
+        send("key-1", &refused).await.unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
     assert!(doc["detail"].as_str().unwrap().contains("openid"), "{doc}");
     let gone = || async {
         let r = f
@@ -376,7 +403,9 @@ async fn a_create_the_adapter_refused_leaves_nothing_and_its_key_replays_the_ref
     let r = send("key-1", &refused).await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
-        r.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()),
+        r.headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
         Some("true")
     );
     assert_eq!(r.json::<Value>().await.unwrap(), doc);
@@ -415,7 +444,10 @@ async fn refresh_of_an_order_no_provider_accepted_answers_from_the_store() {
     assert_eq!(sim_calls(&f, ORDER_QUERY), 0);
 
     // An order WeChat accepted is asked about.
-    assert_eq!(f.create("ASKED-0001", 100).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        f.create("ASKED-0001", 100).await.status(),
+        StatusCode::CREATED
+    );
     let r = f
         .as_merchant(Method::GET, "/v1/payments/ASKED-0001?refresh=true")
         .send()
