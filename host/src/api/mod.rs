@@ -303,6 +303,9 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             state.http_limits.max_body_bytes,
         ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            problem::panicked,
+        ))
         .layer(from_fn(problem::framework_errors))
         .layer(from_fn_with_state(state.clone(), health::track))
         .layer(from_fn(request_id))

@@ -385,6 +385,13 @@ pub async fn framework_errors(
     problem.into_response()
 }
 
+/// The answer of a handler that panicked (a bug): 500 `internal`, without
+/// the panic's message, which may hold anything the handler had.
+pub fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(request_id = %current_request_id(), "a request handler panicked");
+    ApiError::internal("payhost failed while serving this request; it is logged").into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, self.body()).into_response();
@@ -439,6 +446,15 @@ mod tests {
                 }),
             )
             .route("/problem", get(|| async { ApiError::not_found("gone") }))
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("secret-ish state");
+                    }
+                }),
+            )
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
             .layer(axum::middleware::from_fn(framework_errors))
     }
 
@@ -455,6 +471,14 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_ne!(ct.as_deref(), Some("application/problem+json"));
         assert_eq!(body, b"<xml>FAIL</xml>");
+
+        // A handler that panics: a 500 problem that does not repeat the panic.
+        let (status, ct, body) = answer(app(), "/panic").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ct.as_deref(), Some("application/problem+json"));
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("\"code\":\"internal\""), "{text}");
+        assert!(!text.contains("secret-ish"), "{text}");
 
         // A problem already is one, untouched.
         let (_, _, body) = answer(app(), "/problem").await;
