@@ -148,6 +148,7 @@ async fn framework_refusals_are_problem_documents() {
         "hostile-framework",
         Options {
             server_toml: "limits.body_timeout_ms = 300".into(),
+            admin_token: Some("adm_hostile_9f2c".into()),
             ..Options::default()
         },
     )
@@ -168,6 +169,21 @@ async fn framework_refusals_are_problem_documents() {
     let doc = problem(&r, 413, "payload_too_large");
     assert_eq!(doc["limit"], "server.limits.max_body_bytes");
     assert_eq!(doc["max_bytes"], 64 * 1024);
+
+    // An adapter upload has its own, larger limit.
+    let r = raw(
+        addr,
+        head(
+            "PUT",
+            "/admin/adapters/wechat-v2",
+            "Content-Type: application/wasm\r\nContent-Length: 41943040\r\n",
+        )
+        .as_bytes(),
+    )
+    .await;
+    let doc = problem(&r, 413, "payload_too_large");
+    assert_eq!(doc["limit"], "adapter_component_bytes");
+    assert_eq!(doc["max_bytes"], 32 * 1024 * 1024);
 
     // A chunked body without a length is refused once it crosses the limit.
     let mut req = head(
