@@ -203,7 +203,7 @@ async fn walk(
     let event = next_hook(hooks).await?;
     println!(
         "   {} for {} (Standard Webhooks signature verified)",
-        event["type"], event["data"]["order"]["merchant_order_no"]
+        event["type"], event["data"]["payment"]["merchant_order_no"]
     );
 
     println!("6. The backend refunds 5.00 CNY; WeChat settles it and notifies");

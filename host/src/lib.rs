@@ -33,6 +33,7 @@ pub mod notify_guard;
 pub mod orders;
 pub mod reconciler;
 pub mod registry;
+pub mod resources;
 pub mod retention;
 pub mod runtime;
 pub mod secrets;

@@ -25,9 +25,10 @@
 //! stored is [`Decision::Unchanged`]; only a contradiction of a settled fact
 //! or a mismatched amount is [`Decision::Reject`]ed, to be recorded.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::contract::{self, Money, OrderRef, TradeState, TradeStatus};
+use crate::resources::{self, EventData};
 use crate::store::{NewEvent, Order, OrderState, Refund, RefundState};
 
 pub const PAYMENT_PAID: &str = "payment.paid";
@@ -83,43 +84,10 @@ pub fn can_transition(from: OrderState, to: OrderState) -> bool {
     )
 }
 
-/// The order as merchants see it in webhook payloads.
-pub fn order_json(order: &Order) -> Value {
-    json!({
-        "merchant_order_no": order.merchant_order_no,
-        "provider_trade_no": order.provider_trade_no,
-        "channel_transaction_id": order.channel_transaction_id,
-        "state": order.state,
-        "method": order.method,
-        "description": order.description,
-        "amount": { "minor": order.amount_minor, "currency": order.currency },
-        "refunded_minor": order.refunded_minor,
-        "payer_openid": order.payer_openid,
-        "paid_at": order.paid_at,
-        "expires_at": order.expires_at,
-        "attach": order.attach,
-        "metadata": order.metadata,
-        "created_at": order.created_at,
-    })
-}
-
-/// The refund as merchants see it in webhook payloads.
-pub fn refund_json(refund: &Refund) -> Value {
-    json!({
-        "merchant_order_no": refund.merchant_order_no,
-        "refund_no": refund.refund_no,
-        "provider_refund_id": refund.provider_refund_id,
-        "state": refund.state,
-        "amount": { "minor": refund.amount_minor, "currency": refund.currency },
-        "reason": refund.reason,
-        "created_at": refund.created_at,
-    })
-}
-
 fn payment_event(event_type: &str, order: &Order) -> NewEvent {
     NewEvent {
         event_type: event_type.to_string(),
-        payload: json!({ "order": order_json(order) }),
+        payload: EventData::of(order).to_json(),
     }
 }
 
@@ -128,11 +96,12 @@ fn payment_event(event_type: &str, order: &Order) -> NewEvent {
 fn paid_event(order: &Order, after: Option<OrderState>) -> NewEvent {
     NewEvent {
         event_type: PAYMENT_PAID.to_string(),
-        payload: json!({
-            "order": order_json(order),
-            "paid_after_close": after.is_some(),
-            "previous_state": after,
-        }),
+        payload: EventData {
+            paid_after_close: Some(after.is_some()),
+            previous_state: after,
+            ..EventData::of(order)
+        }
+        .to_json(),
     }
 }
 
@@ -144,25 +113,31 @@ pub fn mismatch_event(
     reason: &str,
     reported: Value,
 ) -> NewEvent {
-    let (event_type, refund) = match refund {
-        Some(r) => (REFUND_MISMATCH, Some(refund_json(r))),
-        None => (PAYMENT_MISMATCH, None),
+    let event_type = if refund.is_some() {
+        REFUND_MISMATCH
+    } else {
+        PAYMENT_MISMATCH
     };
     NewEvent {
         event_type: event_type.into(),
-        payload: json!({
-            "order": order_json(order),
-            "refund": refund,
-            "reason": reason,
-            "reported": reported,
-        }),
+        payload: EventData {
+            refund: refund.map(resources::Refund::from),
+            reason: Some(reason.into()),
+            reported: Some(resources::reported(reported)),
+            ..EventData::of(order)
+        }
+        .to_json(),
     }
 }
 
 pub fn refund_event(event_type: &str, refund: &Refund, order: &Order) -> NewEvent {
     NewEvent {
         event_type: event_type.to_string(),
-        payload: json!({ "refund": refund_json(refund), "order": order_json(order) }),
+        payload: EventData {
+            refund: Some(resources::Refund::from(refund)),
+            ..EventData::of(order)
+        }
+        .to_json(),
     }
 }
 
@@ -537,6 +512,7 @@ pub fn close_expired(order: &Order, now: i64) -> Decision {
 mod tests {
     use super::*;
     use contract::RefundState as Reported;
+    use serde_json::json;
 
     fn order(state: OrderState) -> Order {
         Order {
@@ -724,8 +700,8 @@ mod tests {
         assert_eq!(o.next_poll_at, None);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].event_type, PAYMENT_PAID);
-        assert_eq!(events[0].payload["order"]["state"], "paid");
-        assert_eq!(events[0].payload["order"]["amount"]["minor"], 1000);
+        assert_eq!(events[0].payload["payment"]["state"], "paid");
+        assert_eq!(events[0].payload["payment"]["amount"], 1000);
     }
 
     #[test]
@@ -899,7 +875,7 @@ mod tests {
             (OrderState::PartiallyRefunded, 300)
         );
         assert_eq!(events[0].event_type, REFUND_SUCCEEDED);
-        assert_eq!(events[0].payload["order"]["refunded_minor"], 300);
+        assert_eq!(events[0].payload["payment"]["refunded_amount"], 300);
 
         // Duplicate success notification: nothing.
         assert_eq!(

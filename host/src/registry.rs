@@ -195,8 +195,7 @@ pub enum Unavailable {
 pub struct VersionView {
     pub digest: String,
     pub version: String,
-    /// Unix milliseconds.
-    pub loaded_at: i64,
+    pub loaded_at: crate::resources::Timestamp,
     /// `admin` or `directory:<path>`.
     pub source: String,
     pub active: bool,
@@ -432,7 +431,7 @@ impl Registry {
                 .map(|v| VersionView {
                     digest: v.digest.clone(),
                     version: v.version.clone(),
-                    loaded_at: v.loaded_at,
+                    loaded_at: crate::resources::Timestamp(v.loaded_at),
                     source: v.source.to_string(),
                     active: Arc::ptr_eq(v, &slot.active),
                     pinned_by: pins

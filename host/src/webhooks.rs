@@ -1,14 +1,17 @@
 //! Merchant webhooks: Standard Webhooks signatures, retry back-off and one
 //! delivery attempt. The worker that drains the store's outbox uses these.
 //!
-//! A delivery is a POST of `{"id", "type", "created_at", "data"}` with the
+//! A delivery is a POST of a [`WebhookEvent`] (`{"id", "type",
+//! "created_at", "data"}`) with the
 //! `webhook-id`, `webhook-timestamp` and `webhook-signature` headers of the
 //! Standard Webhooks specification (HMAC-SHA256 over `id.timestamp.body`),
 //! so merchants verify it with any of that specification's libraries.
 
+use crate::resources::Timestamp;
 use axum::http::HeaderMap;
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use standardwebhooks::{
     HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP, Webhook,
 };
@@ -118,26 +121,67 @@ pub fn client() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// The JSON body of an event. `created_at` (RFC 3339, UTC) is when the
-/// event was created: the time in its ULID when `event_id` is `evt_<ULID>`
-/// (the store's form), so it is the same on every retry; otherwise now.
+/// The body of every webhook delivery. `data` is the event's
+/// [`EventData`](crate::resources::EventData), the same object
+/// `GET /v1/events` lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEvent {
+    /// `evt_<ULID>`, also the `webhook-id` header: de-duplicate on it.
+    pub id: String,
+    #[serde(rename = "type")]
+    #[schema(value_type = EventType)]
+    pub kind: String,
+    /// When the event happened; the same on every retry.
+    pub created_at: Timestamp,
+    #[schema(value_type = crate::resources::EventData)]
+    pub data: serde_json::Value,
+}
+
+/// The event types (`type`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum EventType {
+    #[serde(rename = "payment.paid")]
+    PaymentPaid,
+    #[serde(rename = "payment.closed")]
+    PaymentClosed,
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    #[serde(rename = "payment.provider_mismatch")]
+    PaymentProviderMismatch,
+    #[serde(rename = "refund.succeeded")]
+    RefundSucceeded,
+    #[serde(rename = "refund.failed")]
+    RefundFailed,
+    #[serde(rename = "refund.provider_mismatch")]
+    RefundProviderMismatch,
+}
+
+/// When an event was created: the time in its ULID when `event_id` is
+/// `evt_<ULID>` (the store's form), so it is the same on every retry and
+/// in `GET /v1/events`; otherwise `fallback`.
+pub fn event_time(event_id: &str, fallback: Timestamp) -> Timestamp {
+    event_id
+        .strip_prefix("evt_")
+        .and_then(|u| ulid::Ulid::from_string(u).ok())
+        .and_then(|u| i64::try_from(u.timestamp_ms()).ok())
+        .map_or(fallback, Timestamp)
+}
+
+/// The JSON body of an event (a [`WebhookEvent`]).
 pub fn event_body(
     event_id: &str,
     event_type: &str,
     payload: &serde_json::Value,
     now_secs: i64,
 ) -> Vec<u8> {
-    let created_ms = event_id
-        .strip_prefix("evt_")
-        .and_then(|u| ulid::Ulid::from_string(u).ok())
-        .map(|u| u.timestamp_ms())
-        .unwrap_or_else(|| u64::try_from(now_secs).unwrap_or(0).saturating_mul(1000));
-    let body = serde_json::json!({
-        "id": event_id,
-        "type": event_type,
-        "created_at": rfc3339_ms(created_ms),
-        "data": payload,
-    });
+    let body = WebhookEvent {
+        id: event_id.into(),
+        kind: event_type.into(),
+        created_at: event_time(event_id, Timestamp(now_secs.saturating_mul(1000))),
+        data: payload.clone(),
+    };
     serde_json::to_vec(&body).expect("a JSON value serializes")
 }
 
@@ -226,30 +270,6 @@ fn classify(e: reqwest::Error) -> DeliveryError {
     } else {
         DeliveryError::Request(e.to_string())
     }
-}
-
-/// `2025-07-04T15:22:14.123Z` from unix milliseconds (proleptic Gregorian
-/// calendar; days-to-date after Howard Hinnant's public-domain algorithm).
-fn rfc3339_ms(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ms % 1000
-    )
 }
 
 #[cfg(test)]
@@ -366,14 +386,6 @@ mod tests {
         assert!(!b.gives_up(4));
         assert!(b.gives_up(5));
         assert!(b.gives_up(6));
-    }
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339_ms(1_751_642_534_123), "2025-07-04T15:22:14.123Z");
-        assert_eq!(rfc3339_ms(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
     }
 
     #[test]

@@ -79,8 +79,8 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         super::admin::upload, super::admin::rollback,
     ),
     components(schemas(
-        super::payments::CreatePayment, super::payments::PayerInput, super::payments::Payment,
-        super::payments::CreateRefund, super::payments::RefundView,
+        super::payments::CreatePayment, super::payments::PayerInput, crate::resources::Payment,
+        super::payments::CreateRefund, crate::resources::Refund,
         super::events::EventList, super::events::EventView, super::events::Delivery,
         super::problem::Problem,
         super::admin::AdapterList, super::admin::AdapterView, super::admin::Pin,

@@ -6,13 +6,14 @@ use super::problem::ApiError;
 use super::{AppState, AuthMerchant, Merchant, parse_json};
 use crate::flows;
 use crate::limits::Op;
-use crate::store::{KeyCompletion, Order, Refund};
+use crate::resources::{Payment, Refund, Timestamp};
+use crate::store::{KeyCompletion, Order};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The body of `POST /v1/payments`.
@@ -22,17 +23,19 @@ pub struct CreatePayment {
     /// Your order number: 1 to 32 of `A-Z a-z 0-9 _ - | *`, unique per merchant.
     pub merchant_order_no: String,
     /// Amount in minor units of `currency` (fen, cents): 1999 is 19.99.
+    #[schema(minimum = 1)]
     pub amount: i64,
     /// ISO 4217; must be the merchant's configured currency.
     pub currency: String,
-    /// Shown to the payer.
+    /// Shown to the payer; not blank.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub description: String,
     /// One of the adapter's methods, e.g. `wechat_mini_program`.
     pub method: String,
     #[serde(default)]
     pub payer: PayerInput,
-    /// Unix seconds after which the order can no longer be paid.
-    pub expires_at: Option<i64>,
+    /// After this the order can no longer be paid.
+    pub expires_at: Option<Timestamp>,
     /// Echoed back by providers that support it.
     pub attach: Option<String>,
     /// Your own data, stored and returned as given.
@@ -51,65 +54,6 @@ pub struct PayerInput {
     pub client_ip: Option<String>,
 }
 
-/// A payment as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Payment {
-    pub merchant_order_no: String,
-    /// created, pending, paid, partially_refunded, refunded, closed or failed.
-    pub state: String,
-    /// Minor units.
-    pub amount: i64,
-    pub currency: String,
-    /// Minor units refunded so far.
-    pub refunded_amount: i64,
-    pub method: String,
-    pub description: String,
-    pub adapter: String,
-    /// The adapter version (hex sha256 of its component) that created it.
-    pub adapter_digest: String,
-    /// The provider's trade number, when it has one.
-    pub provider_trade_no: Option<String>,
-    /// WeChat Pay's transaction id, once known.
-    pub channel_transaction_id: Option<String>,
-    /// What the payer must do: `{"type":"mini_program","params":{appId,
-    /// timeStamp, nonceStr, package, signType, paySign}}` (hand `params` to
-    /// `wx.requestPayment`), `{"type":"redirect","url"}` or
-    /// `{"type":"qr_code","text"}`.
-    pub pay_action: Option<Value>,
-    pub payer_openid: Option<String>,
-    /// Unix seconds.
-    pub expires_at: Option<i64>,
-    pub paid_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub metadata: Value,
-}
-
-impl From<&Order> for Payment {
-    fn from(o: &Order) -> Self {
-        Payment {
-            merchant_order_no: o.merchant_order_no.clone(),
-            state: o.state.as_str().into(),
-            amount: o.amount_minor,
-            currency: o.currency.clone(),
-            refunded_amount: o.refunded_minor,
-            method: o.method.clone(),
-            description: o.description.clone(),
-            adapter: o.adapter.clone(),
-            adapter_digest: o.adapter_digest.clone(),
-            provider_trade_no: o.provider_trade_no.clone(),
-            channel_transaction_id: o.channel_transaction_id.clone(),
-            pay_action: o.pay_action.clone(),
-            payer_openid: o.payer_openid.clone(),
-            expires_at: o.expires_at.map(|ms| ms / 1000),
-            paid_at: o.paid_at.map(|ms| ms / 1000),
-            created_at: o.created_at / 1000,
-            updated_at: o.updated_at / 1000,
-            metadata: o.metadata.clone(),
-        }
-    }
-}
-
 /// The body of `POST /v1/payments/{no}/refunds`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -118,39 +62,9 @@ pub struct CreateRefund {
     /// number never refunds twice.
     pub refund_no: String,
     /// Minor units of the payment's currency.
+    #[schema(minimum = 1)]
     pub amount: i64,
     pub reason: Option<String>,
-}
-
-/// A refund as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RefundView {
-    pub merchant_order_no: String,
-    pub refund_no: String,
-    /// pending, succeeded or failed.
-    pub state: String,
-    pub amount: i64,
-    pub currency: String,
-    pub provider_refund_id: Option<String>,
-    pub reason: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl From<&Refund> for RefundView {
-    fn from(r: &Refund) -> Self {
-        RefundView {
-            merchant_order_no: r.merchant_order_no.clone(),
-            refund_no: r.refund_no.clone(),
-            state: r.state.as_str().into(),
-            amount: r.amount_minor,
-            currency: r.currency.clone(),
-            provider_refund_id: r.provider_refund_id.clone(),
-            reason: r.reason.clone(),
-            created_at: r.created_at / 1000,
-            updated_at: r.updated_at / 1000,
-        }
-    }
 }
 
 fn valid_number(no: &str, what: &str, max: usize) -> Result<(), ApiError> {
@@ -224,7 +138,7 @@ async fn create_payment(
         payer_app_id: req.payer.app_id,
         payer_openid: req.payer.openid,
         client_ip: req.payer.client_ip,
-        expires_at: req.expires_at,
+        expires_at: req.expires_at.map(Timestamp::as_secs),
         attach: req.attach,
         metadata: req.metadata,
     };
@@ -235,6 +149,7 @@ async fn create_payment(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GetParams {
     /// Ask the provider (`query`) and apply its answer before answering.
     #[serde(default)]
@@ -272,7 +187,7 @@ pub const ADAPTER_DIGEST_HEADER: &str = "payhost-adapter-digest";
 /// `POST /v1/payments/{merchant_order_no}/refunds`
 #[utoipa::path(post, path = "/v1/payments/{merchant_order_no}/refunds", request_body = CreateRefund,
     params(("merchant_order_no" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
-    responses((status = 201, body = RefundView), (status = 200, description = "The refund already existed", body = RefundView),
+    responses((status = 201, body = Refund), (status = 200, description = "The refund already existed", body = Refund),
               (status = "4XX", body = super::problem::Problem), (status = "5XX", body = super::problem::Problem)),
     security(("merchant_key" = [])))]
 pub async fn create_refund(
@@ -310,31 +225,31 @@ async fn refund_payment(
     } else {
         StatusCode::OK
     };
-    Ok(Answer::json(code, &RefundView::from(&out.refund)))
+    Ok(Answer::json(code, &Refund::from(&out.refund)))
 }
 
 /// `GET /v1/payments/{merchant_order_no}/refunds`
 #[utoipa::path(get, path = "/v1/payments/{merchant_order_no}/refunds", params(("merchant_order_no" = String, Path)),
-    responses((status = 200, body = [RefundView]), (status = "4XX", body = super::problem::Problem)), security(("merchant_key" = [])))]
+    responses((status = 200, body = [Refund]), (status = "4XX", body = super::problem::Problem)), security(("merchant_key" = [])))]
 pub async fn list_refunds(
     State(state): State<AppState>,
     AuthMerchant(merchant): AuthMerchant,
     Path(order_no): Path<String>,
-) -> Result<Json<Vec<RefundView>>, ApiError> {
+) -> Result<Json<Vec<Refund>>, ApiError> {
     flows::load_order(&state, &merchant, &order_no).await?;
     let refunds = state.store.list_refunds(&merchant.id, &order_no).await?;
-    Ok(Json(refunds.iter().map(RefundView::from).collect()))
+    Ok(Json(refunds.iter().map(Refund::from).collect()))
 }
 
 /// `GET /v1/payments/{merchant_order_no}/refunds/{refund_no}`
 #[utoipa::path(get, path = "/v1/payments/{merchant_order_no}/refunds/{refund_no}",
     params(("merchant_order_no" = String, Path), ("refund_no" = String, Path)),
-    responses((status = 200, body = RefundView), (status = "4XX", body = super::problem::Problem)), security(("merchant_key" = [])))]
+    responses((status = 200, body = Refund), (status = "4XX", body = super::problem::Problem)), security(("merchant_key" = [])))]
 pub async fn get_refund(
     State(state): State<AppState>,
     AuthMerchant(merchant): AuthMerchant,
     Path((order_no, refund_no)): Path<(String, String)>,
-) -> Result<Json<RefundView>, ApiError> {
+) -> Result<Json<Refund>, ApiError> {
     let refund = state
         .store
         .get_refund(&merchant.id, &order_no, &refund_no)
@@ -342,11 +257,5 @@ pub async fn get_refund(
         .ok_or_else(|| {
             ApiError::not_found(format!("no refund `{refund_no}` on payment `{order_no}`"))
         })?;
-    Ok(Json(RefundView::from(&refund)))
-}
-
-impl IntoResponse for Payment {
-    fn into_response(self) -> Response {
-        Json(self).into_response()
-    }
+    Ok(Json(Refund::from(&refund)))
 }
