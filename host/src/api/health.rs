@@ -1,13 +1,11 @@
-//! Liveness, readiness, metrics and the OpenAPI document.
+//! Liveness, readiness and metrics.
 
 use super::AppState;
 use super::problem::ApiError;
-use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use utoipa::OpenApi;
 
 /// `GET /healthz`: the process is up.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")))]
@@ -65,59 +63,4 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         state.metrics.error(code.0);
     }
     resp
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "payhost", description = "A payment front over sandboxed provider adapters. Amounts are integers of minor units. Every error is an RFC 9457 problem document (application/problem+json) with a stable `code` and the `request_id`."),
-    paths(
-        super::payments::create, super::payments::get, super::payments::create_refund,
-        super::payments::list_refunds, super::payments::get_refund,
-        super::notify::receive, super::events::list,
-        healthz, readyz, metrics,
-        super::admin::list, super::admin::show, super::admin::versions,
-        super::admin::upload, super::admin::rollback,
-    ),
-    components(schemas(
-        super::payments::CreatePayment, super::payments::PayerInput, crate::resources::Payment,
-        super::payments::CreateRefund, crate::resources::Refund,
-        super::events::EventList, super::events::EventView, super::events::Delivery,
-        super::problem::Problem,
-        super::admin::AdapterList, super::admin::AdapterView, super::admin::Pin,
-        super::admin::VersionList, super::admin::RollbackRequest, crate::registry::VersionView,
-    )),
-    modifiers(&Security),
-)]
-pub struct ApiDoc;
-
-struct Security;
-
-impl utoipa::Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "merchant_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A merchant API key"))
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The operator's admin token (`server.admin_token`)"))
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// `GET /openapi.json`: generated from the handlers and types above.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
 }

@@ -7,7 +7,8 @@
 //! - [`events`]: `GET /v1/events`, the merchant's webhook deliveries;
 //! - [`admin`]: `/admin/adapters`, adapter versions: upload, rollback,
 //!   listing (the operator's credential, never a merchant key);
-//! - [`health`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`;
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`;
+//! - [`openapi`]: `/openapi.json`, the document of all of the above;
 //! - [`problem`]: the one error shape (RFC 9457 problem details), also for
 //!   the framework's own refusals;
 //! - [`body_limits`]: each route's body bounds (size, time);
@@ -21,6 +22,7 @@ pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod notify;
+pub mod openapi;
 pub mod payments;
 pub mod problem;
 pub mod validate;
@@ -288,7 +290,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(health::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::new(
