@@ -2,8 +2,10 @@
 //! upload (validated, then swapped in atomically), roll back.
 //!
 //! Authenticated by `server.admin_token` as a bearer token, which is never
-//! a merchant's key: a merchant key is refused with 403. Without a
-//! configured token the whole admin API answers 403 `admin_disabled`.
+//! a merchant's key. No bearer credential, or one that is neither the
+//! token nor a merchant key, is 401 with `WWW-Authenticate`; a merchant
+//! key is 403 `forbidden`. Without a configured token every credential
+//! answers 403 `admin_disabled`.
 
 use super::problem::ApiError;
 use super::{AppState, parse_json};
@@ -29,6 +31,10 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // No usable credential is 401 whether or not the API is enabled, as
+        // on the merchant API: the client learns the scheme first.
+        let presented = super::bearer(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <admin token>`"))?;
         let Some(expected) = &state.admin_token else {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -38,14 +44,15 @@ impl FromRequestParts<AppState> for AdminAuth {
                  reference (`env:NAME` or `file:PATH`) to enable /admin",
             ));
         };
-        let presented = super::bearer(&parts.headers)
-            .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <admin token>`"))?;
         // Compare hashes in constant time: timing must not tell how much of
         // a guessed token was right.
         let hash = ApiKeyHash::of_key(presented);
         if hash.ct_eq(&ApiKeyHash::of_key(expected.expose_secret())) {
             return Ok(AdminAuth);
         }
+        // A credential payhost knows but that grants no admin rights is 403;
+        // one it does not know is 401 (RFC 6750 `invalid_token`), as an
+        // unknown merchant key is.
         if state.api_keys.contains_key(&hash.to_string()) {
             return Err(ApiError::forbidden(
                 "a merchant API key cannot use the admin API; use the admin token",
@@ -75,8 +82,7 @@ pub struct AdapterView {
     pub methods: Vec<String>,
     #[schema(value_type = Object)]
     pub capabilities: Capabilities,
-    /// Unix milliseconds.
-    pub loaded_at: i64,
+    pub loaded_at: crate::resources::Timestamp,
     /// `admin` or `directory:<path>`.
     pub source: String,
     /// The hosts the active version declares in `describe`.
@@ -124,7 +130,7 @@ fn view(state: &AppState, name: &str) -> Option<AdapterView> {
         contract_version: info.contract_version.clone(),
         methods: info.methods.clone(),
         capabilities: info.capabilities,
-        loaded_at: active.loaded_at,
+        loaded_at: crate::resources::Timestamp(active.loaded_at),
         source: active.source.to_string(),
         declared_egress_hosts: info.egress_hosts.clone(),
         egress_hosts: state.registry.effective_hosts(name),
