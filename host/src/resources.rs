@@ -5,7 +5,10 @@
 //! times are [`Timestamp`]s (RFC 3339, UTC, milliseconds).
 //!
 //! These types serialize both the API's answers and the events the store
-//! keeps, so the two cannot drift apart.
+//! keeps, so the two cannot drift apart. They hold no time of the store's
+//! own bookkeeping (a row's last write moves when the reconciler schedules
+//! a poll): an event's payment equals the API's answer while nothing the
+//! merchant can see has changed.
 
 use crate::store::{self, Order, OrderState, RefundState};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -114,7 +117,6 @@ pub struct Payment {
     pub expires_at: Option<Timestamp>,
     pub paid_at: Option<Timestamp>,
     pub created_at: Timestamp,
-    pub updated_at: Timestamp,
     /// Your own data, as given at creation (`null` when none).
     #[schema(value_type = Option<Object>)]
     pub metadata: Value,
@@ -140,7 +142,6 @@ impl From<&Order> for Payment {
             expires_at: o.expires_at.map(Timestamp),
             paid_at: o.paid_at.map(Timestamp),
             created_at: Timestamp(o.created_at),
-            updated_at: Timestamp(o.updated_at),
             metadata: o.metadata.clone(),
         }
     }
@@ -160,7 +161,6 @@ pub struct Refund {
     pub provider_refund_id: Option<String>,
     pub reason: Option<String>,
     pub created_at: Timestamp,
-    pub updated_at: Timestamp,
 }
 
 impl From<&store::Refund> for Refund {
@@ -174,7 +174,6 @@ impl From<&store::Refund> for Refund {
             provider_refund_id: r.provider_refund_id.clone(),
             reason: r.reason.clone(),
             created_at: Timestamp(r.created_at),
-            updated_at: Timestamp(r.updated_at),
         }
     }
 }

@@ -116,6 +116,7 @@ pub struct VersionList {
 pub struct RollbackRequest {
     /// A kept version's digest; without it, the version active before the
     /// current one.
+    #[schema(pattern = "^(sha256:)?[0-9A-Fa-f]{64}$")]
     pub digest: Option<String>,
 }
 
@@ -239,6 +240,7 @@ pub async fn upload(
 #[utoipa::path(post, path = "/admin/adapters/{name}/rollback", params(("name" = String, Path)),
     request_body(content = Option<RollbackRequest>, content_type = "application/json"),
     responses((status = 200, description = "Now active", body = Object),
+              (status = 400, description = "Not a rollback request, or `digest` is not a sha256 digest", body = super::problem::Problem),
               (status = 404, description = "No such adapter or kept version", body = super::problem::Problem),
               (status = 409, description = "No previous version", body = super::problem::Problem)),
     security(("admin_token" = [])))]
@@ -248,10 +250,11 @@ pub async fn rollback(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // No body and a JSON `null` both mean "the previous version".
     let req: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackRequest::default()
     } else {
-        parse_json(&body)?
+        parse_json::<Option<RollbackRequest>>(&body)?.unwrap_or_default()
     };
     let to = match req.digest {
         None => None,

@@ -127,6 +127,7 @@ pub fn document(accepted: &Accepted) -> Value {
     problems_as_problem_json(&mut doc);
     document_auth_failures(&mut doc);
     notify_takes_raw_bytes(&mut doc);
+    upload_takes_raw_bytes(&mut doc);
     number_patterns(&mut doc);
     narrow_to(&mut doc, accepted);
     doc["webhooks"] = webhooks();
@@ -174,7 +175,11 @@ fn problems_as_problem_json(doc: &mut Value) {
             continue;
         };
         for response in responses.values_mut() {
-            let content = &mut response["content"];
+            // Indexing a missing key would insert `null`; a response without
+            // content must stay without.
+            let Some(content) = response.get_mut("content") else {
+                continue;
+            };
             let is_problem = content["application/json"]["schema"]["$ref"]
                 .as_str()
                 .is_some_and(|r| r.ends_with("/Problem"));
@@ -255,6 +260,14 @@ fn notify_takes_raw_bytes(doc: &mut Value) {
     item["get"] = get;
 }
 
+/// An upload is the component's bytes, whatever the content type says.
+fn upload_takes_raw_bytes(doc: &mut Value) {
+    if let Some(put) = doc["paths"]["/admin/adapters/{name}"].get_mut("put") {
+        put["requestBody"]["content"] =
+            json!({ "application/wasm": {}, "application/octet-stream": {} });
+    }
+}
+
 /// Path parameters and request fields that carry an order or refund
 /// number, and the `Idempotency-Key` header, get the server's rule.
 fn number_patterns(doc: &mut Value) {
@@ -267,6 +280,11 @@ fn number_patterns(doc: &mut Value) {
                 Some("merchant_order_no") => number_schema(32),
                 Some("refund_no") => number_schema(64),
                 Some("Idempotency-Key") => idempotency_key_schema(),
+                // An adapter slot: what `registry::slot_of` accepts.
+                Some("name") if p["in"] == "path" => json!({
+                    "type": "string", "minLength": 1, "maxLength": 64,
+                    "pattern": "^[A-Za-z0-9_-]+$",
+                }),
                 _ => continue,
             };
             p["schema"] = schema;
@@ -362,6 +380,7 @@ mod tests {
     #[test]
     fn every_problem_is_problem_json() {
         let doc = served();
+        assert!(!doc.to_string().contains("\"content\":null"));
         let text = doc.to_string();
         let problems = text.matches("#/components/schemas/Problem").count();
         assert!(problems > 20, "{problems}");

@@ -19,11 +19,27 @@ use serde_json::Value;
 /// The body of `POST /v1/payments`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+// A realistic mini-program payer (WeChat's documentation appid): what an
+// integrator copies, and what the fuzzer starts from.
+#[schema(examples(json!({
+    "merchant_order_no": "A20261123001",
+    "amount": 1999,
+    "currency": "CNY",
+    "description": "Tea, 250 g",
+    "method": "wechat_mini_program",
+    "payer": {
+        "app_id": "wx2421b1c4370ec43b",
+        "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+        "client_ip": "203.0.113.7"
+    },
+    "metadata": { "cart": "c-17" }
+})))]
 pub struct CreatePayment {
     /// Your order number: 1 to 32 of `A-Z a-z 0-9 _ - | *`, unique per merchant.
     pub merchant_order_no: String,
     /// Amount in minor units of `currency` (fen, cents): 1999 is 19.99.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "minor_units")]
     pub amount: i64,
     /// ISO 4217; must be the merchant's configured currency.
     pub currency: String,
@@ -57,14 +73,38 @@ pub struct PayerInput {
 /// The body of `POST /v1/payments/{no}/refunds`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "refund_no": "A20261123001-R1",
+    "amount": 500,
+    "reason": "one item returned"
+})))]
 pub struct CreateRefund {
     /// Your refund number, unique per payment; retrying with the same
     /// number never refunds twice.
     pub refund_no: String,
     /// Minor units of the payment's currency.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "minor_units")]
     pub amount: i64,
     pub reason: Option<String>,
+}
+
+/// An amount of minor units: a JSON integer. `1999.0` is the same number
+/// (JSON Schema counts it as an integer, and some encoders write integers
+/// so); a fraction or a value past 2^53, where a float is no longer exact,
+/// is refused.
+fn minor_units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match serde_json::Number::deserialize(d)? {
+        n if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
+        n => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => Ok(f as i64),
+            _ => Err(D::Error::custom(format!(
+                "`{n}` is not an integer of minor units"
+            ))),
+        },
+    }
 }
 
 fn valid_number(no: &str, what: &str, max: usize) -> Result<(), ApiError> {
@@ -258,4 +298,26 @@ pub async fn get_refund(
             ApiError::not_found(format!("no refund `{refund_no}` on payment `{order_no}`"))
         })?;
     Ok(Json(Refund::from(&refund)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_integers_however_written() {
+        let amount = |json: &str| {
+            serde_json::from_str::<CreateRefund>(&format!(
+                r#"{{"refund_no":"R1","amount":{json}}}"#
+            ))
+            .map(|r| r.amount)
+        };
+        assert_eq!(amount("1249").unwrap(), 1249);
+        assert_eq!(amount("1249.0").unwrap(), 1249);
+        assert_eq!(amount("-3").unwrap(), -3);
+        assert_eq!(amount("9007199254740992.0").unwrap(), 1 << 53);
+        for bad in ["12.5", "1e300", "18446744073709551615", "\"12\"", "null"] {
+            assert!(amount(bad).is_err(), "{bad}");
+        }
+    }
 }
