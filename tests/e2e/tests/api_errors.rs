@@ -252,6 +252,60 @@ async fn invalid_creates_are_400_and_reach_no_provider() {
     assert_eq!(f.sim.requests().len(), 1);
 }
 
+/// The admin API answers credentials as the merchant API does: none, a
+/// malformed or an unknown one is 401 naming the scheme; one payhost knows
+/// but that grants no admin rights is 403.
+#[tokio::test]
+async fn admin_credentials_are_401_or_403() {
+    for admin_token in [Some("adm_test_7Hq2"), None] {
+        let name = format!("err-admin-auth-{}", admin_token.is_some());
+        let f = Front::start(
+            &name,
+            Options {
+                admin_token: admin_token.map(String::from),
+                ..Options::default()
+            },
+        )
+        .await;
+        let get = |auth: Option<&str>| {
+            let mut req = f.client.get(f.url("/admin/adapters"));
+            if let Some(auth) = auth {
+                req = req.header("authorization", auth);
+            }
+            req.send()
+        };
+        for auth in [None, Some("Basic YWRtaW46YWRtaW4="), Some("Bearer ")] {
+            let r = get(auth).await.unwrap();
+            assert_eq!(
+                r.headers()
+                    .get("www-authenticate")
+                    .map(|v| v.to_str().unwrap()),
+                Some("Bearer realm=\"payhost\""),
+                "{auth:?}"
+            );
+            problem(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        }
+        let merchant = format!("Bearer {MERCHANT_KEY}");
+        let r = get(Some(&merchant)).await.unwrap();
+        assert!(r.headers().get("www-authenticate").is_none());
+        let code = if admin_token.is_some() {
+            "forbidden"
+        } else {
+            "admin_disabled"
+        };
+        problem(r, StatusCode::FORBIDDEN, code).await;
+        let r = get(Some("Bearer adm_not_the_token")).await.unwrap();
+        match admin_token {
+            Some(_) => problem(r, StatusCode::UNAUTHORIZED, "unauthorized").await,
+            None => problem(r, StatusCode::FORBIDDEN, "admin_disabled").await,
+        };
+        if let Some(token) = admin_token {
+            let r = get(Some(&format!("Bearer {token}"))).await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_credentials_are_401() {
     let f = Front::start("err-401", Options::default()).await;
@@ -268,12 +322,9 @@ async fn bad_credentials_are_401() {
         if let Some(auth) = auth {
             req = req.header("authorization", auth);
         }
-        let doc = problem(
-            req.send().await.unwrap(),
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        )
-        .await;
+        let r = req.send().await.unwrap();
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"payhost\"");
+        let doc = problem(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
         assert!(!doc["detail"].as_str().unwrap().is_empty(), "{what}");
     }
     // Reads need the key too.
@@ -1137,7 +1188,7 @@ async fn openapi_describes_every_route_and_the_problem() {
             "/v1/payments/{merchant_order_no}/refunds/{refund_no}",
             &["get"],
         ),
-        ("/v1/notify/{adapter}/{merchant}", &["post"]),
+        ("/v1/notify/{adapter}/{merchant}", &["post", "get"]),
         ("/v1/events", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
@@ -1155,13 +1206,22 @@ async fn openapi_describes_every_route_and_the_problem() {
     for member in ["type", "title", "status", "detail", "code", "request_id"] {
         assert!(props.contains_key(member), "Problem.{member}");
     }
-    // Errors of the create refer to it.
+    // Errors of the create refer to it, as the media type it is sent as.
     let create = &doc["paths"]["/v1/payments"]["post"]["responses"];
     assert_eq!(
-        create["4XX"]["content"]["application/json"]["schema"]["$ref"],
+        create["4XX"]["content"]["application/problem+json"]["schema"]["$ref"],
         "#/components/schemas/Problem",
         "{create}"
     );
+    // Narrowed to this server: shop-1 takes CNY through wechat-v2.
+    let fields = &doc["components"]["schemas"]["CreatePayment"]["properties"];
+    assert_eq!(fields["currency"]["enum"], json!(["CNY"]));
+    let methods = fields["method"]["enum"].as_array().expect("method enum");
+    assert!(
+        methods.contains(&json!("wechat_mini_program")),
+        "{methods:?}"
+    );
+    assert!(doc["webhooks"]["payment.paid"]["post"].is_object());
 }
 
 #[tokio::test]

@@ -129,7 +129,7 @@ async fn drive(f: Arc<Front>, plan: Plan, expires_at: i64) -> Driven {
         "method": "wechat_mini_program",
         // One payer per order: the per-payer daily cap is not under test.
         "payer": { "app_id": APPID, "openid": format!("o{}", plan.no), "client_ip": "203.0.113.7" },
-        "expires_at": expires_at,
+        "expires_at": payhost::resources::Timestamp(expires_at * 1000).to_string(),
     });
     let attempts = if plan.retries { 6 } else { 1 };
     let created = post_until_final(&f, "/v1/payments", &body, attempts).await;
@@ -233,7 +233,7 @@ fn paid_events(f: &Front) -> BTreeMap<String, BTreeSet<String>> {
             continue;
         };
         if v["type"] == "payment.paid" {
-            let no = v["data"]["order"]["merchant_order_no"]
+            let no = v["data"]["payment"]["merchant_order_no"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();

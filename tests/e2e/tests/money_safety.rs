@@ -109,14 +109,17 @@ async fn a_signed_notification_for_the_wrong_amount_reaches_the_merchant_not_the
     .await;
     let events = webhooks_of(&f, "payment.provider_mismatch");
     assert_eq!(events.len(), 1, "told once: {events:?}");
-    assert_eq!(events[0]["data"]["order"]["merchant_order_no"], "MIS-0001");
+    assert_eq!(
+        events[0]["data"]["payment"]["merchant_order_no"],
+        "MIS-0001"
+    );
     assert!(
         events[0]["data"]["reason"]
             .as_str()
             .unwrap()
             .contains("amount")
     );
-    assert_eq!(events[0]["data"]["reported"]["amount"]["minor"], 1);
+    assert_eq!(events[0]["data"]["reported"]["amount"], 1);
     assert_eq!(money_events(&f.metrics().await, "payment_mismatch"), 1);
 
     // The genuine notification still settles it.
@@ -221,7 +224,9 @@ fn fast_reconciler() -> Options {
 
 async fn create_expiring(f: &Front, no: &str, secs: i64) {
     let mut body = order_body(no, 1999);
-    body["expires_at"] = (payhost::api::now_ms() / 1000 + secs).into();
+    body["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + secs * 1000)
+        .to_string()
+        .into();
     let r = f
         .as_merchant(Method::POST, "/v1/payments")
         .json(&body)
