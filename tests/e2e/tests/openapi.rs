@@ -184,6 +184,26 @@ async fn schemathesis_finds_nothing() {
     );
 }
 
+/// `value` has every required member of components.schemas.`name` and no
+/// member it does not declare.
+fn conforms(doc: &serde_json::Value, name: &str, value: &serde_json::Value) {
+    let schema = &doc["components"]["schemas"][name];
+    let declared = schema["properties"].as_object().expect(name);
+    let members = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{name}: {value}"));
+    for required in schema["required"].as_array().into_iter().flatten() {
+        let required = required.as_str().unwrap();
+        assert!(
+            members.contains_key(required),
+            "{name}.{required} missing: {value}"
+        );
+    }
+    for member in members.keys() {
+        assert!(declared.contains_key(member), "{name}.{member} undeclared");
+    }
+}
+
 #[tokio::test]
 async fn a_webhook_carries_the_payment_the_api_answers() {
     let f = Front::start("openapi-shape", Options::default()).await;
@@ -226,6 +246,18 @@ async fn a_webhook_carries_the_payment_the_api_answers() {
         serde_json::to_value(event.created_at).unwrap()
     );
     assert!(item["created_at"].as_str().unwrap().ends_with('Z'));
+    // As the document says (the fuzzer never pays, so it sees no events).
+    let doc = f.get_json("/openapi.json").await;
+    let delivered: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
+    for (schema, value) in [
+        ("EventView", item),
+        ("Delivery", &item["delivery"]),
+        ("WebhookEvent", &delivered),
+        ("EventData", &delivered["data"]),
+        ("Payment", &delivered["data"]["payment"]),
+    ] {
+        conforms(&doc, schema, value);
+    }
 
     // A refund: the webhook's `refund` is the refund the API answers, its
     // `payment` the payment.
