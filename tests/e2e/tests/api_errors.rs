@@ -302,6 +302,19 @@ async fn admin_credentials_are_401_or_403() {
         if let Some(token) = admin_token {
             let r = get(Some(&format!("Bearer {token}"))).await.unwrap();
             assert_eq!(r.status(), StatusCode::OK);
+            // A JSON null body means "the previous version", like no body.
+            for body in ["", "null"] {
+                let r = f
+                    .client
+                    .post(f.url("/admin/adapters/wechat-v2/rollback"))
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                problem(r, StatusCode::CONFLICT, "nothing_to_roll_back").await;
+            }
         }
     }
 }
@@ -405,14 +418,20 @@ async fn unknown_resources_are_404_and_other_misuse_one_problem_shape() {
         let r = f.as_merchant(method, path).send().await.unwrap();
         problem(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     }
-    // A query string that does not parse.
+    // A query string that does not parse, or a page size out of 1..=500
+    // (refused, not silently clamped, as the document declares).
     for path in [
         "/v1/payments/FOUND-0001?refresh=maybe",
         "/v1/events?limit=many",
         "/v1/events?colour=blue",
+        "/v1/events?limit=0",
+        "/v1/events?limit=501",
     ] {
         let r = f.as_merchant(Method::GET, path).send().await.unwrap();
         problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    }
+    for path in ["/v1/events?limit=1", "/v1/events?limit=500&after=0"] {
+        f.get_json(path).await;
     }
     // Only the one create reached WeChat.
     assert_eq!(f.sim.requests().len(), 1);
