@@ -146,12 +146,11 @@ impl Front {
     }
 
     async fn start_with(name: &str, options: Options, sim: Simulator, bind: &str) -> Front {
-        let built = components_dir();
-        let adapters = options
-            .adapters_dir
-            .clone()
-            .unwrap_or_else(|| built.clone());
         let data_dir = options.data_dir.clone().unwrap_or_else(|| temp_dir(name));
+        let adapters = match options.adapters_dir.clone() {
+            Some(dir) => dir,
+            None => own_adapters_dir(&data_dir),
+        };
         std::fs::write(data_dir.join("wechat.key"), WECHAT_KEY).unwrap();
         std::fs::write(data_dir.join("webhook.secret"), WEBHOOK_SECRET).unwrap();
 
@@ -280,7 +279,7 @@ base_url = "{sim}"
             keep = options.keep_versions,
             db = data_dir.join("payhost.db").display(),
             adapters = adapters.display(),
-            cache = built.parent().unwrap().join("payhost-cache").display(),
+            cache = components_dir().parent().unwrap().join("payhost-cache").display(),
             backoff = options.initial_backoff_ms,
             attempts = options.max_attempts,
             interval = options.reconciler_interval_ms,
@@ -428,4 +427,21 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     } else {
         StatusCode::NO_CONTENT
     }
+}
+
+/// The built adapters, copied into a directory of this front's own: its
+/// version history (kept on disk beside them) then holds only what this
+/// test did, not every build the shared directory ever saw. A restart keeps
+/// what the test left there.
+fn own_adapters_dir(data_dir: &std::path::Path) -> PathBuf {
+    let dir = data_dir.join("adapters");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(components_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let target = dir.join(path.file_name().unwrap());
+        if path.extension().is_some_and(|e| e == "wasm") && !target.exists() {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+    dir
 }
