@@ -44,7 +44,11 @@ pub struct CreatePayment {
     /// ISO 4217; must be the merchant's configured currency.
     pub currency: String,
     /// Shown to the payer; not blank.
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*[^\s\x00-\x1F\x7F-\x9F\uFFFE\uFFFF][^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*$"
+    )]
     pub description: String,
     /// One of the adapter's methods, e.g. `wechat_mini_program`.
     pub method: String,
@@ -53,6 +57,7 @@ pub struct CreatePayment {
     /// After this the order can no longer be paid.
     pub expires_at: Option<Timestamp>,
     /// Echoed back by providers that support it.
+    #[schema(max_length = 512, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*$")]
     pub attach: Option<String>,
     /// Your own data, stored and returned as given.
     #[serde(default)]
@@ -63,10 +68,13 @@ pub struct CreatePayment {
 #[serde(deny_unknown_fields)]
 pub struct PayerInput {
     /// Mini-program AppID the payer pays in.
+    #[schema(max_length = 64, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*$")]
     pub app_id: Option<String>,
     /// The payer's openid under `app_id` (required for `wechat_mini_program`).
+    #[schema(max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*$")]
     pub openid: Option<String>,
     /// The payer's IP address.
+    #[schema(max_length = 64, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*$")]
     pub client_ip: Option<String>,
 }
 
@@ -86,6 +94,8 @@ pub struct CreateRefund {
     #[schema(minimum = 1)]
     #[serde(deserialize_with = "minor_units")]
     pub amount: i64,
+    /// Why; sent on to the provider where it takes one.
+    #[schema(max_length = 512, pattern = r"^[^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*$")]
     pub reason: Option<String>,
 }
 

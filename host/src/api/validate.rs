@@ -7,7 +7,8 @@
 //! text field that reaches an adapter is checked here first, with the
 //! same two rules for all: no control characters (U+0000-U+001F,
 //! U+007F-U+009F) nor the two characters XML excludes (U+FFFE, U+FFFF),
-//! and a length the host allows at most ([`MAX_BYTES`]). An adapter may
+//! and a length in characters the host allows at most ([`MAX_CHARS`]; the
+//! OpenAPI document declares the same `maxLength` and `pattern`). An adapter may
 //! still refuse a shorter value its provider limits further
 //! (`invalid_request`, naming the field).
 //!
@@ -17,8 +18,9 @@
 use super::problem::ApiError;
 use crate::flows::NewPayment;
 
-/// The longest value of each checked field, in UTF-8 bytes.
-pub const MAX_BYTES: &[(&str, usize)] = &[
+/// The longest value of each checked field, in characters (as JSON
+/// Schema's `maxLength` counts them).
+pub const MAX_CHARS: &[(&str, usize)] = &[
     ("description", 512),
     ("attach", 512),
     ("method", 64),
@@ -28,8 +30,8 @@ pub const MAX_BYTES: &[(&str, usize)] = &[
     ("reason", 512),
 ];
 
-fn max_bytes(field: &str) -> usize {
-    MAX_BYTES
+fn max_chars(field: &str) -> usize {
+    MAX_CHARS
         .iter()
         .find(|(f, _)| *f == field)
         .map_or(512, |(_, n)| *n)
@@ -54,15 +56,15 @@ pub fn provider_text(field: &'static str, value: Option<&str>) -> Result<(), Api
         .with("field", field)
         .with("reason", "control_character"));
     }
-    let max = max_bytes(field);
-    if value.len() > max {
+    let max = max_chars(field);
+    let len = value.chars().count();
+    if len > max {
         return Err(ApiError::validation(format!(
-            "`{field}` is {} bytes long; at most {max} are taken",
-            value.len()
+            "`{field}` is {len} characters long; at most {max} are taken"
         ))
         .with("field", field)
         .with("reason", "too_long")
-        .with("max_bytes", max));
+        .with("max_chars", max));
     }
     Ok(())
 }
@@ -119,9 +121,10 @@ mod tests {
             refusal("payer.openid", &"o".repeat(129)),
             Some(("payer.openid".into(), "too_long".into()))
         );
-        // Bytes, not characters: 171 three-byte characters are 513 bytes.
+        // Characters, not bytes, as the document's maxLength counts.
+        assert_eq!(refusal("description", &"茶".repeat(512)), None);
         assert_eq!(
-            refusal("description", &"茶".repeat(171)),
+            refusal("description", &"茶".repeat(513)),
             Some(("description".into(), "too_long".into()))
         );
         assert!(provider_text("attach", None).is_ok());

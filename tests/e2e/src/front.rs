@@ -279,7 +279,11 @@ base_url = "{sim}"
             keep = options.keep_versions,
             db = data_dir.join("payhost.db").display(),
             adapters = adapters.display(),
-            cache = components_dir().parent().unwrap().join("payhost-cache").display(),
+            cache = components_dir()
+                .parent()
+                .unwrap()
+                .join("payhost-cache")
+                .display(),
             backoff = options.initial_backoff_ms,
             attempts = options.max_attempts,
             interval = options.reconciler_interval_ms,
