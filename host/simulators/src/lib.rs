@@ -12,3 +12,4 @@
 pub mod faults;
 pub mod outbox;
 pub mod wechat_v2;
+pub mod wechat_v3;

@@ -153,3 +153,185 @@ async fn a_signed_encrypted_payment_notification_is_applied_in_the_sandbox() {
     assert_eq!(st.order.merchant_order_no, "V3-0001");
     assert_eq!(st.amount.as_ref().map(|m| m.minor), Some(100));
 }
+
+// ------------------------------------------------------------ through the HTTP API
+
+use payhost_e2e::front::{Front, Options};
+use payhost_simulators::wechat_v3::{NotifyForgery, SimConfig, Simulator};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const V3_KEY: &str = "pk_test_shop_v3_8d2f";
+const SERIAL: &str = "PUB_KEY_ID_0112345678902025010100000000000001";
+
+/// payhost with a `wechat-v3` merchant `shop-v3` (mode and ids from
+/// `config`) in front of a v3 simulator that knows the same keys.
+async fn v3_front(name: &str, mode: &str, sub_mchid: Option<&str>) -> (Front, Simulator) {
+    let sim = Simulator::start(SimConfig {
+        mchid: "1900000001".into(),
+        appid: "wx8888888888888888".into(),
+        sub_mchid: sub_mchid.map(String::from),
+        merchant_public_key: fixture("sdk-test.pub.pem"),
+        platform_private_key: fixture("sdk-test.key.pem"),
+        platform_serial: SERIAL.into(),
+        api_v3_key: API_V3_KEY.into(),
+    })
+    .await;
+    let dir = payhost_e2e::temp_dir(name);
+    std::fs::write(dir.join("v3.key"), fixture("sdk-test.key.pem")).unwrap();
+    std::fs::write(dir.join("v3.apikey"), API_V3_KEY).unwrap();
+    let sub = sub_mchid
+        .map(|s| format!("sub_mchid = \"{s}\""))
+        .unwrap_or_default();
+    let extra = format!(
+        r#"
+[[merchants]]
+id = "shop-v3"
+api_keys = ["{hash}"]
+adapter = "wechat-v3"
+currency = "CNY"
+industry = "physical"
+
+[merchants.config]
+mode = "{mode}"
+mchid = "1900000001"
+appid = "wx8888888888888888"
+{sub}
+merchant_serial_no = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
+private_key = "file:{dir}/v3.key"
+api_v3_key = "file:{dir}/v3.apikey"
+wechatpay_public_key_id = "{SERIAL}"
+wechatpay_public_key = """{public}"""
+base_url = "{base}"
+"#,
+        hash = payhost::config::api_key_hash(V3_KEY),
+        dir = dir.display(),
+        public = fixture("sdk-test.pub.pem"),
+        base = sim.base_url(),
+    );
+    let f = Front::start(
+        name,
+        Options {
+            data_dir: Some(dir),
+            extra_toml: extra,
+            ..Default::default()
+        },
+    )
+    .await;
+    (f, sim)
+}
+
+async fn v3(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = f.client.request(method, f.url(path)).bearer_auth(V3_KEY);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn v3_order(no: &str, amount: i64) -> Value {
+    json!({
+        "merchant_order_no": no, "amount": amount, "currency": "CNY",
+        "description": "Tea, 250 g", "method": "wechat_mini_program",
+        "payer": {"app_id": "wx8888888888888888", "openid": "o-v3-payer", "client_ip": "203.0.113.7"},
+    })
+}
+
+#[tokio::test]
+async fn a_v3_payment_is_created_paid_notified_queried_refunded_and_settled() {
+    let (f, sim) = v3_front("v3-flow", "direct", None).await;
+    let (status, created) = v3(
+        &f,
+        Method::POST,
+        "/v1/payments",
+        Some(v3_order("V3FLOW0001", 2499)),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let params = &created["pay_action"]["params"];
+    assert_eq!(params["signType"], "RSA");
+    assert_eq!(params["package"], "prepay_id=wxV3FLOW0001");
+    assert_eq!(sim.count("POST jsapi"), 1);
+
+    // Tampered, unknown-serial and stale notifications change nothing.
+    sim.pay("V3FLOW0001").unwrap();
+    for forgery in [
+        NotifyForgery::Tampered,
+        NotifyForgery::UnknownSerial,
+        NotifyForgery::Stale,
+    ] {
+        let (status, _) = sim.notify_payment("V3FLOW0001", forgery).await.unwrap();
+        assert!(status >= 400, "{forgery:?} answered {status}");
+        let (_, p) = v3(&f, Method::GET, "/v1/payments/V3FLOW0001", None).await;
+        assert_eq!(p["state"], "pending", "{forgery:?}");
+    }
+    // The real one is applied and acknowledged as WeChat Pay expects.
+    let (status, ack) = sim
+        .notify_payment("V3FLOW0001", NotifyForgery::None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{ack}");
+    assert!(ack.contains("SUCCESS"), "{ack}");
+    let (_, p) = v3(
+        &f,
+        Method::GET,
+        "/v1/payments/V3FLOW0001?refresh=true",
+        None,
+    )
+    .await;
+    assert_eq!(p["state"], "paid", "{p}");
+    assert_eq!(sim.count("GET out-trade-no") + sim.count("GET id"), 1);
+
+    // A partial refund, settled by notification; the refund query agrees.
+    let (status, r) = v3(
+        &f,
+        Method::POST,
+        "/v1/payments/V3FLOW0001/refunds",
+        Some(json!({"refund_no": "V3R1", "amount": 1000})),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["state"], "pending");
+    sim.settle_refund("V3R1", "SUCCESS").unwrap();
+    let (status, _) = sim
+        .notify_refund("V3R1", NotifyForgery::None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (_, r) = v3(
+        &f,
+        Method::GET,
+        "/v1/payments/V3FLOW0001/refunds/V3R1",
+        None,
+    )
+    .await;
+    assert_eq!(r["state"], "succeeded", "{r}");
+    let (_, p) = v3(&f, Method::GET, "/v1/payments/V3FLOW0001", None).await;
+    assert_eq!(p["refunded_amount"], 1000, "{p}");
+}
+
+#[tokio::test]
+async fn v3_partner_mode_orders_on_the_partner_paths() {
+    let (f, sim) = v3_front("v3-partner", "partner", Some("1900000109")).await;
+    let (status, created) = v3(
+        &f,
+        Method::POST,
+        "/v1/payments",
+        Some(v3_order("V3PART0001", 100)),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(sim.count("POST jsapi"), 1);
+    assert_eq!(sim.trade_state("V3PART0001"), Some("NOTPAY"));
+    // Unpaid at the provider: the query says pending.
+    let (_, p) = v3(
+        &f,
+        Method::GET,
+        "/v1/payments/V3PART0001?refresh=true",
+        None,
+    )
+    .await;
+    assert_eq!(p["state"], "pending", "{p}");
+}
