@@ -46,6 +46,8 @@ use super::{
 
 /// Notification records, delivery scheduling and retention (migration 3).
 mod housekeeping;
+/// Orders by state, kept by triggers (migration 4).
+mod order_counts;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -686,7 +688,7 @@ impl Store for SqliteStore {
         self.read(|conn| {
             query_all(
                 conn,
-                "SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state",
+                order_counts::COUNT_QUERY,
                 [],
                 |r| {
                     let state: String = r.get(0).map_err(sql_err)?;

@@ -1,6 +1,6 @@
 //! The schema as a list of migrations, and applying the pending ones.
 
-use super::housekeeping;
+use super::{housekeeping, order_counts};
 use super::rows::sql_err;
 use crate::clock::now_ms;
 use crate::store::StoreError;
@@ -12,6 +12,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, MIGRATION_1),
     (2, MIGRATION_2),
     (3, housekeeping::MIGRATION),
+    (4, order_counts::MIGRATION),
 ];
 
 /// Contract 0.2's money safety: pending refunds are polled (`refund-query`)
