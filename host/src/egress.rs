@@ -434,7 +434,7 @@ impl Egress {
                 format!(
                     "`{target}` is neither a host adapter `{slot}` declares and the operator allows in \
                      `[adapters.{slot}] egress`, nor the host of a url field configured for the merchant; \
-                     if every adapter should reach it, add it to the operator's extra_allowed_hosts"
+                     if every adapter should reach it, add it to `[egress] extra_allowed_hosts`"
                 )
             };
             return Err(CallError::EgressDenied { reason, host });
@@ -577,7 +577,7 @@ fn private_denied(host: &str, ip: IpAddr) -> CallError {
         host: host.to_string(),
         reason: format!(
             "it resolves to {ip}, a loopback, private, link-local or otherwise non-public address; \
-             allow it only for local providers by setting the egress policy's allow_private (--allow-private)"
+             payhost reaches such addresses only for a local provider (a simulator), when `[egress] allow_private = true`"
         ),
     }
 }
