@@ -1,6 +1,12 @@
-//! Prometheus metrics: requests, adapter calls and their latency, errors by
-//! code, notifications by verdict, orders by state (read from the store at
-//! scrape time, so it is right across restarts and replicas).
+//! Prometheus metrics: requests and their latency, adapter calls and their
+//! latency, errors by code, notifications by verdict, orders by state.
+//!
+//! Names follow Prometheus conventions: the `payhost_` prefix, `_total` on
+//! every counter (added by the encoder), durations as `_seconds`
+//! histograms in base units. A scrape stays cheap: everything is kept in
+//! memory as it happens, except orders by state, which the store keeps
+//! counted as orders change (a few rows read per scrape, right across
+//! restarts and replicas). README "Metrics" lists them.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,6 +21,11 @@ use std::time::Instant;
 struct RequestLabels {
     route: String,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +83,7 @@ struct AuditLabels {
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
+    request_latency: Family<RouteLabels, Histogram>,
     adapter_calls: Family<CallLabels, Counter>,
     adapter_latency: Family<OpLabels, Histogram>,
     errors: Family<CodeLabels, Counter>,
@@ -140,6 +152,12 @@ impl Metrics {
                 0.0001, 2.5, 14,
             ))
         });
+        let request_latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            // 0.5 ms .. ~16 s: most answers are ms, creates wait on providers.
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.0005, 2.0, 16,
+            ))
+        });
         let errors = Family::<CodeLabels, Counter>::default();
         let notifications = Family::<VerdictLabels, Counter>::default();
         let orders = Family::<StateLabels, Gauge>::default();
@@ -154,6 +172,11 @@ impl Metrics {
             "http_requests",
             "HTTP requests by route and status",
             requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route, from routing to the answer's head",
+            request_latency.clone(),
         );
         registry.register(
             "adapter_calls",
@@ -182,6 +205,7 @@ impl Metrics {
         Metrics {
             registry: Mutex::new(registry),
             requests,
+            request_latency,
             adapter_calls,
             adapter_latency,
             errors,
@@ -242,6 +266,15 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// One request's latency, under its route template.
+    pub fn request_duration(&self, route: &str, seconds: f64) {
+        self.request_latency
+            .get_or_create(&RouteLabels {
+                route: route.into(),
+            })
+            .observe(seconds);
     }
 
     pub fn error(&self, code: &str) {
