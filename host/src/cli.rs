@@ -3,12 +3,14 @@
 use crate::builder::{self, BuildOptions};
 use crate::contract::CallContext;
 use crate::egress::EgressPolicy;
+use crate::logging::LogFormat;
 use crate::merchant::{FieldValue, MerchantConfig};
 use crate::runtime::{Operation, Output, Runtime, RuntimeConfig};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,6 +19,10 @@ use std::process::ExitCode;
     about = "A payment front whose provider integrations are sandboxed WebAssembly components."
 )]
 pub struct Cli {
+    /// How log lines are written to standard error: `text`, or `json` (one
+    /// object per line). For `serve` the default is `[log] format`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,6 +39,24 @@ pub enum Command {
         /// The TOML file (default: $PAYHOST_CONFIG, else the embedded default).
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        env: EnvFileArg,
+    },
+    /// Stand in for a merchant's provider: the WeChat Pay v2 simulator on
+    /// the loopback address of its `base_url`, with its credentials, and
+    /// payers who pay every order.
+    Simulator {
+        /// The TOML file (default: $PAYHOST_CONFIG, else the embedded default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The merchant (default: the only one using `wechat-v2`).
+        #[arg(long)]
+        merchant: Option<String>,
+        /// How long after an order is created its payer pays.
+        #[arg(long, default_value_t = 2000)]
+        pay_after_ms: u64,
+        #[command(flatten)]
+        env: EnvFileArg,
     },
     /// Check a configuration file, or hash an API key for one.
     #[command(subcommand)]
@@ -47,6 +71,22 @@ pub enum ConfigCommand {
     Check {
         /// The TOML file (default: $PAYHOST_CONFIG, else the embedded default).
         file: Option<PathBuf>,
+        #[command(flatten)]
+        env: EnvFileArg,
+    },
+    /// Write a starter configuration: one merchant with a fresh API key
+    /// (stored hashed), admin token and webhook secret (in 0600 files next
+    /// to it), the simulator as its provider. Never overwrites.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "payhost.toml")]
+        path: PathBuf,
+        /// `[server] bind`.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// The merchant's `base_url`, where `payhost simulator` will listen.
+        #[arg(long, default_value = "http://127.0.0.1:9100")]
+        simulator_url: String,
     },
     /// Print the `sha256:<hex>` form of an API key for `api_keys`.
     HashKey {
@@ -131,6 +171,25 @@ pub struct PushArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct EnvFileArg {
+    /// Read `NAME=value` lines into the environment first (for `env:`
+    /// references and `PAYHOST_*` overrides); variables already set win.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+}
+
+impl EnvFileArg {
+    /// Loads the file, before any thread is started.
+    fn load(&self) -> Result<()> {
+        if let Some(path) = &self.env_file {
+            dotenvy::from_path(path)
+                .with_context(|| format!("reading the env file {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct RuntimeArgs {
     /// Keep compiled components here across runs.
     #[arg(long, env = "PAYHOST_CACHE_DIR")]
@@ -149,19 +208,72 @@ pub enum OperationName {
 
 /// Runs a parsed command line; the exit code reports failure.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let log_format = cli.log_format;
+    let init_logs = |format: Option<LogFormat>, filter| {
+        crate::logging::init(log_format.or(format).unwrap_or_default(), filter)
+    };
     match cli.command {
-        Command::Adapter(cmd) => adapter(cmd),
-        Command::Demo => {
-            tokio::runtime::Runtime::new()?.block_on(crate::demo::run())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Config(cmd) => config(cmd),
-        Command::Serve { config } => {
+        Command::Serve { config, env } => {
+            env.load()?;
             let cfg = crate::config::Config::load(config.as_deref())?;
+            init_logs(Some(cfg.log.format), crate::logging::SERVE_FILTER);
             tokio::runtime::Runtime::new()?.block_on(crate::server::serve(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Simulator {
+            config,
+            merchant,
+            pay_after_ms,
+            env,
+        } => {
+            env.load()?;
+            init_logs(None, crate::logging::COMMAND_FILTER);
+            let cfg = crate::config::Config::load(config.as_deref())?;
+            tokio::runtime::Runtime::new()?.block_on(simulator(
+                &cfg,
+                merchant.as_deref(),
+                Duration::from_millis(pay_after_ms),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        command => {
+            init_logs(None, crate::logging::COMMAND_FILTER);
+            match command {
+                Command::Adapter(cmd) => adapter(cmd),
+                Command::Demo => {
+                    tokio::runtime::Runtime::new()?.block_on(crate::demo::run())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Command::Config(cmd) => config(cmd),
+                Command::Serve { .. } | Command::Simulator { .. } => unreachable!("handled above"),
+            }
+        }
     }
+}
+
+/// `payhost simulator`: runs until interrupted, printing each payment.
+async fn simulator(
+    cfg: &crate::config::Config,
+    merchant: Option<&str>,
+    pay_after: Duration,
+) -> Result<()> {
+    let merchant = crate::simulator::pick_merchant(cfg, merchant)?;
+    let addr = crate::simulator::listen_addr(merchant)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr} (merchant `{}`'s base_url)", merchant.id))?;
+    let provider = crate::simulator::start(merchant, listener, pay_after, |no, fee| {
+        println!("paid {no} ({fee} minor units); notification sent");
+    })
+    .await?;
+    println!(
+        "WeChat Pay v2 simulator for merchant `{}` on {}; payers pay each order {} ms after it is created",
+        provider.merchant,
+        provider.base_url(),
+        pay_after.as_millis()
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }
 
 fn config(cmd: ConfigCommand) -> Result<ExitCode> {
@@ -180,7 +292,8 @@ fn config(cmd: ConfigCommand) -> Result<ExitCode> {
             println!("{}", crate::config::api_key_hash(&key));
             Ok(ExitCode::SUCCESS)
         }
-        ConfigCommand::Check { file } => {
+        ConfigCommand::Check { file, env } => {
+            env.load()?;
             let cfg = match crate::config::Config::load(file.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -188,20 +301,71 @@ fn config(cmd: ConfigCommand) -> Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let failures = crate::config::check_adapters(&cfg)?;
+            let report = crate::config::check_adapters(&cfg)?;
+            for line in &report.adapters {
+                println!("{line}");
+            }
             print!("{cfg}");
-            if failures.is_empty() {
+            if report.problems.is_empty() {
                 println!("configuration OK");
                 Ok(ExitCode::SUCCESS)
             } else {
-                for f in &failures {
+                for f in &report.problems {
                     eprintln!("error: {f}");
                 }
-                eprintln!("error: {} problem(s) in the configuration", failures.len());
+                eprintln!(
+                    "error: {} problem(s) in the configuration",
+                    report.problems.len()
+                );
                 Ok(ExitCode::FAILURE)
             }
         }
+        ConfigCommand::Init {
+            path,
+            bind,
+            simulator_url,
+        } => {
+            let cwd = std::env::current_dir()?;
+            // In a checkout, where `payhost adapter build` puts components.
+            let adapters_dir = builder::find_workspace(&cwd)
+                .map(|ws| ws.join("target").join("components"))
+                .unwrap_or_else(|| "target/components".into());
+            let s = crate::config::write_starter(
+                &path,
+                &crate::config::StarterOptions {
+                    bind,
+                    simulator_url,
+                    adapters_dir,
+                },
+            )?;
+            print_starter(&s);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The credentials of a fresh starter configuration, shown this once.
+fn print_starter(s: &crate::config::Starter) {
+    use secrecy::ExposeSecret;
+    let config = s.config.display();
+    let secrets = s.secrets_dir.display();
+    println!("wrote {config} and {secrets}/ (admin_token, webhook_secret, wechat_api_key: 0600)");
+    println!();
+    println!(
+        "merchant `{}` API key (shown only now; the file holds its hash):",
+        crate::config::STARTER_MERCHANT
+    );
+    println!("    {}", s.api_key.expose_secret());
+    println!("admin token (for /admin, also in {secrets}/admin_token):");
+    println!("    {}", s.admin_token.expose_secret());
+    println!("webhook secret (to verify payhost's webhooks, also in {secrets}/webhook_secret):");
+    println!("    {}", s.webhook_secret.expose_secret());
+    println!();
+    println!("next:");
+    println!("    payhost adapter build                 # if target/components is empty");
+    println!("    payhost config check {config}");
+    println!("    payhost simulator --config {config} &");
+    println!("    payhost serve --config {config}");
 }
 
 fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
@@ -299,6 +463,14 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
+                    if let crate::CallError::EgressDenied { .. } = &e {
+                        // The runtime names the configuration's settings;
+                        // this command takes them as flags.
+                        eprintln!(
+                            "hint: for `payhost adapter call`, --allow-private stands for \
+                             `[egress] allow_private` and --allow-host for the allow-lists"
+                        );
+                    }
                     if let crate::CallError::Adapter { error, ack } = &e {
                         let detail = serde_json::json!({ "error": error, "ack": ack });
                         println!("{}", serde_json::to_string_pretty(&detail)?);

@@ -2,13 +2,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Logging is set up by the command: its format may come from the
+    // configuration it loads.
     match payhost::cli::run(payhost::cli::Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -236,6 +236,12 @@ impl Runtime {
         })
     }
 
+    /// The egress the runtime sends adapter requests through (for checks
+    /// of configured endpoints before any request).
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
     }

@@ -213,7 +213,10 @@ impl Running {
 pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result<Running> {
     let state = build_state(config).await?;
     let addr = listener.local_addr()?;
-    let app = api::router(state.clone());
+    let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::request_log::log_request,
+    ));
     let mut tasks = vec![tokio::spawn(accept_loop(
         listener,
         app,

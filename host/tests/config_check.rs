@@ -9,11 +9,28 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const WECHAT_KEY: &str = "a-32-character-wechat-v2-api-key";
+/// `payhost config check` on the shipped example with its shipped env file,
+/// exactly as the example's first line says.
+const CHECK_EXAMPLE: [&str; 5] = [
+    "config",
+    "check",
+    "--env-file",
+    "docs/payhost.example.env",
+    "docs/payhost.example.toml",
+];
 
-/// `payhost args` in the workspace with the example file's secrets set and
-/// `env` on top; no other PAYHOST_* variable leaks in from the caller.
+/// The variables of the example's env file, as the test reads them.
+fn example_env() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(workspace().join("docs/payhost.example.env")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// `payhost args` in the workspace with `env`; no PAYHOST_* variable and
+/// none of the example's secrets leak in from the caller.
 fn payhost(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_payhost"));
     cmd.args(args).current_dir(workspace());
@@ -22,15 +39,9 @@ fn payhost(args: &[&str], env: &[(&str, &str)]) -> Output {
             cmd.env_remove(k);
         }
     }
-    cmd.env("PAYHOST_ADMIN_TOKEN", "admin-token-value")
-        .env("SHOP1_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("SHOP1_WECHAT_API_KEY", WECHAT_KEY)
-        .env("HK_WECHAT_API_KEY", WECHAT_KEY)
-        // The example reads this one from a file that exists only in production.
-        .env(
-            "PAYHOST_MERCHANTS__SHOP_HK__CONFIG__API_KEY",
-            "env:HK_WECHAT_API_KEY",
-        );
+    for (k, _) in example_env() {
+        cmd.env_remove(k);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -54,10 +65,26 @@ fn text(out: &Output) -> (String, String) {
 }
 
 #[test]
+fn the_shipped_example_passes_check_as_its_first_line_says() {
+    build_adapters();
+    let out = payhost(&CHECK_EXAMPLE, &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+    assert!(stdout.contains("merchants:  2"), "{stdout}");
+    let first = std::fs::read_to_string(workspace().join("docs/payhost.example.toml")).unwrap();
+    assert!(first.contains(&format!("payhost {}", CHECK_EXAMPLE.join(" "))));
+    // Variables already set win over the file.
+    let out = payhost(&CHECK_EXAMPLE, &[("SHOP1_WEBHOOK_SECRET", "not-a-whsec")]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("webhook_secret"), "{}", text(&out).1);
+}
+
+#[test]
 fn check_accepts_the_example_with_overrides_and_prints_no_secret() {
     build_adapters();
     let out = payhost(
-        &["config", "check", "docs/payhost.example.toml"],
+        &CHECK_EXAMPLE,
         &[
             ("PAYHOST_SERVER__BIND", "0.0.0.0:9090"),
             ("PAYHOST_MERCHANTS__SHOP_HK__LIMITS__CNY_RATE", "1.09"),
@@ -73,14 +100,11 @@ fn check_accepts_the_example_with_overrides_and_prints_no_secret() {
         "{stdout}"
     );
     assert!(stdout.contains("configuration OK"), "{stdout}");
-    for secret in [
-        WEBHOOK_SECRET,
-        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        WECHAT_KEY,
-        "admin-token-value",
-    ] {
+    let secrets = example_env();
+    assert_eq!(secrets.len(), 4, "{secrets:?}");
+    for (_, secret) in &secrets {
         assert!(
-            !stdout.contains(secret) && !stderr.contains(secret),
+            !stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()),
             "{secret} leaked"
         );
     }
@@ -91,11 +115,13 @@ fn inspect_and_check_show_the_effective_egress_hosts() {
     build_adapters();
     let hosts =
         "api.mch.weixin.qq.com:443, api2.mch.weixin.qq.com:443, apihk.mch.weixin.qq.com:443";
-    let out = payhost(&["config", "check", "docs/payhost.example.toml"], &[]);
+    let out = payhost(&CHECK_EXAMPLE, &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains(&format!("may reach [{hosts}]")), "{stdout}");
 
+    let env = example_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let out = payhost(
         &[
             "adapter",
@@ -104,7 +130,7 @@ fn inspect_and_check_show_the_effective_egress_hosts() {
             "--config",
             "docs/payhost.example.toml",
         ],
-        &[],
+        &env,
     );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
@@ -117,7 +143,7 @@ fn inspect_and_check_show_the_effective_egress_hosts() {
     // Without the operator's list, nothing the adapter declares is reachable,
     // and a list that leaves a declared host out fails the check, naming it.
     let out = payhost(
-        &["config", "check", "docs/payhost.example.toml"],
+        &CHECK_EXAMPLE,
         &[(
             "PAYHOST_ADAPTERS__WECHAT-V2__EGRESS",
             "[\"api.mch.weixin.qq.com:443\"]",
@@ -136,7 +162,7 @@ fn check_fails_naming_merchant_and_field() {
     build_adapters();
     // Not in the wechat-v2 schema: found only by checking against the adapter.
     let out = payhost(
-        &["config", "check", "docs/payhost.example.toml"],
+        &CHECK_EXAMPLE,
         &[("PAYHOST_MERCHANTS__SHOP_1__CONFIG__COLOUR", "red")],
     );
     let (_, stderr) = text(&out);
@@ -148,7 +174,7 @@ fn check_fails_naming_merchant_and_field() {
 
     // A literal where the schema wants a secret.
     let out = payhost(
-        &["config", "check", "docs/payhost.example.toml"],
+        &CHECK_EXAMPLE,
         &[(
             "PAYHOST_MERCHANTS__SHOP_1__CONFIG__API_KEY",
             "literal-secret-value",
@@ -164,7 +190,7 @@ fn check_fails_naming_merchant_and_field() {
 
     // An adapter slot with no component.
     let out = payhost(
-        &["config", "check", "docs/payhost.example.toml"],
+        &CHECK_EXAMPLE,
         &[("PAYHOST_MERCHANTS__SHOP_HK__ADAPTER", "no-such-adapter")],
     );
     let (_, stderr) = text(&out);
@@ -175,10 +201,7 @@ fn check_fails_naming_merchant_and_field() {
     );
 
     // An unknown key in the environment is a typo, not ignored.
-    let out = payhost(
-        &["config", "check", "docs/payhost.example.toml"],
-        &[("PAYHOST_SERVER__BINDD", "0.0.0.0:1")],
-    );
+    let out = payhost(&CHECK_EXAMPLE, &[("PAYHOST_SERVER__BINDD", "0.0.0.0:1")]);
     assert!(!out.status.success());
     assert!(text(&out).1.contains("bindd"));
 }
@@ -212,4 +235,85 @@ fn hash_key_reads_stdin() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
+}
+
+/// A fresh directory under the workspace's target dir.
+fn scratch(name: &str) -> PathBuf {
+    let dir = workspace()
+        .join("target")
+        .join("host-tests")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The references config init writes are canonical paths.
+    dir.canonicalize().unwrap()
+}
+
+/// The line after `heading` in `config init`'s output, trimmed.
+fn printed_after<'a>(stdout: &'a str, heading: &str) -> &'a str {
+    let mut lines = stdout.lines();
+    lines.find(|l| l.contains(heading)).expect(heading);
+    lines.next().expect("a value line").trim()
+}
+
+#[test]
+fn config_init_writes_a_starter_that_checks_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt as _;
+    build_adapters();
+    let dir = scratch("init");
+    let path = dir.join("payhost.toml");
+    let out = payhost(&["config", "init", path.to_str().unwrap()], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let key = printed_after(&stdout, "API key");
+    let token = printed_after(&stdout, "admin token");
+    let whsec = printed_after(&stdout, "webhook secret");
+    assert!(key.starts_with("pk_") && key.len() > 40, "{key}");
+    assert!(token.starts_with("adm_") && token.len() > 60, "{token}");
+    assert!(whsec.starts_with("whsec_"), "{whsec}");
+
+    // The key only as its hash; the others only as file references.
+    let toml = std::fs::read_to_string(&path).unwrap();
+    let hash = out_of(&payhost(&["config", "hash-key", key], &[]));
+    assert!(toml.contains(hash.trim()), "{toml}");
+    for secret in [key, token, whsec] {
+        assert!(!toml.contains(secret), "{secret} in the file");
+    }
+    let secrets = dir.join("payhost-secrets");
+    assert_eq!(
+        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for (name, value) in [("admin_token", token), ("webhook_secret", whsec)] {
+        let p = secrets.join(name);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), value);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            toml.contains(&format!("\"file:{}\"", p.display())),
+            "{toml}"
+        );
+    }
+
+    let out = payhost(&["config", "check", path.to_str().unwrap()], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+
+    // A second init refuses and changes nothing.
+    let out = payhost(&["config", "init", path.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("already exists"), "{}", text(&out).1);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), toml);
+    assert_eq!(
+        std::fs::read_to_string(secrets.join("admin_token")).unwrap(),
+        token
+    );
+}
+
+fn out_of(out: &Output) -> String {
+    assert!(out.status.success(), "{}", text(out).1);
+    text(out).0
 }

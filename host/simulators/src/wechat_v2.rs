@@ -266,6 +266,18 @@ impl Simulator {
     }
 
     pub async fn try_start(config: SimConfig) -> anyhow::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind 127.0.0.1:0")?;
+        Self::start_on(config, listener).await
+    }
+
+    /// Starts the simulator on a listener the caller bound (`payhost
+    /// simulator` binds the address a merchant's `base_url` names).
+    pub async fn start_on(
+        config: SimConfig,
+        listener: tokio::net::TcpListener,
+    ) -> anyhow::Result<Simulator> {
         let mut keys = SecretTable::new();
         let key = keys.insert(config.api_key.as_bytes().to_vec());
         let faults = Arc::new(Mutex::new(Faults::new(config.faults.clone())));
@@ -284,9 +296,6 @@ impl Simulator {
             faults,
             outbox,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let server = tokio::spawn(async move {

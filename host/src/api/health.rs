@@ -13,19 +13,44 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: the store answers and adapters are loaded.
+/// `GET /readyz`: the store answers, adapters are loaded, and every
+/// merchant's provider endpoint is one the egress policy lets payhost
+/// reach (otherwise every create would fail with `egress_denied`). Not
+/// ready names each problem and the setting to change.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = super::problem::Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     if state.registry.names().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "Not ready",
-            "no adapter is loaded",
-        ));
+        return Err(not_ready(vec!["no adapter is loaded".into()]));
     }
-    Ok("ready")
+    let mut problems = Vec::new();
+    let mut merchants: Vec<_> = state.merchants.values().collect();
+    merchants.sort_by(|a, b| a.id.cmp(&b.id));
+    for m in merchants {
+        match state.adapter_for(m) {
+            Ok(adapter) => problems.extend(crate::config::denied_endpoints(
+                state.runtime.egress(),
+                &adapter.info,
+                &m.adapter_config,
+            )),
+            Err(e) => problems.push(format!("merchant `{}`: {}", m.id, e.detail)),
+        }
+    }
+    if problems.is_empty() {
+        Ok("ready")
+    } else {
+        Err(not_ready(problems))
+    }
+}
+
+fn not_ready(problems: Vec<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        "Not ready",
+        problems.join("; "),
+    )
+    .with("problems", problems)
 }
 
 /// `GET /metrics`: Prometheus text exposition.

@@ -1,15 +1,30 @@
 //! What `payhost config check` verifies beyond the file itself: each
-//! merchant's configuration against its adapter's schema, and each
-//! adapter's declared egress hosts against the operator's list.
+//! merchant's configuration against its adapter's schema, each adapter's
+//! declared egress hosts against the operator's list, and each merchant's
+//! provider endpoint against the egress policy (also what `/readyz` asks).
 
 use super::Config;
+use crate::CallError;
+use crate::contract::{AdapterInfo, FieldKind};
+use crate::egress::{Egress, normalize_host};
+use crate::merchant::{FieldValue, MerchantConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
 
-/// Loads each merchant's adapter once and validates its configuration
-/// against the adapter's schema; returns every problem found.
-pub fn check_adapters(cfg: &Config) -> anyhow::Result<Vec<String>> {
+/// What the check found: one line per adapter (what it declares and may
+/// reach), and every problem, each naming what to change.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub adapters: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+/// Loads each merchant's adapter once, validates the merchant's
+/// configuration against the adapter's schema and its endpoints against
+/// the egress policy; reports every problem found.
+pub fn check_adapters(cfg: &Config) -> anyhow::Result<CheckReport> {
+    let mut report = CheckReport::default();
     if cfg.merchants.is_empty() {
-        return Ok(Vec::new());
+        return Ok(report);
     }
     // Checking needs one instance at a time, not the server's pool.
     let rt = Runtime::new(RuntimeConfig {
@@ -17,7 +32,7 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<Vec<String>> {
         ..cfg.runtime_config()
     })?;
     let mut loaded = std::collections::BTreeMap::new();
-    let mut failures = Vec::new();
+    let failures = &mut report.problems;
     for m in &cfg.merchants {
         if !loaded.contains_key(&m.adapter) {
             let path = cfg.adapter_path(&m.adapter);
@@ -31,11 +46,12 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<Vec<String>> {
         }
         match &loaded[&m.adapter] {
             Err(e) => failures.push(format!("merchant `{}`, adapter `{}`: {e}", m.id, m.adapter)),
-            Ok(adapter) => {
-                if let Err(e) = m.adapter_config(&adapter.info) {
-                    failures.push(e.to_string());
+            Ok(adapter) => match m.adapter_config(&adapter.info) {
+                Err(e) => failures.push(e.to_string()),
+                Ok(config) => {
+                    failures.extend(denied_endpoints(rt.egress(), &adapter.info, &config))
                 }
-            }
+            },
         }
     }
     let policy = &rt.config().egress;
@@ -47,7 +63,7 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<Vec<String>> {
             .iter()
             .map(ToString::to_string)
             .collect();
-        println!(
+        report.adapters.push(format!(
             "adapter {slot} {} (digest {}): declares [{}], may reach [{}] (plus merchants' url fields{})",
             info.version,
             &adapter.digest[..16],
@@ -58,12 +74,65 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<Vec<String>> {
             } else {
                 format!(" and {}", policy.extra_allowed_hosts.join(", "))
             }
-        );
+        ));
         if let Some(host) = policy.host_outside_list(slot, &info.egress_hosts) {
-            failures.push(format!(
+            report.problems.push(format!(
                 "adapter `{slot}`: declares egress host `{host}`, which `[adapters.{slot}] egress` does not list; payhost would refuse this file"
             ));
         }
     }
-    Ok(failures)
+    Ok(report)
+}
+
+/// The merchant's provider endpoints (its url fields, configured or the
+/// adapter's defaults) that the egress policy would refuse, each naming the
+/// merchant, the field and the setting to change. Checked as the request
+/// itself would be, before any request; a name is not resolved here, except
+/// `localhost`, which always means loopback.
+pub fn denied_endpoints(
+    egress: &Egress,
+    info: &AdapterInfo,
+    merchant: &MerchantConfig,
+) -> Vec<String> {
+    // A configuration its schema refuses is reported as such elsewhere.
+    let Ok(resolved) = merchant.validate(info) else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for spec in info
+        .config_schema
+        .iter()
+        .filter(|f| f.kind == FieldKind::Url)
+    {
+        let (url, source) = match merchant.fields.get(&spec.name) {
+            Some(FieldValue::Text(t)) => (t.as_str(), "configured"),
+            Some(FieldValue::Secret(_)) => continue,
+            None => match &spec.default {
+                Some(d) => (d.as_str(), "the adapter's default"),
+                None => continue,
+            },
+        };
+        let refusal = match egress.check(url, info, resolved.url_hosts()) {
+            Err(CallError::EgressDenied { reason, .. }) => Some(reason),
+            Err(e) => Some(e.to_string()),
+            Ok(parsed) => {
+                let host = parsed.host_str().map(normalize_host).unwrap_or_default();
+                let local = host == "localhost" || host.ends_with(".localhost");
+                (local && !egress.policy().allow_private).then(|| {
+                    format!(
+                        "`{host}` is loopback; payhost reaches such addresses only for a local \
+                         provider (a simulator), when `[egress] allow_private = true`"
+                    )
+                })
+            }
+        };
+        if let Some(reason) = refusal {
+            problems.push(format!(
+                "merchant `{}`, `config.{}` = {url} ({source}): every call to the provider would fail \
+                 with egress_denied: {reason}",
+                merchant.id, spec.name
+            ));
+        }
+    }
+    problems
 }

@@ -29,21 +29,24 @@
 //!   (amount limits themselves are resolved by [`crate::limits`]);
 //! - `summary`: the operator's summary `payhost config check` prints;
 //! - `check`: what `config check` verifies beyond the file, against the
-//!   adapters themselves.
+//!   adapters themselves and the egress policy;
+//! - `starter`: the starter configuration `config init` writes.
 
 mod check;
 mod overrides;
 mod schema;
 mod secret_refs;
+mod starter;
 mod summary;
 mod validation;
 
-pub use check::check_adapters;
+pub use check::{CheckReport, check_adapters, denied_endpoints};
 pub use schema::{
-    AdapterSlotSettings, EMBEDDED_DEFAULT, EgressSettings, MerchantSettings, ReconcilerSettings,
-    RuntimeSettings, ServerSettings, StoreSettings, WebhookSettings,
+    AdapterSlotSettings, EMBEDDED_DEFAULT, EgressSettings, LogSettings, MerchantSettings,
+    ReconcilerSettings, RuntimeSettings, ServerSettings, StoreSettings, WebhookSettings,
 };
 pub use secret_refs::{ApiKeyHash, SecretRef, api_key_hash};
+pub use starter::{STARTER_MERCHANT, Starter, StarterOptions, write_starter};
 pub use validation::parse_digest;
 
 use crate::egress::EgressPolicy;
@@ -110,6 +113,7 @@ pub struct Config {
     pub reconciler: ReconcilerSettings,
     pub notify: NotifySettings,
     pub retention: RetentionSettings,
+    pub log: LogSettings,
     pub merchants: Vec<MerchantSettings>,
 }
 

@@ -6,7 +6,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 pub(super) const ENV_PREFIX: &str = "PAYHOST_";
-pub(super) const SECTIONS: [&str; 10] = [
+pub(super) const SECTIONS: [&str; 11] = [
     "server",
     "store",
     "runtime",
@@ -16,6 +16,7 @@ pub(super) const SECTIONS: [&str; 10] = [
     "reconciler",
     "notify",
     "retention",
+    "log",
     "merchants",
 ];
 

@@ -204,6 +204,14 @@ impl ReconcilerSettings {
     }
 }
 
+/// `[log]`: how `payhost serve` writes its logs (`--log-format` wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json` (one JSON object per line).
+    pub format: crate::logging::LogFormat,
+}
+
 // ---------------------------------------------------------------------------
 // Sections with secrets: read raw, then resolved.
 
@@ -228,6 +236,8 @@ pub(super) struct RawConfig {
     pub(super) notify: NotifySettings,
     #[serde(default)]
     pub(super) retention: RetentionSettings,
+    #[serde(default)]
+    pub(super) log: LogSettings,
     #[serde(default)]
     pub(super) merchants: Vec<RawMerchant>,
 }

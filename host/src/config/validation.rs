@@ -146,6 +146,7 @@ impl RawConfig {
             reconciler: self.reconciler,
             notify: self.notify,
             retention: self.retention,
+            log: self.log,
             merchants,
         })
     }

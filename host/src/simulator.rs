@@ -1,0 +1,135 @@
+//! `payhost simulator`: the WeChat Pay v2 simulator (`host/simulators`)
+//! standing in for the provider of one configured merchant, so a new
+//! configuration reaches its first payment without a provider account.
+//!
+//! It takes everything from the merchant's own configuration — `appid`,
+//! `mch_id`, the `api_key` reference and the loopback address of its
+//! `base_url` — so payhost and the simulator agree by construction. Its
+//! payers pay every order they see, `pay_after` after first seeing it, and
+//! the simulator notifies payhost as WeChat would.
+
+use crate::config::{Config, MerchantSettings, SecretRef};
+use anyhow::{Context, Result, bail};
+use payhost_simulators::wechat_v2::{SignType, SimConfig, Simulator};
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the payers look for new orders.
+const PAYER_TICK: Duration = Duration::from_millis(100);
+
+/// A running simulator with its payers; both stop when dropped.
+pub struct LocalProvider {
+    pub sim: Arc<Simulator>,
+    pub merchant: String,
+    payers: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LocalProvider {
+    fn drop(&mut self) {
+        self.payers.abort();
+    }
+}
+
+impl LocalProvider {
+    pub fn base_url(&self) -> String {
+        self.sim.base_url()
+    }
+}
+
+/// The merchant to simulate: the one named, else the only `wechat-v2` one.
+pub fn pick_merchant<'a>(cfg: &'a Config, id: Option<&str>) -> Result<&'a MerchantSettings> {
+    if let Some(id) = id {
+        return cfg
+            .merchant(id)
+            .with_context(|| format!("the configuration has no merchant `{id}`"));
+    }
+    let mut wechat = cfg.merchants.iter().filter(|m| m.adapter == "wechat-v2");
+    match (wechat.next(), wechat.next()) {
+        (Some(m), None) => Ok(m),
+        (None, _) => bail!("no merchant uses adapter `wechat-v2`, the one the simulator speaks"),
+        (Some(_), Some(_)) => bail!("several merchants use `wechat-v2`; name one with --merchant"),
+    }
+}
+
+/// Where the simulator must listen: the loopback address of the merchant's
+/// `base_url`. Any other host is the real provider, not ours to stand in for.
+pub fn listen_addr(merchant: &MerchantSettings) -> Result<SocketAddr> {
+    let field = format!("merchant `{}`, `config.base_url`", merchant.id);
+    let text = merchant.config.get("base_url").with_context(|| {
+        format!("{field} is not set: point it at the simulator, e.g. \"http://127.0.0.1:9100\"")
+    })?;
+    let url = reqwest::Url::parse(text).with_context(|| format!("{field} is not a URL"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let host = crate::egress::normalize_host(url.host_str().unwrap_or_default());
+    let ip = if host == "localhost" {
+        Some(std::net::Ipv4Addr::LOCALHOST.into())
+    } else {
+        host.parse::<std::net::IpAddr>().ok()
+    };
+    let Some(ip) = ip.filter(|ip| ip.is_loopback()) else {
+        bail!(
+            "{field} = {text} is not a loopback address; the simulator only stands in for a local provider"
+        );
+    };
+    let addr = SocketAddr::new(ip, port);
+    Ok(addr)
+}
+
+/// The simulator's account: the merchant's own credentials.
+pub fn sim_config(merchant: &MerchantSettings) -> Result<SimConfig> {
+    let text = |name: &str| {
+        merchant
+            .config
+            .get(name)
+            .cloned()
+            .with_context(|| format!("merchant `{}` has no `config.{name}`", merchant.id))
+    };
+    let key = SecretRef::parse(&text("api_key")?)
+        .and_then(|r| r.resolve())
+        .map_err(|p| anyhow::anyhow!("merchant `{}`, `config.api_key`: {p}", merchant.id))?;
+    let mut sim = SimConfig::new(&text("appid")?, &text("mch_id")?, key.expose_secret());
+    if let Some(t) = merchant.config.get("sign_type") {
+        sim.sign_type = SignType::parse(t)
+            .with_context(|| format!("merchant `{}`, `config.sign_type` = {t}", merchant.id))?;
+    }
+    Ok(sim)
+}
+
+/// Starts the simulator on `listener` for `merchant`, with payers who pay
+/// each order `pay_after` after they first see it. `on_paid` hears of each
+/// payment (the command prints it).
+pub async fn start(
+    merchant: &MerchantSettings,
+    listener: tokio::net::TcpListener,
+    pay_after: Duration,
+    on_paid: impl Fn(&str, u64) + Send + 'static,
+) -> Result<LocalProvider> {
+    let sim = Arc::new(Simulator::start_on(sim_config(merchant)?, listener).await?);
+    let payers = tokio::spawn({
+        let sim = sim.clone();
+        async move {
+            let mut seen: HashMap<String, Instant> = HashMap::new();
+            loop {
+                for (no, order) in sim.truth().orders {
+                    if order.state != "NOTPAY" {
+                        continue;
+                    }
+                    let first = *seen.entry(no.clone()).or_insert_with(Instant::now);
+                    // A refused payment (closed meanwhile) is the payer's bad luck.
+                    if first.elapsed() >= pay_after && sim.pay_and_notify(&no).unwrap_or(false) {
+                        on_paid(&no, order.total_fee);
+                    }
+                }
+                tokio::time::sleep(PAYER_TICK).await;
+            }
+        }
+    });
+    Ok(LocalProvider {
+        sim,
+        merchant: merchant.id.clone(),
+        payers,
+    })
+}
