@@ -41,7 +41,7 @@ pub async fn log_request(State(state): State<AppState>, req: Request, next: Next
         method = %method,
         route,
         status = resp.status().as_u16(),
-        latency_ms = (latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        latency_ms = latency.as_micros() as f64 / 1000.0,
         "request"
     );
     resp

@@ -133,3 +133,70 @@ pub async fn start(
         payers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(base_urls: &[&str]) -> Config {
+        let mut text = String::new();
+        for (i, url) in base_urls.iter().enumerate() {
+            text.push_str(&format!(
+                "[[merchants]]\nid = \"m{i}\"\napi_keys = [\"{}\"]\nadapter = \"wechat-v2\"\n\
+                 currency = \"CNY\"\nindustry = \"physical\"\n[merchants.config]\n\
+                 appid = \"wx1\"\nmch_id = \"10\"\napi_key = \"env:CARGO_PKG_NAME\"\nbase_url = \"{url}\"\n",
+                crate::config::api_key_hash(&format!("key-{i}"))
+            ));
+        }
+        Config::from_toml_str(&text).unwrap()
+    }
+
+    #[test]
+    fn listens_on_the_loopback_address_of_the_merchants_base_url() {
+        let c = config(&[
+            "http://127.0.0.1:9100",
+            "http://localhost:9200/",
+            "http://[::1]:9300",
+        ]);
+        let addrs: Vec<String> = c
+            .merchants
+            .iter()
+            .map(|m| listen_addr(m).unwrap().to_string())
+            .collect();
+        assert_eq!(addrs, ["127.0.0.1:9100", "127.0.0.1:9200", "[::1]:9300"]);
+        // The real provider is not ours to stand in for.
+        let c = config(&["https://api.mch.weixin.qq.com", "http://10.0.0.8:9100"]);
+        for m in &c.merchants {
+            let e = listen_addr(m).unwrap_err().to_string();
+            assert!(
+                e.contains("not a loopback address") && e.contains(&m.id),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn takes_the_merchants_own_credentials() {
+        let c = config(&["http://127.0.0.1:9100"]);
+        let m = pick_merchant(&c, None).unwrap();
+        let sim = sim_config(m).unwrap();
+        // Cargo sets CARGO_PKG_NAME for tests: the reference is resolved.
+        assert_eq!(
+            (
+                sim.appid.as_str(),
+                sim.mch_id.as_str(),
+                sim.api_key.as_str()
+            ),
+            ("wx1", "10", "payhost")
+        );
+        let two = config(&["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        assert!(
+            pick_merchant(&two, None)
+                .unwrap_err()
+                .to_string()
+                .contains("--merchant")
+        );
+        assert_eq!(pick_merchant(&two, Some("m1")).unwrap().id, "m1");
+        assert!(pick_merchant(&two, Some("m9")).is_err());
+    }
+}

@@ -473,3 +473,13 @@ fn load_reads_a_file_or_fails_clearly() {
         Err(ConfigError::Load(_))
     ));
 }
+
+#[test]
+fn log_format_is_text_unless_json_is_asked_for() {
+    use crate::logging::LogFormat;
+    assert_eq!(Config::embedded_default().log.format, LogFormat::Text);
+    let c = Config::from_toml_str("[log]\nformat = \"json\"\n").unwrap();
+    assert_eq!(c.log.format, LogFormat::Json);
+    let e = Config::from_toml_str("[log]\nformat = \"xml\"\n").unwrap_err();
+    assert!(e.to_string().contains("xml"), "{e}");
+}

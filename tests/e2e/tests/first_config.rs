@@ -94,6 +94,28 @@ async fn init_check_serve_and_simulator_reach_a_first_payment() {
     }
     assert_eq!(state, "paid");
     assert_eq!(provider.sim.truth().orders["FIRST1"].paid_count, 1);
+
+    // What an operator scrapes: orders counted as they changed, request
+    // latency by route template in seconds.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "payhost_orders{state=\"paid\"} 1",
+        "payhost_orders{state=\"pending\"} 0",
+        "payhost_http_request_duration_seconds_count{route=\"/v1/payments\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains("_ms"), "{metrics}");
     running.stop();
 }
 
@@ -141,13 +163,10 @@ async fn check_and_readyz_catch_an_endpoint_the_egress_policy_refuses() {
     let cfg = Config::from_toml_str(&no_base_url).unwrap();
     let report = payhost::config::check_adapters(&cfg).unwrap();
     assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.contains("config.base_url")
-                && p.contains("the adapter's default")
-                && p.contains("api.mch.weixin.qq.com")
-                && p.contains("[adapters.wechat-v2] egress")),
+        report.problems.iter().any(|p| p.contains("config.base_url")
+            && p.contains("the adapter's default")
+            && p.contains("api.mch.weixin.qq.com")
+            && p.contains("[adapters.wechat-v2] egress")),
         "{:?}",
         report.problems
     );
