@@ -202,3 +202,52 @@ fn push_uploads_a_new_version_to_a_running_server() {
         std::fs::read(workspace().join("target/test-components/wechat-v2-next.wasm")).unwrap()
     );
 }
+
+#[test]
+fn adapter_call_names_its_own_flag_when_egress_refuses_a_local_provider() {
+    payhost(&["adapter", "build", "adapters"]);
+    let dir = workspace()
+        .join("target")
+        .join("host-tests")
+        .join(format!("call-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.json");
+    let input = dir.join("input.json");
+    // Nothing listens on the discard port: the refusal comes first.
+    std::fs::write(
+        &config,
+        r#"{"appid":"wxd678efh567hg6787","mch_id":"1230000109","api_key":"0123456789abcdef0123456789abcdef","base_url":"http://127.0.0.1:9"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &input,
+        r#"{"merchant_order_no":"CALL000001","amount":{"minor":100,"currency":"CNY"},"description":"Tea",
+            "method":"wechat_mini_program","payer":{"app_id":"wxd678efh567hg6787","openid":"o-1","client_ip":"203.0.113.7"},
+            "expires_at":null,"attach":null}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_payhost"))
+        .args([
+            "adapter",
+            "call",
+            "target/components/wechat-v2.wasm",
+            "unified-order",
+        ])
+        .args(["--config", config.to_str().unwrap(), "--secret", "api_key"])
+        .args(["--input", input.to_str().unwrap()])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    // The runtime names the configuration's setting, the command its flag.
+    assert!(
+        stderr.contains("`[egress] allow_private = true`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--allow-private"), "{stderr}");
+    assert!(
+        !stderr.contains("0123456789abcdef0123456789abcdef"),
+        "{stderr}"
+    );
+}
