@@ -116,6 +116,8 @@ pub enum AdapterCommand {
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
+        env: EnvFileArg,
+        #[command(flatten)]
         runtime: RuntimeArgs,
     },
     /// Run one operation of an adapter against the real (or simulated) provider.
@@ -386,8 +388,10 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
         AdapterCommand::Inspect {
             file,
             config,
+            env,
             runtime,
         } => {
+            env.load()?;
             let cfg = crate::config::Config::load(config.as_deref())?;
             let policy = cfg.runtime_config().egress;
             let rt = Runtime::new(RuntimeConfig {

@@ -120,8 +120,6 @@ fn inspect_and_check_show_the_effective_egress_hosts() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains(&format!("may reach [{hosts}]")), "{stdout}");
 
-    let env = example_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let out = payhost(
         &[
             "adapter",
@@ -129,8 +127,10 @@ fn inspect_and_check_show_the_effective_egress_hosts() {
             "target/components/wechat-v2.wasm",
             "--config",
             "docs/payhost.example.toml",
+            "--env-file",
+            "docs/payhost.example.env",
         ],
-        &env,
+        &[],
     );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
