@@ -12,7 +12,7 @@
 //!
 //! Secrets are `env:NAME` or `file:PATH` (relative paths from the working
 //! directory; one trailing newline is dropped), resolved at load into
-//! [`SecretString`]s. A literal where a secret belongs is refused, so a
+//! [`secrecy::SecretString`]s. A literal where a secret belongs is refused, so a
 //! configuration file never holds one. Fields of `[merchants.config]` are
 //! secret when the adapter's `describe` schema says so, which is only known
 //! once the adapter is loaded: [`MerchantSettings::adapter_config`].

@@ -86,6 +86,14 @@ impl fmt::Display for Config {
             "reconciler: every {} ms, notifications overdue after {} s",
             self.reconciler.interval_ms, self.reconciler.notify_overdue_secs
         )?;
+        writeln!(
+            f,
+            "log:        {} lines to standard error",
+            match self.log.format {
+                crate::logging::LogFormat::Text => "text",
+                crate::logging::LogFormat::Json => "JSON",
+            }
+        )?;
         writeln!(f, "merchants:  {}", self.merchants.len())?;
         for m in &self.merchants {
             let a = &m.limits.amounts;

@@ -480,6 +480,7 @@ fn log_format_is_text_unless_json_is_asked_for() {
     assert_eq!(Config::embedded_default().log.format, LogFormat::Text);
     let c = Config::from_toml_str("[log]\nformat = \"json\"\n").unwrap();
     assert_eq!(c.log.format, LogFormat::Json);
+    assert!(c.to_string().contains("log:        JSON lines"), "{c}");
     let e = Config::from_toml_str("[log]\nformat = \"xml\"\n").unwrap_err();
     assert!(e.to_string().contains("xml"), "{e}");
 }
