@@ -13,16 +13,16 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: the store answers, adapters are loaded, and every
-/// merchant's provider endpoint is one the egress policy lets payhost
-/// reach (otherwise every create would fail with `egress_denied`). Not
-/// ready names each problem and the setting to change.
+/// `GET /readyz`: the store answers and adapters are loaded.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = super::problem::Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     if state.registry.names().is_empty() {
         return Err(not_ready(vec!["no adapter is loaded".into()]));
     }
+    // Nor is it ready while a merchant's provider endpoint is one the egress
+    // policy refuses: every create would fail with `egress_denied`. Each
+    // problem names the merchant, the field and the setting to change.
     let mut problems = Vec::new();
     let mut merchants: Vec<_> = state.merchants.values().collect();
     merchants.sort_by(|a, b| a.id.cmp(&b.id));
