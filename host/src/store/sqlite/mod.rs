@@ -686,19 +686,13 @@ impl Store for SqliteStore {
 
     async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, i64)>, StoreError> {
         self.read(|conn| {
-            query_all(
-                conn,
-                order_counts::COUNT_QUERY,
-                [],
-                |r| {
-                    let state: String = r.get(0).map_err(sql_err)?;
-                    let n: i64 = r.get(1).map_err(sql_err)?;
-                    let state = OrderState::parse(&state).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown order state {state:?}"))
-                    })?;
-                    Ok((state, n))
-                },
-            )
+            query_all(conn, order_counts::COUNT_QUERY, [], |r| {
+                let state: String = r.get(0).map_err(sql_err)?;
+                let n: i64 = r.get(1).map_err(sql_err)?;
+                let state = OrderState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown order state {state:?}")))?;
+                Ok((state, n))
+            })
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! The schema as a list of migrations, and applying the pending ones.
 
-use super::{housekeeping, order_counts};
 use super::rows::sql_err;
+use super::{housekeeping, order_counts};
 use crate::clock::now_ms;
 use crate::store::StoreError;
 use rusqlite::{Connection, params};
