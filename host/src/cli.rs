@@ -33,7 +33,11 @@ pub enum Command {
     #[command(subcommand)]
     Adapter(AdapterCommand),
     /// Walk one payment from creation to refund against a simulated WeChat Pay.
-    Demo,
+    Demo {
+        /// The provider to walk it through: `wechat-v2` or `wechat-v3`.
+        #[arg(long, default_value = "wechat-v2")]
+        provider: crate::demo::Provider,
+    },
     /// Run the payment front: the HTTP API, webhook delivery and the reconciler.
     Serve {
         /// The TOML file (default: $PAYHOST_CONFIG, else the embedded default).
@@ -242,8 +246,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             init_logs(None, crate::logging::COMMAND_FILTER);
             match command {
                 Command::Adapter(cmd) => adapter(cmd),
-                Command::Demo => {
-                    tokio::runtime::Runtime::new()?.block_on(crate::demo::run())?;
+                Command::Demo { provider } => {
+                    tokio::runtime::Runtime::new()?.block_on(crate::demo::run(provider))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Command::Config(cmd) => config(cmd),

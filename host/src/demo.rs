@@ -1,8 +1,8 @@
 //! `payhost demo`: one payment walked from creation to refund on this
 //! machine, through the real payment front, with nothing to configure.
 //!
-//! It builds the adapters (cached), starts the WeChat Pay v2 simulator on
-//! loopback, starts payhost (HTTP API, SQLite store, webhook worker,
+//! It builds the adapters (cached), starts the simulator of the chosen
+//! provider (WeChat Pay v2 or v3) on loopback, starts payhost (HTTP API, SQLite store, webhook worker,
 //! reconciler) in front of it and a small merchant callback receiver, then
 //! plays the merchant's backend: create the order, hand over the
 //! `wx.requestPayment` parameters, learn that it was paid, refund part of it.
@@ -15,7 +15,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use payhost_simulators::wechat_v2::{NotifyOptions, SimConfig, Simulator};
+use payhost_simulators::wechat_v2::{self, NotifyOptions};
+use payhost_simulators::wechat_v3::{self, NotifyForgery};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,139 @@ const MCH_ID: &str = "1230000109";
 const WECHAT_KEY: &str = "demo0000000000000000000000000key";
 const MERCHANT_KEY: &str = "pk_demo_shop";
 const WEBHOOK_SECRET: &str = "whsec_ZGVtby13ZWJob29rLXNlY3JldC0wMDAwMDA=";
+/// WeChat Pay v3 demo keys: the official SDK's published test key serves
+/// as both the merchant's key and the "platform's" (tests/fixtures).
+const V3_KEY_FIXTURE: &str = "tests/fixtures/wechatpay-v3/sdk-test.key.pem";
+const V3_PUBLIC_FIXTURE: &str = "tests/fixtures/wechatpay-v3/sdk-test.pub.pem";
+const V3_API_KEY: &str = "demo0000000000000000000000v3key0";
+const V3_MCHID: &str = "1900000001";
+const V3_SERIAL: &str = "PUB_KEY_ID_0119000000012026120100000000000001";
+
+/// The provider the demo walks a payment through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provider {
+    /// WeChat Pay API v2: XML, MD5 signatures.
+    #[value(name = "wechat-v2")]
+    WechatV2,
+    /// WeChat Pay API v3: JSON, RSA signatures, encrypted notifications.
+    #[value(name = "wechat-v3")]
+    WechatV3,
+}
+
+/// The simulated provider, and what the demo asks of it.
+enum Sim {
+    V2(wechat_v2::Simulator),
+    V3(wechat_v3::Simulator),
+}
+
+impl Sim {
+    async fn start(provider: Provider, ws: &Path) -> Result<Sim> {
+        Ok(match provider {
+            Provider::WechatV2 => Sim::V2(
+                wechat_v2::Simulator::start(wechat_v2::SimConfig::new(APPID, MCH_ID, WECHAT_KEY))
+                    .await,
+            ),
+            Provider::WechatV3 => Sim::V3(
+                wechat_v3::Simulator::start(wechat_v3::SimConfig {
+                    mchid: V3_MCHID.into(),
+                    appid: APPID.into(),
+                    sub_mchid: None,
+                    merchant_public_key: std::fs::read_to_string(ws.join(V3_PUBLIC_FIXTURE))?,
+                    platform_private_key: std::fs::read_to_string(ws.join(V3_KEY_FIXTURE))?,
+                    platform_serial: V3_SERIAL.into(),
+                    api_v3_key: V3_API_KEY.into(),
+                })
+                .await,
+            ),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Sim::V2(_) => "WeChat Pay v2",
+            Sim::V3(_) => "WeChat Pay v3",
+        }
+    }
+
+    /// The payer pays; the provider notifies twice, as it may. Answers what
+    /// payhost answered each time.
+    async fn pay_and_notify(&self, order_no: &str) -> Result<Vec<(u16, String)>> {
+        match self {
+            Sim::V2(s) => {
+                let answers = s
+                    .notify(
+                        order_no,
+                        NotifyOptions {
+                            times: 2,
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                Ok(answers
+                    .into_iter()
+                    .map(|a| {
+                        let status = if a.acknowledged() { a.status } else { 0 };
+                        (status, a.body)
+                    })
+                    .collect())
+            }
+            Sim::V3(s) => {
+                s.pay(order_no)?;
+                let mut answers = Vec::new();
+                for _ in 0..2 {
+                    answers.push(s.notify_payment(order_no, NotifyForgery::None).await?);
+                }
+                Ok(answers)
+            }
+        }
+    }
+
+    /// The provider settles the refund and notifies.
+    async fn settle_and_notify_refund(&self, refund_no: &str) -> Result<Vec<(u16, String)>> {
+        match self {
+            Sim::V2(s) => Ok(s
+                .notify_refund(refund_no, NotifyOptions::default())
+                .await?
+                .into_iter()
+                .map(|a| (if a.acknowledged() { a.status } else { 0 }, a.body))
+                .collect()),
+            Sim::V3(s) => {
+                s.settle_refund(refund_no, "SUCCESS")?;
+                Ok(vec![s.notify_refund(refund_no, NotifyForgery::None).await?])
+            }
+        }
+    }
+
+    /// The merchant's configuration for this provider (secrets as `file:`).
+    fn merchant_config(&self, ws: &Path, dir: &Path) -> Result<(String, &'static str)> {
+        Ok(match self {
+            Sim::V2(s) => {
+                std::fs::write(dir.join("wechat.key"), WECHAT_KEY)?;
+                (
+                    format!(
+                        "appid = \"{APPID}\"\nmch_id = \"{MCH_ID}\"\napi_key = \"file:{}/wechat.key\"\nbase_url = \"{}\"\n",
+                        dir.display(),
+                        s.base_url()
+                    ),
+                    "wechat-v2",
+                )
+            }
+            Sim::V3(s) => {
+                std::fs::write(dir.join("v3.apikey"), V3_API_KEY)?;
+                let public = std::fs::read_to_string(ws.join(V3_PUBLIC_FIXTURE))?;
+                (
+                    format!(
+                        "mode = \"direct\"\nmchid = \"{V3_MCHID}\"\nappid = \"{APPID}\"\nmerchant_serial_no = \"5157F09EFDC096DE15EBE81A47057A7232F1B8E1\"\nprivate_key = \"file:{key}\"\napi_v3_key = \"file:{dir}/v3.apikey\"\nwechatpay_public_key_id = \"{V3_SERIAL}\"\nwechatpay_public_key = \"\"\"{public}\"\"\"\nbase_url = \"{base}\"\n",
+                        key = ws.join(V3_KEY_FIXTURE).display(),
+                        dir = dir.display(),
+                        base = s.base_url()
+                    ),
+                    "wechat-v3",
+                )
+            }
+        })
+    }
+}
 
 /// Where the demo runs from: the checkout it was built in.
 fn workspace() -> Result<PathBuf> {
@@ -81,7 +215,7 @@ impl Backend {
 }
 
 /// Runs the walkthrough; fails on the first step that does not behave.
-pub async fn run() -> Result<()> {
+pub async fn run(provider: Provider) -> Result<()> {
     let ws = workspace()?;
     println!("1. Building the adapters into components (cached after the first run)");
     let adapters_dir = ws.join("target").join("components");
@@ -100,8 +234,11 @@ pub async fn run() -> Result<()> {
         println!("   {:<12} {:>8} bytes", b.name, b.bytes);
     }
 
-    println!("2. Starting a WeChat Pay v2 simulator, a merchant callback receiver and payhost");
-    let sim = Simulator::start(SimConfig::new(APPID, MCH_ID, WECHAT_KEY)).await;
+    let sim = Sim::start(provider, &ws).await?;
+    println!(
+        "2. Starting a {} simulator, a merchant callback receiver and payhost",
+        sim.name()
+    );
     let (hooks_tx, mut hooks) = mpsc::unbounded_channel::<Value>();
     let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let callback_url = format!("http://{}/payhost-events", receiver.local_addr()?);
@@ -123,7 +260,7 @@ pub async fn run() -> Result<()> {
         &ws,
         addr,
         &callback_url,
-        &sim.base_url(),
+        &sim,
     )?)?;
     let running = server::start(&config, listener).await?;
     println!(
@@ -148,7 +285,7 @@ pub async fn run() -> Result<()> {
 
 async fn walk(
     backend: &Backend,
-    sim: &Simulator,
+    sim: &Sim,
     hooks: &mut mpsc::UnboundedReceiver<Value>,
 ) -> Result<()> {
     use reqwest::Method;
@@ -170,21 +307,9 @@ async fn walk(
     println!("   wx.requestPayment({})", payment["pay_action"]["params"]);
 
     println!("4. The payer pays; WeChat notifies payhost (twice, as it may)");
-    for answer in sim
-        .notify(
-            &order_no,
-            NotifyOptions {
-                times: 2,
-                ..Default::default()
-            },
-        )
-        .await?
-    {
-        println!(
-            "   payhost answered HTTP {}: {}",
-            answer.status, answer.body
-        );
-        if !answer.acknowledged() {
+    for (status, body) in sim.pay_and_notify(&order_no).await? {
+        println!("   payhost answered HTTP {status}: {body}");
+        if status != 200 {
             bail!("the notification was not acknowledged");
         }
     }
@@ -217,11 +342,8 @@ async fn walk(
         )
         .await?;
     println!("   POST .../refunds -> 201, state {}", refund["state"]);
-    for answer in sim
-        .notify_refund(&refund_no, NotifyOptions::default())
-        .await?
-    {
-        if !answer.acknowledged() {
+    for (status, _) in sim.settle_and_notify_refund(&refund_no).await? {
+        if status != 200 {
             bail!("the refund notification was not acknowledged");
         }
     }
@@ -300,10 +422,10 @@ fn demo_config(
     ws: &Path,
     addr: std::net::SocketAddr,
     callback: &str,
-    sim: &str,
+    sim: &Sim,
 ) -> Result<String> {
-    std::fs::write(data.join("wechat.key"), WECHAT_KEY)?;
     std::fs::write(data.join("webhook.secret"), WEBHOOK_SECRET)?;
+    let (merchant_config, adapter) = sim.merchant_config(ws, data)?;
     Ok(format!(
         r#"
 [server]
@@ -327,18 +449,14 @@ initial_backoff_ms = 200
 [[merchants]]
 id = "demo-shop"
 api_keys = ["{key}"]
-adapter = "wechat-v2"
+adapter = "{adapter}"
 currency = "CNY"
 industry = "physical"
 callback_url = "{callback}"
 webhook_secret = "file:{dir}/webhook.secret"
 
 [merchants.config]
-appid = "{APPID}"
-mch_id = "{MCH_ID}"
-api_key = "file:{dir}/wechat.key"
-base_url = "{sim}"
-"#,
+{merchant_config}"#,
         db = data.join("payhost.db").display(),
         adapters = adapters.display(),
         cache = ws.join("target").join("payhost-cache").display(),

@@ -46,6 +46,32 @@ fn demo_walks_a_payment_from_creation_to_refund() {
 }
 
 #[test]
+fn demo_walks_the_same_payment_through_wechat_pay_v3() {
+    let out = payhost(&["demo", "--provider", "wechat-v3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "Starting a WeChat Pay v3 simulator",
+        "POST /v1/payments -> 201",
+        "\"signType\":\"RSA\"",
+        "payhost answered HTTP 200: {\"code\":\"SUCCESS\"",
+        "state \"paid\"",
+        "refund \"succeeded\", payment \"partially_refunded\" (500 of 1999 refunded)",
+        "Done:",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // One paid event although WeChat Pay notified twice.
+    assert_eq!(
+        stdout.matches("\"payment.paid\" for").count(),
+        1,
+        "{stdout}"
+    );
+}
+
+#[test]
 fn inspect_prints_the_adapter_description_as_json() {
     payhost(&["adapter", "build", "adapters"]);
     let out = payhost(&["adapter", "inspect", "target/components/wechat-v2.wasm"]);
