@@ -34,6 +34,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How far a request's timestamp may be from the simulator's clock.
 const WINDOW_SECS: i64 = 300;
+/// Requested paths remembered for [`Simulator::paths`].
+const MAX_PATHS: usize = 1000;
 
 /// The one merchant the simulator knows, and WeChat Pay's own keys.
 #[derive(Clone)]
@@ -79,6 +81,8 @@ struct State {
     refunds: BTreeMap<String, Refund>,
     /// Requests per endpoint (`POST /jsapi`, `GET /out-trade-no`, ...).
     counts: BTreeMap<String, u64>,
+    /// The paths requested, oldest first (the last [`MAX_PATHS`]).
+    paths: std::collections::VecDeque<String>,
     next_id: u64,
 }
 
@@ -254,6 +258,12 @@ impl Simulator {
             .get(endpoint)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The paths of the requests seen (query strings included), oldest
+    /// first; the last [`MAX_PATHS`].
+    pub fn paths(&self) -> Vec<String> {
+        self.shared.state().paths.iter().cloned().collect()
     }
 
     /// WeChat Pay's state of an order (`NOTPAY`, `SUCCESS`, ...).
@@ -511,7 +521,18 @@ async fn handle(
         (&Method::GET, _, true, _) => "GET refunds".into(),
         _ => return s.error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API"),
     };
-    *s.state().counts.entry(endpoint.clone()).or_default() += 1;
+    {
+        let mut st = s.state();
+        *st.counts.entry(endpoint.clone()).or_default() += 1;
+        if st.paths.len() == MAX_PATHS {
+            st.paths.pop_front();
+        }
+        st.paths.push_back(
+            uri.path_and_query()
+                .map_or(path, |p| p.as_str())
+                .to_string(),
+        );
+    }
     match endpoint.as_str() {
         "POST jsapi" | "POST native" => create(&s, segments[0], json_body()),
         "GET out-trade-no" => {

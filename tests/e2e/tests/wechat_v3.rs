@@ -167,6 +167,15 @@ const SERIAL: &str = "PUB_KEY_ID_0112345678902025010100000000000001";
 /// payhost with a `wechat-v3` merchant `shop-v3` (mode and ids from
 /// `config`) in front of a v3 simulator that knows the same keys.
 async fn v3_front(name: &str, mode: &str, sub_mchid: Option<&str>) -> (Front, Simulator) {
+    v3_front_with(name, mode, sub_mchid, Options::default()).await
+}
+
+async fn v3_front_with(
+    name: &str,
+    mode: &str,
+    sub_mchid: Option<&str>,
+    options: Options,
+) -> (Front, Simulator) {
     let sim = Simulator::start(SimConfig {
         mchid: "1900000001".into(),
         appid: "wx8888888888888888".into(),
@@ -214,7 +223,7 @@ base_url = "{base}"
         Options {
             data_dir: Some(dir),
             extra_toml: extra,
-            ..Default::default()
+            ..options
         },
     )
     .await;
@@ -325,6 +334,11 @@ async fn v3_partner_mode_orders_on_the_partner_paths() {
     assert_eq!(status, 201, "{created}");
     assert_eq!(sim.count("POST jsapi"), 1);
     assert_eq!(sim.trade_state("V3PART0001"), Some("NOTPAY"));
+    assert!(
+        sim.paths()
+            .iter()
+            .any(|p| p == "/v3/pay/partner/transactions/jsapi")
+    );
     // Unpaid at the provider: the query says pending.
     let (_, p) = v3(
         &f,
@@ -334,4 +348,88 @@ async fn v3_partner_mode_orders_on_the_partner_paths() {
     )
     .await;
     assert_eq!(p["state"], "pending", "{p}");
+}
+
+/// The reconciler looks every 50 ms and asks about anything a second late.
+fn fast_reconciler() -> Options {
+    Options {
+        reconciler_interval_ms: 50,
+        notify_overdue_secs: 1,
+        poll_backoff_ms: 100,
+        ..Options::default()
+    }
+}
+
+async fn wait_for(f: &Front, path: &str, field: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let (_, v) = v3(f, Method::GET, path, None).await;
+        if v[field] == want {
+            return v;
+        }
+        last = v;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{path}: `{field}` never became {want}: {last}");
+}
+
+#[tokio::test]
+async fn an_expired_v3_order_is_closed_at_wechat_pay_first() {
+    let (f, sim) = v3_front_with("v3-close", "direct", None, fast_reconciler()).await;
+    let mut order = v3_order("V3CLOSE001", 100);
+    order["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
+        .to_string()
+        .into();
+    let (status, created) = v3(&f, Method::POST, "/v1/payments", Some(order)).await;
+    assert_eq!(status, 201, "{created}");
+    wait_for(&f, "/v1/payments/V3CLOSE001", "state", "closed").await;
+    assert_eq!(sim.count("POST close"), 1);
+    assert_eq!(sim.trade_state("V3CLOSE001"), Some("CLOSED"));
+}
+
+#[tokio::test]
+async fn a_v3_refund_whose_notification_is_lost_settles_by_refund_query_in_global_mode() {
+    let (f, sim) = v3_front_with("v3-global", "global", None, fast_reconciler()).await;
+    let (status, created) = v3(
+        &f,
+        Method::POST,
+        "/v1/payments",
+        Some(v3_order("V3GLOB001", 800)),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    sim.pay("V3GLOB001").unwrap();
+    let (status, _) = sim
+        .notify_payment("V3GLOB001", NotifyForgery::None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, r) = v3(
+        &f,
+        Method::POST,
+        "/v1/payments/V3GLOB001/refunds",
+        Some(json!({"refund_no": "V3GR1", "amount": 800})),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    // WeChat Pay refunds, but its notification never arrives.
+    sim.settle_refund("V3GR1", "SUCCESS").unwrap();
+    wait_for(
+        &f,
+        "/v1/payments/V3GLOB001/refunds/V3GR1",
+        "state",
+        "succeeded",
+    )
+    .await;
+    assert!(sim.count("GET refunds") >= 1);
+    let (_, p) = v3(&f, Method::GET, "/v1/payments/V3GLOB001", None).await;
+    assert_eq!(p["state"], "refunded", "{p}");
+    let paths = sim.paths();
+    for want in [
+        "/v3/global/transactions/jsapi",
+        "/v3/global/refunds",
+        "/v3/global/refunds/out-refund-no/V3GR1?mchid=1900000001",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
+    }
 }
