@@ -10,6 +10,10 @@
 //! - `wechat_v2_refused_order`: an order refused before any I/O (unknown
 //!   method): one step with almost no guest work, i.e. the fixed price of a
 //!   step (fresh store, instantiate, marshalling, blocking-pool hop).
+//! - `wechat_unified_order_by_api` and `wechat_parse_notify_by_api`: the
+//!   same unified order and the same kind of payment notification through
+//!   wechat-v2 (MD5 signatures) and wechat-v3 (RSA signing and verification
+//!   through the host, AES-256-GCM decryption), each against its simulator.
 //! - `rsa_sha256`: the rsa-sign guest signing through the host's secret
 //!   operation versus with the `rsa` crate inside the sandbox, and the
 //!   host's operation called natively.
@@ -456,5 +460,189 @@ fn rsa_sha256(crit: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, wechat_v2, rsa_sha256);
+/// A call context at the real time: the v3 simulator checks request
+/// timestamps against its clock, and the adapter WeChat Pay's against this.
+fn ctx_now() -> c::CallContext {
+    c::CallContext {
+        timestamp: payhost::api::now_ms() / 1000,
+        ..host_ctx()
+    }
+}
+
+fn v3_fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        payhost_e2e::workspace()
+            .join("tests/fixtures/wechatpay-v3")
+            .join(name),
+    )
+    .expect("fixture")
+}
+
+const V3_API_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
+const V3_SERIAL: &str = "PUB_KEY_ID_0112345678902025010100000000000001";
+
+/// A v3 payment notification as WeChat Pay sends it, signed now.
+fn v3_notification(no: &str) -> c::InboundHttp {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let plain = format!(
+        r#"{{"mchid":"1900000001","out_trade_no":"{no}","transaction_id":"4200000000000000000000000009","trade_state":"SUCCESS","success_time":"2026-12-01T10:00:00+08:00","amount":{{"total":2499,"currency":"CNY"}},"payer":{{"openid":"{OPENID}"}}}}"#
+    );
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(V3_API_KEY.as_bytes()).expect("key");
+    let ct = cipher
+        .encrypt(
+            aes_gcm::Nonce::from_slice(b"0123456789ab"),
+            Payload {
+                msg: plain.as_bytes(),
+                aad: b"transaction",
+            },
+        )
+        .expect("encrypt");
+    let body = serde_json::json!({
+        "id": "EV-1", "event_type": "TRANSACTION.SUCCESS", "resource_type": "encrypt-resource",
+        "resource": {"algorithm": "AEAD_AES_256_GCM", "ciphertext": payhost_sdk::encoding::base64_encode(&ct),
+                     "associated_data": "transaction", "nonce": "0123456789ab"},
+    })
+    .to_string();
+    let at = payhost::api::now_ms() / 1000;
+    let mut keys = SecretTable::new();
+    let k = keys.insert(v3_fixture("sdk-test.key.pem").into_bytes());
+    let sig = keys
+        .rsa_sha256_sign(k, format!("{at}\nn1\n{body}\n").as_bytes())
+        .expect("sign");
+    c::InboundHttp {
+        method: c::HttpMethod::Post,
+        path: "/v1/notify/wechat-v3/shop-v3".into(),
+        query: String::new(),
+        headers: vec![
+            ("Wechatpay-Timestamp".into(), at.to_string()),
+            ("Wechatpay-Nonce".into(), "n1".into()),
+            (
+                "Wechatpay-Signature".into(),
+                payhost_sdk::encoding::base64_encode(&sig),
+            ),
+            ("Wechatpay-Serial".into(), V3_SERIAL.into()),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+fn wechat_by_api(crit: &mut Criterion) {
+    use payhost_simulators::wechat_v3;
+    let v2 = WechatSetup::new();
+    let rt = &v2.rt;
+    let sim3 = rt.block_on(wechat_v3::Simulator::start(wechat_v3::SimConfig {
+        mchid: "1900000001".into(),
+        appid: APPID.into(),
+        sub_mchid: None,
+        merchant_public_key: v3_fixture("sdk-test.pub.pem"),
+        platform_private_key: v3_fixture("sdk-test.key.pem"),
+        platform_serial: V3_SERIAL.into(),
+        api_v3_key: V3_API_KEY.into(),
+    }));
+    let v3 = v2
+        .runtime
+        .load(&component("wechat-v3"))
+        .expect("loading wechat-v3");
+    let merchant3 = MerchantConfig::new("shop-v3")
+        .text("mchid", "1900000001")
+        .text("appid", APPID)
+        .text(
+            "merchant_serial_no",
+            "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+        )
+        .secret("private_key", v3_fixture("sdk-test.key.pem"))
+        .secret("api_v3_key", V3_API_KEY)
+        .text("wechatpay_public_key_id", V3_SERIAL)
+        .text("wechatpay_public_key", v3_fixture("sdk-test.pub.pem"))
+        .text("base_url", sim3.base_url());
+    let call3 = |op| v2.runtime.call(&v3, &merchant3, ctx_now(), op);
+    // host_order's expiry is relative to the fixed bench timestamp.
+    let order3 = |no: &str| c::OrderRequest {
+        expires_at: None,
+        ..host_order(no, "wechat_mini_program")
+    };
+
+    // Sanity: both complete the operation before they are timed.
+    let out = rt
+        .block_on(call3(Operation::UnifiedOrder(order3("BENCHV3CHECK"))))
+        .expect("v3 unified order");
+    assert!(matches!(out, Output::OrderCreated(_)), "{out:?}");
+    let note3 = v3_notification("BENCHV3CHECK");
+    let out = rt
+        .block_on(call3(Operation::ParseNotify(note3.clone())))
+        .expect("v3 parse_notify");
+    assert!(
+        matches!(out, Output::Notify(ref o) if o.events.len() == 1),
+        "{out:?}"
+    );
+    rt.block_on(v2.call(Operation::UnifiedOrder(host_order(
+        "BENCHV2NOTE",
+        "wechat_mini_program",
+    ))))
+    .expect("v2 order to notify about");
+    let note2 = host_inbound(&v2.sim.pay("BENCHV2NOTE").expect("simulator pays"));
+
+    {
+        let mut g = crit.benchmark_group("wechat_unified_order_by_api");
+        g.sample_size(30)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(4));
+        let mut n = 0u64;
+        g.bench_function("v2_md5", |b| {
+            b.iter_custom(|iters| {
+                time_async(rt, iters, |_| {
+                    n += 1;
+                    let call = v2.call(Operation::UnifiedOrder(host_order(
+                        &format!("BV2{n:012}"),
+                        "wechat_mini_program",
+                    )));
+                    async move {
+                        black_box(call.await.expect("v2 unified order"));
+                    }
+                })
+            })
+        });
+        g.bench_function("v3_rsa", |b| {
+            b.iter_custom(|iters| {
+                time_async(rt, iters, |_| {
+                    n += 1;
+                    let call = call3(Operation::UnifiedOrder(order3(&format!("BV3{n:012}"))));
+                    async move {
+                        black_box(call.await.expect("v3 unified order"));
+                    }
+                })
+            })
+        });
+        g.finish();
+    }
+    {
+        let mut g = crit.benchmark_group("wechat_parse_notify_by_api");
+        g.sample_size(30)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        g.bench_function("v2_md5", |b| {
+            b.iter_custom(|iters| {
+                time_async(rt, iters, |_| {
+                    let call = v2.call(Operation::ParseNotify(note2.clone()));
+                    async move {
+                        black_box(call.await.expect("v2 parse_notify"));
+                    }
+                })
+            })
+        });
+        g.bench_function("v3_rsa_aes_gcm", |b| {
+            b.iter_custom(|iters| {
+                time_async(rt, iters, |_| {
+                    let call = call3(Operation::ParseNotify(note3.clone()));
+                    async move {
+                        black_box(call.await.expect("v3 parse_notify"));
+                    }
+                })
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, wechat_v2, wechat_by_api, rsa_sha256);
 criterion_main!(benches);
