@@ -479,10 +479,24 @@ impl Runtime {
         call: CallContext,
         op: Operation,
     ) -> Result<Output, CallError> {
+        self.call_counted(adapter, merchant, call, op).await.0
+    }
+
+    /// Like [`call`](Self::call), and how many requests the host began to
+    /// send to the provider: with none, whatever the outcome, the provider
+    /// never saw the operation (so a create that failed used nothing up).
+    pub async fn call_counted(
+        &self,
+        adapter: &LoadedAdapter,
+        merchant: &MerchantConfig,
+        call: CallContext,
+        op: Operation,
+    ) -> (Result<Output, CallError>, usize) {
+        let sent = AtomicUsize::new(0);
         let log = Arc::new(log_limits::OperationLog::default());
         let request_id = call.request_id.clone();
         let limit = self.config.operation_deadline;
-        let operation = self.run_operation(adapter, merchant, call, op, &log);
+        let operation = self.run_operation(adapter, merchant, call, op, &log, &sent);
         let result = tokio::time::timeout(limit, operation)
             .await
             .unwrap_or(Err(CallError::OperationDeadline { limit }));
@@ -500,7 +514,7 @@ impl Runtime {
                 "adapter log over its limits; lines dropped"
             );
         }
-        result
+        (result, sent.load(Ordering::SeqCst))
     }
 
     async fn run_operation(
@@ -510,6 +524,7 @@ impl Runtime {
         call: CallContext,
         op: Operation,
         log: &Arc<log_limits::OperationLog>,
+        sent: &AtomicUsize,
     ) -> Result<Output, CallError> {
         let resolved = Arc::new(merchant.validate(&adapter.info)?);
         let masker = resolved.masker();
@@ -545,6 +560,9 @@ impl Runtime {
                     }
                 })?),
             };
+            // From here on the provider may see the request, whatever
+            // becomes of its answer.
+            sent.fetch_add(1, Ordering::SeqCst);
             let response = {
                 use secrecy::ExposeSecret;
                 let pem = identity.as_ref().map(|s| s.expose_secret().as_bytes());

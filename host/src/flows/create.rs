@@ -7,7 +7,7 @@
 //! before sending anything (`invalid_request`, `unsupported`) is deleted
 //! again, so the merchant can send the corrected order under that number.
 
-use super::{call, final_refusal, money, unexpected};
+use super::{call_counted, final_refusal, money, unexpected};
 use crate::api::now_ms;
 use crate::api::problem::ApiError;
 use crate::api::{AppState, Merchant};
@@ -207,7 +207,8 @@ pub async fn create_payment(
         expires_at: order.expires_at.map(|ms| ms / 1000),
         attach: order.attach.clone(),
     });
-    match call(state, merchant, &adapter, op).await {
+    let (result, requests_sent) = call_counted(state, merchant, &adapter, op).await;
+    match result {
         Ok(Output::OrderCreated(created)) => {
             let decision = orders::order_created(
                 &order,
@@ -251,10 +252,13 @@ pub async fn create_payment(
         }
         Ok(other) => Err(unexpected("unified order", &other)),
         Err(err) => {
-            // Refused before anything was sent: the row this request wrote
-            // goes. A row an earlier attempt wrote stays, since that attempt
-            // may have reached the provider.
-            if inserted_now && refused_before_sending(&err) {
+            // Nothing was sent (the adapter refused the input, the egress
+            // policy refused the host, the adapter trapped first): the row
+            // this request wrote goes, so the number is not used up. The
+            // host counts the requests, not the adapter, so a hostile one
+            // cannot free a number its provider saw. A row an earlier
+            // attempt wrote stays: that attempt may have reached the provider.
+            if inserted_now && requests_sent == 0 {
                 state.store.delete_unsent_order(&order).await?;
                 return Err(err);
             }
@@ -274,13 +278,6 @@ pub async fn create_payment(
             Err(err)
         }
     }
-}
-
-/// Whether an adapter's error says it refused the order before asking the
-/// provider anything: the contract's `invalid-request` and `unsupported`
-/// are answers about the input, given instead of a request.
-fn refused_before_sending(e: &ApiError) -> bool {
-    matches!(e.code, "invalid_request" | "unsupported")
 }
 
 /// Whether any provider accepted the order: only then can asking it about

@@ -57,20 +57,34 @@ async fn call(
     adapter: &LoadedAdapter,
     op: Operation,
 ) -> Result<Output, ApiError> {
+    call_counted(state, merchant, adapter, op).await.0
+}
+
+/// [`call`], and how many requests reached out to the provider: with none,
+/// the provider never saw the operation, whatever the adapter answered.
+async fn call_counted(
+    state: &AppState,
+    merchant: &Merchant,
+    adapter: &LoadedAdapter,
+    op: Operation,
+) -> (Result<Output, ApiError>, usize) {
     let ctx = state.call_context(merchant);
     // Metric labels use snake case (`unified_order`), the contract kebab.
     let name = op.name().replace('-', "_");
-    state
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let result = state
         .metrics
-        .time_call(
-            &merchant.adapter,
-            &name,
-            state
+        .time_call(&merchant.adapter, &name, async {
+            let (result, n) = state
                 .runtime
-                .call(adapter, &merchant.adapter_config, ctx, op),
-        )
+                .call_counted(adapter, &merchant.adapter_config, ctx, op)
+                .await;
+            sent.store(n, std::sync::atomic::Ordering::Relaxed);
+            result
+        })
         .await
-        .map_err(ApiError::from)
+        .map_err(ApiError::from);
+    (result, sent.into_inner())
 }
 
 /// An answer of the wrong kind is the adapter's bug.

@@ -475,3 +475,91 @@ async fn refresh_of_an_order_no_provider_accepted_answers_from_the_store() {
     assert!(r.headers().get("payhost-adapter-digest").is_some());
     assert_eq!(sim_calls(&f, ORDER_QUERY), 1);
 }
+
+/// The host counts what it sent, so whatever an adapter answers, a create
+/// that never reached a provider leaves nothing, and one that did keeps its
+/// number.
+#[tokio::test]
+async fn a_create_that_never_reached_a_provider_leaves_nothing_and_one_that_did_stays() {
+    let dir = payhost_e2e::temp_dir("hostile-unsent");
+    let adapters = dir.join("adapters");
+    std::fs::create_dir_all(&adapters).unwrap();
+    for name in ["wechat-v2", "hostile"] {
+        std::fs::write(
+            adapters.join(format!("{name}.wasm")),
+            payhost_e2e::component(name),
+        )
+        .unwrap();
+    }
+    // A provider that answers 5 MiB: the request reached it, the answer is refused.
+    let big = payhost_e2e::Responder::start(axum::Router::new().route(
+        "/big",
+        axum::routing::get(|| async { vec![b'x'; 5 * 1024 * 1024] }),
+    ))
+    .await;
+    let extra = format!(
+        r#"
+[[merchants]]
+id = "shop-h"
+api_keys = ["{hash}"]
+adapter = "hostile"
+currency = "EUR"
+industry = "physical"
+
+[merchants.limits]
+cny_rate = "0.13"
+
+[merchants.config]
+api_key = "file:$DATA_DIR/wechat.key"
+
+# The slot may reach the 5 MiB provider (a declared host needs the operator's list too).
+[adapters.hostile]
+egress = ["{big_host}", "localhost:{big_port}"]
+"#,
+        hash = payhost::config::api_key_hash("pk_test_hostile_77"),
+        big_host = big.url("").trim_start_matches("http://"),
+        big_port = big.url("").rsplit(':').next().unwrap(),
+    );
+    let f = Front::start(
+        "hostile-unsent",
+        Options {
+            data_dir: Some(dir.clone()),
+            adapters_dir: Some(adapters),
+            extra_toml: extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let create = |no: &str, description: &str, attach: Option<String>| {
+        f.client
+            .post(f.url("/v1/payments"))
+            .bearer_auth("pk_test_hostile_77")
+            .json(&json!({
+                "merchant_order_no": no, "amount": 100, "currency": "EUR",
+                "description": description, "method": "test", "attach": attach,
+            }))
+            .send()
+    };
+    let status_of = |no: &'static str| {
+        let req = f
+            .client
+            .get(f.url(&format!("/v1/payments/{no}")))
+            .bearer_auth("pk_test_hostile_77")
+            .send();
+        async move { req.await.unwrap().status().as_u16() }
+    };
+    // Refused by the egress policy before it was sent: 502, nothing left.
+    let r = create("UNSENT-0001", "egress", None).await.unwrap();
+    problem_of(r, 502, "egress_denied").await;
+    assert_eq!(status_of("UNSENT-0001").await, 404);
+    // A trap before any request: nothing left either.
+    let r = create("UNSENT-0002", "panic", None).await.unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert_eq!(status_of("UNSENT-0002").await, 404);
+    // Sent, then its answer refused: the provider saw the number, it stays.
+    let r = create("SENT-0001", "big", Some(big.url("/big")))
+        .await
+        .unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert_eq!(status_of("SENT-0001").await, 200);
+}
