@@ -48,6 +48,33 @@ pub enum Provider {
     WechatV3,
 }
 
+/// What payhost answered a provider's notification, and whether that
+/// provider counts it as acknowledged.
+struct Answer {
+    status: u16,
+    body: String,
+    acknowledged: bool,
+}
+
+impl Answer {
+    fn v2(a: wechat_v2::NotifyResponse) -> Answer {
+        Answer {
+            acknowledged: a.acknowledged(),
+            status: a.status,
+            body: a.body,
+        }
+    }
+
+    /// v3 counts any 2xx (§3.7).
+    fn v3((status, body): (u16, String)) -> Answer {
+        Answer {
+            acknowledged: (200..300).contains(&status),
+            status,
+            body,
+        }
+    }
+}
+
 /// The simulated provider, and what the demo asks of it.
 enum Sim {
     V2(wechat_v2::Simulator),
@@ -85,31 +112,26 @@ impl Sim {
 
     /// The payer pays; the provider notifies twice, as it may. Answers what
     /// payhost answered each time.
-    async fn pay_and_notify(&self, order_no: &str) -> Result<Vec<(u16, String)>> {
+    async fn pay_and_notify(&self, order_no: &str) -> Result<Vec<Answer>> {
         match self {
             Sim::V2(s) => {
-                let answers = s
-                    .notify(
-                        order_no,
-                        NotifyOptions {
-                            times: 2,
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                Ok(answers
+                let options = NotifyOptions {
+                    times: 2,
+                    ..Default::default()
+                };
+                Ok(s.notify(order_no, options)
+                    .await?
                     .into_iter()
-                    .map(|a| {
-                        let status = if a.acknowledged() { a.status } else { 0 };
-                        (status, a.body)
-                    })
+                    .map(Answer::v2)
                     .collect())
             }
             Sim::V3(s) => {
                 s.pay(order_no)?;
                 let mut answers = Vec::new();
                 for _ in 0..2 {
-                    answers.push(s.notify_payment(order_no, NotifyForgery::None).await?);
+                    answers.push(Answer::v3(
+                        s.notify_payment(order_no, NotifyForgery::None).await?,
+                    ));
                 }
                 Ok(answers)
             }
@@ -117,17 +139,17 @@ impl Sim {
     }
 
     /// The provider settles the refund and notifies.
-    async fn settle_and_notify_refund(&self, refund_no: &str) -> Result<Vec<(u16, String)>> {
+    async fn settle_and_notify_refund(&self, refund_no: &str) -> Result<Vec<Answer>> {
         match self {
-            Sim::V2(s) => Ok(s
-                .notify_refund(refund_no, NotifyOptions::default())
-                .await?
-                .into_iter()
-                .map(|a| (if a.acknowledged() { a.status } else { 0 }, a.body))
-                .collect()),
+            Sim::V2(s) => {
+                let answers = s.notify_refund(refund_no, NotifyOptions::default()).await?;
+                Ok(answers.into_iter().map(Answer::v2).collect())
+            }
             Sim::V3(s) => {
                 s.settle_refund(refund_no, "SUCCESS")?;
-                Ok(vec![s.notify_refund(refund_no, NotifyForgery::None).await?])
+                Ok(vec![Answer::v3(
+                    s.notify_refund(refund_no, NotifyForgery::None).await?,
+                )])
             }
         }
     }
@@ -307,9 +329,12 @@ async fn walk(
     println!("   wx.requestPayment({})", payment["pay_action"]["params"]);
 
     println!("4. The payer pays; WeChat notifies payhost (twice, as it may)");
-    for (status, body) in sim.pay_and_notify(&order_no).await? {
-        println!("   payhost answered HTTP {status}: {body}");
-        if status != 200 {
+    for answer in sim.pay_and_notify(&order_no).await? {
+        println!(
+            "   payhost answered HTTP {}: {}",
+            answer.status, answer.body
+        );
+        if !answer.acknowledged {
             bail!("the notification was not acknowledged");
         }
     }
@@ -342,8 +367,8 @@ async fn walk(
         )
         .await?;
     println!("   POST .../refunds -> 201, state {}", refund["state"]);
-    for (status, _) in sim.settle_and_notify_refund(&refund_no).await? {
-        if status != 200 {
+    for answer in sim.settle_and_notify_refund(&refund_no).await? {
+        if !answer.acknowledged {
             bail!("the refund notification was not acknowledged");
         }
     }

@@ -2,6 +2,7 @@
 //! is sent: a value the provider would refuse is the caller's error
 //! (`invalid-request`), named with the field, never a provider round trip.
 
+use crate::types::{ConfigField, FieldKind, Payer};
 use crate::{Error, Result, money};
 
 /// A merchant number (order, refund): `min..=max` characters of ASCII
@@ -43,6 +44,74 @@ pub fn currency(code: &str, field: &str) -> Result<()> {
     })
 }
 
+/// An amount of minor units a provider can charge or refund: above zero.
+pub fn positive(minor: u64, field: &str) -> Result<()> {
+    if minor == 0 {
+        return Err(Error::invalid_request(format!(
+            "{field} must be greater than 0"
+        )));
+    }
+    Ok(())
+}
+
+/// An order's expiry, when it has one: after the operation's time `now`.
+pub fn expiry(expires_at: Option<i64>, now: i64) -> Result<Option<i64>> {
+    match expires_at {
+        Some(at) if at <= now => Err(Error::invalid_request(format!(
+            "expires_at {at} is not after the operation's time {now}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// A notify URL without a query string, which WeChat Pay (and most
+/// providers that sign the URL) refuse.
+pub fn notify_url_without_query(url: &str) -> Result<&str> {
+    if url.contains('?') {
+        return Err(Error::invalid_config(format!(
+            "notify URL `{url}` has a query string, which the provider rejects"
+        )));
+    }
+    Ok(url)
+}
+
+/// The payer's openid for a mini-program payment in `pay_appid`: required,
+/// and a `payer.app_id`, when given, must be that mini-program (an openid
+/// is valid only under the AppID it was issued for).
+pub fn mini_program_openid<'a>(payer: &'a Payer, pay_appid: &str) -> Result<&'a str> {
+    if let Some(app) = payer.app_id.as_deref().filter(|a| !a.is_empty())
+        && app != pay_appid
+    {
+        return Err(Error::invalid_request(format!(
+            "payer.app_id `{app}` is not the configured mini-program `{pay_appid}`; its openid would not be valid here"
+        )));
+    }
+    payer
+        .openid
+        .as_deref()
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| {
+            Error::invalid_request("payer.openid is required for wechat_mini_program (JSAPI)")
+        })
+}
+
+/// One field of an adapter's configuration schema, for `describe`.
+pub fn config(
+    name: &str,
+    description: &str,
+    kind: FieldKind,
+    required: bool,
+    default: Option<&str>,
+) -> ConfigField {
+    ConfigField {
+        name: name.into(),
+        description: description.into(),
+        kind,
+        required,
+        default: default.map(String::from),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +130,36 @@ mod tests {
         assert!(chars("茶叶", "description", 1, 2).is_ok());
         assert!(chars("茶叶茶", "description", 1, 2).is_err());
         assert!(chars("", "description", 1, 2).is_err());
+    }
+
+    #[test]
+    fn expiry_positive_amounts_and_notify_urls() {
+        assert_eq!(expiry(Some(11), 10).unwrap(), Some(11));
+        assert!(expiry(Some(10), 10).is_err());
+        assert_eq!(expiry(None, 10).unwrap(), None);
+        assert!(positive(0, "amount.minor").is_err());
+        assert!(positive(1, "amount.minor").is_ok());
+        assert!(notify_url_without_query("https://a/n?x=1").is_err());
+        assert!(notify_url_without_query("https://a/n").is_ok());
+    }
+
+    #[test]
+    fn a_mini_program_payer_needs_an_openid_of_the_paying_app() {
+        let payer = |app: Option<&str>, openid: Option<&str>| Payer {
+            app_id: app.map(String::from),
+            openid: openid.map(String::from),
+            client_ip: None,
+        };
+        assert_eq!(
+            mini_program_openid(&payer(Some("wx1"), Some("o1")), "wx1").unwrap(),
+            "o1"
+        );
+        assert_eq!(
+            mini_program_openid(&payer(None, Some("o1")), "wx1").unwrap(),
+            "o1"
+        );
+        assert!(mini_program_openid(&payer(Some("wx2"), Some("o1")), "wx1").is_err());
+        assert!(mini_program_openid(&payer(Some("wx1"), Some("")), "wx1").is_err());
     }
 
     #[test]

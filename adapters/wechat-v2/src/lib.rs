@@ -136,14 +136,7 @@ impl<'a> Settings<'a> {
 
 impl Adapter for WechatV2 {
     fn describe() -> AdapterInfo {
-        let field =
-            |name: &str, description: &str, kind, required, default: Option<&str>| ConfigField {
-                name: name.into(),
-                description: description.into(),
-                kind,
-                required,
-                default: default.map(String::from),
-            };
+        let field = field::config;
         AdapterInfo {
             name: "wechat-v2".into(),
             // The package version, so a build of this source under another
@@ -241,11 +234,7 @@ impl Adapter for WechatV2 {
         if let Some(attach) = &req.attach {
             field::chars(attach, "attach", 0, 127)?;
         }
-        if req.amount.minor == 0 {
-            return Err(Error::invalid_request(
-                "amount.minor must be greater than 0",
-            ));
-        }
+        field::positive(req.amount.minor, "amount.minor")?;
         field::currency(&req.amount.currency, "amount.currency")?;
         let client_ip = req
             .payer
@@ -260,47 +249,19 @@ impl Adapter for WechatV2 {
                 "payer.client_ip `{client_ip}` is not an IPv4 or IPv6 address"
             )));
         }
-        let time_expire = match req.expires_at {
-            Some(at) if at <= ctx.timestamp() => {
-                return Err(Error::invalid_request(format!(
-                    "expires_at {at} is not after the operation's time {}",
-                    ctx.timestamp()
-                )));
-            }
+        let time_expire = match field::expiry(req.expires_at, ctx.timestamp())? {
             Some(at) => Some(
                 time::format_compact(at, time::CHINA)
                     .map_err(|e| Error::invalid_request(format!("expires_at: {e}")))?,
             ),
             None => None,
         };
-        let notify_url = ctx.notify_url();
-        if notify_url.contains('?') {
-            return Err(Error::invalid_config(format!(
-                "notify URL `{notify_url}` has a query string, which WeChat rejects"
-            )));
-        }
+        let notify_url = field::notify_url_without_query(ctx.notify_url())?;
 
         // The mini-program paying: sub_appid in partner mode (§2.1), else appid.
         let pay_appid = s.merchant.sub_appid.unwrap_or(s.merchant.appid);
         let openid = if trade_type == "JSAPI" {
-            if let Some(app) = req.payer.app_id.as_deref().filter(|a| !a.is_empty())
-                && app != pay_appid
-            {
-                return Err(Error::invalid_request(format!(
-                    "payer.app_id `{app}` is not the configured mini-program `{pay_appid}`; its openid would not be valid here"
-                )));
-            }
-            Some(
-                req.payer
-                    .openid
-                    .as_deref()
-                    .filter(|o| !o.is_empty())
-                    .ok_or_else(|| {
-                        Error::invalid_request(
-                            "payer.openid is required for wechat_mini_program (JSAPI)",
-                        )
-                    })?,
-            )
+            Some(field::mini_program_openid(&req.payer, pay_appid)?)
         } else {
             None
         };
@@ -515,11 +476,7 @@ impl Adapter for WechatV2 {
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
         field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
-        if req.amount.minor == 0 {
-            return Err(Error::invalid_request(
-                "amount.minor must be greater than 0",
-            ));
-        }
+        field::positive(req.amount.minor, "amount.minor")?;
         field::currency(&req.amount.currency, "amount.currency")?;
         if req.order_amount.currency != req.amount.currency {
             return Err(Error::invalid_request(format!(

@@ -300,14 +300,7 @@ impl<'a> Settings<'a> {
 
 impl Adapter for WechatV3 {
     fn describe() -> AdapterInfo {
-        let field =
-            |name: &str, description: &str, kind, required, default: Option<&str>| ConfigField {
-                name: name.into(),
-                description: description.into(),
-                kind,
-                required,
-                default: default.map(String::from),
-            };
+        let field = field::config;
         AdapterInfo {
             name: "wechat-v3".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -445,11 +438,7 @@ impl Adapter for WechatV3 {
         if let Some(attach) = &req.attach {
             field::chars(attach, "attach", 0, 128)?;
         }
-        if req.amount.minor == 0 {
-            return Err(Error::invalid_request(
-                "amount.minor must be greater than 0",
-            ));
-        }
+        field::positive(req.amount.minor, "amount.minor")?;
         field::currency(&req.amount.currency, "amount.currency")?;
         if s.ids.mode != Mode::Global && req.amount.currency != "CNY" {
             return Err(Error::invalid_request(format!(
@@ -457,12 +446,7 @@ impl Adapter for WechatV3 {
                 req.amount.currency
             )));
         }
-        let notify_url = ctx.notify_url();
-        if notify_url.contains('?') {
-            return Err(Error::invalid_config(format!(
-                "notify URL `{notify_url}` has a query string, which WeChat Pay rejects"
-            )));
-        }
+        let notify_url = field::notify_url_without_query(ctx.notify_url())?;
         let mut body = s.ids.order_ids();
         body["description"] = req.description.as_str().into();
         body["out_trade_no"] = req.merchant_order_no.as_str().into();
@@ -471,44 +455,21 @@ impl Adapter for WechatV3 {
         if let Some(attach) = &req.attach {
             body["attach"] = attach.as_str().into();
         }
-        if let Some(at) = req.expires_at {
-            if at <= ctx.timestamp() {
-                return Err(Error::invalid_request(format!(
-                    "expires_at {at} is not after the operation's time {}",
-                    ctx.timestamp()
-                )));
-            }
+        if let Some(at) = field::expiry(req.expires_at, ctx.timestamp())? {
             let text = time::format_rfc3339(at, time::CHINA)
                 .map_err(|e| Error::invalid_request(format!("expires_at: {e}")))?;
             body["time_expire"] = text.into();
         }
         if kind == "jsapi" {
-            if let Some(app) = req.payer.app_id.as_deref().filter(|a| !a.is_empty())
-                && app != s.pay_appid
-            {
-                return Err(Error::invalid_request(format!(
-                    "payer.app_id `{app}` is not the configured mini-program `{}`; its openid would not be valid here",
-                    s.pay_appid
-                )));
-            }
-            let openid = req
-                .payer
-                .openid
-                .as_deref()
-                .filter(|o| !o.is_empty())
-                .ok_or_else(|| {
-                    Error::invalid_request(
-                        "payer.openid is required for wechat_mini_program (JSAPI)",
-                    )
-                })?;
+            let openid = field::mini_program_openid(&req.payer, s.pay_appid)?;
             // The payer's openid is of the app that pays: the sub-merchant's
             // when one is configured, else the service provider's (§4.1).
-            let field = match (s.ids.for_sub_merchant(), s.ids.sub_appid) {
+            let key = match (s.ids.for_sub_merchant(), s.ids.sub_appid) {
                 (false, _) => "openid",
                 (true, Some(_)) => "sub_openid",
                 (true, None) => "sp_openid",
             };
-            body["payer"] = json::json!({ field: openid });
+            body["payer"] = json::json!({ key: openid });
         }
         if s.ids.mode == Mode::Global && kind == "native" {
             // The global API asks for the payer's IP on native orders.
@@ -634,11 +595,7 @@ impl Adapter for WechatV3 {
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
         field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
-        if req.amount.minor == 0 {
-            return Err(Error::invalid_request(
-                "amount.minor must be greater than 0",
-            ));
-        }
+        field::positive(req.amount.minor, "amount.minor")?;
         if req.order_amount.currency != req.amount.currency {
             return Err(Error::invalid_request(format!(
                 "amount.currency `{}` differs from order_amount.currency `{}`",
@@ -686,11 +643,13 @@ impl Adapter for WechatV3 {
             body["sub_mchid"] = sub.into();
         }
         if s.ids.mode == Mode::Global {
-            body["mchid"] = s.ids.mchid.into();
-            if s.ids.for_sub_merchant() {
-                body["sp_mchid"] = s.ids.mchid.into();
-                body.as_object_mut().map(|b| b.remove("mchid"));
-            }
+            // The global refund names the merchant in the body (§4.2).
+            let key = if s.ids.for_sub_merchant() {
+                "sp_mchid"
+            } else {
+                "mchid"
+            };
+            body[key] = s.ids.mchid.into();
         }
         let (_, answer) = s.call(ctx, HttpMethod::Post, s.ids.refunds(), Some(body))?;
         let what = "refund answer";

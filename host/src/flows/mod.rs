@@ -71,7 +71,7 @@ async fn call_counted(
     let ctx = state.call_context(merchant);
     // Metric labels use snake case (`unified_order`), the contract kebab.
     let name = op.name().replace('-', "_");
-    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let mut sent = 0;
     let result = state
         .metrics
         .time_call(&merchant.adapter, &name, async {
@@ -79,12 +79,12 @@ async fn call_counted(
                 .runtime
                 .call_counted(adapter, &merchant.adapter_config, ctx, op)
                 .await;
-            sent.store(n, std::sync::atomic::Ordering::Relaxed);
+            sent = n;
             result
         })
         .await
         .map_err(ApiError::from);
-    (result, sent.into_inner())
+    (result, sent)
 }
 
 /// An answer of the wrong kind is the adapter's bug.
