@@ -29,14 +29,15 @@ pub struct BuildOptions {
     /// Directories (relative to `workspace` unless absolute) whose
     /// subdirectories with a `Cargo.toml` are adapter crates.
     pub dirs: Vec<PathBuf>,
-    /// Where `<package>.wasm` components are written.
+    /// Where `<slot>.wasm` components are written.
     pub out_dir: PathBuf,
 }
 
 /// One component produced by [`build`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Built {
-    /// The crate's package name (also the file stem).
+    /// The adapter's slot: `[package.metadata.payhost] slot`, else the
+    /// package name (also the file stem).
     pub name: String,
     pub path: PathBuf,
     /// Size of the component in bytes.
@@ -96,8 +97,8 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     if toolchain == Toolchain::Debian {
         cmd.arg("-Zbuild-std=std,panic_abort");
     }
-    for (name, _) in &crates {
-        cmd.args(["-p", name]);
+    for c in &crates {
+        cmd.args(["-p", &c.package]);
     }
     // Variables cargo sets for the process that calls us (a build script or
     // test) describe that build, not this one.
@@ -118,11 +119,15 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("creating {}", opts.out_dir.display()))?;
     let mut built = Vec::new();
-    for (name, _) in &crates {
+    for AdapterCrate {
+        package,
+        slot: name,
+    } in &crates
+    {
         let module = target_dir
             .join(TARGET)
             .join("adapter")
-            .join(format!("{}.wasm", name.replace('-', "_")));
+            .join(format!("{}.wasm", package.replace('-', "_")));
         let out = opts.out_dir.join(format!("{name}.wasm"));
         if !is_newer(&out, &module) {
             let core = std::fs::read(&module)
@@ -146,8 +151,14 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     Ok(built)
 }
 
-/// `(package name, crate dir)` of every crate directly under the dirs.
-fn discover(opts: &BuildOptions) -> Result<Vec<(String, PathBuf)>> {
+/// An adapter crate found by [`discover`].
+struct AdapterCrate {
+    package: String,
+    slot: String,
+}
+
+/// Every crate directly under the dirs.
+fn discover(opts: &BuildOptions) -> Result<Vec<AdapterCrate>> {
     let mut crates = Vec::new();
     for dir in &opts.dirs {
         let dir = if dir.is_absolute() {
@@ -163,19 +174,35 @@ fn discover(opts: &BuildOptions) -> Result<Vec<(String, PathBuf)>> {
         entries.sort();
         for path in entries {
             let manifest = std::fs::read_to_string(path.join("Cargo.toml"))?;
-            let name = package_name(&manifest).with_context(|| {
+            let (package, slot) = names(&manifest).with_context(|| {
                 format!("no [package] name in {}", path.join("Cargo.toml").display())
             })?;
-            crates.push((name, path));
+            if let Some(other) = crates.iter().find(|c: &&AdapterCrate| c.slot == slot) {
+                bail!(
+                    "crates `{}` and `{package}` both build the adapter slot `{slot}`",
+                    other.package
+                );
+            }
+            crates.push(AdapterCrate { package, slot });
         }
     }
     Ok(crates)
 }
 
-/// The `name` of the manifest's `[package]` table.
-fn package_name(manifest: &str) -> Option<String> {
+/// The manifest's package name and the adapter's slot. Cargo forbids a
+/// package name such as `2paynow`, so a crate may name its slot in
+/// `[package.metadata.payhost] slot`.
+fn names(manifest: &str) -> Option<(String, String)> {
     let doc: toml::Table = toml::from_str(manifest).ok()?;
-    doc.get("package")?.get("name")?.as_str().map(String::from)
+    let package = doc.get("package")?;
+    let name = package.get("name")?.as_str()?.to_string();
+    let slot = package
+        .get("metadata")
+        .and_then(|m| m.get("payhost"))
+        .and_then(|p| p.get("slot"))
+        .and_then(|s| s.as_str())
+        .map_or_else(|| name.clone(), String::from);
+    Some((name, slot))
 }
 
 fn is_newer(out: &Path, input: &Path) -> bool {
@@ -304,9 +331,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_package_name() {
+    fn reads_package_name_and_slot() {
         let m = "[package]\nname = \"wechat-v2\"\nversion = \"1\"\n[dependencies]\nname = \"x\"\n";
-        assert_eq!(package_name(m).as_deref(), Some("wechat-v2"));
-        assert_eq!(package_name("[lib]\nname = \"x\"\n"), None);
+        let both = |n: &str| Some((n.to_string(), n.to_string()));
+        assert_eq!(names(m), both("wechat-v2"));
+        assert_eq!(names("[lib]\nname = \"x\"\n"), None);
+        let m = "[package]\nname = \"twopaynow\"\n[package.metadata.payhost]\nslot = \"2paynow\"\n";
+        assert_eq!(names(m), Some(("twopaynow".into(), "2paynow".into())));
     }
 }
