@@ -593,6 +593,7 @@ mod tests {
             version: "1.0.0".into(),
             contract_version: "0.1.0".into(),
             methods: vec![],
+            currencies: vec![],
             capabilities: Capabilities {
                 payment_notifications: false,
                 refund_notifications: false,

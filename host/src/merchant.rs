@@ -262,6 +262,7 @@ mod tests {
             version: "1.0.0".into(),
             contract_version: "0.1.0".into(),
             methods: vec![],
+            currencies: vec![],
             capabilities: Capabilities {
                 payment_notifications: true,
                 refund_notifications: false,

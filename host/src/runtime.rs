@@ -13,13 +13,13 @@ mod log_limits;
 mod output_limits;
 mod wasi;
 
-use crate::contract::v0_1::{self, Bridge};
 use crate::contract::{
     self, AdapterError, AdapterInfo, AdapterPre, AnyAdapterPre, CallContext, CloseRequest,
     CloseStep, Exchange, HttpRequest, HttpResponse, InboundHttp, Level, NotifyOutcome, NotifyStep,
     OrderCreated, OrderRequest, OrderStep, QueryRequest, QueryStep, RefundQueryRequest,
     RefundQueryStep, RefundRequest, RefundStatus, RefundStep, TradeStatus,
 };
+use crate::contract::{Bridge, v0_1, v0_2};
 use crate::egress::{Egress, EgressPolicy};
 use crate::error::{CallError, LoadError};
 use crate::merchant::{Masker, MerchantConfig, ResolvedConfig};
@@ -193,8 +193,10 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         contract::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
-        // Components built against contract 0.1 import its (differently
-        // versioned) interfaces; both sets live side by side.
+        // Components built against contracts 0.2 and 0.1 import their
+        // (differently versioned) interfaces; all sets live side by side.
+        v0_2::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .map_err(wt)?;
         v0_1::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
         // For adapters written in other languages: only the deterministic,
@@ -310,9 +312,12 @@ impl Runtime {
         // The exports decide which contract the component speaks.
         let pre = match AdapterPre::new(pre.clone()) {
             Ok(p) => AnyAdapterPre::Current(p),
-            Err(current) => match v0_1::AdapterPre::new(pre) {
-                Ok(p) => AnyAdapterPre::V0_1(p),
-                Err(_) => return Err(LoadError::NotAnAdapter(format!("{current:#}"))),
+            Err(current) => match v0_2::AdapterPre::new(pre.clone()) {
+                Ok(p) => AnyAdapterPre::V0_2(p),
+                Err(_) => match v0_1::AdapterPre::new(pre) {
+                    Ok(p) => AnyAdapterPre::V0_1(p),
+                    Err(_) => return Err(LoadError::NotAnAdapter(format!("{current:#}"))),
+                },
             },
         };
         let info = self.describe(&pre)?;
@@ -461,6 +466,10 @@ impl Runtime {
             AnyAdapterPre::Current(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|a| a.call_describe(&mut store)),
+            AnyAdapterPre::V0_2(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|a| a.call_describe(&mut store))
+                .map(Bridge::bridge),
             AnyAdapterPre::V0_1(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|a| a.call_describe(&mut store))
@@ -677,6 +686,7 @@ fn run_step(
 ) -> wasmtime::Result<Step> {
     match pre {
         AnyAdapterPre::Current(pre) => run_current(store, pre, call, config, op, exchanges),
+        AnyAdapterPre::V0_2(pre) => run_v0_2(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_1(pre) => run_v0_1(store, pre, call, config, op, exchanges),
     }
 }
@@ -721,6 +731,66 @@ fn run_current(
             NotifyStep::Send(req) => Step::Send(req),
             NotifyStep::Done(r) => Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack))),
         },
+    })
+}
+
+/// A 0.2 component: the same six operations, inputs and answers translated.
+fn run_v0_2(
+    store: &mut Store<StepState>,
+    pre: &v0_2::AdapterPre<StepState>,
+    call: &CallContext,
+    config: &[contract::ConfigEntry],
+    op: &Operation,
+    exchanges: &[Exchange],
+) -> wasmtime::Result<Step> {
+    use v0_2::payhost::adapter::types as old;
+    let a = pre.instantiate(&mut *store)?;
+    let s = &mut *store;
+    let call: old::CallContext = call.clone().bridge();
+    let config: Vec<old::ConfigEntry> = config.to_vec().bridge();
+    let exchanges: Vec<old::Exchange> = exchanges.to_vec().bridge();
+    let (call, config, exchanges) = (&call, config.as_slice(), exchanges.as_slice());
+    let back = |req: old::HttpRequest| Step::Send(req.bridge());
+    Ok(match op {
+        Operation::UnifiedOrder(r) => {
+            match a.call_unified_order(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::OrderStep::Send(req) => back(req),
+                old::OrderStep::Done(r) => done(r.bridge(), Output::OrderCreated),
+            }
+        }
+        Operation::Query(r) => {
+            match a.call_query(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::QueryStep::Send(req) => back(req),
+                old::QueryStep::Done(r) => done(r.bridge(), Output::TradeStatus),
+            }
+        }
+        Operation::Close(r) => {
+            match a.call_close(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::CloseStep::Send(req) => back(req),
+                old::CloseStep::Done(r) => done(r.bridge(), Output::TradeStatus),
+            }
+        }
+        Operation::Refund(r) => {
+            match a.call_refund(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::RefundStep::Send(req) => back(req),
+                old::RefundStep::Done(r) => done(r.bridge(), Output::RefundStatus),
+            }
+        }
+        Operation::RefundQuery(r) => {
+            match a.call_refund_query(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::RefundQueryStep::Send(req) => back(req),
+                old::RefundQueryStep::Done(r) => done(r.bridge(), Output::RefundStatus),
+            }
+        }
+        Operation::ParseNotify(r) => {
+            match a.call_parse_notify(s, call, config, &r.clone().bridge(), exchanges)? {
+                old::NotifyStep::Send(req) => back(req),
+                old::NotifyStep::Done(r) => {
+                    let r: Result<NotifyOutcome, contract::NotifyFailure> = r.bridge();
+                    Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack)))
+                }
+            }
+        }
     })
 }
 

@@ -77,7 +77,9 @@ fn inspect_prints_the_adapter_description_as_json() {
     let out = payhost(&["adapter", "inspect", "target/components/wechat-v2.wasm"]);
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
     assert_eq!(info["name"], "wechat-v2");
-    assert_eq!(info["contract_version"], "0.2.0");
+    assert_eq!(info["contract_version"], "0.3.0");
+    let currencies = info["currencies"].as_array().expect("currencies listed");
+    assert!(currencies.iter().any(|c| c == "CNY") && currencies.iter().any(|c| c == "EUR"));
     assert_eq!(info["capabilities"]["close"], true);
     assert_eq!(info["capabilities"]["refund_query"], true);
     assert!(info["version"].as_str().is_some_and(|v| !v.is_empty()));

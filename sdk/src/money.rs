@@ -7,6 +7,19 @@
 use crate::error::FormatError;
 use crate::types::Money;
 
+/// What WeChat Pay takes orders in (both API versions): CNY in mainland
+/// China, and the 16 foreign currencies its cross-border service settles
+/// in (WeChat Pay's overseas merchant introduction). A merchant uses one.
+pub const WECHAT_PAY_CURRENCIES: [&str; 17] = [
+    "CNY", "GBP", "HKD", "USD", "JPY", "CAD", "AUD", "EUR", "NZD", "KRW", "THB", "SGD", "RUB",
+    "DKK", "SEK", "CHF", "NOK",
+];
+
+/// `codes` as the owned list `adapter-info.currencies` wants.
+pub fn currencies(codes: &[&str]) -> Vec<String> {
+    codes.iter().map(|c| c.to_string()).collect()
+}
+
 /// The ISO 4217 exponent (decimal places) of `currency`.
 pub fn exponent(currency: &str) -> Result<u32, FormatError> {
     iso_currency::Currency::from_code(currency)

@@ -30,6 +30,7 @@ fn info() -> AdapterInfo {
         version: "0.0.0".into(),
         contract_version: CONTRACT_VERSION.into(),
         methods: vec!["test".into()],
+        currencies: vec!["CNY".into()],
         capabilities: Capabilities {
             payment_notifications: false,
             refund_notifications: false,

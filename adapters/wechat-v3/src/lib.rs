@@ -306,6 +306,7 @@ impl Adapter for WechatV3 {
             version: env!("CARGO_PKG_VERSION").into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec![MINI_PROGRAM.into(), NATIVE.into()],
+            currencies: money::currencies(&money::WECHAT_PAY_CURRENCIES),
             capabilities: Capabilities {
                 payment_notifications: true,
                 refund_notifications: true,

@@ -80,6 +80,9 @@ pub struct AdapterView {
     pub version: String,
     pub contract_version: String,
     pub methods: Vec<String>,
+    /// ISO 4217 codes it takes orders in; empty for a component built
+    /// against contract 0.2 or older (which cannot say).
+    pub currencies: Vec<String>,
     #[schema(value_type = Object)]
     pub capabilities: Capabilities,
     pub loaded_at: crate::resources::Timestamp,
@@ -130,6 +133,7 @@ fn view(state: &AppState, name: &str) -> Option<AdapterView> {
         version: active.version.clone(),
         contract_version: info.contract_version.clone(),
         methods: info.methods.clone(),
+        currencies: info.currencies.clone(),
         capabilities: info.capabilities,
         loaded_at: crate::resources::Timestamp(active.loaded_at),
         source: active.source.to_string(),

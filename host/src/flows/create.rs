@@ -79,6 +79,15 @@ pub async fn create_payment(
         )));
     }
     let adapter = state.adapter_for(merchant)?;
+    // Contract 0.3 adapters list their currencies; older ones list none and
+    // the merchant's configuration is taken on trust.
+    let offered = &adapter.info.currencies;
+    if !offered.is_empty() && !offered.contains(&req.currency) {
+        return Err(ApiError::validation(format!(
+            "`currency` is `{}`; this merchant's provider offers {:?}",
+            req.currency, offered
+        )));
+    }
     if !adapter.info.methods.contains(&req.method) {
         return Err(ApiError::validation(format!(
             "`method` is `{}`; this merchant's provider offers {:?}",

@@ -252,6 +252,67 @@ async fn invalid_creates_are_400_and_reach_no_provider() {
     assert_eq!(f.sim.requests().len(), 1);
 }
 
+/// A merchant configured in a currency its provider does not take (the
+/// adapter's `describe` lists its currencies) gets a 400 naming the ones
+/// offered, before anything reaches the provider.
+#[tokio::test]
+async fn a_currency_the_provider_does_not_offer_is_400_naming_the_offered_ones() {
+    let key = "pk_test_czk_1";
+    let extra = format!(
+        r#"
+[[merchants]]
+id = "shop-czk"
+api_keys = ["{hash}"]
+adapter = "wechat-v2"
+currency = "CZK"
+industry = "physical"
+
+[merchants.limits]
+cny_rate = "3.2"
+
+[merchants.config]
+appid = "wx2421b1c4370ec43b"
+mch_id = "10000100"
+api_key = "file:$DATA_DIR/wechat.key"
+base_url = "$SIM_URL"
+"#,
+        hash = payhost::config::api_key_hash(key),
+    );
+    let f = Front::start(
+        "err-currency",
+        Options {
+            extra_toml: extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut body = order_body("CZK-0001", 100);
+    body["currency"] = json!("CZK");
+    let r = f
+        .client
+        .post(f.url("/v1/payments"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let doc = problem(r, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let detail = doc["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("`CZK`") && detail.contains("\"CNY\"") && detail.contains("\"HKD\""),
+        "{doc}"
+    );
+    assert!(f.sim.requests().is_empty());
+    let r = f
+        .client
+        .get(f.url("/v1/payments/CZK-0001"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND, "not_found").await;
+}
+
 /// The admin API answers credentials as the merchant API does: none, a
 /// malformed or an unknown one is 401 naming the scheme; one payhost knows
 /// but that grants no admin rights is 403.

@@ -102,8 +102,14 @@ async fn describe_reports_what_inspect_prints() {
     let s = setup().await;
     let info = &s.adapter.info;
     assert_eq!(info.name, "wechat-v2");
-    assert_eq!(info.contract_version, "0.2.0");
+    assert_eq!(info.contract_version, "0.3.0");
     assert!(info.capabilities.close && info.capabilities.refund_query);
+    assert!(
+        info.currencies.iter().any(|c| c == "CNY"),
+        "{:?}",
+        info.currencies
+    );
+    assert!(!info.currencies.iter().any(|c| c == "XAU"));
     assert!(info.methods.contains(&"wechat_mini_program".to_string()));
     assert!(
         info.egress_hosts
@@ -406,6 +412,45 @@ async fn bad_input_is_named_before_anything_is_sent() {
         other => panic!("{other:?}"),
     }
     assert!(s.sim.requests().is_empty());
+}
+
+/// A build of wechat-v2 made against contract 0.2.0, kept as a fixture:
+/// it serves all six operations through the 0.2 bindings and lists no
+/// currencies (0.3 added them), so the host takes the merchant's on trust.
+#[tokio::test]
+async fn a_component_built_against_contract_0_2_still_serves_every_operation() {
+    let s = setup().await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/wechat-v2-contract-0.2.0.wasm");
+    let old = s
+        .runtime
+        .load(&std::fs::read(&fixture).expect("the 0.2.0 fixture"))
+        .expect("a 0.2.0 component loads");
+    assert_eq!(old.info.contract_version, "0.2.0");
+    assert!(old.info.currencies.is_empty());
+    assert!(old.info.capabilities.close && old.info.capabilities.refund_query);
+
+    let call = |seed, op| s.runtime.call(&old, &s.merchant, ctx(seed), op);
+    let Output::OrderCreated(created) = call(1, Operation::UnifiedOrder(order("OLD2-0001", 1999)))
+        .await
+        .expect("unified order through the 0.2 bindings")
+    else {
+        panic!("not an order")
+    };
+    assert!(matches!(created.action, PayAction::MiniProgram(_)));
+    // What 0.2 added over 0.1 goes through too: close reaches the provider.
+    let Output::TradeStatus(closed) = call(
+        2,
+        Operation::Close(payhost::contract::CloseRequest {
+            order: order_ref("OLD2-0001"),
+        }),
+    )
+    .await
+    .expect("close through the 0.2 bindings") else {
+        panic!("not a trade status")
+    };
+    assert_eq!(closed.state, TradeState::Closed);
+    assert!(s.sim.requests().iter().any(|r| r.path == "/pay/closeorder"));
 }
 
 /// A build of wechat-v2 made against contract 0.1.0, kept as a fixture:

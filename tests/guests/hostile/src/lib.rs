@@ -46,6 +46,7 @@ impl Adapter for Hostile {
             version: "0.1.0".into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec!["test".into()],
+            currencies: vec!["CNY".into()],
             capabilities: Capabilities {
                 payment_notifications: false,
                 refund_notifications: false,

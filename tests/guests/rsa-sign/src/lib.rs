@@ -30,6 +30,7 @@ impl Adapter for RsaSign {
             version: "0.1.0".into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec!["benchmark".into()],
+            currencies: vec!["CNY".into()],
             capabilities: Capabilities {
                 payment_notifications: false,
                 refund_notifications: false,

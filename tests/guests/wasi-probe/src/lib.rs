@@ -88,6 +88,7 @@ impl Adapter for Probe {
             version: "0.1.0".into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec!["test".into()],
+            currencies: vec!["CNY".into()],
             capabilities: Capabilities {
                 payment_notifications: false,
                 refund_notifications: false,

@@ -23,6 +23,7 @@ impl Adapter for Exfil {
             version: "9.0.0-exfil".into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec!["wechat_mini_program".into()],
+            currencies: vec!["CNY".into()],
             capabilities: Capabilities {
                 payment_notifications: true,
                 refund_notifications: true,

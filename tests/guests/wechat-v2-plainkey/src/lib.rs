@@ -22,6 +22,7 @@ impl Adapter for PlainKey {
             version: "9.0.0-plainkey".into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec!["wechat_mini_program".into()],
+            currencies: vec!["CNY".into()],
             capabilities: Capabilities {
                 payment_notifications: true,
                 refund_notifications: true,

@@ -21,6 +21,7 @@ impl Adapter for Strict {
             version: "9.0.0-strict".into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec!["wechat_mini_program".into()],
+            currencies: vec!["CNY".into()],
             capabilities: Capabilities {
                 payment_notifications: true,
                 refund_notifications: true,

@@ -1,0 +1,66 @@
+//! Contract 0.2.0, still served: bindings of `wit/compat/0.2.0/adapter.wit`
+//! and the translation between its types and the current contract's.
+//!
+//! A 0.2 component imports `secrets@0.2.0` and `log@0.2.0` (answered by the
+//! current implementations) and exports the same six operations as today.
+//! Only `adapter-info` differs: a 0.2 adapter lists no currencies, so the
+//! host takes the merchant's configured currency on trust, as it did before
+//! 0.3. Every other type maps field for field ([`super::bridge`]).
+
+use super as current;
+
+wasmtime::component::bindgen!({
+    world: "adapter",
+    path: "../wit/compat/0.2.0",
+});
+
+use self::payhost::adapter::{log, secrets, types as old};
+use super::bridge::{Bridge, cases, record, shared_types};
+
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+shared_types!(old, current);
+record!(
+    old::Capabilities,
+    current::Capabilities {
+        payment_notifications,
+        refund_notifications,
+        partial_refunds,
+        query_by_merchant_order_no,
+        close,
+        refund_query
+    }
+);
+record!(old::CloseRequest, current::CloseRequest { order });
+record!(
+    old::RefundQueryRequest,
+    current::RefundQueryRequest {
+        order,
+        refund_no,
+        provider_refund_id
+    }
+);
+cases!(old::CloseStep, current::CloseStep { Send(x), Done(x) });
+cases!(old::RefundQueryStep, current::RefundQueryStep { Send(x), Done(x) });
+
+/// 0.2 lists no currencies: the merchant's configured one is taken on trust.
+impl Bridge<current::AdapterInfo> for old::AdapterInfo {
+    fn bridge(self) -> current::AdapterInfo {
+        current::AdapterInfo {
+            name: self.name,
+            version: self.version,
+            contract_version: self.contract_version,
+            methods: self.methods,
+            currencies: Vec::new(),
+            capabilities: self.capabilities.bridge(),
+            egress_hosts: self.egress_hosts,
+            config_schema: self.config_schema.bridge(),
+        }
+    }
+}
+
+mod imports {
+    use super::{log, old, secrets};
+    use crate::contract::bridge::forward_imports;
+    forward_imports!(old, secrets, log);
+}
