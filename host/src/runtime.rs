@@ -734,7 +734,54 @@ fn run_current(
     })
 }
 
-/// A 0.2 component: the same six operations, inputs and answers translated.
+/// One step of a component built against an older contract (its `types`
+/// module imported as `old` at the call site): inputs and answers are
+/// translated. The four operations of 0.1 are here; `$more` holds the arms
+/// for what the caller's contract adds, with `$a`, `$s`, the bridged
+/// `$call`, `$config`, `$exchanges` and `$back` bound for them.
+macro_rules! run_bridged {
+    ($store:ident, $pre:ident, $op:ident, |$a:ident, $s:ident, $call:ident, $config:ident, $exchanges:ident, $back:ident| { $($more:tt)* }) => {{
+        let $a = $pre.instantiate(&mut *$store)?;
+        let $s = &mut *$store;
+        let $call: old::CallContext = $call.clone().bridge();
+        let $config: Vec<old::ConfigEntry> = $config.to_vec().bridge();
+        let $exchanges: Vec<old::Exchange> = $exchanges.to_vec().bridge();
+        let ($call, $config, $exchanges) = (&$call, $config.as_slice(), $exchanges.as_slice());
+        let $back = |req: old::HttpRequest| Step::Send(req.bridge());
+        Ok(match $op {
+            Operation::UnifiedOrder(r) => {
+                match $a.call_unified_order($s, $call, $config, &r.clone().bridge(), $exchanges)? {
+                    old::OrderStep::Send(req) => $back(req),
+                    old::OrderStep::Done(r) => done(r.bridge(), Output::OrderCreated),
+                }
+            }
+            Operation::Query(r) => {
+                match $a.call_query($s, $call, $config, &r.clone().bridge(), $exchanges)? {
+                    old::QueryStep::Send(req) => $back(req),
+                    old::QueryStep::Done(r) => done(r.bridge(), Output::TradeStatus),
+                }
+            }
+            Operation::Refund(r) => {
+                match $a.call_refund($s, $call, $config, &r.clone().bridge(), $exchanges)? {
+                    old::RefundStep::Send(req) => $back(req),
+                    old::RefundStep::Done(r) => done(r.bridge(), Output::RefundStatus),
+                }
+            }
+            Operation::ParseNotify(r) => {
+                match $a.call_parse_notify($s, $call, $config, &r.clone().bridge(), $exchanges)? {
+                    old::NotifyStep::Send(req) => $back(req),
+                    old::NotifyStep::Done(r) => {
+                        let r: Result<NotifyOutcome, contract::NotifyFailure> = r.bridge();
+                        Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack)))
+                    }
+                }
+            }
+            $($more)*
+        })
+    }};
+}
+
+/// A 0.2 component: the same six operations as today.
 fn run_v0_2(
     store: &mut Store<StepState>,
     pre: &v0_2::AdapterPre<StepState>,
@@ -744,36 +791,11 @@ fn run_v0_2(
     exchanges: &[Exchange],
 ) -> wasmtime::Result<Step> {
     use v0_2::payhost::adapter::types as old;
-    let a = pre.instantiate(&mut *store)?;
-    let s = &mut *store;
-    let call: old::CallContext = call.clone().bridge();
-    let config: Vec<old::ConfigEntry> = config.to_vec().bridge();
-    let exchanges: Vec<old::Exchange> = exchanges.to_vec().bridge();
-    let (call, config, exchanges) = (&call, config.as_slice(), exchanges.as_slice());
-    let back = |req: old::HttpRequest| Step::Send(req.bridge());
-    Ok(match op {
-        Operation::UnifiedOrder(r) => {
-            match a.call_unified_order(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::OrderStep::Send(req) => back(req),
-                old::OrderStep::Done(r) => done(r.bridge(), Output::OrderCreated),
-            }
-        }
-        Operation::Query(r) => {
-            match a.call_query(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::QueryStep::Send(req) => back(req),
-                old::QueryStep::Done(r) => done(r.bridge(), Output::TradeStatus),
-            }
-        }
+    run_bridged!(store, pre, op, |a, s, call, config, exchanges, back| {
         Operation::Close(r) => {
             match a.call_close(s, call, config, &r.clone().bridge(), exchanges)? {
                 old::CloseStep::Send(req) => back(req),
                 old::CloseStep::Done(r) => done(r.bridge(), Output::TradeStatus),
-            }
-        }
-        Operation::Refund(r) => {
-            match a.call_refund(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::RefundStep::Send(req) => back(req),
-                old::RefundStep::Done(r) => done(r.bridge(), Output::RefundStatus),
             }
         }
         Operation::RefundQuery(r) => {
@@ -782,20 +804,11 @@ fn run_v0_2(
                 old::RefundQueryStep::Done(r) => done(r.bridge(), Output::RefundStatus),
             }
         }
-        Operation::ParseNotify(r) => {
-            match a.call_parse_notify(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::NotifyStep::Send(req) => back(req),
-                old::NotifyStep::Done(r) => {
-                    let r: Result<NotifyOutcome, contract::NotifyFailure> = r.bridge();
-                    Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack)))
-                }
-            }
-        }
     })
 }
 
-/// A 0.1 component: the inputs and answers are translated, and what 0.1
-/// lacks answers `unsupported` without instantiating anything.
+/// A 0.1 component: what 0.1 lacks answers `unsupported` without
+/// instantiating anything.
 fn run_v0_1(
     store: &mut Store<StepState>,
     pre: &v0_1::AdapterPre<StepState>,
@@ -815,41 +828,7 @@ fn run_v0_1(
             None,
         ))));
     }
-    let a = pre.instantiate(&mut *store)?;
-    let s = &mut *store;
-    let call: old::CallContext = call.clone().bridge();
-    let config: Vec<old::ConfigEntry> = config.to_vec().bridge();
-    let exchanges: Vec<old::Exchange> = exchanges.to_vec().bridge();
-    let (call, config, exchanges) = (&call, config.as_slice(), exchanges.as_slice());
-    let back = |req: old::HttpRequest| Step::Send(req.bridge());
-    Ok(match op {
-        Operation::UnifiedOrder(r) => {
-            match a.call_unified_order(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::OrderStep::Send(req) => back(req),
-                old::OrderStep::Done(r) => done(r.bridge(), Output::OrderCreated),
-            }
-        }
-        Operation::Query(r) => {
-            match a.call_query(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::QueryStep::Send(req) => back(req),
-                old::QueryStep::Done(r) => done(r.bridge(), Output::TradeStatus),
-            }
-        }
-        Operation::Refund(r) => {
-            match a.call_refund(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::RefundStep::Send(req) => back(req),
-                old::RefundStep::Done(r) => done(r.bridge(), Output::RefundStatus),
-            }
-        }
-        Operation::ParseNotify(r) => {
-            match a.call_parse_notify(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::NotifyStep::Send(req) => back(req),
-                old::NotifyStep::Done(r) => {
-                    let r: Result<NotifyOutcome, contract::NotifyFailure> = r.bridge();
-                    Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack)))
-                }
-            }
-        }
+    run_bridged!(store, pre, op, |a, s, call, config, exchanges, back| {
         Operation::Close(_) | Operation::RefundQuery(_) => unreachable!("answered above"),
     })
 }

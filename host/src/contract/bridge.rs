@@ -257,6 +257,28 @@ macro_rules! shared_types {
 }
 pub(crate) use shared_types;
 
+/// `adapter-info` of a contract before 0.3, which lists no currencies: the
+/// host then takes the merchant's configured currency on trust.
+macro_rules! adapter_info_without_currencies {
+    ($old:ident, $current:ident) => {
+        impl $crate::contract::bridge::Bridge<$current::AdapterInfo> for $old::AdapterInfo {
+            fn bridge(self) -> $current::AdapterInfo {
+                $current::AdapterInfo {
+                    name: self.name,
+                    version: self.version,
+                    contract_version: self.contract_version,
+                    methods: self.methods,
+                    currencies: Vec::new(),
+                    capabilities: $crate::contract::bridge::Bridge::bridge(self.capabilities),
+                    egress_hosts: self.egress_hosts,
+                    config_schema: $crate::contract::bridge::Bridge::bridge(self.config_schema),
+                }
+            }
+        }
+    };
+}
+pub(crate) use adapter_info_without_currencies;
+
 /// An older contract's imports (`secrets`, `log` and the empty `types`
 /// host trait), answered by the current implementations.
 macro_rules! forward_imports {

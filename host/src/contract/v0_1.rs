@@ -19,25 +19,11 @@ use self::payhost::adapter::{log, secrets, types as old};
 
 pub const CONTRACT_VERSION: &str = "0.1.0";
 
-use super::bridge::{Bridge, shared_types};
+use super::bridge::{Bridge, adapter_info_without_currencies, shared_types};
 
 shared_types!(old, current);
 
-/// 0.1 lists no currencies: the merchant's configured one is taken on trust.
-impl Bridge<current::AdapterInfo> for old::AdapterInfo {
-    fn bridge(self) -> current::AdapterInfo {
-        current::AdapterInfo {
-            name: self.name,
-            version: self.version,
-            contract_version: self.contract_version,
-            methods: self.methods,
-            currencies: Vec::new(),
-            capabilities: self.capabilities.bridge(),
-            egress_hosts: self.egress_hosts,
-            config_schema: self.config_schema.bridge(),
-        }
-    }
-}
+adapter_info_without_currencies!(old, current);
 
 /// 0.1 has no `close` or `refund-query`: a 0.1 adapter has neither.
 impl Bridge<current::Capabilities> for old::Capabilities {

@@ -15,7 +15,7 @@ wasmtime::component::bindgen!({
 });
 
 use self::payhost::adapter::{log, secrets, types as old};
-use super::bridge::{Bridge, cases, record, shared_types};
+use super::bridge::{adapter_info_without_currencies, cases, record, shared_types};
 
 pub const CONTRACT_VERSION: &str = "0.2.0";
 
@@ -43,21 +43,7 @@ record!(
 cases!(old::CloseStep, current::CloseStep { Send(x), Done(x) });
 cases!(old::RefundQueryStep, current::RefundQueryStep { Send(x), Done(x) });
 
-/// 0.2 lists no currencies: the merchant's configured one is taken on trust.
-impl Bridge<current::AdapterInfo> for old::AdapterInfo {
-    fn bridge(self) -> current::AdapterInfo {
-        current::AdapterInfo {
-            name: self.name,
-            version: self.version,
-            contract_version: self.contract_version,
-            methods: self.methods,
-            currencies: Vec::new(),
-            capabilities: self.capabilities.bridge(),
-            egress_hosts: self.egress_hosts,
-            config_schema: self.config_schema.bridge(),
-        }
-    }
-}
+adapter_info_without_currencies!(old, current);
 
 mod imports {
     use super::{log, old, secrets};
