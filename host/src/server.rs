@@ -150,6 +150,8 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
                 adapter: m.adapter.clone(),
                 adapter_config,
                 currency: m.currency.clone(),
+                currencies: m.currencies.clone(),
+                cny_rate: m.cny_rate.clone(),
                 limits: m.limits,
                 timezone: m.timezone.clone(),
                 callback_url: m.callback_url.clone(),

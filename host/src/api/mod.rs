@@ -53,13 +53,37 @@ pub struct Merchant {
     pub adapter: String,
     /// The adapter configuration, secrets resolved, validated at start.
     pub adapter_config: MerchantConfig,
-    /// The currency orders are taken in, and refunds paid in.
+    /// The merchant's own currency; its limits are counted in it.
     pub currency: String,
+    /// The currencies orders may be in (`currency`, maybe CNY as well);
+    /// refunds are paid in the order's.
+    pub currencies: Vec<String>,
+    /// Units of `currency` per 1 CNY, for CNY orders of a merchant in
+    /// another currency.
+    pub cny_rate: Option<String>,
     pub limits: crate::limits::MerchantLimits,
     /// Where the merchant's day starts (per-payer daily caps).
     pub timezone: jiff::tz::TimeZone,
     pub callback_url: Option<String>,
     pub webhook_secret: Option<SecretString>,
+}
+
+impl Merchant {
+    /// `amount_minor` of `currency` in the merchant's own currency, as its
+    /// limits count it (rounded down, as [`crate::limits::convert_cny_minor`]).
+    pub fn limit_minor(&self, amount_minor: i64, currency: &str) -> Result<i64, String> {
+        if currency == self.currency {
+            return Ok(amount_minor);
+        }
+        let rate = self
+            .cny_rate
+            .as_deref()
+            .filter(|_| currency == "CNY")
+            .ok_or_else(|| format!("no rate converts {currency} into {}", self.currency))?;
+        let minor = u64::try_from(amount_minor).unwrap_or(0);
+        let converted = crate::limits::convert_cny_minor(minor, rate, &self.currency)?;
+        Ok(i64::try_from(converted).unwrap_or(i64::MAX))
+    }
 }
 
 /// Everything a handler needs; cheap to clone.

@@ -270,6 +270,9 @@ pub(super) struct RawMerchant {
     pub(super) api_keys: Vec<String>,
     pub(super) adapter: String,
     pub(super) currency: String,
+    /// Currencies orders may be in; `currency` plus, at most, CNY.
+    #[serde(default)]
+    pub(super) currencies: Option<Vec<String>>,
     pub(super) industry: Industry,
     #[serde(default)]
     pub(super) callback_url: Option<String>,
@@ -355,7 +358,14 @@ pub struct MerchantSettings {
     pub api_keys: Vec<ApiKeyHash>,
     /// Adapter slot: `<adapters_dir>/<adapter>.wasm`.
     pub adapter: String,
+    /// The merchant's own currency: limits are stated and counted in it.
     pub currency: String,
+    /// The currencies orders may be in: `currency`, and CNY where the
+    /// provider takes both (overseas providers often do).
+    pub currencies: Vec<String>,
+    /// `limits.cny_rate`: units of `currency` per 1 CNY, for counting CNY
+    /// orders of a merchant in another currency against its limits.
+    pub cny_rate: Option<String>,
     pub industry: Industry,
     pub callback_url: Option<String>,
     /// `whsec_<base64>`, for Standard Webhooks signatures.
@@ -383,6 +393,7 @@ impl fmt::Debug for MerchantSettings {
             .field("api_keys", &self.api_keys)
             .field("adapter", &self.adapter)
             .field("currency", &self.currency)
+            .field("currencies", &self.currencies)
             .field("industry", &self.industry)
             .field("callback_url", &self.callback_url)
             .field(

@@ -311,6 +311,36 @@ fn validation_names_merchant_and_field() {
         .replace("currency = \"CNY\"", "currency = \"USD\"");
     let c = Config::from_toml_str(&text).unwrap();
     assert_eq!(c.merchants[0].limits.amounts.per_payment_minor, 83_100);
+    assert_eq!(c.merchants[0].currencies, ["USD"]);
+    // Order currencies: the merchant's own plus, at most, CNY with a rate.
+    let usd =
+        |extra: &str| merchant_toml(&s, extra).replace("currency = \"CNY\"", "currency = \"USD\"");
+    let c = Config::from_toml_str(&usd(
+        "currencies = [\"USD\", \"CNY\"]\n[merchants.limits]\ncny_rate = 0.1385\n",
+    ))
+    .unwrap();
+    assert_eq!(c.merchants[0].currencies, ["USD", "CNY"]);
+    assert_eq!(c.merchants[0].cny_rate.as_deref(), Some("0.1385"));
+    for (list, says) in [
+        ("[\"CNY\"]", "must include the merchant's currency `USD`"),
+        ("[\"USD\", \"EUR\"]", "only CNY may be added"),
+        ("[\"USD\", \"USD\"]", "listed twice"),
+        ("[\"USD\", \"cny\"]", "`cny`"),
+    ] {
+        let e = Config::from_toml_str(&usd(&format!(
+            "currencies = {list}\n[merchants.limits]\ncny_rate = 0.1385\n"
+        )))
+        .unwrap_err();
+        assert!(
+            matches!(e, ConfigError::Merchant { ref field, ref problem, .. } if field == "currencies" && problem.contains(says)),
+            "{list}: {e}"
+        );
+    }
+    let e = Config::from_toml_str(&usd(
+        "currencies = [\"USD\", \"CNY\"]\n[merchants.limits]\nper_payment_minor = 100\nper_payer_day_minor = 100\n",
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("set `limits.cny_rate`"), "{e}");
     // Two merchants sharing an id or a key.
     let one = merchant_toml(&s, "");
     let second = one[one.find("[[merchants]]").unwrap()..].to_string();

@@ -153,6 +153,45 @@ impl RawConfig {
 }
 
 impl RawMerchant {
+    /// `currencies` checked: every code valid, `currency` among them, and
+    /// any other one CNY with a rate to count it against the limits.
+    fn order_currencies(&self) -> Result<Vec<String>, String> {
+        let Some(list) = &self.currencies else {
+            return Ok(vec![self.currency.clone()]);
+        };
+        let mut out: Vec<String> = Vec::new();
+        for code in list {
+            check_currency(code).map_err(|p| format!("`{code}`: {p}"))?;
+            if out.contains(code) {
+                return Err(format!("`{code}` is listed twice"));
+            }
+            if *code != self.currency && code != "CNY" {
+                return Err(format!(
+                    "`{code}`: besides the merchant's currency `{}`, only CNY may be added \
+                     (limits are counted in `{}`, converted from CNY with `limits.cny_rate`)",
+                    self.currency, self.currency
+                ));
+            }
+            out.push(code.clone());
+        }
+        if !out.contains(&self.currency) {
+            return Err(format!(
+                "must include the merchant's currency `{}`",
+                self.currency
+            ));
+        }
+        if self.currency != "CNY"
+            && out.iter().any(|c| c == "CNY")
+            && self.limits.cny_rate.is_none()
+        {
+            return Err(format!(
+                "CNY orders are counted against limits in {}: set `limits.cny_rate` (units of {} per 1 CNY)",
+                self.currency, self.currency
+            ));
+        }
+        Ok(out)
+    }
+
     fn resolve(self) -> Result<MerchantSettings, ConfigError> {
         let err = |field: &str, problem: String| ConfigError::Merchant {
             merchant: self.id.clone(),
@@ -181,6 +220,7 @@ impl RawMerchant {
             .map(|(i, k)| ApiKeyHash::parse(k).map_err(|p| err(&format!("api_keys[{i}]"), p)))
             .collect::<Result<Vec<_>, _>>()?;
         check_currency(&self.currency).map_err(|p| err("currency", p))?;
+        let currencies = self.order_currencies().map_err(|p| err("currencies", p))?;
         let refund_currency = self
             .refund_currency
             .clone()
@@ -233,6 +273,8 @@ impl RawMerchant {
             api_keys,
             adapter: self.adapter.clone(),
             currency: self.currency.clone(),
+            currencies,
+            cny_rate: self.limits.cny_rate.clone(),
             industry: self.industry,
             callback_url,
             webhook_secret,

@@ -72,10 +72,17 @@ pub async fn create_payment(
     completion: Option<KeyCompletion>,
 ) -> Result<Created, ApiError> {
     crate::api::validate::payment(&req)?;
-    if req.currency != merchant.currency {
+    if !merchant.currencies.contains(&req.currency) {
         return Err(ApiError::validation(format!(
-            "`currency` is `{}`, but merchant `{}` takes `{}`",
-            req.currency, merchant.id, merchant.currency
+            "`currency` is `{}`, but merchant `{}` takes {}",
+            req.currency,
+            merchant.id,
+            merchant
+                .currencies
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
         )));
     }
     let adapter = state.adapter_for(merchant)?;
@@ -97,12 +104,18 @@ pub async fn create_payment(
     // Limits are checked before the provider is called; the per-payer day
     // is counted again inside the insert, so concurrent creates cannot
     // pass it together.
-    merchant.limits.check_amount(req.amount, 0)?;
+    // Limits are in the merchant's own currency; a CNY order of a merchant
+    // in another one counts converted.
+    let counts_minor = merchant
+        .limit_minor(req.amount, &req.currency)
+        .map_err(ApiError::validation)?;
+    merchant.limits.check_amount(counts_minor, 0)?;
     let now = now_ms();
     let day_cap = req.payer_openid.as_ref().map(|openid| DailyCap {
         payer_openid: openid.clone(),
         since: merchant.day_start_ms(now),
         max_minor: i64::try_from(merchant.limits.amounts.per_payer_day_minor).unwrap_or(i64::MAX),
+        counts_minor,
     });
 
     let candidate = Order {

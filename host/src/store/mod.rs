@@ -50,6 +50,10 @@ pub struct DailyCap {
     /// Start of the payer's day in the merchant's time zone (Unix ms).
     pub since: i64,
     pub max_minor: i64,
+    /// What this order counts against the cap: its amount in the currency
+    /// the cap is in (a CNY order of a EUR merchant, converted). Stored
+    /// with the order, so later sums count it the same way.
+    pub counts_minor: i64,
 }
 
 /// Completes an `Idempotency-Key` in the transaction that writes the

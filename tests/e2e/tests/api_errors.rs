@@ -800,6 +800,91 @@ async fn a_retried_refund_never_refunds_twice() {
     );
 }
 
+/// A merchant in EUR that also takes CNY (`currencies`): a CNY order counts
+/// against its EUR limits converted at `limits.cny_rate`, and the day cap
+/// sums both currencies in EUR.
+#[tokio::test]
+async fn cny_orders_of_a_eur_merchant_count_against_its_limits_converted() {
+    let key = "pk_test_eur_1";
+    let extra = format!(
+        r#"
+[[merchants]]
+id = "shop-eur"
+api_keys = ["{hash}"]
+adapter = "wechat-v2"
+currency = "EUR"
+currencies = ["EUR", "CNY"]
+industry = "physical"
+
+[merchants.limits]
+cny_rate = "0.128"
+per_payment_minor = 1000
+per_payer_day_minor = 1000
+
+[merchants.config]
+appid = "wx2421b1c4370ec43b"
+mch_id = "10000100"
+api_key = "file:$DATA_DIR/wechat.key"
+base_url = "$SIM_URL"
+"#,
+        hash = payhost::config::api_key_hash(key),
+    );
+    let f = Front::start(
+        "err-eur-cny",
+        Options {
+            extra_toml: extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let create = |no: &str, amount: i64, currency: &str| {
+        let mut body = order_body(no, amount);
+        body["currency"] = json!(currency);
+        f.client
+            .post(f.url("/v1/payments"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    // 50.00 CNY is 6.40 EUR: under the 10.00 EUR cap, stored in CNY.
+    let r = create("EURCNY-1", 5000, "CNY").await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(
+        (p["amount"].as_i64(), p["currency"].as_str()),
+        (Some(5000), Some("CNY"))
+    );
+    // 80.00 CNY alone is 10.24 EUR: over the per-payment cap.
+    let doc = problem(
+        create("EURCNY-2", 8000, "CNY").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "limit_exceeded",
+    )
+    .await;
+    assert_eq!(doc["limit"], "per_payment");
+    // 3.00 EUR more makes 9.40 EUR today: allowed; 50.00 CNY more is not.
+    assert_eq!(
+        create("EURCNY-3", 300, "EUR").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let doc = problem(
+        create("EURCNY-4", 5000, "CNY").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "limit_exceeded",
+    )
+    .await;
+    assert_eq!(doc["limit"], "per_payer_day");
+    // A currency neither listed nor the merchant's names both.
+    let doc = problem(
+        create("EURCNY-5", 100, "USD").await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    let detail = doc["detail"].as_str().unwrap();
+    assert!(detail.contains("`EUR` or `CNY`"), "{doc}");
+}
+
 #[tokio::test]
 async fn amount_caps_are_422_before_the_provider() {
     let f = Front::start(

@@ -214,7 +214,7 @@ impl Store for SqliteStore {
                 // one atomic step.
                 let counted =
                     payer_total_since(conn, &order.merchant_id, &cap.payer_openid, cap.since)?;
-                if counted.saturating_add(order.amount_minor) > cap.max_minor {
+                if counted.saturating_add(cap.counts_minor) > cap.max_minor {
                     return Err(StoreError::CapExceeded {
                         counted_minor: counted,
                     });
@@ -236,6 +236,22 @@ impl Store for SqliteStore {
                 })
                 .map_err(sql_err)?;
             if inserted == 1 {
+                if let Some(cap) = &cap
+                    && cap.counts_minor != order.amount_minor
+                {
+                    conn.prepare_cached(
+                        "UPDATE orders SET limit_minor = ?3
+                         WHERE merchant_id = ?1 AND merchant_order_no = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            order.merchant_id,
+                            order.merchant_order_no,
+                            cap.counts_minor
+                        ])
+                    })
+                    .map_err(sql_err)?;
+                }
                 return Ok(Inserted::New(order));
             }
             select_order(conn, &order.merchant_id, &order.merchant_order_no)?

@@ -13,7 +13,12 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (2, MIGRATION_2),
     (3, housekeeping::MIGRATION),
     (4, order_counts::MIGRATION),
+    (5, MIGRATION_5),
 ];
+
+/// Orders in a currency other than the merchant's count against its
+/// per-payer daily cap converted (NULL: the amount as it is).
+pub(super) const MIGRATION_5: &str = "ALTER TABLE orders ADD COLUMN limit_minor BIGINT;";
 
 /// Contract 0.2's money safety: pending refunds are polled (`refund-query`)
 /// until they settle, and contradicting provider statements are recorded

@@ -488,6 +488,7 @@ async fn a_capped_insert_counts_and_inserts_in_one_step() {
         payer_openid: "openid-1".into(),
         since: 0,
         max_minor: 3_500,
+        counts_minor: 1_000,
     };
     // 10 concurrent orders of 1,000 for one payer under a 3,500 cap.
     let tasks: Vec<_> = (0..10)

@@ -101,7 +101,7 @@ pub(super) fn payer_total_since(
     since: i64,
 ) -> Result<i64, StoreError> {
     conn.prepare_cached(
-        "SELECT COALESCE(SUM(amount_minor), 0) FROM orders
+        "SELECT COALESCE(SUM(COALESCE(limit_minor, amount_minor)), 0) FROM orders
          WHERE merchant_id = ?1 AND payer_openid = ?2 AND created_at >= ?3
            AND state NOT IN ('closed', 'failed')",
     )
