@@ -11,5 +11,6 @@
 
 pub mod faults;
 pub mod outbox;
+pub mod wechat_cloudpay;
 pub mod wechat_v2;
 pub mod wechat_v3;
