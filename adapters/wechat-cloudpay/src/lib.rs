@@ -343,7 +343,7 @@ impl Adapter for WechatCloudpay {
                 ),
                 field(
                     "callback_key_preference",
-                    "Callbacks are read in both casings; `camel` or `snake` wins when a field comes in both",
+                    "Callbacks (unsigned, so always confirmed by a query first) are read in both casings; `camel` or `snake` wins when a field comes in both",
                     FieldKind::Text,
                     false,
                     Some("camel"),
