@@ -279,6 +279,7 @@ impl Adapter for WechatCloudpay {
             version: env!("CARGO_PKG_VERSION").into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec![MINI_PROGRAM.into()],
+            currencies: money::currencies(CURRENCIES),
             capabilities: Capabilities {
                 // Sent only for successful payments, unsigned: each one is
                 // confirmed by `queryorder` before it is reported (§9.7).

@@ -138,6 +138,7 @@ fn describe_lists_one_method_cny_and_no_secret() {
     assert_eq!(info.name, "wechat-cloudpay");
     assert_eq!(info.methods, vec![MINI_PROGRAM.to_string()]);
     assert_eq!(CURRENCIES, &["CNY"]);
+    assert_eq!(info.currencies, vec!["CNY".to_string()]);
     assert_eq!(info.egress_hosts, vec!["api.weixin.qq.com".to_string()]);
     let c = &info.capabilities;
     assert!(c.close && c.refund_query && c.payment_notifications && c.partial_refunds);

@@ -107,6 +107,12 @@ async fn a_cloudpay_payment_is_created_confirmed_paid_refunded_and_settled() {
     qr["method"] = "wechat_native".into();
     let (status, problem) = cp(&f, Method::POST, "/v1/payments", Some(qr)).await;
     assert!((400..500).contains(&status), "{status} {problem}");
+    // Another currency: a 400 naming the one the adapter takes.
+    let mut usd = cp_order("CPUSD0001", 100);
+    usd["currency"] = "USD".into();
+    let (status, problem) = cp(&f, Method::POST, "/v1/payments", Some(usd)).await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem.to_string().contains("CNY"), "{problem}");
     assert_eq!(sim.count("unifiedOrder"), 0);
 
     let (status, created) = cp(
@@ -312,4 +318,16 @@ async fn a_lost_callback_is_made_good_by_the_reconciler_and_a_decline_is_an_erro
     // No callback at all: the reconciler's query finds the payment.
     let p = wait_for(&f, "/v1/payments/CPLOST002", "state", "paid").await;
     assert_eq!(p["channel_transaction_id"], tx.as_str());
+}
+
+#[tokio::test]
+async fn the_component_describes_its_method_currency_and_capabilities() {
+    let rt = payhost::Runtime::new(payhost_e2e::test_config()).unwrap();
+    let a = rt.load(&payhost_e2e::component("wechat-cloudpay")).unwrap();
+    assert_eq!(a.info.name, "wechat-cloudpay");
+    assert_eq!(a.info.methods, vec!["wechat_mini_program".to_string()]);
+    assert_eq!(a.info.currencies, vec!["CNY".to_string()]);
+    assert_eq!(a.info.egress_hosts, vec!["api.weixin.qq.com".to_string()]);
+    let c = &a.info.capabilities;
+    assert!(c.close && c.refund_query && c.payment_notifications && c.query_by_merchant_order_no);
 }
