@@ -14,3 +14,4 @@ pub mod outbox;
 pub mod wechat_cloudpay;
 pub mod wechat_v2;
 pub mod wechat_v3;
+pub mod yaband;
