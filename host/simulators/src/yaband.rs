@@ -1146,6 +1146,8 @@ mod tests {
         renamed["out_trade_no"] = "O-1".into();
         let mut missing = mini("O-1");
         missing.as_object_mut().unwrap().remove("sub_open_id");
+        let mut stale = envelope(KEY, "v3.QueryOrder", json!({"trade_id": "x"}));
+        stale["time"] = (now() - 3600).into();
         let mut extra = envelope(KEY, "v3.QueryOrder", json!({"trade_id": "x"}));
         extra["nonce"] = "n".into();
         for (name, body, want) in [
@@ -1168,13 +1170,34 @@ mod tests {
                 "does not exist",
             ),
             ("envelope field", extra, "unknown envelope field"),
+            ("stale", stale, "outside the window"),
         ] {
             let a = post(&sim, &body).await;
             assert_eq!(a["status"], false, "{name}: {a}");
             assert!(a["message"].as_str().unwrap().contains(want), "{name}: {a}");
         }
-        assert_eq!(sim.refusals().len(), 7);
+        assert_eq!(sim.refusals().len(), 8);
         assert_eq!(sim.trade_id("O-1"), None);
+    }
+
+    #[tokio::test]
+    async fn an_unregistered_mini_program_is_refused() {
+        let mut config = SimConfig::new(USER, KEY);
+        config.sub_app_ids = vec!["wx-registered".into()];
+        let sim = Simulator::start(config).await;
+        let a = post(
+            &sim,
+            &envelope(KEY, "v3.CreatePaymentsWechatMiniPay", mini("O-A")),
+        )
+        .await;
+        assert!(
+            a["message"].as_str().unwrap().contains("not registered"),
+            "{a}"
+        );
+        let mut ok = mini("O-A");
+        ok["sub_app_id"] = "wx-registered".into();
+        let a = post(&sim, &envelope(KEY, "v3.CreatePaymentsWechatMiniPay", ok)).await;
+        assert_eq!(a["status"], true, "{a}");
     }
 
     #[tokio::test]
