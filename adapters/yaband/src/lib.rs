@@ -436,6 +436,7 @@ impl Adapter for Yaband {
             version: env!("CARGO_PKG_VERSION").into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: METHODS.iter().map(|m| m.to_string()).collect(),
+            currencies: money::currencies(CURRENCIES),
             capabilities: Capabilities {
                 payment_notifications: true,
                 refund_notifications: true,
