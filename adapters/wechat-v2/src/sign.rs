@@ -45,20 +45,15 @@ where
     V: AsRef<str> + ?Sized + 'a,
 {
     let string_a = canonical::sorted_pairs(fields, &["sign"]);
-    let prefix = if string_a.is_empty() {
-        "key=".to_string()
-    } else {
-        format!("{string_a}&key=")
-    };
-    let message = [Part::Text(prefix), Part::Secret(api_key)];
-    let digest = match sign_type {
-        SignType::Md5 => ctx.digest(DigestAlgorithm::Md5, &message)?,
+    match sign_type {
+        SignType::Md5 => canonical::md5_with_key(ctx, &string_a, api_key),
         // The key is both the HMAC key and still appended to the string.
         SignType::HmacSha256 => {
-            ctx.hmac(DigestAlgorithm::Sha256, api_key, KeyEncoding::Raw, &message)?
+            let message = canonical::with_key(&string_a, api_key);
+            let digest = ctx.hmac(DigestAlgorithm::Sha256, api_key, KeyEncoding::Raw, &message)?;
+            Ok(encoding::hex_upper(&digest))
         }
-    };
-    Ok(encoding::hex_upper(&digest))
+    }
 }
 
 /// Checks the `sign` field of a received message. Every other field counts,
@@ -76,10 +71,7 @@ pub fn verify(
         .ok_or_else(|| Error::bad_signature(format!("{what} carries no `sign`")))?;
     let expected = sign(ctx, sign_type, api_key, fields)?;
     // WeChat writes upper case; accept either case, compare in constant time.
-    if constant_time_eq(
-        received.to_ascii_uppercase().as_bytes(),
-        expected.as_bytes(),
-    ) {
+    if canonical::hex_signature_matches(received, &expected) {
         Ok(())
     } else {
         Err(Error::bad_signature(format!(
@@ -87,10 +79,6 @@ pub fn verify(
             sign_type.as_str()
         )))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
