@@ -213,8 +213,13 @@ mod tests {
             "9A0A8659F005D6984697E2CA0A9CF3B7"
         );
         // MD5("key=k")
-        assert_eq!(sign("", "k"), crate::encoding::hex_upper(&crate::native::digest(
-            crate::native::DigestAlgorithm::Md5, b"key=k")));
+        assert_eq!(
+            sign("", "k"),
+            crate::encoding::hex_upper(&crate::native::digest(
+                crate::native::DigestAlgorithm::Md5,
+                b"key=k"
+            ))
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! is sent: a value the provider would refuse is the caller's error
 //! (`invalid-request`), named with the field, never a provider round trip.
 
-use crate::types::{ConfigField, FieldKind, Payer};
+use crate::types::{ConfigField, FieldKind, Money, Payer};
 use crate::{Error, Result, money};
 
 /// A merchant number (order, refund): `min..=max` characters of ASCII
@@ -49,6 +49,25 @@ pub fn positive(minor: u64, field: &str) -> Result<()> {
     if minor == 0 {
         return Err(Error::invalid_request(format!(
             "{field} must be greater than 0"
+        )));
+    }
+    Ok(())
+}
+
+/// A refund's amount against its order's: above zero, in the order's
+/// currency, and not more than the order.
+pub fn refund_amount(amount: &Money, order_amount: &Money) -> Result<()> {
+    positive(amount.minor, "amount.minor")?;
+    if order_amount.currency != amount.currency {
+        return Err(Error::invalid_request(format!(
+            "amount.currency `{}` differs from order_amount.currency `{}`",
+            amount.currency, order_amount.currency
+        )));
+    }
+    if amount.minor > order_amount.minor {
+        return Err(Error::invalid_request(format!(
+            "amount.minor {} exceeds order_amount.minor {}",
+            amount.minor, order_amount.minor
         )));
     }
     Ok(())
@@ -160,6 +179,24 @@ mod tests {
         );
         assert!(mini_program_openid(&payer(Some("wx2"), Some("o1")), "wx1").is_err());
         assert!(mini_program_openid(&payer(Some("wx1"), Some("")), "wx1").is_err());
+    }
+
+    #[test]
+    fn refunds_are_positive_in_the_order_currency_and_within_the_order() {
+        let m = |minor, c: &str| Money {
+            minor,
+            currency: c.into(),
+        };
+        assert!(refund_amount(&m(100, "AUD"), &m(100, "AUD")).is_ok());
+        assert!(refund_amount(&m(1, "AUD"), &m(100, "AUD")).is_ok());
+        for (amount, order) in [
+            (m(0, "AUD"), m(100, "AUD")),
+            (m(101, "AUD"), m(100, "AUD")),
+            (m(10, "CNY"), m(100, "AUD")),
+        ] {
+            let e = refund_amount(&amount, &order).unwrap_err();
+            assert!(format!("{e:?}").contains("amount"), "{e:?}");
+        }
     }
 
     #[test]

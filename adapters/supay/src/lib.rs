@@ -441,19 +441,7 @@ impl Adapter for Supay {
                 "refund_no must differ from the order's merchant_order_no",
             ));
         }
-        field::positive(req.amount.minor, "amount.minor")?;
-        if req.order_amount.currency != req.amount.currency {
-            return Err(Error::invalid_request(format!(
-                "amount.currency `{}` differs from order_amount.currency `{}`",
-                req.amount.currency, req.order_amount.currency
-            )));
-        }
-        if req.amount.minor > req.order_amount.minor {
-            return Err(Error::invalid_request(format!(
-                "amount.minor {} exceeds order_amount.minor {}",
-                req.amount.minor, req.order_amount.minor
-            )));
-        }
+        field::refund_amount(&req.amount, &req.order_amount)?;
         let mut fields = Fields::new();
         wire::put(&mut fields, "mch_order_no", &req.refund_no);
         wire::put(

@@ -477,20 +477,8 @@ impl Adapter for WechatV2 {
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
         field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
-        field::positive(req.amount.minor, "amount.minor")?;
         field::currency(&req.amount.currency, "amount.currency")?;
-        if req.order_amount.currency != req.amount.currency {
-            return Err(Error::invalid_request(format!(
-                "amount.currency `{}` differs from order_amount.currency `{}`",
-                req.amount.currency, req.order_amount.currency
-            )));
-        }
-        if req.amount.minor > req.order_amount.minor {
-            return Err(Error::invalid_request(format!(
-                "amount.minor {} exceeds order_amount.minor {}",
-                req.amount.minor, req.order_amount.minor
-            )));
-        }
+        field::refund_amount(&req.amount, &req.order_amount)?;
         let transaction_id = req
             .order
             .channel_transaction_id

@@ -596,19 +596,7 @@ impl Adapter for WechatV3 {
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
         field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
-        field::positive(req.amount.minor, "amount.minor")?;
-        if req.order_amount.currency != req.amount.currency {
-            return Err(Error::invalid_request(format!(
-                "amount.currency `{}` differs from order_amount.currency `{}`",
-                req.amount.currency, req.order_amount.currency
-            )));
-        }
-        if req.amount.minor > req.order_amount.minor {
-            return Err(Error::invalid_request(format!(
-                "amount.minor {} exceeds order_amount.minor {}",
-                req.amount.minor, req.order_amount.minor
-            )));
-        }
+        field::refund_amount(&req.amount, &req.order_amount)?;
         let mut body = json::json!({
             "out_refund_no": req.refund_no,
             "notify_url": ctx.notify_url(),
