@@ -1103,7 +1103,8 @@ mod tests {
     #[tokio::test]
     async fn notifications_are_sent_once_twice_late_or_forged() {
         use axum::routing::post;
-        let got: Arc<Mutex<Vec<Vec<(String, String)>>>> = Arc::default();
+        type Received = Vec<Vec<(String, String)>>;
+        let got: Arc<Mutex<Received>> = Arc::default();
         let sink = got.clone();
         let app = Router::new().route(
             "/notify",
