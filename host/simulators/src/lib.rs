@@ -12,6 +12,7 @@
 pub mod faults;
 pub mod outbox;
 pub mod supay;
+pub mod vr_payment;
 pub mod wechat_cloudpay;
 pub mod wechat_v2;
 pub mod wechat_v3;
