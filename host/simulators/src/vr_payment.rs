@@ -323,6 +323,22 @@ impl Simulator {
         self.by_reference(merchant_reference).map(|t| t.state)
     }
 
+    /// A transaction made outside payhost (another shop system on the same
+    /// space): its webhooks name an order payhost does not have.
+    pub fn create_transaction(&self, merchant_reference: &str, amount: Money) -> i64 {
+        let id = self.shared.next_id(FIRST_ID);
+        let t = Transaction {
+            id,
+            state: "PENDING",
+            amount,
+            merchant_reference: merchant_reference.into(),
+            completed_on: None,
+            reported: None,
+        };
+        self.shared.state().transactions.insert(id, t);
+        id
+    }
+
     /// Moves a transaction to any §8.4 state (AUTHORIZED, COMPLETED, DECLINE, ...).
     pub fn set_state(&self, merchant_reference: &str, state: &'static str) -> anyhow::Result<()> {
         const STATES: &[&str] = &[
@@ -354,13 +370,13 @@ impl Simulator {
         Ok(())
     }
 
-    /// The payer pays on the payment page: authorized, completed, and
-    /// (no fraud check objecting) FULFILL.
+    /// The payer pays on the payment page (or a held authorization goes
+    /// through): authorized, completed, and (no fraud check objecting) FULFILL.
     pub fn pay(&self, merchant_reference: &str) -> anyhow::Result<()> {
         match self.state(merchant_reference) {
-            Some("PENDING" | "CREATE" | "CONFIRMED" | "PROCESSING") => {
-                self.set_state(merchant_reference, "FULFILL")
-            }
+            Some(
+                "PENDING" | "CREATE" | "CONFIRMED" | "PROCESSING" | "AUTHORIZED" | "COMPLETED",
+            ) => self.set_state(merchant_reference, "FULFILL"),
             Some(other) => Err(anyhow!("transaction {merchant_reference} is {other}")),
             None => Err(anyhow!("no transaction {merchant_reference}")),
         }
