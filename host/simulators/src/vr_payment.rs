@@ -196,19 +196,37 @@ fn now_iso() -> String {
     payhost_sdk::time::format_rfc3339(now(), 0).unwrap_or_default()
 }
 
-/// The gateway's client error (HTTP 442), or another status with its body.
-fn error(status: u16, kind: &str, message: &str) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    (
-        status,
-        [("content-type", "application/json")],
-        json!({"id": "sim-error", "type": kind, "message": message, "defaultMessage": message})
-            .to_string(),
-    )
-        .into_response()
+/// A refused call: the gateway's error body with its status (442 for
+/// client errors), answered as JSON.
+struct Refusal {
+    status: u16,
+    kind: &'static str,
+    message: String,
 }
 
-fn developer_error(message: &str) -> Response {
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        (
+            status,
+            [("content-type", "application/json")],
+            json!({"id": "sim-error", "type": self.kind, "message": self.message,
+                   "defaultMessage": self.message})
+            .to_string(),
+        )
+            .into_response()
+    }
+}
+
+fn error(status: u16, kind: &'static str, message: &str) -> Refusal {
+    Refusal {
+        status,
+        kind,
+        message: message.into(),
+    }
+}
+
+fn developer_error(message: &str) -> Refusal {
     error(442, "DEVELOPER_ERROR", message)
 }
 
@@ -360,8 +378,7 @@ impl Simulator {
         let t = s
             .transactions
             .values_mut()
-            .filter(|t| t.merchant_reference == merchant_reference)
-            .next_back()
+            .rfind(|t| t.merchant_reference == merchant_reference)
             .ok_or_else(|| anyhow!("no transaction {merchant_reference}"))?;
         t.state = state;
         if state == "FULFILL" || state == "COMPLETED" {
@@ -393,8 +410,7 @@ impl Simulator {
         let t = s
             .transactions
             .values_mut()
-            .filter(|t| t.merchant_reference == merchant_reference)
-            .next_back()
+            .rfind(|t| t.merchant_reference == merchant_reference)
             .ok_or_else(|| anyhow!("no transaction {merchant_reference}"))?;
         t.reported = reported;
         Ok(())
@@ -588,7 +604,7 @@ fn form_pairs(q: &str) -> BTreeMap<String, String> {
 }
 
 /// Refuses a body with a field the gateway does not know.
-fn known_fields(body: &Value, allowed: &[&str], what: &str) -> Result<(), Response> {
+fn known_fields(body: &Value, allowed: &[&str], what: &str) -> Result<(), Refusal> {
     let Some(obj) = body.as_object() else {
         return Err(developer_error(&format!(
             "{what}: the body is not a JSON object"
@@ -612,12 +628,13 @@ async fn handle(
             404,
             "DEVELOPER_ERROR",
             "no such API (the base URL ends in /api)",
-        );
+        )
+        .into_response();
     };
     let endpoint = format!("{method} {resource}");
     *s.state().counts.entry(endpoint.clone()).or_default() += 1;
     if let Err(why) = authenticated(&s, &method, &uri, &headers) {
-        return error(401, "DEVELOPER_ERROR", why);
+        return error(401, "DEVELOPER_ERROR", why).into_response();
     }
     let fault = s
         .faults
@@ -628,17 +645,17 @@ async fn handle(
     match fault {
         ApiFault::None => {}
         ApiFault::Http5xx => {
-            return error(503, "SERVER_ERROR", "service unavailable");
+            return error(503, "SERVER_ERROR", "service unavailable").into_response();
         }
         ApiFault::SystemError => {
-            return error(542, "SERVER_ERROR", "internal server error");
+            return error(542, "SERVER_ERROR", "internal server error").into_response();
         }
         ApiFault::Timeout { applied } => {
             if applied {
                 let _ = route(&s, &method, resource, &uri, &body);
             }
             tokio::time::sleep(hang).await;
-            return error(504, "SERVER_ERROR", "gateway time-out");
+            return error(504, "SERVER_ERROR", "gateway time-out").into_response();
         }
     }
     route(&s, &method, resource, &uri, &body)
@@ -654,13 +671,17 @@ fn route(s: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8]) ->
                     403,
                     "DEVELOPER_ERROR",
                     "the user has no access to this space",
-                );
+                )
+                .into_response();
             }
-            _ => return developer_error("the spaceId parameter is required and numeric"),
+            _ => {
+                return developer_error("the spaceId parameter is required and numeric")
+                    .into_response();
+            }
         }
     }
     // Ids are the gateway's int64 ids: a merchant reference is not one.
-    let id = || -> Result<i64, Response> {
+    let id = || -> Result<i64, Refusal> {
         params
             .get("id")
             .and_then(|v| v.parse::<i64>().ok())
@@ -716,7 +737,7 @@ fn route(s: &Shared, method: &Method, resource: &str, uri: &Uri, body: &[u8]) ->
         },
         _ => Err(error(404, "DEVELOPER_ERROR", "no such API")),
     };
-    result.unwrap_or_else(|r| r)
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Transaction create fields of §8.4.
@@ -753,7 +774,7 @@ const LINE_ITEM_FIELDS: &[&str] = &[
     "taxes",
 ];
 
-fn create(s: &Shared, body: Option<Value>) -> Result<Response, Response> {
+fn create(s: &Shared, body: Option<Value>) -> Result<Response, Refusal> {
     let b = body.ok_or_else(|| developer_error("the body is not JSON"))?;
     known_fields(&b, CREATE_FIELDS, "transaction create")?;
     let currency = b["currency"]
@@ -826,7 +847,7 @@ const REFUND_TYPES: &[&str] = &[
     "CUSTOMER_INITIATED_MANUAL",
 ];
 
-fn refund(s: &Shared, body: Option<Value>) -> Result<Response, Response> {
+fn refund(s: &Shared, body: Option<Value>) -> Result<Response, Refusal> {
     let b = body.ok_or_else(|| developer_error("the body is not JSON"))?;
     known_fields(&b, REFUND_FIELDS, "refund create")?;
     let tx = b["transaction"]
@@ -900,7 +921,7 @@ fn refund(s: &Shared, body: Option<Value>) -> Result<Response, Response> {
 }
 
 /// `refund/search` with the one filter payhost uses: externalId EQUALS.
-fn search(s: &Shared, body: Option<Value>) -> Result<Response, Response> {
+fn search(s: &Shared, body: Option<Value>) -> Result<Response, Refusal> {
     let b = body.ok_or_else(|| developer_error("the body is not JSON"))?;
     known_fields(
         &b,
