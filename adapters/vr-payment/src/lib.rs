@@ -28,7 +28,7 @@ pub struct VrPayment;
 /// offers is the space's configuration (`method_configurations` narrows it).
 pub const METHODS: &[&str] = &["card", "alipay", "wechat_pay"];
 
-/// ISO 4217 codes accepted (providers.md §8.2: the processing API is
+/// ISO 4217 codes accepted, `adapter-info.currencies` (providers.md §8.2: the processing API is
 /// documented with EUR; §8.4 leaves the gateway's list to the space's
 /// contract, and the brief of issue 11 names EUR and CHF).
 pub const CURRENCIES: &[&str] = &["EUR", "CHF"];
@@ -317,6 +317,7 @@ impl Adapter for VrPayment {
             version: env!("CARGO_PKG_VERSION").into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: METHODS.iter().map(|m| m.to_string()).collect(),
+            currencies: money::currencies(CURRENCIES),
             capabilities: Capabilities {
                 // The source article's integration got none (§8.1): poll.
                 payment_notifications: false,

@@ -442,6 +442,7 @@ fn describe_declares_poll_only_settlement() {
     let info = VrPayment::describe();
     assert_eq!(info.name, "vr-payment");
     assert_eq!(info.methods, ["card", "alipay", "wechat_pay"]);
+    assert_eq!(info.currencies, ["EUR", "CHF"]);
     let c = info.capabilities;
     assert!(!c.payment_notifications && !c.refund_notifications);
     assert!(!c.query_by_merchant_order_no && c.partial_refunds && c.refund_query);
