@@ -182,6 +182,7 @@ impl Adapter for Supay {
             version: env!("CARGO_PKG_VERSION").into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: wire::METHODS.iter().map(|m| m.to_string()).collect(),
+            currencies: money::currencies(CURRENCIES),
             capabilities: Capabilities {
                 payment_notifications: true,
                 refund_notifications: true,
