@@ -12,6 +12,7 @@
 //! Each provider's scenario (its simulator, merchant configuration, method
 //! and currency) is a module of its own; this one walks any of them.
 
+mod regional;
 mod wechat;
 
 use crate::builder::{self, BuildOptions};
@@ -40,6 +41,16 @@ pub enum Provider {
     /// WeChat Pay API v3: JSON, RSA signatures, encrypted notifications.
     #[value(name = "wechat-v3")]
     WechatV3,
+    /// Yaband (Europe): JSON, HMAC-SHA256; a mini-program payment in EUR.
+    Yaband,
+    /// Supay (Australia): form, MD5; a mini-program payment in AUD.
+    Supay,
+    /// VR Payment (wallee gateway): a card payment in EUR, learnt by polling.
+    #[value(name = "vr-payment")]
+    VrPayment,
+    /// WeChat cloud payment, for payhost inside WeChat Cloud Hosting.
+    #[value(name = "wechat-cloudpay")]
+    WechatCloudpay,
 }
 
 impl Provider {
@@ -47,6 +58,10 @@ impl Provider {
         match self {
             Provider::WechatV2 => wechat::v2(dir).await,
             Provider::WechatV3 => wechat::v3(ws, dir).await,
+            Provider::Yaband => regional::yaband(dir).await,
+            Provider::Supay => regional::supay(dir).await,
+            Provider::VrPayment => regional::vr_payment(dir).await,
+            Provider::WechatCloudpay => regional::wechat_cloudpay(dir).await,
         }
     }
 }
@@ -60,6 +75,8 @@ struct Scenario {
     currency: &'static str,
     method: &'static str,
     payer: Value,
+    /// Lines of `[merchants.limits]` (a local currency needs `cny_rate`).
+    limits: String,
     /// The `[merchants.config]` table (secrets as `file:` references).
     merchant_config: String,
     /// Whether the provider has a refund the demo can walk.
@@ -70,6 +87,8 @@ struct Scenario {
 /// What the demo asks of a provider's simulator.
 #[async_trait::async_trait]
 trait ProviderSim: Send + Sync {
+    /// payhost listens at `base_url` (for providers that must be told).
+    fn payhost_started(&self, _base_url: &str) {}
     /// The payer pays. Answers what payhost answered each notification the
     /// provider sent (none: payhost learns it by polling).
     async fn pay(&self, order_no: &str) -> Result<Vec<Answer>>;
@@ -196,6 +215,7 @@ pub async fn run(provider: Provider) -> Result<()> {
         &scenario,
     )?)?;
     let running = server::start(&config, listener).await?;
+    scenario.sim.payhost_started(&format!("http://{addr}"));
     println!(
         "   payhost on http://{addr}, store {}",
         data.join("payhost.db").display()
@@ -461,8 +481,11 @@ industry = "physical"
 callback_url = "{callback}"
 webhook_secret = "file:{dir}/webhook.secret"
 
+[merchants.limits]
+{limits}
 [merchants.config]
 {merchant_config}"#,
+        limits = scenario.limits,
         adapter = scenario.adapter,
         currency = scenario.currency,
         merchant_config = scenario.merchant_config,

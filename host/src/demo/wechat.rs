@@ -35,6 +35,7 @@ pub async fn v2(dir: &Path) -> Result<Scenario> {
         currency: "CNY",
         method: "wechat_mini_program",
         payer: payer(),
+        limits: String::new(),
         merchant_config: format!(
             "appid = \"{APPID}\"\nmch_id = \"{MCH_ID}\"\napi_key = \"file:{}/wechat.key\"\nbase_url = \"{}\"\n",
             dir.display(),
@@ -64,6 +65,7 @@ pub async fn v3(ws: &Path, dir: &Path) -> Result<Scenario> {
         currency: "CNY",
         method: "wechat_mini_program",
         payer: payer(),
+        limits: String::new(),
         merchant_config: format!(
             "mode = \"direct\"\nmchid = \"{V3_MCHID}\"\nappid = \"{APPID}\"\nmerchant_serial_no = \"5157F09EFDC096DE15EBE81A47057A7232F1B8E1\"\nprivate_key = \"file:{key}\"\napi_v3_key = \"file:{dir}/v3.apikey\"\nwechatpay_public_key_id = \"{V3_SERIAL}\"\nwechatpay_public_key = \"\"\"{public}\"\"\"\nbase_url = \"{base}\"\n",
             key = ws.join(V3_KEY_FIXTURE).display(),
