@@ -12,6 +12,7 @@
 pub mod faults;
 pub mod outbox;
 pub mod supay;
+pub mod twopaynow;
 pub mod vr_payment;
 pub mod wechat_cloudpay;
 pub mod wechat_v2;
