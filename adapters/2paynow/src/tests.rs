@@ -60,13 +60,13 @@ fn answer(body: Value) -> HttpResponse {
     http::response(200, "application/json", body.to_string())
 }
 
+/// The parameters of every request a scripted 2paynow received.
+type Seen = Rc<RefCell<Vec<BTreeMap<String, String>>>>;
+
 /// A 2paynow answering each `function` from `answers`, recording calls.
 fn provider(
     answers: Vec<(&'static str, Value)>,
-) -> (
-    impl FnMut(&HttpRequest) -> HttpResponse + 'static,
-    Rc<RefCell<Vec<BTreeMap<String, String>>>>,
-) {
+) -> (impl FnMut(&HttpRequest) -> HttpResponse + 'static, Seen) {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let log = seen.clone();
     let f = move |req: &HttpRequest| {
@@ -760,8 +760,9 @@ fn a_success_notification_for_an_unpaid_order_reports_pending() {
 
 #[test]
 fn forged_and_contradicting_notifications_are_refused() {
-    let cases: Vec<(Vec<(&str, &str)>, &str, bool)> = vec![
-        // (changes, error kind, whether the query was asked)
+    // (changes, error kind, whether the query was asked)
+    type Case = (Vec<(&'static str, &'static str)>, &'static str, bool);
+    let cases: Vec<Case> = vec![
         (
             vec![("sign", "00000000000000000000000000000000")],
             "bad-signature",
