@@ -358,3 +358,29 @@ async fn repeated_queued_notifications_and_an_outage_leave_one_paid_order() {
     assert_eq!(p["amount"], 1250);
     assert_eq!(sim.fault_counts().http_5xx, 1);
 }
+
+#[tokio::test]
+async fn without_a_notification_the_reconciler_settles_paid_and_declined_orders() {
+    let (f, sim) = front("2pn-poll", SimConfig::new(MID, KEY), fast_reconciler()).await;
+    for no in ["2PNPOLL001", "2PNPOLL002"] {
+        let (status, created) = api(
+            &f,
+            Method::POST,
+            "/v1/payments",
+            Some(order(no, 500, "wechat_native")),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+    }
+    // The payer pays one, the other is declined; 2paynow notifies neither.
+    sim.pay("2PNPOLL001").unwrap();
+    sim.decline("2PNPOLL002").unwrap();
+    let p = wait_for_state(&f, "2PNPOLL001", "paid").await;
+    assert_eq!(
+        p["provider_trade_no"],
+        sim.trade_no("2PNPOLL001").unwrap().as_str()
+    );
+    wait_for_state(&f, "2PNPOLL002", "failed").await;
+    assert!(sim.count("query") >= 2);
+    assert_eq!(sim.count("wap_query"), 0);
+}

@@ -222,6 +222,14 @@ async fn every_request_is_checked_strictly() {
     assert_eq!(ok["status"], 200, "{ok}");
 }
 
+/// A signed `wap_precreate` URL on `page` with `params`.
+fn wap_url(page: &str, params: &[(&str, String)]) -> String {
+    format!(
+        "{page}?{}",
+        signed("wap_precreate", &now_ms(), &borrow(params))
+    )
+}
+
 fn wap_params(no: &str, page_type: &str) -> Vec<(&'static str, String)> {
     vec![
         ("type", page_type.into()),
@@ -239,15 +247,7 @@ async fn a_wap_order_exists_once_its_page_is_opened_and_is_found_by_merchant_num
     let sim = sim().await;
     let q = call(&sim, "wap_query", &[("merchant_trade_no", "WAP-1".into())]).await;
     assert_eq!(q["status"], 404);
-    let page = format!(
-        "{}?{}",
-        sim.wap_wechat_url(),
-        signed(
-            "wap_precreate",
-            &now_ms(),
-            &borrow(&wap_params("WAP-1", "1"))
-        )
-    );
+    let page = wap_url(&sim.wap_wechat_url(), &wap_params("WAP-1", "1"));
     let (status, html) = get(&page).await;
     assert_eq!(status, 200, "{html}");
     // Opened twice: still one order.
@@ -264,45 +264,14 @@ async fn a_wap_order_exists_once_its_page_is_opened_and_is_found_by_merchant_num
     // The WeChat page takes WeChat and no time-out; the Alipay page Alipay.
     let mut with_timeout = wap_params("WAP-2", "1");
     with_timeout.push(("it_b_pay", "5m".into()));
-    let (status, body) = get(&format!(
-        "{}?{}",
-        sim.wap_wechat_url(),
-        signed("wap_precreate", &now_ms(), &borrow(&with_timeout))
-    ))
-    .await;
+    let (status, body) = get(&wap_url(&sim.wap_wechat_url(), &with_timeout)).await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = get(&format!(
-        "{}?{}",
-        sim.wap_alipay_url(),
-        signed(
-            "wap_precreate",
-            &now_ms(),
-            &borrow(&wap_params("WAP-2", "1"))
-        )
-    ))
-    .await;
+    let (status, _) = get(&wap_url(&sim.wap_alipay_url(), &wap_params("WAP-2", "1"))).await;
     assert_eq!(status, 400);
-    let (status, _) = get(&format!(
-        "{}?{}",
-        sim.wap_alipay_url(),
-        signed(
-            "wap_precreate",
-            &now_ms(),
-            &borrow(&wap_params("WAP-2", "0"))
-        )
-    ))
-    .await;
+    let (status, _) = get(&wap_url(&sim.wap_alipay_url(), &wap_params("WAP-2", "0"))).await;
     assert_eq!(status, 200);
-    let forged = format!(
-        "{}?{}",
-        sim.wap_alipay_url(),
-        signed(
-            "wap_precreate",
-            &now_ms(),
-            &borrow(&wap_params("WAP-3", "0"))
-        )
-        .replace("sign=", "sign=1")
-    );
+    let forged =
+        wap_url(&sim.wap_alipay_url(), &wap_params("WAP-3", "0")).replace("sign=", "sign=1");
     assert_eq!(get(&forged).await.0, 400);
     assert_eq!(sim.trade_no("WAP-3"), None);
 }
@@ -433,11 +402,7 @@ async fn an_unpaid_order_notifies_its_state_unless_the_forgery_claims_paid() {
     let mut params = wap_params("N-2", "0");
     params.retain(|(k, _)| *k != "notify_url");
     params.push(("notify_url", url.clone()));
-    let page = format!(
-        "{}?{}",
-        sim.wap_alipay_url(),
-        signed("wap_precreate", &now_ms(), &borrow(&params))
-    );
+    let page = wap_url(&sim.wap_alipay_url(), &params);
     assert_eq!(get(&page).await.0, 200);
     sim.notify_payment("N-2", NotifyForgery::None)
         .await
