@@ -33,10 +33,9 @@ const WECHAT_WAP: &str = "wechat_wap";
 const ALIPAY_WAP: &str = "alipay_wap";
 const METHODS: [&str; 4] = [WECHAT_NATIVE, ALIPAY_NATIVE, WECHAT_WAP, ALIPAY_WAP];
 
-/// The ISO 4217 codes the adapter accepts: EUR is the currency of the
-/// driver and its test (providers.md §6.2, §6.5); the source article orders
-/// in CNY or the local currency (its section 七). The lead wires this into
-/// `adapter-info` with contract 0.3.
+/// The ISO 4217 codes the adapter accepts (`adapter-info.currencies`): EUR
+/// is the currency of the driver and its test (providers.md §6.2, §6.5);
+/// the source article orders in CNY or the local currency (its section 七).
 pub const CURRENCIES: &[&str] = &["EUR", "CNY"];
 
 /// Why refunds answer `unsupported`, for operators reading the error.
@@ -246,6 +245,7 @@ impl Adapter for TwoPayNow {
             contract_version: CONTRACT_VERSION.into(),
             // No `wechat_mini_program`: the JSAPI call is not public (§6.6).
             methods: METHODS.iter().map(|m| m.to_string()).collect(),
+            currencies: money::currencies(CURRENCIES),
             capabilities: Capabilities {
                 payment_notifications: true,
                 // Refunds are not publicly documented (§6.6).

@@ -206,7 +206,7 @@ fn describe_offers_no_mini_program_and_no_refunds() {
             .iter()
             .any(|f| f.name == "key" && f.kind == FieldKind::Secret && f.default.is_none())
     );
-    assert_eq!(CURRENCIES, ["EUR", "CNY"]);
+    assert_eq!(info.currencies, ["EUR", "CNY"]);
 }
 
 // ---------------------------------------------------------------- create
