@@ -4,36 +4,16 @@
 //! nothing), close at expiry by `cancel`, and refunds refused as
 //! unsupported because 2paynow documents none publicly.
 
-use payhost_e2e::components_dir;
 use payhost_e2e::front::{Front, Options};
 use payhost_simulators::faults::FaultConfig;
 use payhost_simulators::twopaynow::{NotifyForgery, NotifyMethod, SimConfig, Simulator};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 const MID: &str = "4002563369";
 const KEY: &str = "zG93Cv85BCCp2h";
 const API_KEY: &str = "pk_test_shop_2pn_5c1e";
 const MERCHANT: &str = "shop-2pn";
-
-/// An adapters directory with `2paynow.wasm` (the builder names the
-/// component after the package, `twopaynow`, until it reads the crate's
-/// `slot`) and `wechat-v2.wasm` for the front's own shop-1.
-fn adapters_dir(data_dir: &std::path::Path) -> PathBuf {
-    let built = components_dir();
-    let dir = data_dir.join("adapters");
-    std::fs::create_dir_all(&dir).unwrap();
-    let slot = built.join("2paynow.wasm");
-    let source = if slot.is_file() {
-        slot
-    } else {
-        built.join("twopaynow.wasm")
-    };
-    std::fs::copy(source, dir.join("2paynow.wasm")).unwrap();
-    std::fs::copy(built.join("wechat-v2.wasm"), dir.join("wechat-v2.wasm")).unwrap();
-    dir
-}
 
 /// payhost with merchant `shop-2pn` on adapter `2paynow`, in EUR, in front
 /// of a 2paynow simulator that knows the same mid and key.
@@ -71,7 +51,6 @@ verify_answer_sign = "true"
     let f = Front::start(
         name,
         Options {
-            adapters_dir: Some(adapters_dir(&dir)),
             data_dir: Some(dir),
             extra_toml: extra,
             ..options
