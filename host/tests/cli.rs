@@ -45,6 +45,72 @@ fn demo_walks_a_payment_from_creation_to_refund() {
     }
 }
 
+/// Every regional provider of the source article's switch walks its own
+/// flow: its currency, its pay action, paid by notification or (VR
+/// Payment) by payhost's polling, refunded where the provider can.
+#[test]
+fn demo_walks_each_regional_provider() {
+    for (provider, lines) in [
+        (
+            "yaband",
+            &[
+                "for 19.99 EUR (wechat_mini_program)",
+                "wx.requestPayment(",
+                "answered HTTP 200: ok",
+                "refund \"succeeded\"",
+            ][..],
+        ),
+        (
+            "2paynow",
+            &[
+                "for 19.99 EUR (wechat_native)",
+                "show the QR code of",
+                "answered HTTP 200: success",
+                "offers no refund",
+            ][..],
+        ),
+        (
+            "supay",
+            &[
+                "for 19.99 AUD (wechat_mini_program)",
+                "wx.requestPayment(",
+                "answered HTTP 200: success",
+                "refund \"succeeded\"",
+            ][..],
+        ),
+        (
+            "vr-payment",
+            &[
+                "for 19.99 EUR (card)",
+                "open \"http",
+                "sends no notification, so payhost polls it",
+                "refund \"succeeded\"",
+            ][..],
+        ),
+        (
+            "wechat-cloudpay",
+            &[
+                "for 19.99 CNY (wechat_mini_program)",
+                "{\"errcode\":0",
+                "refund \"succeeded\"",
+            ][..],
+        ),
+    ] {
+        let out = payhost(&["demo", "--provider", provider]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for expected in
+            lines
+                .iter()
+                .chain(&["state \"paid\"", "\"payment.paid\" for \"DEMO", "Done:"])
+        {
+            assert!(
+                stdout.contains(expected),
+                "{provider}: missing {expected:?} in:\n{stdout}"
+            );
+        }
+    }
+}
+
 #[test]
 fn demo_walks_the_same_payment_through_wechat_pay_v3() {
     let out = payhost(&["demo", "--provider", "wechat-v3"]);

@@ -43,6 +43,9 @@ pub enum Provider {
     WechatV3,
     /// Yaband (Europe): JSON, HMAC-SHA256; a mini-program payment in EUR.
     Yaband,
+    /// 2paynow (Europe): MD5; a WeChat QR payment in EUR, no refund API.
+    #[value(name = "2paynow")]
+    TwoPayNow,
     /// Supay (Australia): form, MD5; a mini-program payment in AUD.
     Supay,
     /// VR Payment (wallee gateway): a card payment in EUR, learnt by polling.
@@ -59,6 +62,7 @@ impl Provider {
             Provider::WechatV2 => wechat::v2(dir).await,
             Provider::WechatV3 => wechat::v3(ws, dir).await,
             Provider::Yaband => regional::yaband(dir).await,
+            Provider::TwoPayNow => regional::twopaynow(dir).await,
             Provider::Supay => regional::supay(dir).await,
             Provider::VrPayment => regional::vr_payment(dir).await,
             Provider::WechatCloudpay => regional::wechat_cloudpay(dir).await,

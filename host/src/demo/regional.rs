@@ -4,7 +4,7 @@
 
 use super::{Answer, ProviderSim, Scenario};
 use anyhow::Result;
-use payhost_simulators::{supay, vr_payment, wechat_cloudpay, yaband};
+use payhost_simulators::{supay, twopaynow, vr_payment, wechat_cloudpay, yaband};
 use serde_json::json;
 use std::path::Path;
 
@@ -143,10 +143,9 @@ impl ProviderSim for VrPayment {
 pub async fn wechat_cloudpay(_dir: &Path) -> Result<Scenario> {
     const ENV: &str = "prod-66733tes755tabc";
     const SUB_MCH: &str = "1712734762";
-    let sim = wechat_cloudpay::Simulator::start(wechat_cloudpay::SimConfig::new(
-        ENV, SUB_MCH, APPID,
-    ))
-    .await;
+    let sim =
+        wechat_cloudpay::Simulator::start(wechat_cloudpay::SimConfig::new(ENV, SUB_MCH, APPID))
+            .await;
     Ok(Scenario {
         title: "WeChat cloud payment",
         adapter: "wechat-cloudpay",
@@ -190,5 +189,43 @@ impl ProviderSim for CloudPay {
         self.0.settle_refund(refund_no, "SUCCESS")?;
         let answer = self.0.notify_refund(refund_no, Default::default()).await?;
         Ok(vec![cloudpay_answer(answer)])
+    }
+}
+
+pub async fn twopaynow(dir: &Path) -> Result<Scenario> {
+    const MID: &str = "4002563369";
+    const KEY: &str = "demo2paynowkey";
+    let sim = twopaynow::Simulator::start(twopaynow::SimConfig::new(MID, KEY)).await;
+    std::fs::write(dir.join("2paynow.key"), KEY)?;
+    Ok(Scenario {
+        title: "2paynow",
+        adapter: "2paynow",
+        currency: "EUR",
+        method: "wechat_native",
+        payer: json!({ "client_ip": "203.0.113.7" }),
+        limits: "cny_rate = \"0.1280\"\n".into(),
+        merchant_config: format!(
+            "mid = \"{MID}\"\nkey = \"file:{}/2paynow.key\"\nbase_url = \"{}\"\n",
+            dir.display(),
+            sim.base_url()
+        ),
+        // 2paynow documents no refund call; its portal refunds.
+        refunds: false,
+        sim: Box::new(TwoPayNow(sim)),
+    })
+}
+
+struct TwoPayNow(twopaynow::Simulator);
+
+#[async_trait::async_trait]
+impl ProviderSim for TwoPayNow {
+    async fn pay(&self, order_no: &str) -> Result<Vec<Answer>> {
+        self.0.pay(order_no)?;
+        let answer = self.0.notify_payment(order_no, Default::default()).await?;
+        Ok(vec![answer_is(answer, "success")])
+    }
+
+    async fn settle_refund(&self, _refund_no: &str) -> Result<Vec<Answer>> {
+        anyhow::bail!("2paynow has no refund")
     }
 }

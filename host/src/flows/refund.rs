@@ -54,6 +54,10 @@ pub async fn refund_payment(
         ));
     }
     let req = &req;
+    let adapter = state.adapter_for(merchant)?;
+    // Without refund notifications the reconciler asks soon; with them,
+    // only once the notification is overdue.
+    let first_poll_ms = state.first_poll_delay_ms(adapter.info.capabilities.refund_notifications);
     let begun = until_not_lost(move |_| async move {
         let order = load_order(state, merchant, order_no).await?;
         if let Some(existing) = state
@@ -90,8 +94,8 @@ pub async fn refund_payment(
             provider_refund_id: None,
             reason: req.reason.clone(),
             // Should the answer or the notification be lost, the
-            // reconciler asks the provider (after the notification delay).
-            next_poll_at: Some(now + state.notify_overdue_ms),
+            // reconciler asks the provider.
+            next_poll_at: Some(now + first_poll_ms),
             poll_attempts: 0,
             created_at: now,
             updated_at: now,
@@ -114,7 +118,6 @@ pub async fn refund_payment(
         Begun::Ask(order, refund, is_new) => (*order, refund, is_new),
     };
 
-    let adapter = state.adapter_for(merchant)?;
     let op = Operation::Refund(contract::RefundRequest {
         order: order_ref(&order),
         refund_no: refund.refund_no.clone(),
@@ -126,7 +129,8 @@ pub async fn refund_payment(
         Ok(Output::RefundStatus(s)) => s,
         Ok(other) => return Err(unexpected("refund", &other)),
         Err(err) => {
-            if final_refusal(&err) {
+            // A provider without refunds (2paynow) never will refund it.
+            if final_refusal(&err) || err.code == "unsupported" {
                 let mut failed = refund.clone();
                 failed.state = RefundState::Failed;
                 failed.next_poll_at = None;

@@ -178,14 +178,12 @@ async fn a_qr_order_is_paid_only_by_what_2paynow_confirms_and_refunds_are_refuse
         (p["state"].clone(), p["refunded_amount"].clone()),
         (json!("paid"), json!(0))
     );
-    // No money moved. The host still keeps the refund it recorded before
-    // asking, as pending (contract 0.2 has no capability that says "no
-    // refunds", and only a non-retryable provider refusal marks it failed);
-    // it must never become succeeded.
+    // No money moved, and the refund recorded before asking is failed at
+    // once: a provider without refunds will never settle it.
     let (_, refunds) = api(&f, Method::GET, "/v1/payments/2PNQR0001/refunds", None).await;
     let refunds = refunds.as_array().cloned().unwrap_or_default();
     assert!(
-        refunds.iter().all(|r| r["state"] != "succeeded"),
+        refunds.len() == 1 && refunds[0]["state"] == "failed",
         "{refunds:?}"
     );
 }
