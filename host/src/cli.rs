@@ -34,7 +34,7 @@ pub enum Command {
     Adapter(AdapterCommand),
     /// Walk one payment from creation to refund against a simulated WeChat Pay.
     Demo {
-        /// The provider to walk it through: `wechat-v2` or `wechat-v3`.
+        /// The provider to walk it through (its simulator and adapter).
         #[arg(long, default_value = "wechat-v2")]
         provider: crate::demo::Provider,
     },
