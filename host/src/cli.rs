@@ -243,7 +243,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         command => {
-            init_logs(None, crate::logging::COMMAND_FILTER);
+            let filter = match command {
+                Command::Demo { .. } => crate::logging::DEMO_FILTER,
+                _ => crate::logging::COMMAND_FILTER,
+            };
+            init_logs(None, filter);
             match command {
                 Command::Adapter(cmd) => adapter(cmd),
                 Command::Demo { provider } => {

@@ -98,6 +98,12 @@ fn demo_walks_each_regional_provider() {
     ] {
         let out = payhost(&["demo", "--provider", provider]);
         let stdout = String::from_utf8_lossy(&out.stdout);
+        // The demo's merchants use loopback simulators: no egress noise.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("declares egress hosts"),
+            "{provider}: {stderr}"
+        );
         for expected in
             lines
                 .iter()

@@ -46,7 +46,7 @@ impl Adapter for Hostile {
             version: "0.1.0".into(),
             contract_version: CONTRACT_VERSION.into(),
             methods: vec!["test".into()],
-            currencies: vec!["CNY".into()],
+            currencies: vec!["CNY".into(), "EUR".into()],
             capabilities: Capabilities {
                 payment_notifications: false,
                 refund_notifications: false,
