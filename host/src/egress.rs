@@ -603,6 +603,7 @@ mod tests {
                 refund_query: false,
             },
             egress_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            field_rules: vec![],
             config_schema: vec![],
         }
     }

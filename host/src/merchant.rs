@@ -272,6 +272,7 @@ mod tests {
                 refund_query: false,
             },
             egress_hosts: vec![],
+            field_rules: vec![],
             config_schema: vec![
                 field("mch_id", FieldKind::Text, true, None),
                 field("api_key", FieldKind::Secret, true, None),

@@ -2,7 +2,7 @@
 //! is sent: a value the provider would refuse is the caller's error
 //! (`invalid-request`), named with the field, never a provider round trip.
 
-use crate::types::{ConfigField, FieldKind, Money, Payer};
+use crate::types::{ConfigField, FieldKind, FieldRule, Money, Payer};
 use crate::{Error, Result, money};
 
 /// A merchant number (order, refund): `min..=max` characters of ASCII
@@ -24,6 +24,68 @@ pub fn order_no(value: &str, field: &str, min: usize, max: usize, extra: &str) -
         )));
     }
     Ok(())
+}
+
+/// A provider's limit on one request field, written once: `describe`
+/// declares it ([`declare`]; the host then checks it before calling the
+/// adapter) and the adapter checks it with [`Rule::check`] all the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// The field's name in payhost's API (`merchant_order_no`, ...).
+    pub field: &'static str,
+    pub min: usize,
+    pub max: usize,
+    /// Only ASCII letters, digits and these characters, when set.
+    pub allowed: Option<&'static str>,
+}
+
+impl Rule {
+    /// A merchant number: `min..=max` ASCII letters, digits and `extra`.
+    pub const fn order_no(
+        field: &'static str,
+        min: usize,
+        max: usize,
+        extra: &'static str,
+    ) -> Rule {
+        Rule {
+            field,
+            min,
+            max,
+            allowed: Some(extra),
+        }
+    }
+
+    /// Free text of `min..=max` characters.
+    pub const fn text(field: &'static str, min: usize, max: usize) -> Rule {
+        Rule {
+            field,
+            min,
+            max,
+            allowed: None,
+        }
+    }
+
+    /// `value` against the rule (`invalid-request` naming the field).
+    pub fn check(&self, value: &str) -> Result<()> {
+        match self.allowed {
+            Some(extra) => order_no(value, self.field, self.min, self.max, extra),
+            None => chars(value, self.field, self.min, self.max),
+        }
+    }
+}
+
+/// `rules` as `adapter-info.field-rules`.
+pub fn declare(rules: &[Rule]) -> Vec<FieldRule> {
+    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    rules
+        .iter()
+        .map(|r| FieldRule {
+            field: r.field.into(),
+            min_length: n(r.min),
+            max_length: n(r.max),
+            allowed: r.allowed.map(String::from),
+        })
+        .collect()
 }
 
 /// Free text of `min..=max` characters (not bytes).

@@ -40,6 +40,7 @@ fn info() -> AdapterInfo {
             refund_query: false,
         },
         egress_hosts: vec!["provider.test".into()],
+        field_rules: vec![],
         config_schema: vec![ConfigField {
             name: "base_url".into(),
             description: "endpoint".into(),

@@ -257,6 +257,7 @@ impl Adapter for TwoPayNow {
                 refund_query: false,
             },
             egress_hosts: vec!["www.2paynow.com".into()],
+            field_rules: vec![],
             config_schema: vec![
                 field(
                     "mid",

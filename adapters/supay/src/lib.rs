@@ -193,6 +193,7 @@ impl Adapter for Supay {
                 refund_query: true,
             },
             egress_hosts: vec!["gate.supaytechnology.com".into()],
+            field_rules: vec![],
             config_schema: vec![
                 field("mch_id", "Supay merchant id", FieldKind::Text, true, None),
                 field(

@@ -329,6 +329,7 @@ impl Adapter for VrPayment {
                 refund_query: true,
             },
             egress_hosts: vec!["gateway.vr-payment.de".into()],
+            field_rules: vec![],
             config_schema: vec![
                 field(
                     "space_id",

@@ -292,6 +292,7 @@ impl Adapter for WechatCloudpay {
                 refund_query: true,
             },
             egress_hosts: vec![wire::EGRESS_HOST.into()],
+            field_rules: vec![],
             config_schema: vec![
                 field(
                     "env_id",

@@ -19,6 +19,14 @@ use wire::Merchant;
 
 pub struct WechatV2;
 
+/// WeChat Pay's limits on request fields (§1.2, §3.2), declared in
+/// `describe` so the host refuses a value before an order number is spent.
+const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 6, 32, "_-|*");
+const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 127);
+const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 64, "_-|*@");
+const RULES: [field::Rule; 4] = [ORDER_NO, DESCRIPTION, ATTACH, REFUND_NO];
+const ATTACH: field::Rule = field::Rule::text("attach", 0, 127);
+
 const DEFAULT_BASE_URL: &str = "https://api.mch.weixin.qq.com";
 const MINI_PROGRAM: &str = "wechat_mini_program";
 const NATIVE: &str = "wechat_native";
@@ -158,6 +166,7 @@ impl Adapter for WechatV2 {
                 "api2.mch.weixin.qq.com".into(),
                 "apihk.mch.weixin.qq.com".into(),
             ],
+            field_rules: field::declare(&RULES),
             config_schema: vec![
                 field(
                     "appid",
@@ -230,10 +239,10 @@ impl Adapter for WechatV2 {
                 )));
             }
         };
-        field::order_no(&req.merchant_order_no, "merchant_order_no", 6, 32, "_-|*")?;
-        field::chars(&req.description, "description", 1, 127)?;
+        ORDER_NO.check(&req.merchant_order_no)?;
+        DESCRIPTION.check(&req.description)?;
         if let Some(attach) = &req.attach {
-            field::chars(attach, "attach", 0, 127)?;
+            ATTACH.check(attach)?;
         }
         field::positive(req.amount.minor, "amount.minor")?;
         field::currency(&req.amount.currency, "amount.currency")?;
@@ -426,7 +435,7 @@ impl Adapter for WechatV2 {
     /// refunded, so it is reported failed.
     fn refund_query(ctx: &mut Ctx, req: &RefundQueryRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
+        REFUND_NO.check(&req.refund_no)?;
         let mut fields = s.merchant.fields();
         match req.provider_refund_id.as_deref().filter(|r| !r.is_empty()) {
             Some(id) => wire::put(&mut fields, "refund_id", Some(id)),
@@ -476,7 +485,7 @@ impl Adapter for WechatV2 {
 
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
+        REFUND_NO.check(&req.refund_no)?;
         field::currency(&req.amount.currency, "amount.currency")?;
         field::refund_amount(&req.amount, &req.order_amount)?;
         let transaction_id = req

@@ -20,6 +20,14 @@ use wire::{Ids, Mode};
 
 pub struct WechatV3;
 
+/// WeChat Pay's limits on request fields (§1.2, §3.2), declared in
+/// `describe` so the host refuses a value before an order number is spent.
+const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 6, 32, "_-|*");
+const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 127);
+const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 64, "_-|*@");
+const RULES: [field::Rule; 4] = [ORDER_NO, DESCRIPTION, ATTACH, REFUND_NO];
+const ATTACH: field::Rule = field::Rule::text("attach", 0, 128);
+
 const MINI_PROGRAM: &str = "wechat_mini_program";
 const NATIVE: &str = "wechat_native";
 /// §3.6: the official SDK's window for `Wechatpay-Timestamp`.
@@ -320,6 +328,7 @@ impl Adapter for WechatV3 {
                 "api2.mch.weixin.qq.com".into(),
                 "apihk.mch.weixin.qq.com".into(),
             ],
+            field_rules: field::declare(&RULES),
             config_schema: vec![
                 field(
                     "mode",
@@ -434,10 +443,10 @@ impl Adapter for WechatV3 {
                 )));
             }
         };
-        field::order_no(&req.merchant_order_no, "merchant_order_no", 6, 32, "_-|*")?;
-        field::chars(&req.description, "description", 1, 127)?;
+        ORDER_NO.check(&req.merchant_order_no)?;
+        DESCRIPTION.check(&req.description)?;
         if let Some(attach) = &req.attach {
-            field::chars(attach, "attach", 0, 128)?;
+            ATTACH.check(attach)?;
         }
         field::positive(req.amount.minor, "amount.minor")?;
         field::currency(&req.amount.currency, "amount.currency")?;
@@ -595,7 +604,7 @@ impl Adapter for WechatV3 {
 
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
+        REFUND_NO.check(&req.refund_no)?;
         field::refund_amount(&req.amount, &req.order_amount)?;
         let mut body = json::json!({
             "out_refund_no": req.refund_no,
@@ -649,7 +658,7 @@ impl Adapter for WechatV3 {
     /// refund, so nothing was refunded.
     fn refund_query(ctx: &mut Ctx, req: &RefundQueryRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        field::order_no(&req.refund_no, "refund_no", 1, 64, "_-|*@")?;
+        REFUND_NO.check(&req.refund_no)?;
         let path = s.ids.refund_query(&req.refund_no);
         let answer = match s.call(ctx, HttpMethod::Get, &path, None) {
             Ok((_, answer)) => answer,

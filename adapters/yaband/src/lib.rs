@@ -448,6 +448,7 @@ impl Adapter for Yaband {
                 refund_query: true,
             },
             egress_hosts: vec!["mapi.yabandpay.com".into()],
+            field_rules: vec![],
             config_schema: vec![
                 field(
                     "user",

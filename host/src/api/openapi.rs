@@ -84,6 +84,8 @@ pub struct Accepted {
     pub methods: Vec<String>,
     /// The largest `limits.per_payment_minor` of any merchant.
     pub max_amount: Option<u64>,
+    /// The field rules of their adapters' active versions (contract 0.3).
+    pub field_rules: Vec<crate::contract::FieldRule>,
 }
 
 impl Accepted {
@@ -91,7 +93,7 @@ impl Accepted {
         let mut currencies: Vec<String> = state
             .merchants
             .values()
-            .map(|m| m.currency.clone())
+            .flat_map(|m| m.currencies.clone())
             .collect();
         let mut methods: Vec<String> = state
             .merchants
@@ -108,10 +110,17 @@ impl Accepted {
             .values()
             .map(|m| m.limits.amounts.per_payment_minor)
             .max();
+        let field_rules = state
+            .merchants
+            .values()
+            .filter_map(|m| state.registry.active(&m.adapter))
+            .flat_map(|a| a.info().field_rules.clone())
+            .collect();
         Accepted {
             currencies,
             methods,
             max_amount,
+            field_rules,
         }
     }
 }
@@ -305,10 +314,58 @@ fn narrow_to(doc: &mut Value, accepted: &Accepted) {
     if !accepted.methods.is_empty() {
         create["method"]["enum"] = json!(accepted.methods);
     }
+    // What every configured merchant's provider takes: the tightest rules.
+    for rule in &accepted.field_rules {
+        let schema = match rule.field.as_str() {
+            "merchant_order_no" | "description" | "attach" => "CreatePayment",
+            "refund_no" | "reason" => "CreateRefund",
+            _ => continue,
+        };
+        tighten(
+            &mut doc["components"]["schemas"][schema]["properties"][rule.field.as_str()],
+            rule,
+        );
+    }
+    let create = &mut doc["components"]["schemas"]["CreatePayment"]["properties"];
     if let Some(max) = accepted.max_amount {
         // JSON numbers past 2^53 lose precision in most clients; payhost
         // reads amounts as i64.
         create["amount"]["maximum"] = json!(max.min(i64::MAX as u64));
+    }
+}
+
+/// `schema` (a string property, or `anyOf` with `null` for an optional
+/// one) limited further by an adapter's `rule`.
+fn tighten(schema: &mut Value, rule: &crate::contract::FieldRule) {
+    let string = match schema.get_mut("anyOf").and_then(Value::as_array_mut) {
+        Some(cases) => match cases.iter_mut().find(|c| c["type"] == "string") {
+            Some(c) => c,
+            None => return,
+        },
+        None => schema,
+    };
+    let max = string["maxLength"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+        .min(rule.max_length.into());
+    let min = string["minLength"]
+        .as_u64()
+        .unwrap_or(0)
+        .max(rule.min_length.into());
+    string["maxLength"] = json!(max);
+    string["minLength"] = json!(min);
+    if let Some(allowed) = &rule.allowed {
+        let class: String = allowed
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c.to_string()
+                } else {
+                    format!("\\{c}")
+                }
+            })
+            .collect();
+        string["pattern"] = json!(format!("^[A-Za-z0-9{class}]*$"));
     }
 }
 
@@ -374,7 +431,28 @@ mod tests {
             currencies: vec!["CNY".into()],
             methods: vec!["wechat_mini_program".into(), "wechat_native".into()],
             max_amount: Some(5_000_000),
+            field_rules: Vec::new(),
         })
+    }
+
+    #[test]
+    fn an_adapters_field_rules_tighten_the_request_schema() {
+        let doc = document(&Accepted {
+            field_rules: vec![crate::contract::FieldRule {
+                field: "merchant_order_no".into(),
+                min_length: 6,
+                max_length: 32,
+                allowed: Some("_-|*".into()),
+            }],
+            ..Accepted::default()
+        });
+        let no = &doc["components"]["schemas"]["CreatePayment"]["properties"]["merchant_order_no"];
+        assert_eq!(
+            (no["minLength"].as_u64(), no["maxLength"].as_u64()),
+            (Some(6), Some(32))
+        );
+        let pattern = no["pattern"].as_str().unwrap();
+        assert_eq!(pattern, "^[A-Za-z0-9_\\-\\|\\*]*$");
     }
 
     #[test]

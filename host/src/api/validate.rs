@@ -79,6 +79,60 @@ pub fn payment(p: &NewPayment) -> Result<(), ApiError> {
     provider_text("payer.client_ip", p.client_ip.as_deref())
 }
 
+/// The adapter's own limits on the fields it would be given (contract 0.3
+/// `field-rules`), checked before the adapter is called. `values` are the
+/// request's fields by API name; an absent one is not checked.
+pub fn field_rules(
+    rules: &[crate::contract::FieldRule],
+    values: &[(&'static str, Option<&str>)],
+) -> Result<(), ApiError> {
+    for (field, value) in values {
+        let Some(value) = value else { continue };
+        for rule in rules.iter().filter(|r| r.field == *field) {
+            let refuse = |reason: &'static str, what: String| {
+                Err(ApiError::validation(format!(
+                    "`{field}` {what}; the merchant's provider allows {} to {} characters{}",
+                    rule.min_length,
+                    rule.max_length,
+                    rule.allowed
+                        .as_ref()
+                        .map(|a| format!(" of ASCII letters, digits and `{a}`"))
+                        .unwrap_or_default()
+                ))
+                .with("field", *field)
+                .with("reason", reason))
+            };
+            if let Some(allowed) = &rule.allowed
+                && let Some(c) = value
+                    .chars()
+                    .find(|c| !c.is_ascii_alphanumeric() && !allowed.contains(*c))
+            {
+                return refuse("character_not_allowed", format!("contains `{c}`"));
+            }
+            let len = value.chars().count();
+            if len > rule.max_length as usize {
+                return refuse("too_long", format!("is {len} characters long"));
+            }
+            if len < rule.min_length as usize {
+                return refuse("too_short", format!("is {len} characters long"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A payment's fields as [`field_rules`] names them.
+pub fn payment_fields(p: &NewPayment) -> [(&'static str, Option<&str>); 6] {
+    [
+        ("merchant_order_no", Some(&p.merchant_order_no)),
+        ("description", Some(&p.description)),
+        ("attach", p.attach.as_deref()),
+        ("payer.app_id", p.payer_app_id.as_deref()),
+        ("payer.openid", p.payer_openid.as_deref()),
+        ("payer.client_ip", p.client_ip.as_deref()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +182,52 @@ mod tests {
             Some(("description".into(), "too_long".into()))
         );
         assert!(provider_text("attach", None).is_ok());
+    }
+
+    #[test]
+    fn an_adapters_field_rules_are_checked_naming_field_and_reason() {
+        let rules = vec![
+            crate::contract::FieldRule {
+                field: "merchant_order_no".into(),
+                min_length: 6,
+                max_length: 32,
+                allowed: Some("_-|*".into()),
+            },
+            crate::contract::FieldRule {
+                field: "description".into(),
+                min_length: 1,
+                max_length: 4,
+                allowed: None,
+            },
+        ];
+        let check = |no: &str, desc: &str| {
+            field_rules(
+                &rules,
+                &[
+                    ("merchant_order_no", Some(no)),
+                    ("description", Some(desc)),
+                    ("attach", None),
+                ],
+            )
+            .err()
+            .map(|e| (e.extra["field"].clone(), e.extra["reason"].clone()))
+        };
+        assert_eq!(check("ORDER_1|*", "茶茶茶茶"), None);
+        let said = |f: &str, r: &str| Some((serde_json::json!(f), serde_json::json!(r)));
+        assert_eq!(
+            check("ORD 001", "tea"),
+            said("merchant_order_no", "character_not_allowed")
+        );
+        assert_eq!(
+            check("ORD01", "tea"),
+            said("merchant_order_no", "too_short")
+        );
+        assert_eq!(
+            check(&"A".repeat(33), "tea"),
+            said("merchant_order_no", "too_long")
+        );
+        assert_eq!(check("ORDER1", "teas!"), said("description", "too_long"));
+        // No rule, no limit beyond the host's own.
+        assert!(field_rules(&[], &[("merchant_order_no", Some("x"))]).is_ok());
     }
 }

@@ -82,6 +82,7 @@ fn info() -> AdapterInfo {
             refund_query: false,
         },
         egress_hosts: vec![],
+        field_rules: vec![],
         config_schema: vec![
             field("mch_id", FieldKind::Text),
             field("api_key", FieldKind::Secret),

@@ -257,8 +257,9 @@ macro_rules! shared_types {
 }
 pub(crate) use shared_types;
 
-/// `adapter-info` of a contract before 0.3, which lists no currencies: the
-/// host then takes the merchant's configured currency on trust.
+/// `adapter-info` of a contract before 0.3, which lists no currencies (the
+/// host then takes the merchant's configured currency on trust) and no
+/// field rules (the host's own limits apply).
 macro_rules! adapter_info_without_currencies {
     ($old:ident, $current:ident) => {
         impl $crate::contract::bridge::Bridge<$current::AdapterInfo> for $old::AdapterInfo {
@@ -272,6 +273,7 @@ macro_rules! adapter_info_without_currencies {
                     capabilities: $crate::contract::bridge::Bridge::bridge(self.capabilities),
                     egress_hosts: self.egress_hosts,
                     config_schema: $crate::contract::bridge::Bridge::bridge(self.config_schema),
+                    field_rules: Vec::new(),
                 }
             }
         }

@@ -86,6 +86,10 @@ pub async fn create_payment(
         )));
     }
     let adapter = state.adapter_for(merchant)?;
+    crate::api::validate::field_rules(
+        &adapter.info.field_rules,
+        &crate::api::validate::payment_fields(&req),
+    )?;
     // Contract 0.3 adapters list their currencies; older ones list none and
     // the merchant's configuration is taken on trust.
     let offered = &adapter.info.currencies;

@@ -55,6 +55,13 @@ pub async fn refund_payment(
     }
     let req = &req;
     let adapter = state.adapter_for(merchant)?;
+    crate::api::validate::field_rules(
+        &adapter.info.field_rules,
+        &[
+            ("refund_no", Some(&req.refund_no)),
+            ("reason", req.reason.as_deref()),
+        ],
+    )?;
     // Without refund notifications the reconciler asks soon; with them,
     // only once the notification is overdue.
     let first_poll_ms = state.first_poll_delay_ms(adapter.info.capabilities.refund_notifications);

@@ -252,6 +252,55 @@ async fn invalid_creates_are_400_and_reach_no_provider() {
     assert_eq!(f.sim.requests().len(), 1);
 }
 
+/// The adapter's field rules (contract 0.3: WeChat Pay's `out_trade_no` is
+/// 6 to 32 letters, digits and `_-|*`) are checked by the host before any
+/// provider call, named in the problem, and declared in the OpenAPI
+/// document.
+#[tokio::test]
+async fn an_adapters_field_rules_are_400_before_the_provider_and_in_the_document() {
+    let f = Front::start("err-rules", Options::default()).await;
+    for (no, reason) in [("ORD1", "too_short"), ("O", "too_short")] {
+        let doc = problem(
+            post_json(&f, "/v1/payments", &order_body(no, 100)).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(doc["field"], "merchant_order_no", "{doc}");
+        assert_eq!(doc["reason"], reason, "{doc}");
+        assert!(doc["detail"].as_str().unwrap().contains("6 to 32"), "{doc}");
+    }
+    let mut body = order_body("RULES-0001", 100);
+    body["description"] = json!("茶".repeat(128));
+    let doc = problem(
+        post_json(&f, "/v1/payments", &body).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        (doc["field"].as_str(), doc["reason"].as_str()),
+        (Some("description"), Some("too_long"))
+    );
+    assert!(f.sim.requests().is_empty(), "{:?}", f.sim.requests());
+
+    let openapi: Value = f
+        .client
+        .get(f.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let create = &openapi["components"]["schemas"]["CreatePayment"]["properties"];
+    assert_eq!(create["merchant_order_no"]["minLength"], 6, "{create}");
+    assert_eq!(create["merchant_order_no"]["maxLength"], 32);
+    assert_eq!(create["description"]["maxLength"], 127);
+    let refund = &openapi["components"]["schemas"]["CreateRefund"]["properties"];
+    assert_eq!(refund["refund_no"]["maxLength"], 64, "{refund}");
+}
+
 /// A merchant configured in a currency its provider does not take (the
 /// adapter's `describe` lists its currencies) gets a 400 naming the ones
 /// offered, before anything reaches the provider.

@@ -56,6 +56,7 @@ impl Adapter for Hostile {
                 refund_query: false,
             },
             egress_hosts: vec!["127.0.0.1".into(), "localhost".into()],
+            field_rules: vec![],
             config_schema: vec![
                 ConfigField {
                     name: "api_key".into(),

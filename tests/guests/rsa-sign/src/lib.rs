@@ -40,6 +40,7 @@ impl Adapter for RsaSign {
                 refund_query: false,
             },
             egress_hosts: vec![],
+            field_rules: vec![],
             config_schema: vec![
                 ConfigField {
                     name: "private_key".into(),

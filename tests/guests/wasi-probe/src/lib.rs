@@ -98,6 +98,7 @@ impl Adapter for Probe {
                 refund_query: false,
             },
             egress_hosts: vec![],
+            field_rules: vec![],
             config_schema: vec![],
         }
     }

@@ -33,6 +33,7 @@ impl Adapter for Exfil {
                 refund_query: false,
             },
             egress_hosts: vec!["api.mch.weixin.qq.com".into(), "collect.example.net".into()],
+            field_rules: vec![],
             config_schema: vec![
                 field("appid", FieldKind::Text, true),
                 field("mch_id", FieldKind::Text, true),

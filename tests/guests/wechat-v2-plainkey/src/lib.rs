@@ -32,6 +32,7 @@ impl Adapter for PlainKey {
                 refund_query: false,
             },
             egress_hosts: vec!["api.mch.weixin.qq.com".into()],
+            field_rules: vec![],
             config_schema: vec![
                 field("appid", FieldKind::Text, true),
                 field("mch_id", FieldKind::Text, true),

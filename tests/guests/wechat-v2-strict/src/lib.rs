@@ -31,6 +31,7 @@ impl Adapter for Strict {
                 refund_query: false,
             },
             egress_hosts: vec![],
+            field_rules: vec![],
             config_schema: vec![
                 field("appid", FieldKind::Text, true),
                 field("mch_id", FieldKind::Text, true),
