@@ -145,6 +145,10 @@ pub fn document(accepted: &Accepted) -> Value {
 
 /// The schema of a merchant order number (`max` 32) or refund number (64):
 /// what `valid_number` in [`super::payments`] accepts.
+/// The punctuation an order or refund number may hold (with letters and
+/// digits), as the server checks it.
+const NUMBER_PUNCTUATION: &str = "_|*-";
+
 fn number_schema(max: u64) -> Value {
     json!({
         "type": "string", "minLength": 1, "maxLength": max,
@@ -321,9 +325,13 @@ fn narrow_to(doc: &mut Value, accepted: &Accepted) {
             "refund_no" | "reason" => "CreateRefund",
             _ => continue,
         };
+        // Order and refund numbers: the server's own characters as well.
+        let server_allows = matches!(rule.field.as_str(), "merchant_order_no" | "refund_no")
+            .then_some(NUMBER_PUNCTUATION);
         tighten(
             &mut doc["components"]["schemas"][schema]["properties"][rule.field.as_str()],
             rule,
+            server_allows,
         );
     }
     let create = &mut doc["components"]["schemas"]["CreatePayment"]["properties"];
@@ -336,7 +344,7 @@ fn narrow_to(doc: &mut Value, accepted: &Accepted) {
 
 /// `schema` (a string property, or `anyOf` with `null` for an optional
 /// one) limited further by an adapter's `rule`.
-fn tighten(schema: &mut Value, rule: &crate::contract::FieldRule) {
+fn tighten(schema: &mut Value, rule: &crate::contract::FieldRule, server_allows: Option<&str>) {
     let string = match schema.get_mut("anyOf").and_then(Value::as_array_mut) {
         Some(cases) => match cases.iter_mut().find(|c| c["type"] == "string") {
             Some(c) => c,
@@ -357,6 +365,7 @@ fn tighten(schema: &mut Value, rule: &crate::contract::FieldRule) {
     if let Some(allowed) = &rule.allowed {
         let class: String = allowed
             .chars()
+            .filter(|c| server_allows.is_none_or(|s| s.contains(*c)))
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '_' {
                     c.to_string()
@@ -453,6 +462,19 @@ mod tests {
         );
         let pattern = no["pattern"].as_str().unwrap();
         assert_eq!(pattern, "^[A-Za-z0-9_\\-\\|\\*]*$");
+        // A provider allowing more than the server (WeChat's `@` in refund
+        // numbers) cannot widen what the server takes.
+        let doc = document(&Accepted {
+            field_rules: vec![crate::contract::FieldRule {
+                field: "refund_no".into(),
+                min_length: 1,
+                max_length: 64,
+                allowed: Some("_-|*@".into()),
+            }],
+            ..Accepted::default()
+        });
+        let no = &doc["components"]["schemas"]["CreateRefund"]["properties"]["refund_no"];
+        assert!(!no["pattern"].as_str().unwrap().contains('@'), "{no}");
     }
 
     #[test]
