@@ -5,13 +5,15 @@
 //! Each simulator binds `127.0.0.1:0`, answers with correctly signed
 //! messages, and has test controls to mark payments, send notifications
 //! and inject failures ([`faults`]: seeded and bounded; [`outbox`]: the
-//! notifications a simulator sends by itself).
+//! notifications a simulator sends by itself). [`tls`] serves one over
+//! HTTPS with a test CA made at run time, client certificates included.
 
 #![forbid(unsafe_code)]
 
 pub mod faults;
 pub mod outbox;
 pub mod supay;
+pub mod tls;
 pub mod twopaynow;
 pub mod vr_payment;
 pub mod wechat_cloudpay;

@@ -23,12 +23,19 @@
 //! notifications are sent in the background, retried until acknowledged
 //! (a few times), and subject to the notification faults.
 //!
-//! Not simulated: mutual TLS on the refund endpoint (plain HTTP here), the
-//! five-minute minimum before closing, refund query paging (`offset`, more
+//! With [`SimConfig::tls`] it serves HTTPS, and `/secapi/` (the refund)
+//! needs a client certificate that the configured roots verify, as
+//! WeChat's does: without one the request is answered 400 and recorded as
+//! `NO_CLIENT_CERT`; one from another CA fails the handshake
+//! ([`Simulator::tls_handshake_failures`]). Over plain HTTP (the default)
+//! no certificate can be presented and none is asked for.
+//!
+//! Not simulated: the five-minute minimum before closing, refund query paging (`offset`, more
 //! than 10 refunds), the 50-refund limit, rate limits.
 
 use crate::faults::{ApiFault, FaultConfig, FaultCounts, Faults};
 use crate::outbox::{Outbox, OutboxStats};
+use crate::tls::{ClientCertificate, ServerTls, TlsServer};
 use anyhow::{Context, anyhow, bail};
 use axum::Router;
 use axum::body::Bytes;
@@ -85,6 +92,9 @@ pub struct SimConfig {
     /// by default: tests that run adapters at a fixed clock create orders
     /// whose `time_expire` is long past.
     pub enforce_time_expire: bool,
+    /// Serve HTTPS with this certificate, and ask `/secapi/` callers for a
+    /// client certificate the roots verify. Plain HTTP when `None`.
+    pub tls: Option<ServerTls>,
 }
 
 /// When an accepted refund stops being `PROCESSING`.
@@ -170,6 +180,7 @@ impl SimConfig {
             faults: FaultConfig::none(),
             refund_settle: RefundSettle::Manual,
             enforce_time_expire: false,
+            tls: None,
         }
     }
 }
@@ -184,6 +195,7 @@ impl std::fmt::Debug for SimConfig {
             .field("faults", &self.faults)
             .field("refund_settle", &self.refund_settle)
             .field("enforce_time_expire", &self.enforce_time_expire)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -244,6 +256,8 @@ pub struct RecordedRequest {
 /// within its bounded hang).
 pub struct Simulator {
     addr: SocketAddr,
+    /// Set when serving HTTPS.
+    tls: Option<Arc<TlsServer>>,
     shared: Arc<Shared>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     client: reqwest::Client,
@@ -298,11 +312,20 @@ impl Simulator {
         });
         let addr = listener.local_addr()?;
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("WeChat v2 simulator stopped: {e}");
+        let (tls, server) = match &shared.config.tls {
+            Some(config) => {
+                let (stats, task) = crate::tls::serve(listener, app, config)?;
+                (Some(stats), task)
             }
-        });
+            None => (
+                None,
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!("WeChat v2 simulator stopped: {e}");
+                    }
+                }),
+            ),
+        };
         let mut tasks = vec![server, shared.outbox.spawn()];
         if let RefundSettle::After(_) = shared.config.refund_settle {
             let sweeper = shared.clone();
@@ -319,15 +342,24 @@ impl Simulator {
             .build()?;
         Ok(Simulator {
             addr,
+            tls,
             shared,
             tasks,
             client,
         })
     }
 
-    /// `http://127.0.0.1:<port>`: the adapter's `base_url`.
+    /// `http://127.0.0.1:<port>` (`https://` with [`SimConfig::tls`]):
+    /// the adapter's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Connections refused during the TLS handshake (a client certificate
+    /// the roots do not verify); 0 over plain HTTP.
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.tls.as_ref().map_or(0, |t| t.handshake_failures())
     }
 
     /// Marks the order paid (if it is not already) and returns its signed
@@ -633,10 +665,30 @@ enum Injected {
 
 async fn handle(
     AxState(sim): AxState<Arc<Shared>>,
+    client_cert: Option<axum::Extension<ClientCertificate>>,
     method: Method,
     uri: Uri,
     body: Bytes,
 ) -> Response {
+    // WeChat's front end refuses `/secapi/` without a client certificate
+    // before reading the call; over plain HTTP there is none to ask for.
+    if uri.path().starts_with("/secapi/")
+        && client_cert.is_some_and(|axum::Extension(c)| c == ClientCertificate(false))
+    {
+        sim.book().requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            fields: None,
+            outcome: "NO_CLIENT_CERT".into(),
+        });
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><head><title>400 No required SSL certificate was sent</title></head></html>",
+        )
+            .into_response();
+    }
     let fault = sim
         .faults
         .lock()

@@ -1038,3 +1038,106 @@ async fn with_time_expire_enforced_a_payer_cannot_pay_an_expired_order() {
     assert_eq!(truth.orders["ORDER_000020"].state, "NOTPAY");
     assert_eq!(truth.orders["ORDER_000021"].paid_count, 1);
 }
+
+/// A client of the TLS simulator that trusts `ca` and presents `identity`.
+fn tls_client(ca: &crate::tls::TestCa, identity: Option<&crate::tls::Identity>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap());
+    if let Some(id) = identity {
+        b = b.identity(reqwest::Identity::from_pem(id.to_pem().as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test]
+async fn over_tls_secapi_needs_a_client_certificate_from_the_ca_and_other_paths_do_not() {
+    let ca = crate::tls::TestCa::new("simulator test CA").unwrap();
+    let mut config = SimConfig::new(APPID, MCH_ID, KEY);
+    config.tls = Some(crate::tls::ServerTls::signed_by(&ca).unwrap());
+    let sim = Simulator::start(config).await;
+    assert!(sim.base_url().starts_with("https://127.0.0.1:"));
+    let post = |client: reqwest::Client, path: &str, body: String| {
+        let url = format!("{}{path}", sim.base_url());
+        async move { client.post(url).body(body).send().await }
+    };
+
+    // Without a certificate: unified order is served, the refund is not.
+    let anonymous = tls_client(&ca, None);
+    let created = post(
+        anonymous.clone(),
+        "/pay/unifiedorder",
+        signed(order("ORDER_000006", "1000"), SignType::Md5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 200);
+    let (_, f) = xml::decode(&created.bytes().await.unwrap()).unwrap();
+    assert_eq!(err_code(&f), "SUCCESS");
+    sim.pay("ORDER_000006").unwrap();
+    let refused = post(anonymous, "/secapi/pay/refund", refund("R1", "600"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("No required SSL certificate")
+    );
+    assert_eq!(sim.requests().last().unwrap().outcome, "NO_CLIENT_CERT");
+    assert!(sim.truth().refunds.is_empty());
+
+    // A certificate from another CA: the handshake fails, nothing is read.
+    let other = crate::tls::TestCa::new("another CA").unwrap();
+    let foreign = other.client_identity(MCH_ID).unwrap();
+    let seen = sim.requests().len();
+    assert!(
+        post(
+            tls_client(&ca, Some(&foreign)),
+            "/secapi/pay/refund",
+            refund("R1", "600")
+        )
+        .await
+        .is_err()
+    );
+    assert!(sim.tls_handshake_failures() >= 1);
+    assert_eq!(sim.requests().len(), seen);
+    assert!(sim.truth().refunds.is_empty());
+
+    // The merchant's certificate from the CA: refunded.
+    let merchant = ca.client_identity(MCH_ID).unwrap();
+    let ok = post(
+        tls_client(&ca, Some(&merchant)),
+        "/secapi/pay/refund",
+        refund("R1", "600"),
+    )
+    .await
+    .unwrap();
+    let (_, f) = xml::decode(&ok.bytes().await.unwrap()).unwrap();
+    assert_eq!(err_code(&f), "SUCCESS");
+    assert_eq!(sim.truth().refunds["R1"].refund_fee, 600);
+
+    // The server's certificate is verified too: a client without the CA
+    // as a root never reaches the simulator.
+    assert!(
+        post(reqwest::Client::new(), "/pay/orderquery", String::new())
+            .await
+            .is_err()
+    );
+}
+
+#[test]
+fn identities_print_no_private_key() {
+    let ca = crate::tls::TestCa::new("debug CA").unwrap();
+    let id = ca.client_identity(MCH_ID).unwrap();
+    assert!(id.to_pem().contains("PRIVATE KEY"));
+    let shown = format!(
+        "{id:?} {:?}",
+        SimConfig {
+            tls: Some(crate::tls::ServerTls::signed_by(&ca).unwrap()),
+            ..SimConfig::new(APPID, MCH_ID, KEY)
+        }
+    );
+    assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+}
