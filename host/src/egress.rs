@@ -1,6 +1,7 @@
 //! Performing the requests adapters ask for: the operator's allow-list,
 //! header and URL rules, the address check, time-out, response-size cap,
-//! client certificates and masked logging.
+//! client certificates, the operator's extra trusted roots and masked
+//! logging.
 //!
 //! Which hosts an adapter may reach is the operator's choice: the hosts
 //! it declares in `describe` count only where the operator's list for its
@@ -17,6 +18,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::Digest as _;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,11 @@ pub struct EgressPolicy {
     pub timeout: Duration,
     /// Largest response body accepted.
     pub max_response_bytes: usize,
+    /// PEM files (one or more certificates each) trusted as roots for
+    /// provider TLS in addition to the built-in web roots: a provider's
+    /// private CA, or a test CA in front of a TLS simulator. They only add
+    /// trust; certificate verification is never turned off.
+    pub extra_root_certificates: Vec<PathBuf>,
 }
 
 impl Default for EgressPolicy {
@@ -45,6 +52,7 @@ impl Default for EgressPolicy {
             allow_private: false,
             timeout: Duration::from_secs(10),
             max_response_bytes: 1024 * 1024,
+            extra_root_certificates: Vec::new(),
         }
     }
 }
@@ -301,6 +309,9 @@ pub struct Egress {
     policy: EgressPolicy,
     extra_hosts: Vec<String>,
     client: reqwest::Client,
+    // The operator's extra roots, read once: the plain client and every
+    // identity client trust the same set.
+    extra_roots: Vec<reqwest::Certificate>,
     // One client per client certificate, keyed by the PEM's digest.
     identity_clients: Mutex<HashMap<[u8; 32], reqwest::Client>>,
 }
@@ -315,7 +326,8 @@ impl std::fmt::Debug for Egress {
 
 impl Egress {
     pub fn new(policy: EgressPolicy) -> Result<Self, CallError> {
-        let client = Self::builder(&policy)
+        let extra_roots = read_roots(&policy.extra_root_certificates)?;
+        let client = Self::builder(&policy, &extra_roots)
             .build()
             .map_err(|e| CallError::Host(format!("building HTTP client: {e}")))?;
         let extra_hosts = policy
@@ -327,6 +339,7 @@ impl Egress {
             policy,
             extra_hosts,
             client,
+            extra_roots,
             identity_clients: Mutex::new(HashMap::new()),
         })
     }
@@ -335,8 +348,16 @@ impl Egress {
         &self.policy
     }
 
-    fn builder(policy: &EgressPolicy) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
+    fn builder(
+        policy: &EgressPolicy,
+        extra_roots: &[reqwest::Certificate],
+    ) -> reqwest::ClientBuilder {
+        let builder = extra_roots
+            .iter()
+            .fold(reqwest::Client::builder(), |b, root| {
+                b.add_root_certificate(root.clone())
+            });
+        builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.timeout)
             // A proxy would connect on our behalf and bypass the address check.
@@ -365,7 +386,7 @@ impl Egress {
             ),
             ack: None,
         })?;
-        let client = Self::builder(&self.policy)
+        let client = Self::builder(&self.policy, &self.extra_roots)
             .identity(identity)
             .build()
             .map_err(|e| {
@@ -570,6 +591,29 @@ impl Egress {
         }
         CallError::Transport(masker.mask(&format!("request to `{host}` failed: {msg}")))
     }
+}
+
+/// Reads the operator's extra root certificates, each file a PEM bundle
+/// of one or more certificates. An unreadable file or one without a
+/// certificate is an error at start, naming the setting and the file.
+fn read_roots(paths: &[PathBuf]) -> Result<Vec<reqwest::Certificate>, CallError> {
+    let mut roots = Vec::new();
+    for path in paths {
+        let err = |why: String| {
+            CallError::Host(format!(
+                "`[egress] extra_root_certificates`: {}: {why}",
+                path.display()
+            ))
+        };
+        let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| err(format!("not a PEM certificate bundle ({e})")))?;
+        if certs.is_empty() {
+            return Err(err("holds no `BEGIN CERTIFICATE` block".into()));
+        }
+        roots.extend(certs);
+    }
+    Ok(roots)
 }
 
 fn private_denied(host: &str, ip: IpAddr) -> CallError {
@@ -885,5 +929,100 @@ mod tests {
             ("Wechatpay-Serial".to_string(), "1".to_string()),
         ];
         assert!(Egress::check_headers("api.example.com", &fine, &m).is_ok());
+    }
+
+    /// A TLS server signed by a fresh test CA, answering which client
+    /// certificate (none or verified) the connection presented.
+    async fn tls_server(
+        ca: &payhost_simulators::tls::TestCa,
+    ) -> (String, tokio::task::JoinHandle<()>) {
+        use payhost_simulators::tls::{ClientCertificate, ServerTls, serve};
+        let app =
+            axum::Router::new().fallback(
+                |axum::Extension(ClientCertificate(presented)): axum::Extension<
+                    ClientCertificate,
+                >| async move {
+                    if presented {
+                        "client certificate"
+                    } else {
+                        "anonymous"
+                    }
+                },
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}/",
+            listener.local_addr().unwrap().port()
+        );
+        let (_, task) = serve(listener, app, &ServerTls::signed_by(ca).unwrap()).unwrap();
+        (url, task)
+    }
+
+    fn get(url: &str, identity: bool) -> HttpRequest {
+        HttpRequest {
+            method: HttpMethod::Get,
+            url: url.into(),
+            headers: vec![],
+            body: vec![],
+            client_identity: identity.then_some(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn extra_root_certificates_are_trusted_by_plain_and_identity_clients() {
+        let ca = payhost_simulators::tls::TestCa::new("egress test CA").unwrap();
+        let (url, _server) = tls_server(&ca).await;
+        let dir = std::env::temp_dir().join(format!("payhost-egress-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let roots = dir.join("ca.pem");
+        std::fs::write(&roots, ca.cert_pem()).unwrap();
+        let policy = |extra: Vec<PathBuf>| EgressPolicy {
+            allow_private: true,
+            extra_root_certificates: extra,
+            ..Default::default()
+        };
+        let m = Masker::default();
+        let parsed = reqwest::Url::parse(&url).unwrap();
+
+        // Without the root, the server's certificate does not verify.
+        let plain = Egress::new(policy(vec![])).unwrap();
+        assert!(matches!(
+            plain
+                .perform(parsed.clone(), &get(&url, false), None, &m)
+                .await,
+            Err(CallError::Transport(_))
+        ));
+
+        let trusting = Egress::new(policy(vec![roots.clone()])).unwrap();
+        let r = trusting
+            .perform(parsed.clone(), &get(&url, false), None, &m)
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"anonymous"[..]));
+        // The identity client trusts the same roots and presents the key.
+        let pem = ca.client_identity("10000100").unwrap().to_pem();
+        let r = trusting
+            .perform(parsed, &get(&url, true), Some(pem.as_bytes()), &m)
+            .await
+            .unwrap();
+        assert_eq!(r.body, b"client certificate");
+
+        // A file that is missing or holds no certificate stops the start,
+        // naming the setting and the file.
+        for bad in [dir.join("absent.pem"), {
+            let p = dir.join("empty.pem");
+            std::fs::write(&p, "not a certificate").unwrap();
+            p
+        }] {
+            match Egress::new(policy(vec![bad.clone()])) {
+                Err(CallError::Host(msg)) => assert!(
+                    msg.contains("extra_root_certificates")
+                        && msg.contains(&bad.display().to_string()),
+                    "{msg}"
+                ),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -40,7 +40,7 @@ mod starter;
 mod summary;
 mod validation;
 
-pub use check::{CheckReport, check_adapters, denied_endpoints};
+pub use check::{CheckReport, check_adapters, denied_endpoints, missing_refund_fields};
 pub use schema::{
     AdapterSlotSettings, EMBEDDED_DEFAULT, EgressSettings, LogSettings, MerchantSettings,
     ReconcilerSettings, RuntimeSettings, ServerSettings, StoreSettings, WebhookSettings,
@@ -212,6 +212,7 @@ impl Config {
                 allow_private: self.egress.allow_private,
                 timeout: Duration::from_millis(self.egress.timeout_ms),
                 max_response_bytes: (self.egress.max_response_kib as usize).saturating_mul(1024),
+                extra_root_certificates: self.egress.extra_root_certificates.clone(),
             },
         }
     }

@@ -92,6 +92,8 @@ pub struct EgressSettings {
     pub extra_allowed_hosts: Vec<String>,
     pub timeout_ms: u64,
     pub max_response_kib: u64,
+    /// PEM files of roots trusted for provider TLS besides the web roots.
+    pub extra_root_certificates: Vec<PathBuf>,
 }
 
 impl Default for EgressSettings {
@@ -102,6 +104,7 @@ impl Default for EgressSettings {
             extra_allowed_hosts: d.extra_allowed_hosts,
             timeout_ms: d.timeout.as_millis() as u64,
             max_response_kib: (d.max_response_bytes / 1024) as u64,
+            extra_root_certificates: d.extra_root_certificates,
         }
     }
 }

@@ -39,6 +39,18 @@ impl fmt::Display for Config {
             self.egress.timeout_ms,
             self.egress.max_response_kib
         )?;
+        if !self.egress.extra_root_certificates.is_empty() {
+            writeln!(
+                f,
+                "egress:     extra trusted roots from [{}]",
+                self.egress
+                    .extra_root_certificates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
         for (slot, a) in &self.adapters {
             writeln!(
                 f,
