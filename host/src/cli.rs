@@ -316,6 +316,9 @@ fn config(cmd: ConfigCommand) -> Result<ExitCode> {
                 println!("{line}");
             }
             print!("{cfg}");
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
             if report.problems.is_empty() {
                 println!("configuration OK");
                 Ok(ExitCode::SUCCESS)

@@ -140,6 +140,10 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
             .get_for(&m.adapter, m.pin.as_deref())
             .unwrap_or(active);
         let adapter_config = m.adapter_config(&adapter.info)?;
+        // Said at start, not at the first refund (as `config check` does).
+        for w in crate::config::missing_refund_fields(&adapter.info, &adapter_config) {
+            tracing::warn!("{w}");
+        }
         for key in &m.api_keys {
             api_keys.insert(key.to_string(), m.id.clone());
         }

@@ -1,7 +1,9 @@
 //! What `payhost config check` verifies beyond the file itself: each
 //! merchant's configuration against its adapter's schema, each adapter's
 //! declared egress hosts against the operator's list, and each merchant's
-//! provider endpoint against the egress policy (also what `/readyz` asks).
+//! provider endpoint against the egress policy (also what `/readyz` asks),
+//! and, as warnings, the optional fields a merchant omits that some
+//! operation will need.
 
 use super::Config;
 use crate::CallError;
@@ -11,11 +13,13 @@ use crate::merchant::{FieldValue, MerchantConfig};
 use crate::runtime::{Runtime, RuntimeConfig};
 
 /// What the check found: one line per adapter (what it declares and may
-/// reach), and every problem, each naming what to change.
+/// reach), every problem, each naming what to change, and warnings about
+/// what works today but will fail later (a refund without its field).
 #[derive(Debug, Default)]
 pub struct CheckReport {
     pub adapters: Vec<String>,
     pub problems: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// Loads each merchant's adapter once, validates the merchant's
@@ -32,8 +36,8 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<CheckReport> {
         ..cfg.runtime_config()
     })?;
     let mut loaded = std::collections::BTreeMap::new();
-    let failures = &mut report.problems;
     for m in &cfg.merchants {
+        let failures = &mut report.problems;
         if !loaded.contains_key(&m.adapter) {
             let path = cfg.adapter_path(&m.adapter);
             let adapter = std::fs::read(&path)
@@ -49,6 +53,9 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<CheckReport> {
             Ok(adapter) => match m.adapter_config(&adapter.info) {
                 Err(e) => failures.push(e.to_string()),
                 Ok(config) => {
+                    report
+                        .warnings
+                        .extend(missing_refund_fields(&adapter.info, &config));
                     failures.extend(denied_endpoints(rt.egress(), &adapter.info, &config))
                 }
             },
@@ -135,4 +142,28 @@ pub fn denied_endpoints(
         }
     }
     problems
+}
+
+/// The optional secret fields the merchant omits whose schema description
+/// says refunds use them (wechat-v2's `client_cert`, the mutual-TLS
+/// certificate), one warning each: payments work without them, and the
+/// first refund would fail. Read from the adapter's schema rather than
+/// known by adapter name, since the contract has no marker for it.
+pub fn missing_refund_fields(info: &AdapterInfo, merchant: &MerchantConfig) -> Vec<String> {
+    info.config_schema
+        .iter()
+        .filter(|f| {
+            f.kind == FieldKind::Secret
+                && !f.required
+                && f.description.to_ascii_lowercase().contains("refund")
+                && !merchant.fields.contains_key(&f.name)
+        })
+        .map(|f| {
+            format!(
+                "merchant `{}` (adapter `{}`): refunds need `config.{}` ({}), which is not set; \
+                 payments work, refunds will fail until it is",
+                merchant.id, info.name, f.name, f.description
+            )
+        })
+        .collect()
 }

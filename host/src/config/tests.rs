@@ -516,3 +516,36 @@ fn log_format_is_text_unless_json_is_asked_for() {
     let e = Config::from_toml_str("[log]\nformat = \"xml\"\n").unwrap_err();
     assert!(e.to_string().contains("xml"), "{e}");
 }
+
+#[test]
+fn a_merchant_without_the_field_refunds_need_is_warned_about_by_name() {
+    let mut info = info();
+    info.config_schema.push(ConfigField {
+        name: "client_cert".into(),
+        description: "PEM certificate and key for refunds over mutual TLS".into(),
+        kind: FieldKind::Secret,
+        required: false,
+        default: None,
+    });
+    // Optional, but not about refunds: no warning.
+    info.config_schema.push(ConfigField {
+        name: "sub_key".into(),
+        description: "Partner mode key".into(),
+        kind: FieldKind::Secret,
+        required: false,
+        default: None,
+    });
+    let without = crate::merchant::MerchantConfig::new("shop-1")
+        .text("mch_id", "1900000109")
+        .secret("api_key", "k");
+    let warnings = super::missing_refund_fields(&info, &without);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("merchant `shop-1`")
+            && warnings[0].contains("refunds need `config.client_cert`"),
+        "{}",
+        warnings[0]
+    );
+    let with = without.secret("client_cert", "-----BEGIN CERTIFICATE-----");
+    assert!(super::missing_refund_fields(&info, &with).is_empty());
+}
