@@ -515,6 +515,17 @@ impl Adapter for WechatV2 {
             refund_desc: req.reason.as_deref(),
             notify_url: ctx.notify_url(),
         };
+        // WeChat refuses `/secapi/` without the merchant's client
+        // certificate; said here, naming the field, rather than as the
+        // provider's TLS-level refusal. Plain HTTP (a local simulator) has
+        // no TLS to present one in.
+        if s.client_cert.is_none() && s.base_url.starts_with("https://") {
+            return Err(Error::invalid_config(
+                "field `client_cert` is not set: refunds (`/secapi/pay/refund`) need the merchant's \
+                 API certificate and key (apiclient_cert.pem + apiclient_key.pem, one PEM secret) \
+                 for mutual TLS",
+            ));
+        }
         let reply = s.call(
             ctx,
             wire::REFUND,

@@ -654,15 +654,35 @@ fn refund_is_sent_with_the_client_certificate_and_is_pending() {
     );
 }
 
+fn with_cert() -> Harness<WechatV2> {
+    merchant().secret("client_cert", "-----BEGIN CERTIFICATE-----\n...")
+}
+
+#[test]
+fn refund_without_client_cert_over_https_is_a_configuration_error_and_sends_nothing() {
+    let (mut h, seen) = scripted(merchant(), reply(&[("refund_id", "5000")]));
+    match h.refund(&refund_of(1000)).unwrap_err() {
+        AdapterError::InvalidConfig(m) => assert!(m.contains("`client_cert`"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(seen.borrow().is_empty());
+    // Plain HTTP (a local simulator): no TLS, so none is needed or sent.
+    let (mut h, seen) = scripted(
+        merchant().text("base_url", "http://127.0.0.1:9100"),
+        reply(&[("refund_id", "5000")]),
+    );
+    h.refund(&refund_of(1000)).unwrap();
+    assert_eq!(seen.borrow()[0].client_identity, None);
+}
+
 #[test]
 fn refund_by_out_trade_no_and_invalid_refunds() {
-    let (mut h, seen) = scripted(merchant(), reply(&[("refund_id", "5000")]));
+    let (mut h, seen) = scripted(with_cert(), reply(&[("refund_id", "5000")]));
     let mut r = refund_of(2499);
     r.order.channel_transaction_id = None;
     h.refund(&r).unwrap();
     let f = sent_fields(&seen.borrow()[0]);
     assert_eq!(f["out_trade_no"], "ORDER_20231115_0001");
-    assert_eq!(seen.borrow()[0].client_identity, None);
 
     type Mutation = fn(&mut RefundRequest);
     let cases: &[(Mutation, &str)] = &[
@@ -681,7 +701,7 @@ fn refund_by_out_trade_no_and_invalid_refunds() {
         }
     }
     let (mut h, _) = scripted(
-        merchant(),
+        with_cert(),
         reply(&[
             ("result_code", "FAIL"),
             ("err_code", "BIZERR_NEED_RETRY"),
