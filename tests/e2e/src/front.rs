@@ -87,6 +87,10 @@ pub struct Options {
     pub extra_toml: String,
     /// TOML inside `[server]` (e.g. `limits.max_connections = 8`).
     pub server_toml: String,
+    /// TOML inside `[egress]` (e.g. `extra_root_certificates = [...]`).
+    pub egress_toml: String,
+    /// TOML inside shop-1's `[merchants.config]` (e.g. `client_cert`).
+    pub merchant_config_toml: String,
 }
 
 /// Another merchant like shop-1 (same provider account, same limits).
@@ -119,6 +123,8 @@ impl Default for Options {
             pin: None,
             extra_toml: String::new(),
             server_toml: String::new(),
+            egress_toml: String::new(),
+            merchant_config_toml: String::new(),
         }
     }
 }
@@ -235,6 +241,7 @@ keep_versions = {keep}
 [egress]
 allow_private = true
 timeout_ms = {egress_timeout}
+{egress_toml}
 
 [webhooks]
 initial_backoff_ms = {backoff}
@@ -266,11 +273,14 @@ appid = "{APPID}"
 mch_id = "{MCH_ID}"
 api_key = "file:{dir}/wechat.key"
 base_url = "{sim}"
+{merchant_config_toml}
 {extra}
 {extra_toml}
 "#,
             webhook_timeout = options.webhook_timeout_ms,
             server_toml = options.server_toml,
+            egress_toml = options.egress_toml,
+            merchant_config_toml = options.merchant_config_toml,
             extra_toml = options
                 .extra_toml
                 .replace("$SIM_URL", &sim.base_url())
