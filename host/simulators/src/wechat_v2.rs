@@ -675,13 +675,7 @@ async fn handle(
     if uri.path().starts_with("/secapi/")
         && client_cert.is_some_and(|axum::Extension(c)| c == ClientCertificate(false))
     {
-        sim.book().requests.push(RecordedRequest {
-            method: method.to_string(),
-            path: uri.path().to_string(),
-            body: String::from_utf8_lossy(&body).into_owned(),
-            fields: None,
-            outcome: "NO_CLIENT_CERT".into(),
-        });
+        sim.record_unanswered(&method, uri.path(), &body, "NO_CLIENT_CERT");
         return (
             StatusCode::BAD_REQUEST,
             [(header::CONTENT_TYPE, "text/html")],
@@ -711,13 +705,7 @@ async fn handle(
         }
         ApiFault::Timeout { applied: false } => {
             // Recorded first: the client hangs up, which cancels this handler.
-            sim.book().requests.push(RecordedRequest {
-                method: method.to_string(),
-                path: uri.path().to_string(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-                fields: None,
-                outcome: "TIMEOUT".into(),
-            });
+            sim.record_unanswered(&method, uri.path(), &body, "TIMEOUT");
             let hang = sim.faults.lock().unwrap_or_else(|p| p.into_inner()).hang();
             tokio::time::sleep(hang).await;
             (
@@ -780,6 +768,17 @@ fn check_out_trade_no(v: &str) -> Result<(), Refusal> {
 }
 
 impl Shared {
+    /// Records a request that no endpoint processed (its fields unread).
+    fn record_unanswered(&self, method: &Method, path: &str, body: &[u8], outcome: &str) {
+        self.book().requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: path.to_string(),
+            body: String::from_utf8_lossy(body).into_owned(),
+            fields: None,
+            outcome: outcome.into(),
+        });
+    }
+
     fn book(&self) -> MutexGuard<'_, Book> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
