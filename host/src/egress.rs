@@ -553,7 +553,9 @@ impl Egress {
             }))
         }
         .await
-        .unwrap_or_else(|e: reqwest::Error| Err(self.transport_error(&host, e, masker)));
+        .unwrap_or_else(|e: reqwest::Error| {
+            Err(self.transport_error(&host, e, masker, identity_pem.is_some()))
+        });
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
             Ok(r) => {
@@ -566,11 +568,24 @@ impl Egress {
         result
     }
 
-    fn transport_error(&self, host: &str, e: reqwest::Error, masker: &Masker) -> CallError {
+    fn transport_error(
+        &self,
+        host: &str,
+        e: reqwest::Error,
+        masker: &Masker,
+        with_identity: bool,
+    ) -> CallError {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(s) = source {
             if let Some(p) = s.downcast_ref::<PrivateAddress>() {
                 return private_denied(&p.host, p.ip);
+            }
+            if with_identity && let Some(alert) = certificate_alert(s) {
+                return CallError::Transport(format!(
+                    "request to `{host}` failed: the provider refused the client certificate \
+                     in the TLS handshake (alert {alert:?}); the merchant's configured \
+                     certificate is not one the provider accepts"
+                ));
             }
             source = s.source();
         }
@@ -590,6 +605,27 @@ impl Egress {
             source = s.source();
         }
         CallError::Transport(masker.mask(&format!("request to `{host}` failed: {msg}")))
+    }
+}
+
+/// The TLS alert in `e`, when the peer sent one that refuses a client
+/// certificate. rustls' error sits inside an `io::Error`, whose `source`
+/// skips it, so it is looked for there.
+fn certificate_alert(e: &(dyn std::error::Error + 'static)) -> Option<rustls::AlertDescription> {
+    use rustls::AlertDescription as A;
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    match inner.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(
+            alert @ (A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::CertificateRequired
+            | A::AccessDenied),
+        ) => Some(*alert),
+        _ => None,
     }
 }
 
@@ -1002,10 +1038,25 @@ mod tests {
         // The identity client trusts the same roots and presents the key.
         let pem = ca.client_identity("10000100").unwrap().to_pem();
         let r = trusting
-            .perform(parsed, &get(&url, true), Some(pem.as_bytes()), &m)
+            .perform(parsed.clone(), &get(&url, true), Some(pem.as_bytes()), &m)
             .await
             .unwrap();
         assert_eq!(r.body, b"client certificate");
+        // One the server's CA did not sign is refused, and said so.
+        let foreign = payhost_simulators::tls::TestCa::new("another CA")
+            .unwrap()
+            .client_identity("10000100")
+            .unwrap()
+            .to_pem();
+        match trusting
+            .perform(parsed, &get(&url, true), Some(foreign.as_bytes()), &m)
+            .await
+        {
+            Err(CallError::Transport(msg)) => {
+                assert!(msg.contains("refused the client certificate"), "{msg}")
+            }
+            other => panic!("{other:?}"),
+        }
 
         // A file that is missing or holds no certificate stops the start,
         // naming the setting and the file.
