@@ -52,6 +52,14 @@ async fn init_check_serve_and_simulator_reach_a_first_payment() {
     let cfg = Config::load(Some(&starter.config)).expect("the starter configuration loads");
     let report = payhost::config::check_adapters(&cfg).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+    // The starter has no client certificate: named now, not at the first
+    // refund, from the built adapter's own schema.
+    assert!(
+        matches!(report.warnings.as_slice(), [w] if w.contains("merchant `shop-1`")
+            && w.contains("refunds need `config.client_cert`")),
+        "{:?}",
+        report.warnings
+    );
 
     let merchant = payhost::simulator::pick_merchant(&cfg, None).unwrap();
     let provider = payhost::simulator::start(merchant, sim_listener, Duration::ZERO, |_, _| {})
