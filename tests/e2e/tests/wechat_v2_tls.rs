@@ -181,7 +181,10 @@ client_cert = "file:$DATA_DIR/foreign.pem"
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{problem}");
     assert_eq!(problem["code"], "provider_unreachable", "{problem}");
     let detail = problem["detail"].as_str().unwrap();
-    assert!(detail.contains("refused the client certificate"), "{detail}");
+    assert!(
+        detail.contains("refused the client certificate"),
+        "{detail}"
+    );
     assert!(f.sim.tls_handshake_failures() > failures);
     assert_eq!(refund_calls(&f), ["SUCCESS"]);
     assert!(!f.sim.truth().refunds.contains_key("TLS-0003-R1"));
