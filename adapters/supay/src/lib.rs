@@ -23,6 +23,13 @@ use wire::Fields;
 
 pub struct Supay;
 
+/// The provider's limits on request fields, declared in `describe` so the
+/// host refuses a value before an order number is spent.
+const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 1, 32, "_-");
+const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 128);
+const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 32, "_-");
+const RULES: [field::Rule; 3] = [ORDER_NO, DESCRIPTION, REFUND_NO];
+
 /// The currencies the adapter accepts: AUD in every sample of both API
 /// families, CNY pricing possibly (providers.md §7.7). Until contract 0.3
 /// carries `adapter-info.currencies`, the host reads this list.
@@ -193,7 +200,7 @@ impl Adapter for Supay {
                 refund_query: true,
             },
             egress_hosts: vec!["gate.supaytechnology.com".into()],
-            field_rules: vec![],
+            field_rules: field::declare(&RULES),
             config_schema: vec![
                 field("mch_id", "Supay merchant id", FieldKind::Text, true, None),
                 field(
@@ -307,8 +314,8 @@ impl Adapter for Supay {
                 wire::METHODS.join(", ")
             ))
         })?;
-        field::order_no(&req.merchant_order_no, "merchant_order_no", 1, 32, "_-")?;
-        field::chars(&req.description, "description", 1, 128)?;
+        ORDER_NO.check(&req.merchant_order_no)?;
+        DESCRIPTION.check(&req.description)?;
         field::positive(req.amount.minor, "amount.minor")?;
         if !CURRENCIES.contains(&req.amount.currency.as_str()) {
             return Err(Error::invalid_request(format!(
@@ -429,7 +436,7 @@ impl Adapter for Supay {
 
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        field::order_no(&req.refund_no, "refund_no", 1, 32, "_-")?;
+        REFUND_NO.check(&req.refund_no)?;
         field::order_no(
             &req.order.merchant_order_no,
             "order.merchant_order_no",
@@ -477,7 +484,7 @@ impl Adapter for Supay {
     /// the refund number and the refund `trade_type`.
     fn refund_query(ctx: &mut Ctx, req: &RefundQueryRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        field::order_no(&req.refund_no, "refund_no", 1, 32, "_-")?;
+        REFUND_NO.check(&req.refund_no)?;
         let mut fields = Fields::new();
         wire::put(&mut fields, "mch_order_no", &req.refund_no);
         wire::put(&mut fields, "trade_type", s.refund_query_trade_type);

@@ -823,6 +823,13 @@ fn parse_notify_on_random_input_returns_a_contract_error() {
 fn describe_lists_methods_currencies_and_config() {
     let info = Supay::describe();
     assert_eq!(info.name, "supay");
+    // The order number's limit is declared, so the host checks it first.
+    let no = info
+        .field_rules
+        .iter()
+        .find(|r| r.field == "merchant_order_no")
+        .expect("merchant_order_no rule");
+    assert_eq!((no.min_length, no.max_length), (1, 32));
     assert_eq!(info.methods, wire::METHODS);
     assert!(info.capabilities.refund_query && info.capabilities.query_by_merchant_order_no);
     assert_eq!(CURRENCIES, ["AUD", "CNY"]);

@@ -24,6 +24,14 @@ use sign::WebhookSignature;
 
 pub struct VrPayment;
 
+/// The provider's limits on request fields, declared in `describe` so the
+/// host refuses a value before an order number is spent.
+const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 1, 100, "_-.");
+const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 150);
+const ATTACH: field::Rule = field::Rule::text("attach", 0, 512);
+const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 100, "_-.");
+const RULES: [field::Rule; 4] = [ORDER_NO, DESCRIPTION, ATTACH, REFUND_NO];
+
 /// Payment methods, each a payment-page redirect; which of them the page
 /// offers is the space's configuration (`method_configurations` narrows it).
 pub const METHODS: &[&str] = &["card", "alipay", "wechat_pay"];
@@ -329,7 +337,7 @@ impl Adapter for VrPayment {
                 refund_query: true,
             },
             egress_hosts: vec!["gateway.vr-payment.de".into()],
-            field_rules: vec![],
+            field_rules: field::declare(&RULES),
             config_schema: vec![
                 field(
                     "space_id",
@@ -414,8 +422,8 @@ impl Adapter for VrPayment {
                 METHODS.join(", ")
             )));
         }
-        field::order_no(&req.merchant_order_no, "merchant_order_no", 1, 100, "_-.")?;
-        field::chars(&req.description, "description", 1, 150)?;
+        ORDER_NO.check(&req.merchant_order_no)?;
+        DESCRIPTION.check(&req.description)?;
         field::positive(req.amount.minor, "amount.minor")?;
         if !CURRENCIES.contains(&req.amount.currency.as_str()) {
             return Err(Error::invalid_request(format!(
@@ -452,7 +460,7 @@ impl Adapter for VrPayment {
             }
         }
         if let Some(attach) = &req.attach {
-            field::chars(attach, "attach", 0, 512)?;
+            ATTACH.check(attach)?;
             body["metaData"] = json::json!({ "attach": attach });
         }
         let answer = s.call(ctx, &wire::create_transaction(s.space_id), Some(body))?;
@@ -484,7 +492,7 @@ impl Adapter for VrPayment {
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
         let id = transaction_id(&req.order)?;
-        field::order_no(&req.refund_no, "refund_no", 1, 100, "_-.")?;
+        REFUND_NO.check(&req.refund_no)?;
         field::positive(req.amount.minor, "amount.minor")?;
         if req.amount.currency != req.order_amount.currency {
             return Err(Error::invalid_request(format!(
@@ -518,7 +526,7 @@ impl Adapter for VrPayment {
     /// took the refund.
     fn refund_query(ctx: &mut Ctx, req: &RefundQueryRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
-        field::order_no(&req.refund_no, "refund_no", 1, 100, "_-.")?;
+        REFUND_NO.check(&req.refund_no)?;
         let known_id = req
             .provider_refund_id
             .as_deref()

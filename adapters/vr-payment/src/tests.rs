@@ -441,6 +441,13 @@ fn close_is_unsupported_as_the_gateway_documents_no_cancel() {
 fn describe_declares_poll_only_settlement() {
     let info = VrPayment::describe();
     assert_eq!(info.name, "vr-payment");
+    // The order number's limit is declared, so the host checks it first.
+    let no = info
+        .field_rules
+        .iter()
+        .find(|r| r.field == "merchant_order_no")
+        .expect("merchant_order_no rule");
+    assert_eq!((no.min_length, no.max_length), (1, 100));
     assert_eq!(info.methods, ["card", "alipay", "wechat_pay"]);
     assert_eq!(info.currencies, ["EUR", "CHF"]);
     let c = info.capabilities;

@@ -22,6 +22,13 @@ use wire::method;
 
 pub struct Yaband;
 
+/// The provider's limits on request fields, declared in `describe` so the
+/// host refuses a value before an order number is spent.
+const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 1, 64, "_-");
+const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 128);
+const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 64, "_-");
+const RULES: [field::Rule; 3] = [ORDER_NO, DESCRIPTION, REFUND_NO];
+
 pub const MINI_PROGRAM: &str = "wechat_mini_program";
 pub const WECHAT_JSAPI: &str = "wechat_jsapi";
 pub const WECHAT_NATIVE: &str = "wechat_native";
@@ -448,7 +455,7 @@ impl Adapter for Yaband {
                 refund_query: true,
             },
             egress_hosts: vec!["mapi.yabandpay.com".into()],
-            field_rules: vec![],
+            field_rules: field::declare(&RULES),
             config_schema: vec![
                 field(
                     "user",
@@ -597,8 +604,8 @@ impl Adapter for Yaband {
                 METHODS.join(", ")
             )));
         }
-        field::order_no(&req.merchant_order_no, "merchant_order_no", 1, 64, "_-")?;
-        field::chars(&req.description, "description", 1, 128)?;
+        ORDER_NO.check(&req.merchant_order_no)?;
+        DESCRIPTION.check(&req.description)?;
         field::positive(req.amount.minor, "amount.minor")?;
         if !CURRENCIES.contains(&req.amount.currency.as_str()) {
             return Err(Error::invalid_request(format!(
@@ -760,7 +767,7 @@ impl Adapter for Yaband {
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
         let trade_id = trade_id(&req.order, "v3.CreateRefund")?;
-        field::order_no(&req.refund_no, "refund_no", 1, 64, "_-")?;
+        REFUND_NO.check(&req.refund_no)?;
         field::positive(req.amount.minor, "amount.minor")?;
         if req.amount.currency != req.order_amount.currency {
             return Err(Error::invalid_request(format!(

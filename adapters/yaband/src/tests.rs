@@ -467,6 +467,13 @@ fn currencies_methods_and_minimums_are_checked_before_sending() {
 fn describe_lists_methods_currencies_and_capabilities() {
     let info = Yaband::describe();
     assert_eq!(info.name, "yaband");
+    // The order number's limit is declared, so the host checks it first.
+    let no = info
+        .field_rules
+        .iter()
+        .find(|r| r.field == "merchant_order_no")
+        .expect("merchant_order_no rule");
+    assert_eq!((no.min_length, no.max_length), (1, 64));
     for m in METHODS {
         assert!(info.methods.iter().any(|x| x == m), "{m}");
     }
