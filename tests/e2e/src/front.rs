@@ -102,6 +102,19 @@ pub struct ExtraMerchant {
     pub pin: Option<String>,
 }
 
+impl Options {
+    /// The reconciler looks every 50 ms and asks about anything a second
+    /// late: what tests of polling and lost notifications want.
+    pub fn fast_reconciler() -> Options {
+        Options {
+            reconciler_interval_ms: 50,
+            notify_overdue_secs: 1,
+            poll_backoff_ms: 100,
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -378,6 +391,45 @@ base_url = "{sim}"
             .send()
             .await
             .unwrap()
+    }
+
+    /// A JSON request as the merchant whose API key is `key`: the status
+    /// and the JSON answer (`null` when there is none).
+    pub async fn call_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// GETs `path` as `key` until its `field` is `want` (about 6 s at
+    /// most), answering the document; panics naming the last one.
+    pub async fn wait_for_as(
+        &self,
+        key: &str,
+        path: &str,
+        field: &str,
+        want: &str,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..300 {
+            let (_, v) = self.call_as(key, reqwest::Method::GET, path, None).await;
+            if v[field] == want {
+                return v;
+            }
+            last = v;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("{path}: `{field}` never became {want}: {last}");
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {

@@ -57,24 +57,8 @@ base_url = "{base}"
     (f, sim)
 }
 
-/// The reconciler looks every 50 ms and asks about anything a second late.
-fn fast_reconciler() -> Options {
-    Options {
-        reconciler_interval_ms: 50,
-        notify_overdue_secs: 1,
-        poll_backoff_ms: 100,
-        ..Options::default()
-    }
-}
-
 async fn api(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = f.client.request(method, f.url(path)).bearer_auth(API_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    f.call_as(API_KEY, method, path, body).await
 }
 
 async fn payment(f: &Front, no: &str) -> Value {
@@ -92,21 +76,12 @@ fn order(no: &str, amount: i64, method: &str) -> Value {
 }
 
 async fn wait_for(f: &Front, path: &str, field: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        let (_, v) = api(f, Method::GET, path, None).await;
-        if v[field] == want {
-            return v;
-        }
-        last = v;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{path}: `{field}` never became {want}: {last}");
+    f.wait_for_as(API_KEY, path, field, want).await
 }
 
 #[tokio::test]
 async fn a_mini_program_payment_is_notified_refused_when_forged_refunded_and_settled() {
-    let (f, sim) = supay_front("supay-flow", fast_reconciler()).await;
+    let (f, sim) = supay_front("supay-flow", Options::fast_reconciler()).await;
     let (status, created) = api(
         &f,
         Method::POST,
@@ -294,7 +269,7 @@ async fn qr_h5_and_cashier_orders_pay_by_late_notification_or_by_query() {
 
 #[tokio::test]
 async fn an_expired_order_is_closed_once_supay_confirms_it_unpaid() {
-    let (f, sim) = supay_front("supay-close", fast_reconciler()).await;
+    let (f, sim) = supay_front("supay-close", Options::fast_reconciler()).await;
     let mut o = order("SPCLOSE01", 300, "wechat_native");
     o["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
         .to_string()

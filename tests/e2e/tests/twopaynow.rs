@@ -61,13 +61,7 @@ verify_answer_sign = "true"
 }
 
 async fn api(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = f.client.request(method, f.url(path)).bearer_auth(API_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    f.call_as(API_KEY, method, path, body).await
 }
 
 async fn payment(f: &Front, no: &str) -> Value {
@@ -256,16 +250,6 @@ async fn wap_orders_are_signed_redirects_settled_through_wap_query() {
     assert_eq!(status, 400, "{problem}");
 }
 
-/// The reconciler looks every 50 ms and asks about anything a second late.
-fn fast_reconciler() -> Options {
-    Options {
-        reconciler_interval_ms: 50,
-        notify_overdue_secs: 1,
-        poll_backoff_ms: 100,
-        ..Options::default()
-    }
-}
-
 async fn wait_for_state(f: &Front, no: &str, want: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..300 {
@@ -281,7 +265,12 @@ async fn wait_for_state(f: &Front, no: &str, want: &str) -> Value {
 
 #[tokio::test]
 async fn an_expired_order_is_cancelled_at_2paynow() {
-    let (f, sim) = front("2pn-close", SimConfig::new(MID, KEY), fast_reconciler()).await;
+    let (f, sim) = front(
+        "2pn-close",
+        SimConfig::new(MID, KEY),
+        Options::fast_reconciler(),
+    )
+    .await;
     let mut o = order("2PNCLOSE01", 100, "alipay_native");
     o["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
         .to_string()
@@ -338,7 +327,12 @@ async fn repeated_queued_notifications_and_an_outage_leave_one_paid_order() {
 
 #[tokio::test]
 async fn without_a_notification_the_reconciler_settles_paid_and_declined_orders() {
-    let (f, sim) = front("2pn-poll", SimConfig::new(MID, KEY), fast_reconciler()).await;
+    let (f, sim) = front(
+        "2pn-poll",
+        SimConfig::new(MID, KEY),
+        Options::fast_reconciler(),
+    )
+    .await;
     for no in ["2PNPOLL001", "2PNPOLL002"] {
         let (status, created) = api(
             &f,

@@ -58,16 +58,6 @@ success_url = "https://shop.example/paid"
     (f, sim)
 }
 
-/// The reconciler looks every 50 ms; polls back off from 100 ms.
-fn fast_reconciler() -> Options {
-    Options {
-        reconciler_interval_ms: 50,
-        notify_overdue_secs: 1,
-        poll_backoff_ms: 100,
-        ..Options::default()
-    }
-}
-
 /// No polling during the test: what changes, a webhook changed.
 fn idle_reconciler() -> Options {
     Options {
@@ -78,13 +68,7 @@ fn idle_reconciler() -> Options {
 }
 
 async fn vr(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = f.client.request(method, f.url(path)).bearer_auth(VR_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    f.call_as(VR_KEY, method, path, body).await
 }
 
 fn vr_order(no: &str, amount: i64, method: &str) -> Value {
@@ -107,21 +91,12 @@ async fn create(f: &Front, no: &str, amount: i64, method: &str) -> Value {
 }
 
 async fn wait_for(f: &Front, path: &str, field: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        let (_, v) = vr(f, Method::GET, path, None).await;
-        if v[field] == want {
-            return v;
-        }
-        last = v;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("{path}: `{field}` never became {want}: {last}");
+    f.wait_for_as(VR_KEY, path, field, want).await
 }
 
 #[tokio::test]
 async fn a_vr_order_becomes_paid_with_no_notification_at_all() {
-    let (f, sim) = vr_front("vr-poll", fast_reconciler()).await;
+    let (f, sim) = vr_front("vr-poll", Options::fast_reconciler()).await;
     let created = create(&f, "VRPOLL001", 2499, "card").await;
     let id = sim.transaction_id("VRPOLL001").unwrap().to_string();
     assert_eq!(created["pay_action"]["type"], "redirect", "{created}");
@@ -163,7 +138,7 @@ async fn a_vr_order_becomes_paid_with_no_notification_at_all() {
 
 #[tokio::test]
 async fn a_vr_payment_is_queried_refunded_in_parts_and_its_refunds_settle_by_refund_query() {
-    let (f, sim) = vr_front("vr-flow", fast_reconciler()).await;
+    let (f, sim) = vr_front("vr-flow", Options::fast_reconciler()).await;
     create(&f, "VRFLOW001", 3000, "wechat_pay").await;
     let (_, p) = vr(&f, Method::GET, "/v1/payments/VRFLOW001?refresh=true", None).await;
     assert_eq!(p["state"], "pending", "{p}");
@@ -256,7 +231,7 @@ async fn methods_and_currencies_the_gateway_does_not_offer_are_refused() {
 
 #[tokio::test]
 async fn an_expired_vr_order_is_closed_once_the_gateway_says_it_is_unpaid() {
-    let (f, sim) = vr_front("vr-close", fast_reconciler()).await;
+    let (f, sim) = vr_front("vr-close", Options::fast_reconciler()).await;
     let mut order = vr_order("VRCLOSE01", 100, "alipay");
     order["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
         .to_string()

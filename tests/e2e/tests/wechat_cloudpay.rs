@@ -58,13 +58,7 @@ fn sim_config() -> SimConfig {
 }
 
 async fn cp(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = f.client.request(method, f.url(path)).bearer_auth(CP_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    f.call_as(CP_KEY, method, path, body).await
 }
 
 fn cp_order(no: &str, amount: i64) -> Value {
@@ -76,26 +70,7 @@ fn cp_order(no: &str, amount: i64) -> Value {
 }
 
 async fn wait_for(f: &Front, path: &str, field: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        let (_, v) = cp(f, Method::GET, path, None).await;
-        if v[field] == want {
-            return v;
-        }
-        last = v;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{path}: `{field}` never became {want}: {last}");
-}
-
-/// The reconciler looks every 50 ms and asks about anything a second late.
-fn fast_reconciler() -> Options {
-    Options {
-        reconciler_interval_ms: 50,
-        notify_overdue_secs: 1,
-        poll_backoff_ms: 100,
-        ..Options::default()
-    }
+    f.wait_for_as(CP_KEY, path, field, want).await
 }
 
 #[tokio::test]
@@ -227,7 +202,7 @@ async fn a_cloudpay_payment_is_created_confirmed_paid_refunded_and_settled() {
 
 #[tokio::test]
 async fn the_rest_is_refunded_and_settled_by_refund_query_without_a_callback() {
-    let (f, sim) = cp_front("cp-refund-query", fast_reconciler(), sim_config()).await;
+    let (f, sim) = cp_front("cp-refund-query", Options::fast_reconciler(), sim_config()).await;
     let (status, created) = cp(
         &f,
         Method::POST,
@@ -282,7 +257,7 @@ async fn the_rest_is_refunded_and_settled_by_refund_query_without_a_callback() {
 
 #[tokio::test]
 async fn an_expired_cloudpay_order_is_closed_at_the_platform() {
-    let (f, sim) = cp_front("cp-close", fast_reconciler(), sim_config()).await;
+    let (f, sim) = cp_front("cp-close", Options::fast_reconciler(), sim_config()).await;
     let mut order = cp_order("CPCLOSE001", 100);
     order["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
         .to_string()
@@ -296,7 +271,7 @@ async fn an_expired_cloudpay_order_is_closed_at_the_platform() {
 
 #[tokio::test]
 async fn a_lost_callback_is_made_good_by_the_reconciler_and_a_decline_is_an_error() {
-    let (f, sim) = cp_front("cp-lost", fast_reconciler(), sim_config()).await;
+    let (f, sim) = cp_front("cp-lost", Options::fast_reconciler(), sim_config()).await;
     sim.fail_next("PARAM_ERROR");
     let (status, problem) = cp(
         &f,

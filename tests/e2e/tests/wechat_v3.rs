@@ -231,13 +231,7 @@ base_url = "{base}"
 }
 
 async fn v3(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = f.client.request(method, f.url(path)).bearer_auth(V3_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    f.call_as(V3_KEY, method, path, body).await
 }
 
 fn v3_order(no: &str, amount: i64) -> Value {
@@ -350,32 +344,13 @@ async fn v3_partner_mode_orders_on_the_partner_paths() {
     assert_eq!(p["state"], "pending", "{p}");
 }
 
-/// The reconciler looks every 50 ms and asks about anything a second late.
-fn fast_reconciler() -> Options {
-    Options {
-        reconciler_interval_ms: 50,
-        notify_overdue_secs: 1,
-        poll_backoff_ms: 100,
-        ..Options::default()
-    }
-}
-
 async fn wait_for(f: &Front, path: &str, field: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        let (_, v) = v3(f, Method::GET, path, None).await;
-        if v[field] == want {
-            return v;
-        }
-        last = v;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("{path}: `{field}` never became {want}: {last}");
+    f.wait_for_as(V3_KEY, path, field, want).await
 }
 
 #[tokio::test]
 async fn an_expired_v3_order_is_closed_at_wechat_pay_first() {
-    let (f, sim) = v3_front_with("v3-close", "direct", None, fast_reconciler()).await;
+    let (f, sim) = v3_front_with("v3-close", "direct", None, Options::fast_reconciler()).await;
     let mut order = v3_order("V3CLOSE001", 100);
     order["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
         .to_string()
@@ -389,7 +364,7 @@ async fn an_expired_v3_order_is_closed_at_wechat_pay_first() {
 
 #[tokio::test]
 async fn a_v3_refund_whose_notification_is_lost_settles_by_refund_query_in_global_mode() {
-    let (f, sim) = v3_front_with("v3-global", "global", None, fast_reconciler()).await;
+    let (f, sim) = v3_front_with("v3-global", "global", None, Options::fast_reconciler()).await;
     let (status, created) = v3(
         &f,
         Method::POST,

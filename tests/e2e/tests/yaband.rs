@@ -55,13 +55,7 @@ redirect_url = "https://shop.example/return"
 }
 
 async fn yb(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = f.client.request(method, f.url(path)).bearer_auth(YB_KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    f.call_as(YB_KEY, method, path, body).await
 }
 
 fn yb_order(no: &str, amount: i64, method: &str) -> Value {
@@ -78,27 +72,8 @@ async fn payment(f: &Front, no: &str) -> Value {
         .1
 }
 
-/// The reconciler looks every 50 ms and asks about anything a second late.
-fn fast_reconciler() -> Options {
-    Options {
-        reconciler_interval_ms: 50,
-        notify_overdue_secs: 1,
-        poll_backoff_ms: 100,
-        ..Options::default()
-    }
-}
-
 async fn wait_for(f: &Front, path: &str, field: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        let (_, v) = yb(f, Method::GET, path, None).await;
-        if v[field] == want {
-            return v;
-        }
-        last = v;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("{path}: `{field}` never became {want}: {last}");
+    f.wait_for_as(YB_KEY, path, field, want).await
 }
 
 #[tokio::test]
@@ -294,7 +269,7 @@ async fn url_and_qr_methods_answer_a_redirect_or_a_qr_code() {
 
 #[tokio::test]
 async fn an_unnotified_payment_settles_by_query_and_a_lost_refund_notice_by_refund_query() {
-    let (f, sim) = yb_front("yb-reconcile", fast_reconciler()).await;
+    let (f, sim) = yb_front("yb-reconcile", Options::fast_reconciler()).await;
     let (status, created) = yb(
         &f,
         Method::POST,
@@ -333,7 +308,7 @@ async fn an_unnotified_payment_settles_by_query_and_a_lost_refund_notice_by_refu
 
 #[tokio::test]
 async fn an_expired_order_is_closed_on_yabands_word_without_a_close_call() {
-    let (f, sim) = yb_front("yb-expiry", fast_reconciler()).await;
+    let (f, sim) = yb_front("yb-expiry", Options::fast_reconciler()).await;
     let mut order = yb_order("YBEXPIRE01", 500, "wechat_native");
     order["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
         .to_string()
