@@ -88,6 +88,24 @@ pub fn declare(rules: &[Rule]) -> Vec<FieldRule> {
         .collect()
 }
 
+/// The payer's IP address, which `wire_name` (WeChat's
+/// `spbill_create_ip`) requires: present and an IPv4 or IPv6 address.
+pub fn client_ip<'a>(payer: &'a Payer, wire_name: &str) -> Result<&'a str> {
+    let ip = payer
+        .client_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty())
+        .ok_or_else(|| {
+            Error::invalid_request(format!("payer.client_ip is required ({wire_name})"))
+        })?;
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(Error::invalid_request(format!(
+            "payer.client_ip `{ip}` is not an IPv4 or IPv6 address"
+        )));
+    }
+    Ok(ip)
+}
+
 /// Free text of `min..=max` characters (not bytes).
 pub fn chars(value: &str, field: &str, min: usize, max: usize) -> Result<()> {
     let n = value.chars().count();

@@ -389,19 +389,7 @@ impl Adapter for WechatCloudpay {
                 CURRENCIES.join(", ")
             )));
         }
-        let client_ip = req
-            .payer
-            .client_ip
-            .as_deref()
-            .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| {
-                Error::invalid_request("payer.client_ip is required (spbill_create_ip)")
-            })?;
-        if client_ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(Error::invalid_request(format!(
-                "payer.client_ip `{client_ip}` is not an IPv4 or IPv6 address"
-            )));
-        }
+        let client_ip = field::client_ip(&req.payer, "spbill_create_ip")?;
         // §9.4: payhost has no user context, so the openid is always sent.
         let openid = field::mini_program_openid(&req.payer, s.appid)?;
         let mut body = json::json!({

@@ -246,19 +246,7 @@ impl Adapter for WechatV2 {
         }
         field::positive(req.amount.minor, "amount.minor")?;
         field::currency(&req.amount.currency, "amount.currency")?;
-        let client_ip = req
-            .payer
-            .client_ip
-            .as_deref()
-            .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| {
-                Error::invalid_request("payer.client_ip is required (spbill_create_ip)")
-            })?;
-        if client_ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(Error::invalid_request(format!(
-                "payer.client_ip `{client_ip}` is not an IPv4 or IPv6 address"
-            )));
-        }
+        let client_ip = field::client_ip(&req.payer, "spbill_create_ip")?;
         let time_expire = match field::expiry(req.expires_at, ctx.timestamp())? {
             Some(at) => Some(
                 time::format_compact(at, time::CHINA)
