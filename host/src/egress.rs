@@ -13,6 +13,7 @@
 use crate::contract::{AdapterInfo, HttpMethod, HttpRequest, HttpResponse};
 use crate::error::CallError;
 use crate::merchant::Masker;
+use crate::provider_health::{FailoverRule, Outcome, ProviderHealth};
 use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::Digest as _;
@@ -42,6 +43,9 @@ pub struct EgressPolicy {
     /// private CA, or a test CA in front of a TLS simulator. They only add
     /// trust; certificate verification is never turned off.
     pub extra_root_certificates: Vec<PathBuf>,
+    /// Per merchant id, the backup endpoint that replaces a failing
+    /// primary ([`crate::provider_health`]).
+    pub failover: BTreeMap<String, FailoverRule>,
 }
 
 impl Default for EgressPolicy {
@@ -53,6 +57,7 @@ impl Default for EgressPolicy {
             timeout: Duration::from_secs(10),
             max_response_bytes: 1024 * 1024,
             extra_root_certificates: Vec::new(),
+            failover: BTreeMap::new(),
         }
     }
 }
@@ -314,6 +319,7 @@ pub struct Egress {
     extra_roots: Vec<reqwest::Certificate>,
     // One client per client certificate, keyed by the PEM's digest.
     identity_clients: Mutex<HashMap<[u8; 32], reqwest::Client>>,
+    health: ProviderHealth,
 }
 
 impl std::fmt::Debug for Egress {
@@ -336,6 +342,7 @@ impl Egress {
             .map(|h| normalize_host(h))
             .collect();
         Ok(Self {
+            health: ProviderHealth::new(policy.failover.clone()),
             policy,
             extra_hosts,
             client,
@@ -346,6 +353,11 @@ impl Egress {
 
     pub fn policy(&self) -> &EgressPolicy {
         &self.policy
+    }
+
+    /// Where each merchant's requests go, and the operator's events.
+    pub fn health(&self) -> &ProviderHealth {
+        &self.health
     }
 
     fn builder(
@@ -398,18 +410,22 @@ impl Egress {
 
     /// Checks the URL against the allow-lists (the adapter's declared
     /// hosts as the operator allows them for its slot, the merchant's
-    /// configured URL fields, the operator's extra hosts) and, for IP
-    /// literals, the address ranges. Returns the parsed URL.
+    /// configured URL fields and failover endpoints, the operator's extra
+    /// hosts) and, for IP literals, the address ranges. Returns the parsed
+    /// URL, moved to `merchant`'s backup endpoint while its primary fails.
     pub fn check(
         &self,
         url: &str,
         adapter: &AdapterInfo,
         merchant_hosts: &[HostPort],
+        merchant: &str,
     ) -> Result<reqwest::Url, CallError> {
         let parsed = reqwest::Url::parse(url).map_err(|e| CallError::EgressDenied {
             host: String::new(),
             reason: format!("the adapter asked for `{url}`, which is not an absolute URL ({e})"),
         })?;
+        let parsed = self.health.route(merchant, parsed);
+        let failover_hosts = self.health.allowed_hosts(merchant);
         let host = parsed.host_str().map(normalize_host).unwrap_or_default();
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(CallError::EgressDenied {
@@ -436,7 +452,10 @@ impl Egress {
             .egress_hosts
             .iter()
             .any(|h| normalize_host(h) == host);
-        let allowed = merchant_hosts.iter().any(|hp| hp.allows(&host, port))
+        let allowed = merchant_hosts
+            .iter()
+            .chain(failover_hosts)
+            .any(|hp| hp.allows(&host, port))
             || self.extra_hosts.contains(&host)
             || (declared
                 && self
@@ -489,8 +508,59 @@ impl Egress {
         }
     }
 
-    /// Performs one request that already passed [`Egress::check`].
+    /// Performs one request that already passed [`Egress::check`], and
+    /// counts its outcome towards `merchant`'s provider health.
     pub async fn perform(
+        &self,
+        url: reqwest::Url,
+        req: &HttpRequest,
+        identity_pem: Option<&[u8]>,
+        masker: &Masker,
+        merchant: &str,
+    ) -> Result<HttpResponse, CallError> {
+        let target = url.clone();
+        let result = self.exchange(url, req, identity_pem, masker).await;
+        match &result {
+            Ok(r) => self
+                .health
+                .record(merchant, &target, Outcome::Answered(r.status)),
+            Err(CallError::Transport(e)) => {
+                self.health.record(merchant, &target, Outcome::Failed(e))
+            }
+            // Refused by payhost itself, or an answer too large: not the
+            // provider's health.
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Asks every failed primary endpoint whose probe is due whether it
+    /// answers again (`GET` of the rule's probe path, no credentials).
+    pub async fn probe_failed_primaries(&self) {
+        for (merchant, url) in self.health.due_probes() {
+            let host = url.host_str().map(normalize_host).unwrap_or_default();
+            let literal_denied = host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| !self.policy.allow_private && !is_public(ip));
+            if literal_denied {
+                self.health
+                    .probed(&merchant, Outcome::Failed("private address refused"));
+                continue;
+            }
+            match self.client.get(url).send().await {
+                Ok(resp) => self
+                    .health
+                    .probed(&merchant, Outcome::Answered(resp.status().as_u16())),
+                Err(e) => {
+                    let e = self.transport_error(&host, e, &Masker::default(), false);
+                    self.health
+                        .probed(&merchant, Outcome::Failed(&e.to_string()));
+                }
+            }
+        }
+    }
+
+    async fn exchange(
         &self,
         url: reqwest::Url,
         req: &HttpRequest,
@@ -811,43 +881,49 @@ mod tests {
         );
         let merchant = vec![HostPort::new("sim.example", Some(8080))];
         assert!(
-            e.check("https://API.mch.weixin.qq.com/pay", &a, &merchant)
+            e.check("https://API.mch.weixin.qq.com/pay", &a, &merchant, "m")
                 .is_ok()
         );
         // Declared and listed, but on another port.
         assert!(matches!(
-            e.check("https://api.mch.weixin.qq.com:8443/pay", &a, &merchant),
+            e.check("https://api.mch.weixin.qq.com:8443/pay", &a, &merchant, "m"),
             Err(CallError::EgressDenied { reason, .. }) if reason.contains("[adapters.wechat-v2] egress")
         ));
         // Declared, not listed by the operator.
         assert!(matches!(
-            e.check("https://apihk.mch.weixin.qq.com/pay", &a, &merchant),
+            e.check("https://apihk.mch.weixin.qq.com/pay", &a, &merchant, "m"),
             Err(CallError::EgressDenied { host, reason }) if host == "apihk.mch.weixin.qq.com"
                 && reason.contains("apihk.mch.weixin.qq.com:443")
         ));
         // Listed by the operator, not declared by this adapter.
         assert!(
-            e.check("https://api2.mch.weixin.qq.com/pay", &a, &merchant)
+            e.check("https://api2.mch.weixin.qq.com/pay", &a, &merchant, "m")
                 .is_err()
         );
         // The same host declared by an adapter of another slot.
         let other = info("other", &["api.mch.weixin.qq.com"]);
         assert!(
-            e.check("https://api.mch.weixin.qq.com/pay", &other, &[])
+            e.check("https://api.mch.weixin.qq.com/pay", &other, &[], "m")
                 .is_err()
         );
         // The merchant's own URL field: its host and port.
-        assert!(e.check("http://sim.example:8080/x", &a, &merchant).is_ok());
-        assert!(e.check("http://sim.example:8081/x", &a, &merchant).is_err());
+        assert!(
+            e.check("http://sim.example:8080/x", &a, &merchant, "m")
+                .is_ok()
+        );
+        assert!(
+            e.check("http://sim.example:8081/x", &a, &merchant, "m")
+                .is_err()
+        );
         // The operator's hosts for every adapter.
-        assert!(e.check("https://ops.example/x", &a, &merchant).is_ok());
+        assert!(e.check("https://ops.example/x", &a, &merchant, "m").is_ok());
         assert!(matches!(
-            e.check("https://evil.example/", &a, &merchant),
+            e.check("https://evil.example/", &a, &merchant, "m"),
             Err(CallError::EgressDenied { host, reason }) if host == "evil.example"
                 && reason.contains("extra_allowed_hosts")
         ));
         assert!(matches!(
-            e.check("ftp://sim.example:8080/", &a, &merchant),
+            e.check("ftp://sim.example:8080/", &a, &merchant, "m"),
             Err(CallError::EgressDenied { .. })
         ));
         // An IP literal still needs allow_private.
@@ -857,7 +933,7 @@ mod tests {
         })
         .unwrap();
         assert!(matches!(
-            lit.check("http://127.0.0.1:1/", &info("t", &["127.0.0.1"]), &[]),
+            lit.check("http://127.0.0.1:1/", &info("t", &["127.0.0.1"]), &[], "m"),
             Err(CallError::EgressDenied { reason, .. }) if reason.contains("allow_private")
         ));
     }
@@ -909,6 +985,38 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_primary_is_routed_to_its_backup_which_the_operator_allowed() {
+        let rule = FailoverRule::new(
+            "https://api.mch.weixin.qq.com",
+            "https://api2.mch.weixin.qq.com",
+            1,
+            std::time::Duration::from_secs(30),
+            "/",
+        )
+        .unwrap();
+        let e = Egress::new(EgressPolicy {
+            failover: BTreeMap::from([("shop".to_string(), rule)]),
+            ..EgressPolicy::default()
+        })
+        .unwrap();
+        let a = info("wechat-v2", &["api.mch.weixin.qq.com"]);
+        // Only the operator's failover hosts make either reachable here.
+        let url = "https://api.mch.weixin.qq.com/pay/unifiedorder";
+        assert_eq!(e.check(url, &a, &[], "shop").unwrap().as_str(), url);
+        assert!(e.check(url, &a, &[], "other").is_err());
+        let parsed = reqwest::Url::parse(url).unwrap();
+        e.health()
+            .record("shop", &parsed, Outcome::Failed("timed out"));
+        assert_eq!(
+            e.check(url, &a, &[], "shop").unwrap().as_str(),
+            "https://api2.mch.weixin.qq.com/pay/unifiedorder"
+        );
+        // Another merchant of the same adapter stays on the primary (and
+        // has no failover hosts of its own).
+        assert!(e.check(url, &a, &[], "other").is_err());
+    }
+
+    #[test]
     fn userinfo_in_a_url_is_refused() {
         let e = Egress::new(EgressPolicy {
             extra_allowed_hosts: vec!["api.example.com".into()],
@@ -922,11 +1030,11 @@ mod tests {
             "https://:pass@api.example.com/",
         ] {
             assert!(
-                matches!(e.check(url, &a, &[]), Err(CallError::EgressDenied { reason, .. }) if reason.contains("userinfo")),
+                matches!(e.check(url, &a, &[], "m"), Err(CallError::EgressDenied { reason, .. }) if reason.contains("userinfo")),
                 "{url}"
             );
         }
-        assert!(e.check("https://api.example.com/", &a, &[]).is_ok());
+        assert!(e.check("https://api.example.com/", &a, &[], "m").is_ok());
     }
 
     #[test]
@@ -1024,21 +1132,27 @@ mod tests {
         let plain = Egress::new(policy(vec![])).unwrap();
         assert!(matches!(
             plain
-                .perform(parsed.clone(), &get(&url, false), None, &m)
+                .perform(parsed.clone(), &get(&url, false), None, &m, "m")
                 .await,
             Err(CallError::Transport(_))
         ));
 
         let trusting = Egress::new(policy(vec![roots.clone()])).unwrap();
         let r = trusting
-            .perform(parsed.clone(), &get(&url, false), None, &m)
+            .perform(parsed.clone(), &get(&url, false), None, &m, "m")
             .await
             .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"anonymous"[..]));
         // The identity client trusts the same roots and presents the key.
         let pem = ca.client_identity("10000100").unwrap().to_pem();
         let r = trusting
-            .perform(parsed.clone(), &get(&url, true), Some(pem.as_bytes()), &m)
+            .perform(
+                parsed.clone(),
+                &get(&url, true),
+                Some(pem.as_bytes()),
+                &m,
+                "m",
+            )
             .await
             .unwrap();
         assert_eq!(r.body, b"client certificate");
@@ -1049,7 +1163,7 @@ mod tests {
             .unwrap()
             .to_pem();
         match trusting
-            .perform(parsed, &get(&url, true), Some(foreign.as_bytes()), &m)
+            .perform(parsed, &get(&url, true), Some(foreign.as_bytes()), &m, "m")
             .await
         {
             Err(CallError::Transport(msg)) => {

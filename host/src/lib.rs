@@ -32,6 +32,7 @@ pub mod merchant;
 pub mod metrics;
 pub mod notify_guard;
 pub mod orders;
+pub mod provider_health;
 pub mod reconciler;
 pub mod registry;
 pub mod request_log;

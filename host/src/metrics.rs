@@ -142,6 +142,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds provider health's families (failures, failovers, on-backup).
+    pub fn register_provider_health(&self, health: &crate::provider_health::ProviderHealth) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        health.register(&mut registry);
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("payhost");
         let requests = Family::<RequestLabels, Counter>::default();

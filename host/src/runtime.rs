@@ -555,9 +555,12 @@ impl Runtime {
             if exchanges.len() >= self.config.max_steps {
                 return Err(CallError::StepLimit(self.config.max_steps));
             }
-            let url = self
-                .egress
-                .check(&request.url, &adapter.info, resolved.url_hosts())?;
+            let url = self.egress.check(
+                &request.url,
+                &adapter.info,
+                resolved.url_hosts(),
+                &merchant.id,
+            )?;
             let identity = match request.client_identity {
                 None => None,
                 Some(h) => Some(resolved.secret_by_handle(h).ok_or_else(|| {
@@ -575,7 +578,9 @@ impl Runtime {
             let response = {
                 use secrecy::ExposeSecret;
                 let pem = identity.as_ref().map(|s| s.expose_secret().as_bytes());
-                self.egress.perform(url, &request, pem, &masker).await?
+                self.egress
+                    .perform(url, &request, pem, &masker, &merchant.id)
+                    .await?
             };
             exchanges.push(Exchange { request, response });
         }

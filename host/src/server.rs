@@ -91,6 +91,7 @@ impl HttpLimits {
 pub async fn build_state(config: &Config) -> Result<AppState> {
     let runtime = Arc::new(Runtime::new(config.runtime_config())?);
     let metrics = Arc::new(Metrics::new());
+    metrics.register_provider_health(runtime.egress().health());
     let dir = config.runtime.adapters_dir.clone();
     let registry = Arc::new(
         Registry::new(
@@ -142,6 +143,13 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
         let adapter_config = m.adapter_config(&adapter.info)?;
         // Said at start, not at the first refund (as `config check` does).
         for w in crate::config::missing_refund_fields(&adapter.info, &adapter_config) {
+            tracing::warn!("{w}");
+        }
+        if let Some(w) = m
+            .failover
+            .as_ref()
+            .and_then(|rule| crate::config::unused_failover(&adapter.info, &adapter_config, rule))
+        {
             tracing::warn!("{w}");
         }
         for key in &m.api_keys {
@@ -240,6 +248,19 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
         state.clone(),
         config.reconciler.interval(),
     )));
+    if let Some(tick) = state.runtime.egress().health().tick() {
+        let runtime = state.runtime.clone();
+        tasks.push(tokio::spawn(async move {
+            // Probes are due at their own intervals; looking once per the
+            // shortest one (a second at most) finds each in time.
+            let mut every = tokio::time::interval(tick.min(Duration::from_secs(1)));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                runtime.egress().probe_failed_primaries().await;
+            }
+        }));
+    }
     if config.runtime.watch {
         // Dropping the handle stops the watcher with the server.
         let watcher = crate::watch::start(

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod faults;
+pub mod outage;
 pub mod outbox;
 pub mod supay;
 pub mod tls;

@@ -162,6 +162,23 @@ fn unknown(name: &str) -> ApiError {
     )
 }
 
+/// The operator events this process kept, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OperatorEventList {
+    pub events: Vec<crate::provider_health::OperatorEvent>,
+}
+
+/// `GET /admin/events`: provider failovers and recoveries (the newest
+/// [`crate::provider_health::MAX_EVENTS`], in memory, per replica).
+#[utoipa::path(get, path = "/admin/events",
+    responses((status = 200, body = OperatorEventList), (status = "4XX", body = super::problem::Problem)),
+    security(("admin_token" = [])))]
+pub async fn events(State(state): State<AppState>, _: AdminAuth) -> Json<OperatorEventList> {
+    Json(OperatorEventList {
+        events: state.runtime.egress().health().events(),
+    })
+}
+
 /// `GET /admin/adapters`
 #[utoipa::path(get, path = "/admin/adapters",
     responses((status = 200, body = AdapterList), (status = "4XX", body = super::problem::Problem)),

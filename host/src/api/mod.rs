@@ -297,6 +297,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/events", get(events::list))
         .route("/admin/adapters", get(admin::list))
+        .route("/admin/events", get(admin::events))
         .route(
             "/admin/adapters/{name}",
             put(admin::upload)

@@ -28,7 +28,7 @@ use utoipa::OpenApi;
         super::notify::receive, super::events::list,
         super::health::healthz, super::health::readyz, super::health::metrics,
         super::admin::list, super::admin::show, super::admin::versions,
-        super::admin::upload, super::admin::rollback,
+        super::admin::upload, super::admin::rollback, super::admin::events,
     ),
     components(schemas(
         super::payments::CreatePayment, super::payments::PayerInput,
@@ -41,7 +41,8 @@ use utoipa::OpenApi;
         super::events::DeliveryStatus,
         super::problem::Problem,
         super::admin::AdapterList, super::admin::AdapterView, super::admin::Pin,
-        super::admin::VersionList, super::admin::RollbackRequest, crate::registry::VersionView,
+        super::admin::VersionList, super::admin::RollbackRequest, super::admin::OperatorEventList,
+        crate::provider_health::OperatorEvent, crate::registry::VersionView,
     )),
     modifiers(&Security),
 )]

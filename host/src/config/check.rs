@@ -56,6 +56,11 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<CheckReport> {
                     report
                         .warnings
                         .extend(missing_refund_fields(&adapter.info, &config));
+                    if let Some(rule) = &m.failover {
+                        report
+                            .warnings
+                            .extend(unused_failover(&adapter.info, &config, rule));
+                    }
                     failures.extend(denied_endpoints(rt.egress(), &adapter.info, &config))
                 }
             },
@@ -119,7 +124,7 @@ pub fn denied_endpoints(
                 None => continue,
             },
         };
-        let refusal = match egress.check(url, info, resolved.url_hosts()) {
+        let refusal = match egress.check(url, info, resolved.url_hosts(), &merchant.id) {
             Err(CallError::EgressDenied { reason, .. }) => Some(reason),
             Err(e) => Some(e.to_string()),
             Ok(parsed) => {
@@ -142,6 +147,41 @@ pub fn denied_endpoints(
         }
     }
     problems
+}
+
+/// A warning when the merchant's failover `primary` is the origin of none
+/// of its provider URLs (configured or the adapter's defaults): no request
+/// would ever count towards it, so it would never switch.
+pub fn unused_failover(
+    info: &AdapterInfo,
+    merchant: &MerchantConfig,
+    rule: &crate::provider_health::FailoverRule,
+) -> Option<String> {
+    let origins: Vec<String> = info
+        .config_schema
+        .iter()
+        .filter(|f| f.kind == FieldKind::Url)
+        .filter_map(|f| match merchant.fields.get(&f.name) {
+            Some(FieldValue::Text(t)) => Some(t.clone()),
+            Some(FieldValue::Secret(_)) => None,
+            None => f.default.clone(),
+        })
+        .filter_map(|u| reqwest::Url::parse(&u).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .collect();
+    (!origins.contains(&rule.primary)).then(|| {
+        format!(
+            "merchant `{}`: `failover.primary` = {} is the origin of none of its provider URLs ({});              no request counts towards it, so it never switches to `{}`",
+            merchant.id,
+            rule.primary,
+            if origins.is_empty() {
+                "the adapter has no url field".to_string()
+            } else {
+                origins.join(", ")
+            },
+            rule.backup
+        )
+    })
 }
 
 /// The optional secret fields the merchant omits whose schema description

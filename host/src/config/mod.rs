@@ -40,7 +40,9 @@ mod starter;
 mod summary;
 mod validation;
 
-pub use check::{CheckReport, check_adapters, denied_endpoints, missing_refund_fields};
+pub use check::{
+    CheckReport, check_adapters, denied_endpoints, missing_refund_fields, unused_failover,
+};
 pub use schema::{
     AdapterSlotSettings, EMBEDDED_DEFAULT, EgressSettings, LogSettings, MerchantSettings,
     ReconcilerSettings, RuntimeSettings, ServerSettings, StoreSettings, WebhookSettings,
@@ -213,6 +215,11 @@ impl Config {
                 timeout: Duration::from_millis(self.egress.timeout_ms),
                 max_response_bytes: (self.egress.max_response_kib as usize).saturating_mul(1024),
                 extra_root_certificates: self.egress.extra_root_certificates.clone(),
+                failover: self
+                    .merchants
+                    .iter()
+                    .filter_map(|m| Some((m.id.clone(), m.failover.clone()?)))
+                    .collect(),
             },
         }
     }

@@ -292,6 +292,35 @@ pub(super) struct RawMerchant {
     /// IANA time zone of the merchant's day (per-payer daily caps).
     #[serde(default)]
     pub(super) timezone: Option<String>,
+    /// The backup endpoint that replaces a failing primary.
+    #[serde(default)]
+    pub(super) failover: Option<RawFailover>,
+}
+
+/// `[merchants.failover]`: see [`crate::provider_health`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFailover {
+    pub(super) primary: String,
+    pub(super) backup: String,
+    #[serde(default = "default_after_failures")]
+    pub(super) after_failures: u32,
+    #[serde(default = "default_probe_interval_ms")]
+    pub(super) probe_interval_ms: u64,
+    #[serde(default = "default_probe_path")]
+    pub(super) probe_path: String,
+}
+
+fn default_after_failures() -> u32 {
+    crate::provider_health::DEFAULT_AFTER_FAILURES
+}
+
+fn default_probe_interval_ms() -> u64 {
+    crate::provider_health::DEFAULT_PROBE_INTERVAL.as_millis() as u64
+}
+
+fn default_probe_path() -> String {
+    "/".into()
 }
 
 /// An adapter-config value: text, or a number or boolean written without
@@ -385,6 +414,8 @@ pub struct MerchantSettings {
     /// the configured IANA zone, else Asia/Shanghai for CNY and UTC for
     /// other currencies.
     pub timezone: jiff::tz::TimeZone,
+    /// `[merchants.failover]`, checked.
+    pub failover: Option<crate::provider_health::FailoverRule>,
 }
 
 impl fmt::Debug for MerchantSettings {
@@ -408,6 +439,7 @@ impl fmt::Debug for MerchantSettings {
             .field("config", &self.config.keys().collect::<Vec<_>>())
             .field("pin", &self.pin)
             .field("timezone", &self.timezone.iana_name())
+            .field("failover", &self.failover)
             .finish()
     }
 }

@@ -549,3 +549,93 @@ fn a_merchant_without_the_field_refunds_need_is_warned_about_by_name() {
     let with = without.secret("client_cert", "-----BEGIN CERTIFICATE-----");
     assert!(super::missing_refund_fields(&info, &with).is_empty());
 }
+
+#[test]
+fn a_failover_rule_is_checked_and_reaches_the_egress_policy() {
+    let scratch = Scratch::new("failover");
+    let with = |table: &str| Config::from_toml_str(&merchant_toml(&scratch, table));
+    let config = with(
+        "[merchants.failover]\nprimary = \"https://api.mch.weixin.qq.com/\"\nbackup = \"https://api2.mch.weixin.qq.com\"\n",
+    )
+    .unwrap();
+    let rule = config.merchants[0].failover.clone().unwrap();
+    assert_eq!(rule.primary, "https://api.mch.weixin.qq.com");
+    assert_eq!(
+        rule.after_failures,
+        crate::provider_health::DEFAULT_AFTER_FAILURES
+    );
+    assert_eq!(
+        rule.probe_interval,
+        crate::provider_health::DEFAULT_PROBE_INTERVAL
+    );
+    assert_eq!(config.runtime_config().egress.failover["shop-1"], rule);
+    assert!(
+        with("")
+            .unwrap()
+            .runtime_config()
+            .egress
+            .failover
+            .is_empty()
+    );
+
+    for (table, field) in [
+        (
+            "primary = \"https://api.mch.weixin.qq.com/pay\"\nbackup = \"https://b.example\"",
+            "failover.primary",
+        ),
+        (
+            "primary = \"https://a.example\"\nbackup = \"https://a.example\"",
+            "failover.backup",
+        ),
+        (
+            "primary = \"https://a.example\"\nbackup = \"https://b.example\"\nafter_failures = 0",
+            "failover.after_failures",
+        ),
+    ] {
+        let e = with(&format!("[merchants.failover]\n{table}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shop-1") && e.contains(field), "{table}: {e}");
+    }
+    let e = with("[merchants.failover]\nprimary = \"https://a.example\"\nbackup = \"https://b.example\"\nafter = 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("after"), "{e}");
+}
+
+#[test]
+fn a_failover_primary_no_provider_url_uses_is_warned_about() {
+    let mut info = info();
+    info.config_schema.push(ConfigField {
+        name: "base_url".into(),
+        description: String::new(),
+        kind: FieldKind::Url,
+        required: false,
+        default: Some("https://api.mch.weixin.qq.com".into()),
+    });
+    let rule = |primary: &str| {
+        crate::provider_health::FailoverRule::new(
+            primary,
+            "https://api2.mch.weixin.qq.com",
+            5,
+            crate::provider_health::DEFAULT_PROBE_INTERVAL,
+            "/",
+        )
+        .unwrap()
+    };
+    let merchant = crate::merchant::MerchantConfig::new("shop-1");
+    // The adapter's default is the primary: fine.
+    assert_eq!(
+        super::unused_failover(&info, &merchant, &rule("https://api.mch.weixin.qq.com")),
+        None
+    );
+    let w =
+        super::unused_failover(&info, &merchant, &rule("https://apihk.mch.weixin.qq.com")).unwrap();
+    assert!(w.contains("shop-1") && w.contains("never switches"), "{w}");
+    // A configured URL replaces the default.
+    let hk = merchant.text("base_url", "https://apihk.mch.weixin.qq.com/");
+    assert_eq!(
+        super::unused_failover(&info, &hk, &rule("https://apihk.mch.weixin.qq.com")),
+        None
+    );
+}

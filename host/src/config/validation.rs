@@ -267,9 +267,23 @@ impl RawMerchant {
                 ),
             )
         })?;
+        let failover = match &self.failover {
+            None => None,
+            Some(f) => Some(
+                crate::provider_health::FailoverRule::new(
+                    &f.primary,
+                    &f.backup,
+                    f.after_failures,
+                    std::time::Duration::from_millis(f.probe_interval_ms),
+                    &f.probe_path,
+                )
+                .map_err(|(field, problem)| err(field, problem))?,
+            ),
+        };
         Ok(MerchantSettings {
             pin,
             timezone,
+            failover,
             api_keys,
             adapter: self.adapter.clone(),
             currency: self.currency.clone(),

@@ -461,6 +461,31 @@ base_url = "{sim}"
     }
 }
 
+/// A `[[merchants]]` entry on the WeChat v2 simulator account, for
+/// [`Options::extra_toml`]: merchant `id` with API key `api_key`, CNY,
+/// its provider at `base_url` (`$SIM_URL` for the front's simulator). It
+/// ends inside `[merchants.config]`, so lines added after it are config
+/// fields until the next table.
+pub fn wechat_v2_merchant(id: &str, api_key: &str, base_url: &str) -> String {
+    format!(
+        r#"
+[[merchants]]
+id = "{id}"
+api_keys = ["{hash}"]
+adapter = "wechat-v2"
+currency = "CNY"
+industry = "physical"
+
+[merchants.config]
+appid = "{APPID}"
+mch_id = "{MCH_ID}"
+api_key = "file:$DATA_DIR/wechat.key"
+base_url = "{base_url}"
+"#,
+        hash = api_key_hash(api_key),
+    )
+}
+
 /// The simulator account every merchant of a [`Front`] uses.
 pub fn sim_config() -> SimConfig {
     SimConfig::new(APPID, MCH_ID, WECHAT_KEY)

@@ -8,7 +8,6 @@
 //! certificate the CA issued, shop-2 without one, shop-3 with one from
 //! another CA.
 
-use payhost::config::api_key_hash;
 use payhost_e2e::front::{self, ExtraMerchant, Front, Options};
 use payhost_simulators::tls::{Identity, ServerTls, TestCa};
 use payhost_simulators::wechat_v2::Simulator;
@@ -115,26 +114,8 @@ async fn refunds_go_over_mutual_tls_with_the_merchants_certificate_and_only_with
             api_key: SHOP2_KEY.into(),
             pin: None,
         }],
-        extra_toml: format!(
-            r#"
-[[merchants]]
-id = "shop-3"
-api_keys = ["{hash}"]
-adapter = "wechat-v2"
-currency = "CNY"
-industry = "physical"
-
-[merchants.config]
-appid = "{appid}"
-mch_id = "{mch_id}"
-api_key = "file:$DATA_DIR/wechat.key"
-base_url = "$SIM_URL"
-client_cert = "file:$DATA_DIR/foreign.pem"
-"#,
-            hash = api_key_hash(SHOP3_KEY),
-            appid = front::APPID,
-            mch_id = front::MCH_ID,
-        ),
+        extra_toml: front::wechat_v2_merchant("shop-3", SHOP3_KEY, "$SIM_URL")
+            + "client_cert = \"file:$DATA_DIR/foreign.pem\"\n",
         ..Default::default()
     };
     let f = Front::start_with_simulator("wechat-v2-tls", options, sim).await;
