@@ -19,7 +19,7 @@ use crate::contract::{
     OrderCreated, OrderRequest, OrderStep, QueryRequest, QueryStep, RefundQueryRequest,
     RefundQueryStep, RefundRequest, RefundStatus, RefundStep, TradeStatus,
 };
-use crate::contract::{Bridge, v0_1, v0_2};
+use crate::contract::{Bridge, v0_1, v0_2, v0_3};
 use crate::egress::{Egress, EgressPolicy};
 use crate::error::{CallError, LoadError};
 use crate::merchant::{Masker, MerchantConfig, ResolvedConfig};
@@ -193,8 +193,10 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         contract::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
-        // Components built against contracts 0.2 and 0.1 import their
+        // Components built against contracts 0.3, 0.2 and 0.1 import their
         // (differently versioned) interfaces; all sets live side by side.
+        v0_3::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .map_err(wt)?;
         v0_2::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
         v0_1::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
@@ -312,11 +314,14 @@ impl Runtime {
         // The exports decide which contract the component speaks.
         let pre = match AdapterPre::new(pre.clone()) {
             Ok(p) => AnyAdapterPre::Current(p),
-            Err(current) => match v0_2::AdapterPre::new(pre.clone()) {
-                Ok(p) => AnyAdapterPre::V0_2(p),
-                Err(_) => match v0_1::AdapterPre::new(pre) {
-                    Ok(p) => AnyAdapterPre::V0_1(p),
-                    Err(_) => return Err(LoadError::NotAnAdapter(format!("{current:#}"))),
+            Err(current) => match v0_3::AdapterPre::new(pre.clone()) {
+                Ok(p) => AnyAdapterPre::V0_3(p),
+                Err(_) => match v0_2::AdapterPre::new(pre.clone()) {
+                    Ok(p) => AnyAdapterPre::V0_2(p),
+                    Err(_) => match v0_1::AdapterPre::new(pre) {
+                        Ok(p) => AnyAdapterPre::V0_1(p),
+                        Err(_) => return Err(LoadError::NotAnAdapter(format!("{current:#}"))),
+                    },
                 },
             },
         };
@@ -466,6 +471,10 @@ impl Runtime {
             AnyAdapterPre::Current(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|a| a.call_describe(&mut store)),
+            AnyAdapterPre::V0_3(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|a| a.call_describe(&mut store))
+                .map(Bridge::bridge),
             AnyAdapterPre::V0_2(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|a| a.call_describe(&mut store))
@@ -691,6 +700,7 @@ fn run_step(
 ) -> wasmtime::Result<Step> {
     match pre {
         AnyAdapterPre::Current(pre) => run_current(store, pre, call, config, op, exchanges),
+        AnyAdapterPre::V0_3(pre) => run_v0_3(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_2(pre) => run_v0_2(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_1(pre) => run_v0_1(store, pre, call, config, op, exchanges),
     }
@@ -786,31 +796,38 @@ macro_rules! run_bridged {
     }};
 }
 
-/// A 0.2 component: the same six operations as today.
-fn run_v0_2(
-    store: &mut Store<StepState>,
-    pre: &v0_2::AdapterPre<StepState>,
-    call: &CallContext,
-    config: &[contract::ConfigEntry],
-    op: &Operation,
-    exchanges: &[Exchange],
-) -> wasmtime::Result<Step> {
-    use v0_2::payhost::adapter::types as old;
-    run_bridged!(store, pre, op, |a, s, call, config, exchanges, back| {
-        Operation::Close(r) => {
-            match a.call_close(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::CloseStep::Send(req) => back(req),
-                old::CloseStep::Done(r) => done(r.bridge(), Output::TradeStatus),
-            }
+/// A component of contract `$version` (0.3, 0.2): the same six operations
+/// as today.
+macro_rules! run_six_operations {
+    ($name:ident, $version:ident) => {
+        fn $name(
+            store: &mut Store<StepState>,
+            pre: &$version::AdapterPre<StepState>,
+            call: &CallContext,
+            config: &[contract::ConfigEntry],
+            op: &Operation,
+            exchanges: &[Exchange],
+        ) -> wasmtime::Result<Step> {
+            use $version::payhost::adapter::types as old;
+            run_bridged!(store, pre, op, |a, s, call, config, exchanges, back| {
+                Operation::Close(r) => {
+                    match a.call_close(s, call, config, &r.clone().bridge(), exchanges)? {
+                        old::CloseStep::Send(req) => back(req),
+                        old::CloseStep::Done(r) => done(r.bridge(), Output::TradeStatus),
+                    }
+                }
+                Operation::RefundQuery(r) => {
+                    match a.call_refund_query(s, call, config, &r.clone().bridge(), exchanges)? {
+                        old::RefundQueryStep::Send(req) => back(req),
+                        old::RefundQueryStep::Done(r) => done(r.bridge(), Output::RefundStatus),
+                    }
+                }
+            })
         }
-        Operation::RefundQuery(r) => {
-            match a.call_refund_query(s, call, config, &r.clone().bridge(), exchanges)? {
-                old::RefundQueryStep::Send(req) => back(req),
-                old::RefundQueryStep::Done(r) => done(r.bridge(), Output::RefundStatus),
-            }
-        }
-    })
+    };
 }
+run_six_operations!(run_v0_3, v0_3);
+run_six_operations!(run_v0_2, v0_2);
 
 /// A 0.1 component: what 0.1 lacks answers `unsupported` without
 /// instantiating anything.

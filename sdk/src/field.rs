@@ -37,6 +37,9 @@ pub struct Rule {
     pub max: usize,
     /// Only ASCII letters, digits and these characters, when set.
     pub allowed: Option<&'static str>,
+    /// The methods that cannot go without the field (`*`: every method);
+    /// see [`Rule::required_for`].
+    pub required_for: &'static [&'static str],
 }
 
 impl Rule {
@@ -52,6 +55,7 @@ impl Rule {
             min,
             max,
             allowed: Some(extra),
+            required_for: &[],
         }
     }
 
@@ -62,6 +66,37 @@ impl Rule {
             min,
             max,
             allowed: None,
+            required_for: &[],
+        }
+    }
+
+    /// The same rule, and the field must be given for these `methods`
+    /// (`&["*"]`: every method). The host refuses a create without it
+    /// before the adapter is called, naming field and method (contract
+    /// 0.4); payment fields only.
+    pub const fn required_for(self, methods: &'static [&'static str]) -> Rule {
+        Rule {
+            required_for: methods,
+            ..self
+        }
+    }
+
+    /// Whether `method` cannot go without the field.
+    pub fn required(&self, method: &str) -> bool {
+        self.required_for.iter().any(|m| *m == "*" || *m == method)
+    }
+
+    /// `value` of a request paid by `method`: refused when the rule
+    /// requires it and it is missing or empty, else checked as
+    /// [`check`](Self::check) does. Answers the value when present.
+    pub fn check_for<'a>(&self, method: &str, value: Option<&'a str>) -> Result<Option<&'a str>> {
+        match value.filter(|v| !v.is_empty()) {
+            None if self.required(method) => Err(Error::invalid_request(format!(
+                "{} is required for method `{method}`",
+                self.field
+            ))),
+            None => Ok(None),
+            Some(v) => self.check(v).map(|()| Some(v)),
         }
     }
 
@@ -74,6 +109,15 @@ impl Rule {
     }
 }
 
+/// `payer.openid` as WeChat Pay's mini-program (JSAPI) payment needs it,
+/// by every provider that carries one: required for `wechat_mini_program`.
+pub const MINI_PROGRAM_OPENID: Rule =
+    Rule::text("payer.openid", 1, 128).required_for(&["wechat_mini_program"]);
+
+/// `payer.client_ip`, required for every method (WeChat v2's
+/// `spbill_create_ip`); the host checks it is an address.
+pub const CLIENT_IP: Rule = Rule::text("payer.client_ip", 1, 64).required_for(&["*"]);
+
 /// `rules` as `adapter-info.field-rules`.
 pub fn declare(rules: &[Rule]) -> Vec<FieldRule> {
     let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
@@ -84,6 +128,7 @@ pub fn declare(rules: &[Rule]) -> Vec<FieldRule> {
             min_length: n(r.min),
             max_length: n(r.max),
             allowed: r.allowed.map(String::from),
+            required_for: r.required_for.iter().map(|m| m.to_string()).collect(),
         })
         .collect()
 }
@@ -214,6 +259,41 @@ pub fn config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_required_field_is_declared_per_method_and_checked_for_it() {
+        assert!(MINI_PROGRAM_OPENID.required("wechat_mini_program"));
+        assert!(!MINI_PROGRAM_OPENID.required("wechat_native"));
+        assert!(CLIENT_IP.required("anything"));
+        assert!(!Rule::text("attach", 0, 127).required("wechat_mini_program"));
+        let e = MINI_PROGRAM_OPENID
+            .check_for("wechat_mini_program", Some(""))
+            .unwrap_err();
+        assert!(
+            format!("{e:?}").contains("payer.openid is required"),
+            "{e:?}"
+        );
+        assert_eq!(
+            MINI_PROGRAM_OPENID
+                .check_for("wechat_native", None)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            MINI_PROGRAM_OPENID
+                .check_for("wechat_mini_program", Some("o1"))
+                .unwrap(),
+            Some("o1")
+        );
+        assert!(
+            MINI_PROGRAM_OPENID
+                .check_for("wechat_native", Some(&"o".repeat(129)))
+                .is_err()
+        );
+        let declared = declare(&[MINI_PROGRAM_OPENID, CLIENT_IP]);
+        assert_eq!(declared[0].required_for, ["wechat_mini_program"]);
+        assert_eq!(declared[1].required_for, ["*"]);
+    }
 
     #[test]
     fn order_numbers_are_checked_for_characters_then_length() {

@@ -77,7 +77,7 @@ pub mod types {
 
 /// The version of the contract this SDK implements; put it in
 /// `AdapterInfo::contract_version`.
-pub const CONTRACT_VERSION: &str = "0.3.0";
+pub const CONTRACT_VERSION: &str = "0.4.0";
 
 /// What an adapter implements: the provider's side of the contract's operations.
 ///

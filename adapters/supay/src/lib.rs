@@ -28,7 +28,7 @@ pub struct Supay;
 const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 1, 32, "_-");
 const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 128);
 const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 32, "_-");
-const RULES: [field::Rule; 3] = [ORDER_NO, DESCRIPTION, REFUND_NO];
+const RULES: [field::Rule; 4] = [ORDER_NO, DESCRIPTION, REFUND_NO, field::MINI_PROGRAM_OPENID];
 
 /// The currencies the adapter accepts: AUD in every sample of both API
 /// families, CNY pricing possibly (providers.md §7.7). Until contract 0.3

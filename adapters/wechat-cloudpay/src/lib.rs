@@ -292,7 +292,7 @@ impl Adapter for WechatCloudpay {
                 refund_query: true,
             },
             egress_hosts: vec![wire::EGRESS_HOST.into()],
-            field_rules: vec![],
+            field_rules: field::declare(&[field::MINI_PROGRAM_OPENID, field::CLIENT_IP]),
             config_schema: vec![
                 field(
                     "env_id",

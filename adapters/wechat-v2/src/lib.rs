@@ -24,7 +24,14 @@ pub struct WechatV2;
 const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 6, 32, "_-|*");
 const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 127);
 const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 64, "_-|*@");
-const RULES: [field::Rule; 4] = [ORDER_NO, DESCRIPTION, ATTACH, REFUND_NO];
+const RULES: [field::Rule; 6] = [
+    ORDER_NO,
+    DESCRIPTION,
+    ATTACH,
+    REFUND_NO,
+    field::MINI_PROGRAM_OPENID,
+    field::CLIENT_IP,
+];
 const ATTACH: field::Rule = field::Rule::text("attach", 0, 127);
 
 const DEFAULT_BASE_URL: &str = "https://api.mch.weixin.qq.com";

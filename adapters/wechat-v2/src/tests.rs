@@ -131,6 +131,21 @@ fn describe_declares_methods_hosts_and_schema() {
     assert_eq!(info.name, "wechat-v2");
     assert_eq!(info.contract_version, CONTRACT_VERSION);
     assert_eq!(info.methods, ["wechat_mini_program", "wechat_native"]);
+    // What the host refuses without (contract 0.4): the payer's openid for
+    // a mini-program payment, the payer's IP for every payment.
+    let required: Vec<(&str, &[String])> = info
+        .field_rules
+        .iter()
+        .filter(|r| !r.required_for.is_empty())
+        .map(|r| (r.field.as_str(), r.required_for.as_slice()))
+        .collect();
+    assert_eq!(
+        required,
+        [
+            ("payer.openid", &["wechat_mini_program".to_string()][..]),
+            ("payer.client_ip", &["*".to_string()][..]),
+        ]
+    );
     assert!(info.capabilities.refund_notifications && info.capabilities.partial_refunds);
     assert!(info.capabilities.close && info.capabilities.refund_query);
     assert!(

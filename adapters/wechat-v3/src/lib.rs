@@ -25,7 +25,13 @@ pub struct WechatV3;
 const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 6, 32, "_-|*");
 const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 127);
 const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 64, "_-|*@");
-const RULES: [field::Rule; 4] = [ORDER_NO, DESCRIPTION, ATTACH, REFUND_NO];
+const RULES: [field::Rule; 5] = [
+    ORDER_NO,
+    DESCRIPTION,
+    ATTACH,
+    REFUND_NO,
+    field::MINI_PROGRAM_OPENID,
+];
 const ATTACH: field::Rule = field::Rule::text("attach", 0, 128);
 
 const MINI_PROGRAM: &str = "wechat_mini_program";

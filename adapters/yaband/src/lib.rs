@@ -27,7 +27,7 @@ pub struct Yaband;
 const ORDER_NO: field::Rule = field::Rule::order_no("merchant_order_no", 1, 64, "_-");
 const DESCRIPTION: field::Rule = field::Rule::text("description", 1, 128);
 const REFUND_NO: field::Rule = field::Rule::order_no("refund_no", 1, 64, "_-");
-const RULES: [field::Rule; 3] = [ORDER_NO, DESCRIPTION, REFUND_NO];
+const RULES: [field::Rule; 4] = [ORDER_NO, DESCRIPTION, REFUND_NO, field::MINI_PROGRAM_OPENID];
 
 pub const MINI_PROGRAM: &str = "wechat_mini_program";
 pub const WECHAT_JSAPI: &str = "wechat_jsapi";

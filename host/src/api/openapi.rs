@@ -115,7 +115,17 @@ impl Accepted {
             .merchants
             .values()
             .filter_map(|m| state.registry.active(&m.adapter))
-            .flat_map(|a| a.info().field_rules.clone())
+            .flat_map(|a| {
+                let info = a.info();
+                // `*` is every method of this adapter, not of every adapter.
+                let mut rules = info.field_rules.clone();
+                for r in &mut rules {
+                    if r.required_for.iter().any(|m| m == "*") {
+                        r.required_for = info.methods.clone();
+                    }
+                }
+                rules
+            })
             .collect();
         Accepted {
             currencies,
@@ -139,6 +149,7 @@ pub fn document(accepted: &Accepted) -> Value {
     notify_takes_raw_bytes(&mut doc);
     upload_takes_raw_bytes(&mut doc);
     number_patterns(&mut doc);
+    client_ip_is_an_address(&mut doc);
     narrow_to(&mut doc, accepted);
     doc["webhooks"] = webhooks();
     doc
@@ -335,12 +346,63 @@ fn narrow_to(doc: &mut Value, accepted: &Accepted) {
             server_allows,
         );
     }
+    let required = required_by_method(&accepted.field_rules);
+    if !required.is_empty() {
+        doc["components"]["schemas"]["CreatePayment"]["allOf"] = json!(required);
+    }
     let create = &mut doc["components"]["schemas"]["CreatePayment"]["properties"];
     if let Some(max) = accepted.max_amount {
         // JSON numbers past 2^53 lose precision in most clients; payhost
         // reads amounts as i64.
         create["amount"]["maximum"] = json!(max.min(i64::MAX as u64));
     }
+}
+
+/// What providers cannot go without (contract 0.4 `required-for`), as
+/// JSON Schema conditions on `method`: `if method is M then FIELD is a
+/// non-empty string`.
+fn required_by_method(rules: &[crate::contract::FieldRule]) -> Vec<Value> {
+    let mut conditions = Vec::new();
+    for rule in rules {
+        let then = match rule.field.strip_prefix("payer.") {
+            Some(name) => json!({
+                "required": ["payer"],
+                "properties": { "payer": {
+                    "required": [name],
+                    "properties": { name: { "type": "string", "minLength": 1 } }
+                } }
+            }),
+            None if matches!(rule.field.as_str(), "description" | "attach") => json!({
+                "required": [rule.field],
+                "properties": { rule.field.as_str(): { "type": "string", "minLength": 1 } }
+            }),
+            None => continue,
+        };
+        for method in &rule.required_for {
+            let condition = json!({
+                "if": { "properties": { "method": { "const": method } }, "required": ["method"] },
+                "then": then,
+            });
+            if !conditions.contains(&condition) {
+                conditions.push(condition);
+            }
+        }
+    }
+    conditions
+}
+
+/// `payer.client_ip` as the server checks it: an IPv4 or IPv6 address.
+fn client_ip_is_an_address(doc: &mut Value) {
+    let ip = &mut doc["components"]["schemas"]["PayerInput"]["properties"]["client_ip"];
+    let string = match ip.get_mut("anyOf").and_then(Value::as_array_mut) {
+        Some(cases) => match cases.iter_mut().find(|c| c["type"] == "string") {
+            Some(c) => c,
+            None => return,
+        },
+        None => ip,
+    };
+    // Formats constrain strings only, so a `null` still passes.
+    string["anyOf"] = json!([{ "format": "ipv4" }, { "format": "ipv6" }]);
 }
 
 /// `schema` (a string property, or `anyOf` with `null` for an optional
@@ -453,6 +515,7 @@ mod tests {
                 min_length: 6,
                 max_length: 32,
                 allowed: Some("_-|*".into()),
+                required_for: vec![],
             }],
             ..Accepted::default()
         });
@@ -471,11 +534,43 @@ mod tests {
                 min_length: 1,
                 max_length: 64,
                 allowed: Some("_-|*@".into()),
+                required_for: vec![],
             }],
             ..Accepted::default()
         });
         let no = &doc["components"]["schemas"]["CreateRefund"]["properties"]["refund_no"];
         assert!(!no["pattern"].as_str().unwrap().contains('@'), "{no}");
+    }
+
+    #[test]
+    fn fields_a_method_requires_are_required_for_that_method() {
+        let doc = document(&Accepted {
+            field_rules: vec![crate::contract::FieldRule {
+                field: "payer.openid".into(),
+                min_length: 1,
+                max_length: 128,
+                allowed: None,
+                required_for: vec!["wechat_mini_program".into()],
+            }],
+            ..Accepted::default()
+        });
+        let all_of = doc["components"]["schemas"]["CreatePayment"]["allOf"]
+            .as_array()
+            .unwrap();
+        assert_eq!(all_of.len(), 1);
+        assert_eq!(
+            all_of[0]["if"]["properties"]["method"]["const"],
+            "wechat_mini_program"
+        );
+        assert_eq!(
+            all_of[0]["then"]["properties"]["payer"]["required"],
+            json!(["openid"])
+        );
+        // Nothing required: no condition.
+        assert!(served()["components"]["schemas"]["CreatePayment"]["allOf"].is_null());
+        let ip =
+            served()["components"]["schemas"]["PayerInput"]["properties"]["client_ip"].to_string();
+        assert!(ip.contains("ipv4") && ip.contains("ipv6"), "{ip}");
     }
 
     #[test]

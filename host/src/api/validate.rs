@@ -13,7 +13,9 @@
 //! (`invalid_request`, naming the field).
 //!
 //! A refusal is `validation_failed` with `field` (the JSON path, e.g.
-//! `payer.openid`) and `reason` (`control_character` or `too_long`).
+//! `payer.openid`) and `reason` (`control_character`, `too_long`, and for
+//! `payer.client_ip` `not_an_ip_address`; the adapter's rules add
+//! `too_short`, `character_not_allowed` and `required`).
 
 use super::problem::ApiError;
 use crate::flows::NewPayment;
@@ -76,18 +78,45 @@ pub fn payment(p: &NewPayment) -> Result<(), ApiError> {
     provider_text("method", Some(&p.method))?;
     provider_text("payer.app_id", p.payer_app_id.as_deref())?;
     provider_text("payer.openid", p.payer_openid.as_deref())?;
-    provider_text("payer.client_ip", p.client_ip.as_deref())
+    provider_text("payer.client_ip", p.client_ip.as_deref())?;
+    // Every provider takes the payer's address as an address.
+    match p.client_ip.as_deref() {
+        Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => Err(ApiError::validation(format!(
+            "`payer.client_ip` is `{ip}`, not an IPv4 or IPv6 address"
+        ))
+        .with("field", "payer.client_ip")
+        .with("reason", "not_an_ip_address")),
+        _ => Ok(()),
+    }
 }
 
 /// The adapter's own limits on the fields it would be given (contract 0.3
 /// `field-rules`), checked before the adapter is called. `values` are the
-/// request's fields by API name; an absent one is not checked.
+/// request's fields by API name; an absent (or empty) one is refused when a
+/// rule requires it for the payment's `method` (contract 0.4), else not
+/// checked.
 pub fn field_rules(
     rules: &[crate::contract::FieldRule],
+    method: Option<&str>,
     values: &[(&'static str, Option<&str>)],
 ) -> Result<(), ApiError> {
     for (field, value) in values {
-        let Some(value) = value else { continue };
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            let required = |r: &&crate::contract::FieldRule| {
+                r.field == *field
+                    && method.is_some_and(|m| r.required_for.iter().any(|f| f == "*" || f == m))
+            };
+            if rules.iter().any(|r| required(&r)) {
+                let method = method.unwrap_or_default();
+                return Err(ApiError::validation(format!(
+                    "`{field}` is required: the merchant's provider cannot take a `{method}` payment without it"
+                ))
+                .with("field", *field)
+                .with("reason", "required")
+                .with("method", method));
+            }
+            continue;
+        };
         for rule in rules.iter().filter(|r| r.field == *field) {
             let refuse = |reason: &'static str, what: String| {
                 Err(ApiError::validation(format!(
@@ -192,17 +221,20 @@ mod tests {
                 min_length: 6,
                 max_length: 32,
                 allowed: Some("_-|*".into()),
+                required_for: vec![],
             },
             crate::contract::FieldRule {
                 field: "description".into(),
                 min_length: 1,
                 max_length: 4,
                 allowed: None,
+                required_for: vec![],
             },
         ];
         let check = |no: &str, desc: &str| {
             field_rules(
                 &rules,
+                Some("m"),
                 &[
                     ("merchant_order_no", Some(no)),
                     ("description", Some(desc)),
@@ -228,6 +260,75 @@ mod tests {
         );
         assert_eq!(check("ORDER1", "teas!"), said("description", "too_long"));
         // No rule, no limit beyond the host's own.
-        assert!(field_rules(&[], &[("merchant_order_no", Some("x"))]).is_ok());
+        assert!(field_rules(&[], None, &[("merchant_order_no", Some("x"))]).is_ok());
+    }
+
+    #[test]
+    fn a_field_a_method_requires_is_refused_when_missing_or_empty() {
+        let rule = |field: &str, methods: &[&str]| crate::contract::FieldRule {
+            field: field.into(),
+            min_length: 1,
+            max_length: 128,
+            allowed: None,
+            required_for: methods.iter().map(|m| m.to_string()).collect(),
+        };
+        let rules = vec![
+            rule("payer.openid", &["wechat_mini_program"]),
+            rule("payer.client_ip", &["*"]),
+        ];
+        let check = |method: &str, openid: Option<&str>, ip: Option<&str>| {
+            field_rules(
+                &rules,
+                Some(method),
+                &[("payer.openid", openid), ("payer.client_ip", ip)],
+            )
+            .err()
+            .map(|e| {
+                assert_eq!(e.extra["reason"], "required");
+                assert_eq!(e.extra["method"], method);
+                e.extra["field"].as_str().unwrap().to_string()
+            })
+        };
+        let ip = Some("203.0.113.7");
+        assert_eq!(check("wechat_mini_program", Some("o1"), ip), None);
+        assert_eq!(check("wechat_native", None, ip), None);
+        assert_eq!(
+            check("wechat_mini_program", None, ip).as_deref(),
+            Some("payer.openid")
+        );
+        assert_eq!(
+            check("wechat_mini_program", Some(""), ip).as_deref(),
+            Some("payer.openid")
+        );
+        assert_eq!(
+            check("wechat_native", None, None).as_deref(),
+            Some("payer.client_ip")
+        );
+        // A refund (no method) requires nothing.
+        assert!(field_rules(&rules, None, &[("payer.openid", None)]).is_ok());
+    }
+
+    #[test]
+    fn a_client_ip_must_be_an_address() {
+        let mut p = NewPayment {
+            merchant_order_no: "ORDER-1".into(),
+            amount: 100,
+            currency: "CNY".into(),
+            description: "tea".into(),
+            method: "wechat_native".into(),
+            payer_app_id: None,
+            payer_openid: None,
+            client_ip: Some("203.0.113.7".into()),
+            expires_at: None,
+            attach: None,
+            metadata: Default::default(),
+        };
+        assert!(payment(&p).is_ok());
+        p.client_ip = Some("2001:db8::1".into());
+        assert!(payment(&p).is_ok());
+        p.client_ip = Some("a.b".into());
+        let e = payment(&p).unwrap_err();
+        assert_eq!(e.extra["field"], "payer.client_ip");
+        assert_eq!(e.extra["reason"], "not_an_ip_address");
     }
 }

@@ -257,6 +257,36 @@ macro_rules! shared_types {
 }
 pub(crate) use shared_types;
 
+/// The bridges of what 0.2 added (`close`, `refund-query` and their
+/// capability flags), the same in every contract since.
+macro_rules! since_0_2_types {
+    ($old:ident, $current:ident) => {
+        $crate::contract::bridge::record!(
+            $old::Capabilities,
+            $current::Capabilities {
+                payment_notifications,
+                refund_notifications,
+                partial_refunds,
+                query_by_merchant_order_no,
+                close,
+                refund_query
+            }
+        );
+        $crate::contract::bridge::record!($old::CloseRequest, $current::CloseRequest { order });
+        $crate::contract::bridge::record!(
+            $old::RefundQueryRequest,
+            $current::RefundQueryRequest {
+                order,
+                refund_no,
+                provider_refund_id
+            }
+        );
+        $crate::contract::bridge::cases!($old::CloseStep, $current::CloseStep { Send(x), Done(x) });
+        $crate::contract::bridge::cases!($old::RefundQueryStep, $current::RefundQueryStep { Send(x), Done(x) });
+    };
+}
+pub(crate) use since_0_2_types;
+
 /// `adapter-info` of a contract before 0.3, which lists no currencies (the
 /// host then takes the merchant's configured currency on trust) and no
 /// field rules (the host's own limits apply).

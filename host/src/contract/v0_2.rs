@@ -15,33 +15,12 @@ wasmtime::component::bindgen!({
 });
 
 use self::payhost::adapter::{log, secrets, types as old};
-use super::bridge::{adapter_info_without_currencies, cases, record, shared_types};
+use super::bridge::{adapter_info_without_currencies, shared_types, since_0_2_types};
 
 pub const CONTRACT_VERSION: &str = "0.2.0";
 
 shared_types!(old, current);
-record!(
-    old::Capabilities,
-    current::Capabilities {
-        payment_notifications,
-        refund_notifications,
-        partial_refunds,
-        query_by_merchant_order_no,
-        close,
-        refund_query
-    }
-);
-record!(old::CloseRequest, current::CloseRequest { order });
-record!(
-    old::RefundQueryRequest,
-    current::RefundQueryRequest {
-        order,
-        refund_no,
-        provider_refund_id
-    }
-);
-cases!(old::CloseStep, current::CloseStep { Send(x), Done(x) });
-cases!(old::RefundQueryStep, current::RefundQueryStep { Send(x), Done(x) });
+since_0_2_types!(old, current);
 
 adapter_info_without_currencies!(old, current);
 

@@ -88,6 +88,7 @@ pub async fn create_payment(
     let adapter = state.adapter_for(merchant)?;
     crate::api::validate::field_rules(
         &adapter.info.field_rules,
+        Some(&req.method),
         &crate::api::validate::payment_fields(&req),
     )?;
     // Contract 0.3 adapters list their currencies; older ones list none and

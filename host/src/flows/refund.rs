@@ -57,6 +57,7 @@ pub async fn refund_payment(
     let adapter = state.adapter_for(merchant)?;
     crate::api::validate::field_rules(
         &adapter.info.field_rules,
+        None,
         &[
             ("refund_no", Some(&req.refund_no)),
             ("reason", req.reason.as_deref()),

@@ -216,16 +216,45 @@ async fn invalid_creates_are_400_and_reach_no_provider() {
     let doc = problem(resp, StatusCode::BAD_REQUEST, "validation_failed").await;
     assert_eq!(doc["request_id"], "trace-4711");
 
-    // The adapter's own refusal: a mini-program payment needs the openid.
+    // What the adapter declares a method needs (contract 0.4): refused by
+    // the host, naming field and method.
     let mut body = order_body("BAD-0011", 100);
     body["payer"].as_object_mut().unwrap().remove("openid");
+    let doc = problem(
+        post_json(&f, "/v1/payments", &body).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        (&doc["field"], &doc["reason"], &doc["method"]),
+        (
+            &json!("payer.openid"),
+            &json!("required"),
+            &json!("wechat_mini_program")
+        ),
+        "{doc}"
+    );
+    body["payer"]["openid"] = json!("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+    body["payer"]["client_ip"] = json!("not-an-ip");
+    let doc = problem(
+        post_json(&f, "/v1/payments", &body).await,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(doc["reason"], "not_an_ip_address", "{doc}");
+    // The adapter's own refusal, which no rule can declare: an openid of
+    // another mini-program than the merchant's.
+    body["payer"]["client_ip"] = json!("203.0.113.7");
+    body["payer"]["app_id"] = json!("wx0000000000000000");
     let doc = problem(
         post_json(&f, "/v1/payments", &body).await,
         StatusCode::BAD_REQUEST,
         "invalid_request",
     )
     .await;
-    assert!(doc["detail"].as_str().unwrap().contains("openid"), "{doc}");
+    assert!(doc["detail"].as_str().unwrap().contains("app_id"), "{doc}");
     // The provider never saw it, so nothing of it is kept and the corrected
     // order may use the number.
     let r = f

@@ -388,10 +388,10 @@ async fn text_a_provider_cannot_carry_is_refused_before_any_provider_call() {
 #[tokio::test]
 async fn a_create_the_adapter_refused_leaves_nothing_and_its_key_replays_the_refusal() {
     let f = Front::start("hostile-refused", Options::default()).await;
-    // A mini-program payment without the payer's openid: the adapter
-    // refuses it before asking WeChat anything.
+    // A mini-program payment for another app than the merchant's: the
+    // adapter refuses it before asking WeChat anything.
     let mut refused = order_body("GONE-0001", 100);
-    refused["payer"].as_object_mut().unwrap().remove("openid");
+    refused["payer"]["app_id"] = serde_json::json!("wx0000000000000000");
     let send = |key: &'static str, body: &Value| {
         f.as_merchant(Method::POST, "/v1/payments")
             .header("idempotency-key", key)

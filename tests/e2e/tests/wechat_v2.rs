@@ -102,7 +102,7 @@ async fn describe_reports_what_inspect_prints() {
     let s = setup().await;
     let info = &s.adapter.info;
     assert_eq!(info.name, "wechat-v2");
-    assert_eq!(info.contract_version, "0.3.0");
+    assert_eq!(info.contract_version, "0.4.0");
     assert!(info.capabilities.close && info.capabilities.refund_query);
     assert!(
         info.currencies.iter().any(|c| c == "CNY"),
@@ -412,6 +412,56 @@ async fn bad_input_is_named_before_anything_is_sent() {
         other => panic!("{other:?}"),
     }
     assert!(s.sim.requests().is_empty());
+}
+
+/// A build of wechat-v2 made against contract 0.3.0, kept as a fixture:
+/// it serves through the 0.3 bindings, keeps its currencies and field
+/// limits, and requires nothing (0.4 added `required-for`), so a missing
+/// openid is still its own refusal.
+#[tokio::test]
+async fn a_component_built_against_contract_0_3_still_serves_with_its_rules() {
+    let s = setup().await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/wechat-v2-contract-0.3.0.wasm");
+    let old = s
+        .runtime
+        .load(&std::fs::read(&fixture).expect("the 0.3.0 fixture"))
+        .expect("a 0.3.0 component loads");
+    assert_eq!(old.info.contract_version, "0.3.0");
+    assert!(old.info.currencies.contains(&"CNY".to_string()));
+    let order_no = old
+        .info
+        .field_rules
+        .iter()
+        .find(|r| r.field == "merchant_order_no")
+        .expect("0.3 rules come through");
+    assert_eq!((order_no.min_length, order_no.max_length), (6, 32));
+    assert!(
+        old.info
+            .field_rules
+            .iter()
+            .all(|r| r.required_for.is_empty())
+    );
+
+    let call = |seed, op| s.runtime.call(&old, &s.merchant, ctx(seed), op);
+    let Output::OrderCreated(created) = call(1, Operation::UnifiedOrder(order("OLD3-0001", 1999)))
+        .await
+        .expect("unified order through the 0.3 bindings")
+    else {
+        panic!("not an order")
+    };
+    assert!(matches!(created.action, PayAction::MiniProgram(_)));
+    let Output::TradeStatus(closed) = call(
+        2,
+        Operation::Close(payhost::contract::CloseRequest {
+            order: order_ref("OLD3-0001"),
+        }),
+    )
+    .await
+    .expect("close through the 0.3 bindings") else {
+        panic!("not a trade status")
+    };
+    assert_eq!(closed.state, TradeState::Closed);
 }
 
 /// A build of wechat-v2 made against contract 0.2.0, kept as a fixture:
