@@ -154,6 +154,24 @@ pub enum AdapterCommand {
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
+    /// Check a component offline before it serves anyone: its `describe`,
+    /// determinism, what it does with garbage provider answers and forged
+    /// notifications, and that no secret byte leaks. Exits 1 on a failure.
+    Check {
+        file: PathBuf,
+        /// A merchant configuration as for `adapter call` (flat JSON); by
+        /// default one is made from the schema, with canary secrets.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A field of --config that is a secret (repeat for each).
+        #[arg(long = "secret", value_name = "FIELD")]
+        secrets: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
     /// Upload a component to a running payhost (`PUT /admin/adapters/{name}`):
     /// it is validated there and, if accepted, active at once.
     Push(PushArgs),
@@ -384,6 +402,43 @@ fn print_starter(s: &crate::config::Starter) {
 fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
     match cmd {
         AdapterCommand::Push(args) => push(args),
+        AdapterCommand::Check {
+            file,
+            config,
+            secrets,
+            json,
+            runtime,
+        } => {
+            let rt = Runtime::new(RuntimeConfig {
+                cache_dir: runtime.cache_dir,
+                max_instances: 4,
+                ..Default::default()
+            })?;
+            let adapter = match rt.load(&read(&file)?) {
+                Ok(a) => a,
+                Err(e) => {
+                    // Loading is the first check: imports, exports, describe.
+                    println!("load  fail  {e}\nconformance: 1 check(s) failed");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let merchant = match config {
+                Some(path) => merchant_from_json(&read(&path)?, &secrets)?,
+                None => crate::conformance::synthetic_config(&adapter.info),
+            };
+            let tokio = tokio::runtime::Runtime::new()?;
+            let report = tokio.block_on(crate::conformance::check(&rt, &adapter, &merchant));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         AdapterCommand::Build { dirs, out } => {
             let cwd = std::env::current_dir()?;
             let workspace =

@@ -20,6 +20,7 @@ pub mod builder;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conformance;
 pub mod contract;
 pub mod delivery;
 pub mod demo;

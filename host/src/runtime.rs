@@ -595,6 +595,37 @@ impl Runtime {
         }
     }
 
+    /// One step of `op` after `exchanges`, performing no request: what
+    /// the offline conformance check (`payhost adapter check`) drives
+    /// components with. Every bound of a real step holds.
+    pub async fn step_offline(
+        &self,
+        adapter: &LoadedAdapter,
+        merchant: &MerchantConfig,
+        call: CallContext,
+        op: Operation,
+        exchanges: &[Exchange],
+    ) -> Result<OfflineStep, CallError> {
+        let resolved = Arc::new(merchant.validate(&adapter.info)?);
+        let masker = resolved.masker();
+        let log = Arc::new(log_limits::OperationLog::default());
+        let step = self
+            .step(
+                adapter,
+                &resolved,
+                &masker,
+                &Arc::new(call),
+                &Arc::new(op),
+                exchanges,
+                &log,
+            )
+            .await?;
+        Ok(match step {
+            Step::Send(req) => OfflineStep::Send(req),
+            Step::Done(r) => OfflineStep::Done(r.map_err(|(e, _)| e)),
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
@@ -661,6 +692,15 @@ impl Drop for Runtime {
 enum Step {
     Send(HttpRequest),
     Done(Result<Output, (AdapterError, Option<HttpResponse>)>),
+}
+
+/// What one step came to ([`Runtime::step_offline`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OfflineStep {
+    /// The adapter asks for this request next.
+    Send(HttpRequest),
+    /// The operation's answer.
+    Done(Result<Output, AdapterError>),
 }
 
 impl Step {

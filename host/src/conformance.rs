@@ -1,0 +1,660 @@
+//! `payhost adapter check`: what a component must do before it serves a
+//! merchant, tested offline. No request is performed: each operation's
+//! steps are driven with provider answers made here ([`Runtime::step_offline`]),
+//! most of them garbage, as a broken or hostile provider (or a stranger on
+//! the notify endpoint) would send.
+//!
+//! The checks, one line each in the report:
+//! - `describe`: a slot-shaped name, a semver version, methods, currencies
+//!   that are ISO 4217 codes, egress hosts, a schema whose secret fields
+//!   have no default, field rules that name known methods;
+//! - `imports`: loading already refuses anything outside the contract;
+//! - per operation, `<op>/first-step` (it answers, and the same inputs
+//!   give the same answer twice: determinism), then `<op>/garbage` (every
+//!   garbage answer ends in the contract's error, or another request; never
+//!   a trap, a deadline, or a success built on garbage);
+//! - `parse-notify/garbage`: forged and malformed notifications are
+//!   refused, never turned into an event;
+//! - `canary`: no byte of the canary secret the configuration holds shows
+//!   in any request, result or error.
+//!
+//! A merchant configuration is made from the schema (defaults, digits for
+//! text, canaries for secrets) unless the author gives one. An operation
+//! that refuses it is `skip`, naming the refusal: give `--config` for the
+//! deeper checks.
+
+use crate::contract::{
+    AdapterError, AdapterInfo, CallContext, CloseRequest, Exchange, FieldKind, HttpMethod,
+    HttpResponse, InboundHttp, Money, OrderRef, OrderRequest, Payer, QueryRequest,
+    RefundQueryRequest, RefundRequest,
+};
+use crate::error::CallError;
+use crate::merchant::{FieldValue, MerchantConfig};
+use crate::runtime::{LoadedAdapter, OfflineStep, Operation, Output, Runtime};
+use serde::Serialize;
+
+/// The secret value every secret field gets unless the author configures
+/// one: long and unlikely, so any byte run of it showing up is a leak.
+pub const CANARY: &str = "cnry-7Qx2pL9vTz4mWk8sRb3nYh6dJf1c";
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    /// `pass`, `fail` or `skip`.
+    pub result: &'static str,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: impl Into<String>, result: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            result,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The whole report; `passed` when no line failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub adapter: String,
+    pub version: String,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.result != "fail")
+    }
+
+    /// The report as an aligned table.
+    pub fn table(&self) -> String {
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut out = format!("adapter {} {}\n", self.adapter, self.version);
+        for c in &self.checks {
+            out.push_str(&format!(
+                "{:<width$}  {:<4}  {}\n",
+                c.name, c.result, c.detail
+            ));
+        }
+        let failed = self.checks.iter().filter(|c| c.result == "fail").count();
+        out.push_str(&if failed == 0 {
+            "conformance: passed\n".to_string()
+        } else {
+            format!("conformance: {failed} check(s) failed\n")
+        });
+        out
+    }
+}
+
+/// A configuration from `info`'s schema: defaults where given; for the
+/// other required fields digits for text, the canary for secrets, an
+/// `.invalid` URL for URLs. Optional fields without a default stay unset,
+/// as a first configuration leaves them.
+pub fn synthetic_config(info: &AdapterInfo) -> MerchantConfig {
+    let mut config = MerchantConfig::new("conformance");
+    for f in &info.config_schema {
+        if !f.required && f.default.is_none() {
+            continue;
+        }
+        let value = match (&f.kind, &f.default) {
+            (FieldKind::Secret, _) => FieldValue::secret(CANARY),
+            (_, Some(d)) => FieldValue::text(d.clone()),
+            (FieldKind::Url, None) => FieldValue::text("https://provider.invalid"),
+            (FieldKind::Text, None) => FieldValue::text("1900000109"),
+        };
+        config.fields.insert(f.name.clone(), value);
+    }
+    config
+}
+
+/// Runs every check on `adapter` with `config` (see [`synthetic_config`]).
+pub async fn check(rt: &Runtime, adapter: &LoadedAdapter, config: &MerchantConfig) -> Report {
+    let info = &adapter.info;
+    let mut checks = describe_checks(info);
+    checks.push(Check::new(
+        "imports",
+        "pass",
+        "only the contract's (a component importing more does not load)",
+    ));
+    let mut seen = Vec::new();
+    for (name, op) in operations(info) {
+        checks.extend(check_operation(rt, adapter, config, &name, op, &mut seen).await);
+    }
+    checks.extend(check_notify(rt, adapter, config, &mut seen).await);
+    let leaked = seen.iter().find(|text| leaks(text, config));
+    checks.push(match leaked {
+        None => Check::new(
+            "canary",
+            "pass",
+            format!(
+                "no part of a secret in {} requests, results and errors",
+                seen.len()
+            ),
+        ),
+        Some(text) => Check::new(
+            "canary",
+            "fail",
+            format!(
+                "a secret's bytes appear in what the adapter returned: {}",
+                crate::merchant::Masker::new(secret_values(config)).mask(text)
+            ),
+        ),
+    });
+    Report {
+        adapter: info.name.clone(),
+        version: info.version.clone(),
+        checks,
+    }
+}
+
+fn secret_values(config: &MerchantConfig) -> Vec<secrecy::SecretString> {
+    config
+        .fields
+        .values()
+        .filter_map(|v| match v {
+            FieldValue::Secret(s) => Some(s.clone()),
+            FieldValue::Text(_) => None,
+        })
+        .collect()
+}
+
+/// Whether `text` holds 12 or more consecutive bytes of a secret.
+fn leaks(text: &str, config: &MerchantConfig) -> bool {
+    use secrecy::ExposeSecret;
+    secret_values(config).iter().any(|s| {
+        let s = s.expose_secret().as_bytes();
+        s.len() >= 12
+            && s.windows(12)
+                .any(|w| text.as_bytes().windows(12).any(|t| t == w))
+    })
+}
+
+fn describe_checks(info: &AdapterInfo) -> Vec<Check> {
+    let mut problems = Vec::new();
+    let slug = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !slug(&info.name) {
+        problems.push(format!(
+            "name `{}` is not a slot name (letters, digits, `-`, `_`)",
+            info.name
+        ));
+    }
+    if !is_semver(&info.version) {
+        problems.push(format!("version `{}` is not semver (1.2.3)", info.version));
+    }
+    if info.methods.is_empty() {
+        problems.push("no payment methods".into());
+    }
+    let mut methods = info.methods.clone();
+    methods.sort();
+    methods.dedup();
+    if methods.len() != info.methods.len() {
+        problems.push("a method is listed twice".into());
+    }
+    for c in &info.currencies {
+        if c.len() != 3
+            || !c.bytes().all(|b| b.is_ascii_uppercase())
+            || payhost_sdk::money::exponent(c).is_err()
+        {
+            problems.push(format!("currency `{c}` is not an ISO 4217 code"));
+        }
+    }
+    if info.egress_hosts.is_empty() {
+        problems.push("no egress hosts: the adapter could reach no provider".into());
+    }
+    let mut names: Vec<&str> = info.config_schema.iter().map(|f| f.name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    if names.len() != info.config_schema.len() {
+        problems.push("a config field is declared twice".into());
+    }
+    for f in &info.config_schema {
+        if f.kind == FieldKind::Secret && f.default.is_some() {
+            problems.push(format!(
+                "secret field `{}` has a default, which would be a published secret",
+                f.name
+            ));
+        }
+    }
+    for r in &info.field_rules {
+        if r.min_length > r.max_length {
+            problems.push(format!(
+                "field rule `{}`: min-length is above max-length",
+                r.field
+            ));
+        }
+        for m in &r.required_for {
+            if m != "*" && !info.methods.contains(m) {
+                problems.push(format!(
+                    "field rule `{}` requires it for `{m}`, which is not a method",
+                    r.field
+                ));
+            }
+        }
+    }
+    vec![if problems.is_empty() {
+        Check::new(
+            "describe",
+            "pass",
+            format!(
+                "contract {}, {} methods, {} currencies, {} config fields",
+                info.contract_version,
+                info.methods.len(),
+                info.currencies.len(),
+                info.config_schema.len()
+            ),
+        )
+    } else {
+        Check::new("describe", "fail", problems.join("; "))
+    }]
+}
+
+fn is_semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+const ORDER_NO: &str = "CONFORM0001";
+
+fn order_ref() -> OrderRef {
+    OrderRef {
+        merchant_order_no: ORDER_NO.into(),
+        provider_trade_no: Some("PT0000000001".into()),
+        channel_transaction_id: None,
+    }
+}
+
+fn money(info: &AdapterInfo, minor: u64) -> Money {
+    Money {
+        minor,
+        currency: info
+            .currencies
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "CNY".into()),
+    }
+}
+
+/// Each operation the adapter has, with an input a merchant could send.
+fn operations(info: &AdapterInfo) -> Vec<(String, Operation)> {
+    let mut ops: Vec<(String, Operation)> = info
+        .methods
+        .iter()
+        .map(|m| {
+            (
+                format!("unified-order[{m}]"),
+                Operation::UnifiedOrder(OrderRequest {
+                    merchant_order_no: ORDER_NO.into(),
+                    amount: money(info, 100),
+                    description: "Conformance check".into(),
+                    method: m.clone(),
+                    payer: Payer {
+                        app_id: None,
+                        openid: Some("oCONFORMANCE00000000000000000".into()),
+                        client_ip: Some("203.0.113.7".into()),
+                    },
+                    expires_at: None,
+                    attach: None,
+                }),
+            )
+        })
+        .collect();
+    ops.push((
+        "query".into(),
+        Operation::Query(QueryRequest { order: order_ref() }),
+    ));
+    if info.capabilities.close {
+        ops.push((
+            "close".into(),
+            Operation::Close(CloseRequest { order: order_ref() }),
+        ));
+    }
+    ops.push((
+        "refund".into(),
+        Operation::Refund(RefundRequest {
+            order: order_ref(),
+            refund_no: "CONFORMR001".into(),
+            amount: money(info, 50),
+            order_amount: money(info, 100),
+            reason: None,
+        }),
+    ));
+    if info.capabilities.refund_query {
+        ops.push((
+            "refund-query".into(),
+            Operation::RefundQuery(RefundQueryRequest {
+                order: order_ref(),
+                refund_no: "CONFORMR001".into(),
+                provider_refund_id: Some("PR0000000001".into()),
+            }),
+        ));
+    }
+    ops
+}
+
+fn ctx() -> CallContext {
+    CallContext {
+        request_id: "conformance".into(),
+        timestamp: 1_767_225_600,
+        seed: 7,
+        notify_url: "https://payhost.invalid/v1/notify/conformance/conformance".into(),
+    }
+}
+
+/// Provider answers a broken or hostile provider sends: each must end in
+/// the contract's error (or another request), never a trap or a success.
+fn garbage() -> Vec<(&'static str, HttpResponse)> {
+    let answer = |status: u16, body: Vec<u8>| HttpResponse {
+        status,
+        headers: vec![("content-type".into(), "application/octet-stream".into())],
+        body,
+    };
+    use sha2::Digest as _;
+    // Fixed, so a run can be repeated.
+    let random: Vec<u8> = (0u8..16).flat_map(|i| sha2::Sha256::digest([i])).collect();
+    vec![
+        ("an empty 200", answer(200, Vec::new())),
+        ("random bytes", answer(200, random)),
+        (
+            "truncated XML",
+            answer(
+                200,
+                b"<xml><return_code><![CDATA[SUCCESS]]></return_code><result_co".to_vec(),
+            ),
+        ),
+        (
+            "truncated JSON",
+            answer(
+                200,
+                br#"{"code":"SUCCESS","status":"PAID","data":{"amount":"#.to_vec(),
+            ),
+        ),
+        (
+            "JSON of the wrong types",
+            answer(
+                200,
+                br#"{"amount":"many","status":7,"trade_state":[],"data":null,"code":{}}"#.to_vec(),
+            ),
+        ),
+        (
+            "JSON nested 10,000 deep",
+            answer(200, {
+                let mut b = vec![b'['; 10_000];
+                b.extend(vec![b']'; 10_000]);
+                b
+            }),
+        ),
+        ("1 MiB of one letter", answer(200, vec![b'A'; 1024 * 1024])),
+        (
+            "a 500 page",
+            answer(
+                500,
+                b"<html><body>Internal Server Error</body></html>".to_vec(),
+            ),
+        ),
+    ]
+}
+
+fn outcome(r: &Result<OfflineStep, CallError>) -> String {
+    match r {
+        Ok(OfflineStep::Send(req)) => {
+            // The query may carry a signature; the origin and path say enough.
+            let url = req.url.split('?').next().unwrap_or_default();
+            format!("asks for {:?} {url}", req.method)
+        }
+        Ok(OfflineStep::Done(Ok(_))) => "succeeds".into(),
+        Ok(OfflineStep::Done(Err(e))) => format!("answers the contract error {e:?}"),
+        Err(e) => format!("fails: {e}"),
+    }
+}
+
+/// What `seen` (for the canary check) gets from one step.
+fn texts(r: &Result<OfflineStep, CallError>) -> Vec<String> {
+    match r {
+        Ok(OfflineStep::Send(req)) => vec![
+            req.url.clone(),
+            format!("{:?}", req.headers),
+            String::from_utf8_lossy(&req.body).into_owned(),
+        ],
+        Ok(OfflineStep::Done(d)) => vec![format!("{d:?}")],
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+/// A failure of the sandbox kind: the component broke a bound.
+fn broke_a_bound(e: &CallError) -> bool {
+    !matches!(e, CallError::InvalidConfig(_) | CallError::Adapter { .. })
+}
+
+async fn check_operation(
+    rt: &Runtime,
+    adapter: &LoadedAdapter,
+    config: &MerchantConfig,
+    name: &str,
+    op: Operation,
+    seen: &mut Vec<String>,
+) -> Vec<Check> {
+    let step = |exchanges: Vec<Exchange>| {
+        let op = op.clone();
+        async move {
+            rt.step_offline(adapter, config, ctx(), op, &exchanges)
+                .await
+        }
+    };
+    let first = step(Vec::new()).await;
+    let again = step(Vec::new()).await;
+    seen.extend(texts(&first));
+    let first_step = format!("{name}/first-step");
+    let request = match (&first, &again) {
+        (Err(e), _) if broke_a_bound(e) => {
+            return vec![Check::new(first_step, "fail", outcome(&first))];
+        }
+        (a, b) if outcome(a) != outcome(b) || texts(a) != texts(b) => {
+            return vec![Check::new(
+                first_step,
+                "fail",
+                format!(
+                    "not deterministic: the same inputs gave `{}`, then `{}`",
+                    outcome(a),
+                    outcome(b)
+                ),
+            )];
+        }
+        (Ok(OfflineStep::Send(req)), _) => req.clone(),
+        (Ok(OfflineStep::Done(Ok(out))), _) => {
+            return vec![Check::new(
+                first_step,
+                "pass",
+                format!("deterministic; answers without a request: {}", summary(out)),
+            )];
+        }
+        (Ok(OfflineStep::Done(Err(AdapterError::Unsupported(m)))), _) => {
+            return vec![Check::new(first_step, "pass", format!("unsupported: {m}"))];
+        }
+        (other, _) => {
+            return vec![Check::new(
+                first_step,
+                "skip",
+                format!(
+                    "{} before any request, with this configuration; give `--config` to check further",
+                    outcome(other)
+                ),
+            )];
+        }
+    };
+    let mut checks = vec![Check::new(
+        first_step,
+        "pass",
+        format!("deterministic; {}", outcome(&first)),
+    )];
+    let mut problems = Vec::new();
+    for (what, answer) in garbage() {
+        let mut exchanges = vec![Exchange {
+            request: request.clone(),
+            response: answer.clone(),
+        }];
+        // Further requests get the same garbage, up to the step limit.
+        let verdict = loop {
+            let r = step(exchanges.clone()).await;
+            seen.extend(texts(&r));
+            match r {
+                Ok(OfflineStep::Send(next)) if exchanges.len() < rt.config().max_steps => {
+                    exchanges.push(Exchange {
+                        request: next,
+                        response: answer.clone(),
+                    });
+                }
+                Ok(OfflineStep::Send(_)) => {
+                    break Some("asks for requests without end".to_string());
+                }
+                Ok(OfflineStep::Done(Err(_))) => break None,
+                Ok(OfflineStep::Done(Ok(out))) => {
+                    break Some(format!("succeeds on it: {}", summary(&out)));
+                }
+                Err(e) if broke_a_bound(&e) => break Some(e.to_string()),
+                Err(_) => break None,
+            }
+        };
+        if let Some(v) = verdict {
+            problems.push(format!("{what}: {v}"));
+        }
+    }
+    checks.push(if problems.is_empty() {
+        Check::new(
+            format!("{name}/garbage"),
+            "pass",
+            format!(
+                "{} garbage answers, each the contract's error",
+                garbage().len()
+            ),
+        )
+    } else {
+        Check::new(format!("{name}/garbage"), "fail", problems.join("; "))
+    });
+    checks
+}
+
+fn summary(out: &Output) -> String {
+    match out {
+        Output::OrderCreated(_) => "an order created".into(),
+        Output::TradeStatus(t) => format!("trade state {:?}", t.state),
+        Output::RefundStatus(r) => format!("refund state {:?}", r.state),
+        Output::Notify(n) => format!("{} notification events", n.events.len()),
+    }
+}
+
+/// Notifications no provider signed: each must be refused.
+fn forged_notifications() -> Vec<(&'static str, InboundHttp)> {
+    let inbound = |content_type: &str, body: Vec<u8>| InboundHttp {
+        method: HttpMethod::Post,
+        path: "/v1/notify/conformance/conformance".into(),
+        query: String::new(),
+        headers: vec![("content-type".into(), content_type.into())],
+        body,
+    };
+    vec![
+        ("an empty body", inbound("text/plain", Vec::new())),
+        (
+            "an unsigned WeChat-style payment",
+            inbound(
+                "text/xml",
+                format!(
+                    "<xml><return_code>SUCCESS</return_code><result_code>SUCCESS</result_code>\
+                     <out_trade_no>{ORDER_NO}</out_trade_no><total_fee>100</total_fee>\
+                     <transaction_id>42</transaction_id><sign>00</sign></xml>"
+                )
+                .into_bytes(),
+            ),
+        ),
+        (
+            "an unsigned JSON payment",
+            inbound(
+                "application/json",
+                format!(
+                    r#"{{"status":"PAID","trade_state":"SUCCESS","out_trade_no":"{ORDER_NO}","order_no":"{ORDER_NO}","amount":100,"sign":"00"}}"#
+                )
+                .into_bytes(),
+            ),
+        ),
+        ("truncated JSON", inbound("application/json", br#"{"event_type":"TRANSACTION.SUCC"#.to_vec())),
+        ("JSON nested 10,000 deep", inbound("application/json", {
+            let mut b = vec![b'['; 10_000];
+            b.extend(vec![b']'; 10_000]);
+            b
+        })),
+        ("a form with an empty key", inbound("application/x-www-form-urlencoded", b"=&&==%ZZ".to_vec())),
+    ]
+}
+
+async fn check_notify(
+    rt: &Runtime,
+    adapter: &LoadedAdapter,
+    config: &MerchantConfig,
+    seen: &mut Vec<String>,
+) -> Vec<Check> {
+    let mut problems = Vec::new();
+    for (what, inbound) in forged_notifications() {
+        let mut exchanges: Vec<Exchange> = Vec::new();
+        let verdict = loop {
+            let r = rt
+                .step_offline(
+                    adapter,
+                    config,
+                    ctx(),
+                    Operation::ParseNotify(inbound.clone()),
+                    &exchanges,
+                )
+                .await;
+            seen.extend(texts(&r));
+            match r {
+                // A notification may be confirmed by asking the provider:
+                // it answers garbage too.
+                Ok(OfflineStep::Send(req)) if exchanges.len() < rt.config().max_steps => {
+                    exchanges.push(Exchange {
+                        request: req,
+                        response: HttpResponse {
+                            status: 200,
+                            headers: Vec::new(),
+                            body: b"{\"unexpected\":true}".to_vec(),
+                        },
+                    });
+                }
+                Ok(OfflineStep::Send(_)) => {
+                    break Some("asks for requests without end".to_string());
+                }
+                Ok(OfflineStep::Done(Ok(Output::Notify(n)))) if !n.events.is_empty() => {
+                    break Some(format!("turned it into {} event(s)", n.events.len()));
+                }
+                Ok(OfflineStep::Done(_)) => break None,
+                Err(e) if broke_a_bound(&e) => break Some(e.to_string()),
+                Err(_) => break None,
+            }
+        };
+        if let Some(v) = verdict {
+            problems.push(format!("{what}: {v}"));
+        }
+    }
+    vec![if problems.is_empty() {
+        Check::new(
+            "parse-notify/forged",
+            "pass",
+            format!(
+                "{} forged or malformed notifications, none became an event",
+                forged_notifications().len()
+            ),
+        )
+    } else {
+        Check::new("parse-notify/forged", "fail", problems.join("; "))
+    }]
+}
