@@ -149,7 +149,10 @@ fn inspect_prints_the_adapter_description_as_json() {
     let out = payhost(&["adapter", "inspect", "target/components/wechat-v2.wasm"]);
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
     assert_eq!(info["name"], "wechat-v2");
-    assert_eq!(info["contract_version"], "0.3.0");
+    assert_eq!(
+        info["contract_version"],
+        payhost::contract::CONTRACT_VERSION
+    );
     let currencies = info["currencies"].as_array().expect("currencies listed");
     assert!(currencies.iter().any(|c| c == "CNY") && currencies.iter().any(|c| c == "EUR"));
     assert_eq!(info["capabilities"]["close"], true);
