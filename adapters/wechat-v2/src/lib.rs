@@ -15,7 +15,7 @@ pub mod wire;
 use payhost_sdk::prelude::*;
 use payhost_sdk::xml::Fields;
 use sign::SignType;
-use wire::Merchant;
+use wire::{Merchant, Region};
 
 pub struct WechatV2;
 
@@ -45,6 +45,12 @@ struct Settings<'a> {
     sign_type: SignType,
     base_url: &'a str,
     client_cert: Option<Secret>,
+    region: Region,
+    /// Sent as `version` on every request when set (§1.11: one
+    /// cross-border page shows a fixed one; which calls want it is unknown).
+    version: Option<&'a str>,
+    /// Whether `cash_fee` is checked against `rate` (see [`wire::check_cash_fee`]).
+    rate_check: bool,
 }
 
 impl<'a> Settings<'a> {
@@ -67,13 +73,74 @@ impl<'a> Settings<'a> {
                 "field `sub_appid` is set but `sub_mch_id` is not (partner mode needs both)",
             ));
         }
+        let base_url = c.text_opt("base_url")?.unwrap_or(DEFAULT_BASE_URL);
+        let region = Self::region(c.text_opt("region")?, base_url)?;
+        let rate_check = match c.text_opt("rate_check")?.unwrap_or("on") {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(Error::invalid_config(format!(
+                    "field `rate_check` is `{other}`, expected `on` or `off`"
+                )));
+            }
+        };
         Ok(Settings {
             merchant,
             api_key: c.secret("api_key")?,
             sign_type,
-            base_url: c.text_opt("base_url")?.unwrap_or(DEFAULT_BASE_URL),
+            base_url,
             client_cert: c.secret_opt("client_cert")?,
+            region,
+            version: c.text_opt("version")?,
+            rate_check,
         })
+    }
+
+    /// `region` as configured, else the region of a WeChat Pay `base_url`
+    /// (domestic for any other host). A region that contradicts a WeChat
+    /// Pay host is refused: that host would refuse every call.
+    fn region(configured: Option<&str>, base_url: &str) -> Result<Region> {
+        let by_host = Region::of_base_url(base_url);
+        let Some(word) = configured else {
+            return Ok(by_host.unwrap_or(Region::Domestic));
+        };
+        let region = Region::parse(word).ok_or_else(|| {
+            Error::invalid_config(format!(
+                "field `region` is `{word}`, expected `domestic` or `overseas`"
+            ))
+        })?;
+        match by_host {
+            Some(host) if host != region => Err(Error::invalid_config(format!(
+                "field `region` is `{word}` but `base_url` `{base_url}` is a {} host",
+                host.as_str()
+            ))),
+            _ => Ok(region),
+        }
+    }
+
+    /// Refuses a currency this merchant's API does not take, naming the
+    /// field and what to configure.
+    fn check_currency(&self, currency: &str, field: &str) -> Result<()> {
+        field::currency(currency, field)?;
+        if self.region.takes(currency) {
+            return Ok(());
+        }
+        Err(Error::invalid_request(match self.region {
+            Region::Domestic => format!(
+                "{field} `{currency}`: the domestic v2 API takes CNY only; a cross-border \
+                 merchant sets `region = \"overseas\"` (or an apihk base_url)"
+            ),
+            Region::Overseas => format!(
+                "{field} `{currency}` is not a currency WeChat Pay's cross-border API takes"
+            ),
+        }))
+    }
+
+    /// `total_fee` of a signed message, with its payer's side checked.
+    fn total_fee(&self, fields: &Fields, what: &str) -> Result<Money> {
+        let total = wire::total_fee(fields, self.region, what)?;
+        wire::check_cash_fee(fields, &total, self.rate_check, what)?;
+        Ok(total)
     }
 
     fn partner(&self) -> bool {
@@ -92,6 +159,7 @@ impl<'a> Settings<'a> {
     ) -> Result<Fields> {
         fields.insert("nonce_str".into(), ctx.nonce(32));
         fields.insert("sign_type".into(), self.sign_type.as_str().into());
+        wire::put(&mut fields, "version", self.version);
         let signature = sign::sign(ctx, self.sign_type, self.api_key, &fields)?;
         fields.insert("sign".into(), signature);
         let mut request = http::post(
@@ -205,7 +273,7 @@ impl Adapter for WechatV2 {
                 ),
                 field(
                     "base_url",
-                    "API host: api.mch.weixin.qq.com, api2 (backup) or apihk (overseas)",
+                    "API host: api.mch.weixin.qq.com, api2 (backup), apihk or apius (overseas)",
                     FieldKind::Url,
                     false,
                     Some(DEFAULT_BASE_URL),
@@ -231,6 +299,27 @@ impl Adapter for WechatV2 {
                     false,
                     None,
                 ),
+                field(
+                    "region",
+                    "`domestic` (CNY only) or `overseas` (the cross-border API: fee_type in the order's currency); default: from base_url (apihk/apius: overseas), else domestic",
+                    FieldKind::Text,
+                    false,
+                    None,
+                ),
+                field(
+                    "rate_check",
+                    "`on` or `off`: check a foreign-currency payment's cash_fee against its rate",
+                    FieldKind::Text,
+                    false,
+                    Some("on"),
+                ),
+                field(
+                    "version",
+                    "A `version` value sent on every request when set (some cross-border contracts show one); unset by default",
+                    FieldKind::Text,
+                    false,
+                    None,
+                ),
             ],
         }
     }
@@ -252,7 +341,8 @@ impl Adapter for WechatV2 {
             ATTACH.check(attach)?;
         }
         field::positive(req.amount.minor, "amount.minor")?;
-        field::currency(&req.amount.currency, "amount.currency")?;
+        // Sent as `fee_type` always: the cross-border API requires it.
+        s.check_currency(&req.amount.currency, "amount.currency")?;
         let client_ip = field::client_ip(&req.payer, "spbill_create_ip")?;
         let time_expire = match field::expiry(req.expires_at, ctx.timestamp())? {
             Some(at) => Some(
@@ -365,7 +455,7 @@ impl Adapter for WechatV2 {
         let state = wire::trade_state(word)
             .ok_or_else(|| Error::malformed(format!("{what}: unknown trade_state `{word}`")))?;
         let amount = match wire::optional(&reply, "total_fee") {
-            Some(_) => Some(wire::total_fee(&reply, what)?),
+            Some(_) => Some(s.total_fee(&reply, what)?),
             None => None,
         };
         Ok(TradeStatus {
@@ -469,7 +559,7 @@ impl Adapter for WechatV2 {
                 found.refund_status
             ))
         })?;
-        let currency = wire::optional(&reply, "fee_type").unwrap_or("CNY");
+        let currency = s.region.currency(&reply, "fee_type", what)?;
         let amount = money::from_minor_str(found.refund_fee, currency)?;
         let mut st = status(state, found.refund_status, found.refund_id, Some(amount));
         if let Some(tx) = wire::optional(&reply, "transaction_id") {
@@ -481,7 +571,9 @@ impl Adapter for WechatV2 {
     fn refund(ctx: &mut Ctx, req: &RefundRequest) -> Result<RefundStatus> {
         let s = Settings::read(ctx)?;
         REFUND_NO.check(&req.refund_no)?;
-        field::currency(&req.amount.currency, "amount.currency")?;
+        // Refunds are in the order's currency (refund_amount checks that),
+        // stated as `refund_fee_type`, which the cross-border API requires.
+        s.check_currency(&req.amount.currency, "amount.currency")?;
         field::refund_amount(&req.amount, &req.order_amount)?;
         let transaction_id = req
             .order
@@ -529,6 +621,14 @@ impl Adapter for WechatV2 {
         )?;
 
         let what = "refund response";
+        if let Some(t) = wire::optional(&reply, "refund_fee_type")
+            && t != req.amount.currency
+        {
+            return Err(Error::malformed(format!(
+                "{what}: refund_fee_type `{t}` is not the refund's `{}`",
+                req.amount.currency
+            )));
+        }
         let refund_fee = wire::optional(&reply, "refund_fee")
             .map(|fee| money::from_minor_str(fee, &req.amount.currency))
             .transpose()?;
@@ -618,7 +718,7 @@ fn payment_notification(ctx: &Ctx, s: &Settings, fields: &Fields) -> Result<Vec<
             wire::optional(fields, "err_code").unwrap_or("FAIL")
         }
         .to_string(),
-        amount: Some(wire::total_fee(fields, what).map_err(as_invalid)?),
+        amount: Some(s.total_fee(fields, what).map_err(as_invalid)?),
         paid_at: if paid {
             wire::time_end(fields).map_err(as_invalid)?
         } else {

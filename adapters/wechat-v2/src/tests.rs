@@ -1158,3 +1158,378 @@ fn refund_query_answers_that_do_not_fit_are_malformed() {
         ));
     }
 }
+
+// ---------------------------------------------------------------- overseas (§1.11)
+
+const APIHK: &str = "https://apihk.mch.weixin.qq.com";
+
+/// A cross-border merchant: region from its apihk base_url.
+fn overseas() -> Harness<WechatV2> {
+    merchant().text("base_url", APIHK)
+}
+
+fn in_currency(mut order: OrderRequest, currency: &str) -> OrderRequest {
+    order.amount.currency = currency.into();
+    order
+}
+
+#[test]
+fn describe_offers_every_wechat_currency_and_the_region_fields() {
+    let info = WechatV2::describe();
+    // Static for every merchant: the union; a domestic merchant's CNY-only
+    // rule is the adapter's (tested below), since describe sees no config.
+    assert_eq!(info.currencies, money::WECHAT_PAY_CURRENCIES);
+    for name in ["region", "rate_check", "version"] {
+        assert!(info.config_schema.iter().any(|f| f.name == name), "{name}");
+    }
+}
+
+#[test]
+fn an_overseas_order_is_sent_to_apihk_with_fee_type_in_its_currency() {
+    for h in [
+        overseas(),
+        // An explicit region on a host that is no WeChat Pay host (a simulator).
+        merchant()
+            .text("region", "overseas")
+            .text("base_url", "http://127.0.0.1:9100"),
+    ] {
+        let (mut h, seen) = scripted(h, reply(&[("prepay_id", "wx1")]));
+        h.unified_order(&in_currency(mini_program_order(), "EUR"))
+            .unwrap();
+        let sent = seen.borrow();
+        assert!(sent[0].url.ends_with("/pay/unifiedorder"));
+        let f = sent_fields(&sent[0]);
+        assert_eq!(f["fee_type"], "EUR");
+        assert_eq!(f["total_fee"], "2499");
+        assert!(!f.contains_key("version"));
+    }
+    // JPY has no minor unit: total_fee is whole yen.
+    let (mut h, seen) = scripted(overseas(), reply(&[("prepay_id", "wx1")]));
+    let mut order = in_currency(mini_program_order(), "JPY");
+    order.amount.minor = 500;
+    h.unified_order(&order).unwrap();
+    let f = sent_fields(&seen.borrow()[0]);
+    assert_eq!(
+        (f["fee_type"].as_str(), f["total_fee"].as_str()),
+        ("JPY", "500")
+    );
+}
+
+#[test]
+fn a_domestic_merchant_takes_cny_only_and_an_overseas_one_wechats_currencies() {
+    for (h, currency, named) in [
+        (merchant(), "EUR", "CNY only"),
+        (merchant().text("region", "domestic"), "USD", "CNY only"),
+        (overseas(), "BRL", "cross-border"),
+    ] {
+        let mut h = h; // its responder panics on any request
+        match h
+            .unified_order(&in_currency(mini_program_order(), currency))
+            .unwrap_err()
+        {
+            AdapterError::InvalidRequest(m) => {
+                assert!(m.contains("amount.currency") && m.contains(named), "{m}")
+            }
+            other => panic!("{currency}: {other:?}"),
+        }
+    }
+    // CNY on the cross-border API (merchants priced in CNY).
+    let (mut h, seen) = scripted(overseas(), reply(&[("prepay_id", "wx1")]));
+    h.unified_order(&mini_program_order()).unwrap();
+    assert_eq!(sent_fields(&seen.borrow()[0])["fee_type"], "CNY");
+}
+
+#[test]
+fn a_region_that_contradicts_a_wechat_host_or_an_unknown_one_is_a_configuration_error() {
+    for (h, named) in [
+        (
+            merchant()
+                .text("region", "domestic")
+                .text("base_url", APIHK),
+            "base_url",
+        ),
+        (
+            merchant()
+                .text("region", "overseas")
+                .text("base_url", "https://api2.mch.weixin.qq.com"),
+            "base_url",
+        ),
+        (merchant().text("region", "hk"), "region"),
+        (overseas().text("rate_check", "maybe"), "rate_check"),
+    ] {
+        let mut h = h;
+        match h.unified_order(&mini_program_order()).unwrap_err() {
+            AdapterError::InvalidConfig(m) => assert!(m.contains(named), "{m}"),
+            other => panic!("{named}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        wire::Region::of_base_url("https://apius.mch.weixin.qq.com/"),
+        Some(Region::Overseas)
+    );
+    assert_eq!(
+        wire::Region::of_base_url("https://api.mch.weixin.qq.com:443"),
+        Some(Region::Domestic)
+    );
+    assert_eq!(wire::Region::of_base_url("http://127.0.0.1:1"), None);
+}
+
+#[test]
+fn a_configured_version_is_signed_into_every_request() {
+    let (mut h, seen) = scripted(
+        overseas().text("version", "1.0"),
+        reply(&[("prepay_id", "wx1")]),
+    );
+    h.unified_order(&in_currency(mini_program_order(), "HKD"))
+        .unwrap();
+    assert_eq!(sent_fields(&seen.borrow()[0])["version"], "1.0");
+}
+
+/// An overseas query answer for a paid USD 24.99 order with the payer's
+/// side as given.
+fn paid_usd(extra: &[(&str, &str)]) -> HttpResponse {
+    let mut f = vec![
+        ("trade_state", "SUCCESS"),
+        ("out_trade_no", "ORDER_20231115_0001"),
+        ("transaction_id", "4200001234202311150000000001"),
+        ("total_fee", "2499"),
+        ("time_end", "20231115061320"),
+    ];
+    f.extend_from_slice(extra);
+    reply(&f)
+}
+
+#[test]
+fn an_overseas_answer_states_its_currency_and_a_payer_side_that_fits_the_rate() {
+    let query = || query_of("ORDER_20231115_0001", None);
+    // 24.99 USD at 7.1234 CNY is 178.01 CNY.
+    let fits = [
+        ("fee_type", "USD"),
+        ("cash_fee_type", "CNY"),
+        ("cash_fee", "17801"),
+        ("rate", "712340000"),
+    ];
+    let (mut h, _) = scripted(overseas(), paid_usd(&fits));
+    let st = h.query(&query()).unwrap();
+    assert_eq!(
+        st.amount,
+        Some(Money {
+            minor: 2499,
+            currency: "USD".into()
+        })
+    );
+    // Less than that is a coupon; JPY's missing minor unit is rescaled.
+    let (mut h, _) = scripted(
+        overseas(),
+        paid_usd(&[
+            ("fee_type", "USD"),
+            ("cash_fee", "17000"),
+            ("rate", "712340000"),
+        ]),
+    );
+    assert!(h.query(&query()).is_ok());
+    let (mut h, _) = scripted(
+        overseas(),
+        reply(&[
+            ("trade_state", "SUCCESS"),
+            ("out_trade_no", "ORDER_20231115_0001"),
+            ("total_fee", "500"),
+            ("fee_type", "JPY"),
+            ("cash_fee", "2400"),
+            ("rate", "4800000"),
+        ]),
+    );
+    assert_eq!(h.query(&query()).unwrap().amount.unwrap().minor, 500);
+
+    // No fee_type, more cash than the rate allows, a rate that is no number.
+    for extra in [
+        &fits[1..],
+        &[
+            ("fee_type", "USD"),
+            ("cash_fee", "17900"),
+            ("rate", "712340000"),
+        ][..],
+        &[
+            ("fee_type", "USD"),
+            ("cash_fee", "17801"),
+            ("rate", "7.1234"),
+        ][..],
+        &[
+            ("fee_type", "USD"),
+            ("cash_fee_type", "XXX"),
+            ("cash_fee", "1"),
+        ][..],
+    ] {
+        let (mut h, _) = scripted(overseas(), paid_usd(extra));
+        assert!(
+            matches!(
+                h.query(&query()).unwrap_err(),
+                AdapterError::MalformedResponse(_)
+            ),
+            "{extra:?}"
+        );
+    }
+    // With rate_check off, only the rate's conversion goes unchecked.
+    let (mut h, _) = scripted(
+        overseas().text("rate_check", "off"),
+        paid_usd(&[
+            ("fee_type", "USD"),
+            ("cash_fee", "17900"),
+            ("rate", "712340000"),
+        ]),
+    );
+    assert!(h.query(&query()).is_ok());
+    // Domestic: fee_type may be left out (CNY), but cash never exceeds the total.
+    let (mut h, _) = scripted(merchant(), paid_usd(&[("cash_fee", "2500")]));
+    assert!(matches!(
+        h.query(&query()).unwrap_err(),
+        AdapterError::MalformedResponse(_)
+    ));
+}
+
+/// A signed overseas payment notification of 24.99 EUR with `extra`.
+fn overseas_notification(extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut f = fields(&[
+        ("return_code", "SUCCESS"),
+        ("appid", APPID),
+        ("mch_id", MCH_ID),
+        ("nonce_str", "5d2b6c2a8db53831f7eda20af46e531c"),
+        ("result_code", "SUCCESS"),
+        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+        ("trade_type", "JSAPI"),
+        ("total_fee", "2499"),
+        ("transaction_id", "4200001234202311150000000001"),
+        ("out_trade_no", "ORDER_20231115_0001"),
+        ("time_end", "20231115061320"),
+    ]);
+    f.extend(fields(extra));
+    let sig = wx_sign(&f, "MD5", KEY);
+    f.insert("sign".into(), sig);
+    xml::encode("xml", &f).into_bytes()
+}
+
+#[test]
+fn an_overseas_notification_is_read_in_its_currency_and_its_cash_side_checked() {
+    // 24.99 EUR at 7.8 CNY: 194.92 CNY.
+    let out = overseas()
+        .parse_notify(&inbound(overseas_notification(&[
+            ("fee_type", "EUR"),
+            ("cash_fee_type", "CNY"),
+            ("cash_fee", "19492"),
+            ("rate", "780000000"),
+        ])))
+        .unwrap();
+    let [NotifyEvent::Payment(st)] = out.events.as_slice() else {
+        panic!("{:?}", out.events)
+    };
+    assert_eq!(
+        st.amount,
+        Some(Money {
+            minor: 2499,
+            currency: "EUR".into()
+        })
+    );
+    for extra in [
+        // Without fee_type an overseas amount has no currency.
+        &[("cash_fee", "19492")][..],
+        &[
+            ("fee_type", "EUR"),
+            ("cash_fee", "25000"),
+            ("rate", "780000000"),
+        ][..],
+        &[("fee_type", "EUR"), ("cash_fee", "19492"), ("rate", "-1")][..],
+    ] {
+        let failure = overseas()
+            .parse_notify(&inbound(overseas_notification(extra)))
+            .unwrap_err();
+        assert!(
+            matches!(failure.error, AdapterError::InvalidRequest(_)),
+            "{extra:?}: {:?}",
+            failure.error
+        );
+        assert_fail_ack(&failure);
+    }
+}
+
+fn overseas_refund(currency: &str) -> RefundRequest {
+    let mut r = refund_of(1000);
+    r.amount.currency = currency.into();
+    r.order_amount.currency = currency.into();
+    r
+}
+
+#[test]
+fn an_overseas_refund_is_in_the_orders_currency_and_its_answer_must_agree() {
+    let answer = |refund_fee_type: &str| {
+        reply(&[
+            ("transaction_id", "4200001234"),
+            ("out_trade_no", "ORDER_20231115_0001"),
+            ("out_refund_no", "REFUND_0001"),
+            ("refund_id", "50000000382019052709732678859"),
+            ("refund_fee", "1000"),
+            ("refund_fee_type", refund_fee_type),
+            ("cash_refund_fee", "7801"),
+            ("cash_refund_fee_type", "CNY"),
+            ("rate", "780000000"),
+        ])
+    };
+    let cert = |h: Harness<WechatV2>| h.secret("client_cert", "-----BEGIN CERTIFICATE-----\n...");
+    let (mut h, seen) = scripted(cert(overseas()), answer("EUR"));
+    let st = h.refund(&overseas_refund("EUR")).unwrap();
+    assert_eq!(
+        st.amount,
+        Some(Money {
+            minor: 1000,
+            currency: "EUR".into()
+        })
+    );
+    let f = sent_fields(&seen.borrow()[0]);
+    assert_eq!(f["refund_fee_type"], "EUR");
+    assert!(seen.borrow()[0].url.starts_with(APIHK));
+
+    let (mut h, _) = scripted(cert(overseas()), answer("CNY"));
+    assert!(matches!(
+        h.refund(&overseas_refund("EUR")).unwrap_err(),
+        AdapterError::MalformedResponse(m) if m.contains("refund_fee_type")
+    ));
+    // A domestic merchant's refund in another currency is refused unsent.
+    assert!(matches!(
+        cert(merchant()).refund(&overseas_refund("EUR")).unwrap_err(),
+        AdapterError::InvalidRequest(m) if m.contains("CNY only")
+    ));
+}
+
+#[test]
+fn an_overseas_refund_query_needs_fee_type() {
+    let reply_of = |fee_type: Option<&str>| {
+        let mut f = vec![
+            ("out_trade_no", "ORDER_20231115_0001"),
+            ("refund_count", "1"),
+            ("out_refund_no_0", "REFUND_0002"),
+            ("refund_id_0", "5030"),
+            ("refund_fee_0", "1000"),
+            ("refund_status_0", "SUCCESS"),
+        ];
+        if let Some(t) = fee_type {
+            f.push(("fee_type", t));
+        }
+        reply(&f)
+    };
+    let (mut h, _) = scripted(overseas(), reply_of(Some("GBP")));
+    let st = h.refund_query(&refund_query_of(None)).unwrap();
+    assert_eq!(st.amount.unwrap().currency, "GBP");
+    let (mut h, _) = scripted(overseas(), reply_of(None));
+    assert!(matches!(
+        h.refund_query(&refund_query_of(None)).unwrap_err(),
+        AdapterError::MalformedResponse(m) if m.contains("fee_type")
+    ));
+    let (mut h, _) = scripted(merchant(), reply_of(None));
+    assert_eq!(
+        h.refund_query(&refund_query_of(None))
+            .unwrap()
+            .amount
+            .unwrap()
+            .currency,
+        "CNY"
+    );
+}

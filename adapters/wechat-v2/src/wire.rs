@@ -149,13 +149,126 @@ pub fn optional<'f>(fields: &'f Fields, name: &str) -> Option<&'f str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `total_fee` with `fee_type` (CNY when absent, §1.9).
-pub fn total_fee(fields: &Fields, what: &str) -> Result<Money> {
+/// Which v2 API the merchant is contracted for (§1.1, §1.11): the domestic
+/// one (`api.` / `api2.`, CNY only) or the cross-border one (`apihk.` /
+/// `apius.`), whose orders name their currency in `fee_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    Domestic,
+    Overseas,
+}
+
+/// The hosts of the cross-border v2 API.
+const OVERSEAS_HOSTS: [&str; 2] = ["apihk.mch.weixin.qq.com", "apius.mch.weixin.qq.com"];
+const DOMESTIC_HOSTS: [&str; 2] = ["api.mch.weixin.qq.com", "api2.mch.weixin.qq.com"];
+
+impl Region {
+    pub fn parse(word: &str) -> Option<Region> {
+        match word {
+            "domestic" => Some(Region::Domestic),
+            "overseas" => Some(Region::Overseas),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Domestic => "domestic",
+            Region::Overseas => "overseas",
+        }
+    }
+
+    /// The region a WeChat Pay host serves; `None` for any other host (a
+    /// simulator, a proxy), which says nothing about the contract.
+    pub fn of_base_url(base_url: &str) -> Option<Region> {
+        let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        if OVERSEAS_HOSTS.contains(&host) {
+            Some(Region::Overseas)
+        } else if DOMESTIC_HOSTS.contains(&host) {
+            Some(Region::Domestic)
+        } else {
+            None
+        }
+    }
+
+    /// Whether this API takes orders and refunds in `currency`: the domestic
+    /// one CNY only; the cross-border one WeChat Pay's foreign currencies,
+    /// and CNY for merchants priced in it.
+    pub fn takes(self, currency: &str) -> bool {
+        match self {
+            Region::Domestic => currency == "CNY",
+            Region::Overseas => money::WECHAT_PAY_CURRENCIES.contains(&currency),
+        }
+    }
+
+    /// The currency a message states in `name` (`fee_type`,
+    /// `refund_fee_type`). Domestic messages may leave it out (CNY, §1.9);
+    /// a cross-border one must say it, as guessing CNY would misstate it.
+    pub fn currency<'f>(self, fields: &'f Fields, name: &str, what: &str) -> Result<&'f str> {
+        match self {
+            Region::Domestic => Ok(optional(fields, name).unwrap_or("CNY")),
+            Region::Overseas => required(fields, name, what),
+        }
+    }
+}
+
+/// `total_fee` in the currency of `fee_type`.
+pub fn total_fee(fields: &Fields, region: Region, what: &str) -> Result<Money> {
     let fee = required(fields, "total_fee", what)?;
     Ok(money::from_minor_str(
         fee,
-        optional(fields, "fee_type").unwrap_or("CNY"),
+        region.currency(fields, "fee_type", what)?,
     )?)
+}
+
+/// What the payer paid beside what the order costs: `cash_fee` in
+/// `cash_fee_type` (CNY when absent), and for a foreign-currency order the
+/// `rate` it was converted at (CNY per unit of `fee_type`, times 10^8, as
+/// the cross-border documents state it). Checked so a signed message that
+/// contradicts itself is not taken: the payer can pay less than the order
+/// (coupons), never more. With `check_rate` the conversion is checked too,
+/// allowing one minor unit for WeChat's rounding, which no page states.
+pub fn check_cash_fee(fields: &Fields, total: &Money, check_rate: bool, what: &str) -> Result<()> {
+    let Some(cash) = optional(fields, "cash_fee") else {
+        return Ok(());
+    };
+    let cash_type = optional(fields, "cash_fee_type").unwrap_or("CNY");
+    let cash = money::from_minor_str(cash, cash_type)?;
+    let cash_exp = money::exponent(cash_type)
+        .map_err(|e| Error::malformed(format!("{what}: cash_fee_type: {e}")))?;
+    let rate = match optional(fields, "rate") {
+        Some(r) => Some(r.parse::<u64>().ok().filter(|r| *r > 0).ok_or_else(|| {
+            Error::malformed(format!("{what}: `rate` `{r}` is not a positive integer"))
+        })?),
+        None => None,
+    };
+    let most = if cash_type == total.currency {
+        u128::from(total.minor)
+    } else {
+        match rate.filter(|_| check_rate) {
+            Some(rate) => {
+                let fee_exp = money::exponent(&total.currency)
+                    .map_err(|e| Error::malformed(format!("{what}: fee_type: {e}")))?;
+                // total (in fee_type minor units) * rate / 10^8, rescaled to
+                // cash_fee_type's minor units; rounded up, plus one unit.
+                let num = u128::from(total.minor) * u128::from(rate) * 10u128.pow(cash_exp);
+                let den = 100_000_000u128 * 10u128.pow(fee_exp);
+                num.div_ceil(den) + 1
+            }
+            None => return Ok(()),
+        }
+    };
+    if u128::from(cash.minor) > most {
+        return Err(Error::malformed(format!(
+            "{what}: cash_fee {} {cash_type} is more than total_fee {} {} at rate {}",
+            cash.minor,
+            total.minor,
+            total.currency,
+            rate.map_or("-".into(), |r| r.to_string())
+        )));
+    }
+    Ok(())
 }
 
 /// `time_end` (`yyyyMMddHHmmss`, China time) as Unix seconds.
