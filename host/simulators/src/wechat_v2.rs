@@ -30,6 +30,13 @@
 //! ([`Simulator::tls_handshake_failures`]). Over plain HTTP (the default)
 //! no certificate can be presented and none is asked for.
 //!
+//! With [`SimConfig::overseas`] it is the cross-border API (apihk,
+//! providers.md §1.11): `fee_type` is required and must be one of WeChat
+//! Pay's currencies, a refund must state `refund_fee_type` in the order's
+//! currency, and answers and notifications carry the payer's side
+//! (`cash_fee` in `cash_fee_type` CNY at `rate`). The domestic API (the
+//! default) takes CNY only.
+//!
 //! Not simulated: the five-minute minimum before closing, refund query paging (`offset`, more
 //! than 10 refunds), the 50-refund limit, rate limits.
 
@@ -95,6 +102,46 @@ pub struct SimConfig {
     /// Serve HTTPS with this certificate, and ask `/secapi/` callers for a
     /// client certificate the roots verify. Plain HTTP when `None`.
     pub tls: Option<ServerTls>,
+    /// Act as the cross-border API; the domestic one when `None`.
+    pub overseas: Option<Overseas>,
+}
+
+/// The cross-border API's exchange rate: what its payers pay in CNY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overseas {
+    /// CNY per unit of any foreign currency, times 10^8 (WeChat's `rate`).
+    pub rate: u64,
+}
+
+impl Default for Overseas {
+    /// 7.8 CNY a unit.
+    fn default() -> Self {
+        Overseas { rate: 780_000_000 }
+    }
+}
+
+impl Overseas {
+    /// `cash_fee`, `cash_fee_type` and `rate` (and the given names for
+    /// them) of `minor` units of `currency`: the payer pays CNY, converted
+    /// at `rate` and rounded down.
+    fn cash(&self, minor: u64, currency: &str, names: [&str; 2]) -> Vec<(String, String)> {
+        let [fee, fee_type] = names;
+        let cash = if currency == "CNY" {
+            minor
+        } else {
+            let exp = |c: &str| payhost_sdk::money::exponent(c).unwrap_or(2);
+            let num = u128::from(minor) * u128::from(self.rate) * 10u128.pow(exp("CNY"));
+            (num / (100_000_000u128 * 10u128.pow(exp(currency)))) as u64
+        };
+        let mut out = vec![
+            (fee.to_string(), cash.to_string()),
+            (fee_type.to_string(), "CNY".to_string()),
+        ];
+        if currency != "CNY" {
+            out.push(("rate".into(), self.rate.to_string()));
+        }
+        out
+    }
 }
 
 /// When an accepted refund stops being `PROCESSING`.
@@ -181,6 +228,7 @@ impl SimConfig {
             refund_settle: RefundSettle::Manual,
             enforce_time_expire: false,
             tls: None,
+            overseas: None,
         }
     }
 }
@@ -196,6 +244,7 @@ impl std::fmt::Debug for SimConfig {
             .field("refund_settle", &self.refund_settle)
             .field("enforce_time_expire", &self.enforce_time_expire)
             .field("tls", &self.tls.is_some())
+            .field("overseas", &self.overseas)
             .finish()
     }
 }
@@ -969,6 +1018,41 @@ impl Shared {
 
     // ---------------------------------------------------------------- endpoints
 
+    /// An order's `fee_type`: the cross-border API requires one of WeChat
+    /// Pay's currencies; the domestic one takes CNY only (its default).
+    fn fee_type<'f>(&self, f: &'f Fields) -> Result<&'f str, Refusal> {
+        let fee_type = match self.config.overseas {
+            Some(_) => need(f, "fee_type")?,
+            None => get(f, "fee_type").unwrap_or("CNY"),
+        };
+        if fee_type.len() != 3 || !fee_type.bytes().all(|b| b.is_ascii_uppercase()) {
+            return refuse(
+                "PARAM_ERROR",
+                format!("fee_type `{fee_type}` is not an ISO 4217 code"),
+            );
+        }
+        match self.config.overseas {
+            Some(_) if !payhost_sdk::money::WECHAT_PAY_CURRENCIES.contains(&fee_type) => refuse(
+                "PARAM_ERROR",
+                format!("fee_type `{fee_type}` is not a currency of WeChat Pay's cross-border API"),
+            ),
+            None if fee_type != "CNY" => refuse(
+                "PARAM_ERROR",
+                format!("fee_type `{fee_type}`: this merchant takes CNY only"),
+            ),
+            _ => Ok(fee_type),
+        }
+    }
+
+    /// The payer's side of an amount: overseas, CNY at the rate; domestic,
+    /// `cash_fee` alone (no coupons here, so the total).
+    fn cash(&self, minor: u64, currency: &str, names: [&str; 2]) -> Vec<(String, String)> {
+        match &self.config.overseas {
+            Some(o) => o.cash(minor, currency, names),
+            None => vec![(names[0].to_string(), minor.to_string())],
+        }
+    }
+
     fn unified_order(&self, book: &mut Book, f: &Fields) -> Result<Fields, Refusal> {
         for name in [
             "body",
@@ -986,13 +1070,7 @@ impl Shared {
         if f["body"].chars().count() > 127 {
             return refuse("INVALID_REQUEST", "body longer than 127 characters");
         }
-        let fee_type = get(f, "fee_type").unwrap_or("CNY");
-        if fee_type.len() != 3 || !fee_type.bytes().all(|b| b.is_ascii_uppercase()) {
-            return refuse(
-                "PARAM_ERROR",
-                format!("fee_type `{fee_type}` is not an ISO 4217 code"),
-            );
-        }
+        let fee_type = self.fee_type(f)?;
         if f["spbill_create_ip"].parse::<std::net::IpAddr>().is_err() {
             return refuse("PARAM_ERROR", "spbill_create_ip is not an IP address");
         }
@@ -1124,7 +1202,9 @@ impl Shared {
             put("transaction_id", tx);
             put("time_end", end);
             put("bank_type", "OTHERS");
-            put("cash_fee", &o.total_fee.to_string());
+            for (k, v) in self.cash(o.total_fee, &o.fee_type, ["cash_fee", "cash_fee_type"]) {
+                put(&k, &v);
+            }
         }
         Ok(r)
     }
@@ -1145,7 +1225,12 @@ impl Shared {
                 format!("total_fee {total_fee} is not the order's {}", o.total_fee),
             );
         }
-        if let Some(t) = get(f, "refund_fee_type")
+        let refund_fee_type = match self.config.overseas {
+            // The cross-border API refunds in the order's currency, stated.
+            Some(_) => Some(need(f, "refund_fee_type")?),
+            None => get(f, "refund_fee_type"),
+        };
+        if let Some(t) = refund_fee_type
             && t != o.fee_type
         {
             return refuse(
@@ -1163,7 +1248,8 @@ impl Shared {
                     "out_refund_no already used with other parameters",
                 );
             }
-            return Ok(refund_reply(&tx, &out_refund_no, existing, total_fee));
+            let fee_type = o.fee_type.clone();
+            return Ok(self.refund_reply(&tx, &out_refund_no, existing, total_fee, &fee_type));
         }
         if o.refunded + refund_fee > o.total_fee {
             return refuse(
@@ -1188,9 +1274,42 @@ impl Shared {
             status: RefundStatus::Processing,
             accepted_at: Instant::now(),
         };
-        let reply = refund_reply(&tx, &out_refund_no, &record, total_fee);
+        let fee_type = o.fee_type.clone();
+        let reply = self.refund_reply(&tx, &out_refund_no, &record, total_fee, &fee_type);
         book.refunds.insert(out_refund_no, record);
         Ok(reply)
+    }
+
+    fn refund_reply(
+        &self,
+        transaction_id: &str,
+        out_refund_no: &str,
+        r: &RefundRecord,
+        total_fee: u64,
+        fee_type: &str,
+    ) -> Fields {
+        let mut reply: Fields = [
+            ("transaction_id", transaction_id.to_string()),
+            ("out_trade_no", r.out_trade_no.clone()),
+            ("out_refund_no", out_refund_no.to_string()),
+            ("refund_id", r.refund_id.clone()),
+            ("refund_fee", r.refund_fee.to_string()),
+            ("total_fee", total_fee.to_string()),
+            ("fee_type", fee_type.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        reply.extend(self.cash(total_fee, fee_type, ["cash_fee", "cash_fee_type"]));
+        if self.config.overseas.is_some() {
+            reply.insert("refund_fee_type".into(), fee_type.into());
+            reply.extend(self.cash(
+                r.refund_fee,
+                fee_type,
+                ["cash_refund_fee", "cash_refund_fee_type"],
+            ));
+        }
+        reply
     }
 
     fn close_order(&self, book: &mut Book, f: &Fields) -> Result<Fields, Refusal> {
@@ -1257,7 +1376,9 @@ impl Shared {
         );
         put("out_trade_no".into(), &first.out_trade_no);
         put("total_fee".into(), &o.total_fee.to_string());
-        put("cash_fee".into(), &o.total_fee.to_string());
+        for (k, v) in self.cash(o.total_fee, &o.fee_type, ["cash_fee", "cash_fee_type"]) {
+            put(k, &v);
+        }
         put("fee_type".into(), &o.fee_type);
         put("refund_count".into(), &chosen.len().to_string());
         for (n, no) in chosen.iter().enumerate() {
@@ -1367,7 +1488,9 @@ impl Shared {
         put("bank_type", "OTHERS");
         put("total_fee", &o.total_fee.to_string());
         put("fee_type", &o.fee_type);
-        put("cash_fee", &o.total_fee.to_string());
+        for (k, v) in self.cash(o.total_fee, &o.fee_type, ["cash_fee", "cash_fee_type"]) {
+            put(&k, &v);
+        }
         put(
             "transaction_id",
             o.transaction_id.as_deref().unwrap_or_default(),
@@ -1466,26 +1589,6 @@ fn order_reply(o: &Order) -> Fields {
         r.insert("code_url".into(), url.clone());
     }
     r
-}
-
-fn refund_reply(
-    transaction_id: &str,
-    out_refund_no: &str,
-    r: &RefundRecord,
-    total_fee: u64,
-) -> Fields {
-    [
-        ("transaction_id", transaction_id.to_string()),
-        ("out_trade_no", r.out_trade_no.clone()),
-        ("out_refund_no", out_refund_no.to_string()),
-        ("refund_id", r.refund_id.clone()),
-        ("refund_fee", r.refund_fee.to_string()),
-        ("total_fee", total_fee.to_string()),
-        ("cash_fee", total_fee.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
 }
 
 #[cfg(test)]

@@ -1141,3 +1141,128 @@ fn identities_print_no_private_key() {
     );
     assert!(!shown.contains("PRIVATE KEY"), "{shown}");
 }
+
+// ---------------------------------------------------------------- overseas
+
+async fn overseas_sim() -> Simulator {
+    Simulator::start(SimConfig {
+        overseas: Some(Overseas::default()),
+        ..SimConfig::new(APPID, MCH_ID, KEY)
+    })
+    .await
+}
+
+fn order_in(out_trade_no: &str, total_fee: &str, fee_type: Option<&str>) -> String {
+    let mut f = order(out_trade_no, total_fee);
+    if let Some(t) = fee_type {
+        f.insert("fee_type".into(), t.into());
+    }
+    signed(f, SignType::Md5)
+}
+
+#[tokio::test]
+async fn the_overseas_api_insists_on_fee_type_among_wechat_pays_currencies() {
+    let hk = overseas_sim().await;
+    for (fee_type, want) in [
+        (None, "LACK_PARAMS"),
+        (Some("BRL"), "PARAM_ERROR"),
+        (Some("eur"), "PARAM_ERROR"),
+        (Some("EUR"), "SUCCESS"),
+    ] {
+        let answer = call(
+            &hk,
+            "/pay/unifiedorder",
+            order_in("OVS_0001", "2499", fee_type),
+        )
+        .await;
+        assert_eq!(err_code(&answer), want, "{fee_type:?}: {answer:?}");
+    }
+    assert_eq!(hk.truth().orders["OVS_0001"].fee_type, "EUR");
+    // The domestic API takes CNY only.
+    let domestic = sim().await;
+    let answer = call(
+        &domestic,
+        "/pay/unifiedorder",
+        order_in("DOM_0001", "100", Some("EUR")),
+    )
+    .await;
+    assert_eq!(err_code(&answer), "PARAM_ERROR");
+    let answer = call(
+        &domestic,
+        "/pay/unifiedorder",
+        order_in("DOM_0001", "100", Some("CNY")),
+    )
+    .await;
+    assert_eq!(err_code(&answer), "SUCCESS");
+}
+
+fn overseas_refund(refund_fee_type: Option<&str>) -> String {
+    let mut f = fields(&[
+        ("appid", APPID),
+        ("mch_id", MCH_ID),
+        ("nonce_str", "r1"),
+        ("out_trade_no", "OVS_0002"),
+        ("out_refund_no", "OVS_R1"),
+        ("total_fee", "2499"),
+        ("refund_fee", "1000"),
+    ]);
+    if let Some(t) = refund_fee_type {
+        f.insert("refund_fee_type".into(), t.into());
+    }
+    signed(f, SignType::Md5)
+}
+
+#[tokio::test]
+async fn overseas_answers_carry_the_payers_cny_side_and_refunds_stay_in_the_orders_currency() {
+    let sim = overseas_sim().await;
+    let answer = call(
+        &sim,
+        "/pay/unifiedorder",
+        order_in("OVS_0002", "2499", Some("EUR")),
+    )
+    .await;
+    assert_eq!(err_code(&answer), "SUCCESS");
+    // 24.99 EUR at 7.8 is 194.92 CNY (rounded down).
+    let (_, note) = xml::decode(sim.pay("OVS_0002").unwrap().as_bytes()).unwrap();
+    let query = signed(
+        fields(&[
+            ("appid", APPID),
+            ("mch_id", MCH_ID),
+            ("nonce_str", "q1"),
+            ("out_trade_no", "OVS_0002"),
+        ]),
+        SignType::Md5,
+    );
+    let queried = call(&sim, "/pay/orderquery", query).await;
+    for f in [&note, &queried] {
+        for (k, v) in [
+            ("fee_type", "EUR"),
+            ("total_fee", "2499"),
+            ("cash_fee_type", "CNY"),
+            ("cash_fee", "19492"),
+            ("rate", "780000000"),
+        ] {
+            assert_eq!(f.get(k).map(String::as_str), Some(v), "{k} in {f:?}");
+        }
+    }
+    for (refund_fee_type, want) in [
+        (None, "LACK_PARAMS"),
+        (Some("CNY"), "PARAM_ERROR"),
+        (Some("EUR"), "SUCCESS"),
+    ] {
+        let answer = call(&sim, "/secapi/pay/refund", overseas_refund(refund_fee_type)).await;
+        assert_eq!(err_code(&answer), want, "{refund_fee_type:?}: {answer:?}");
+        if want == "SUCCESS" {
+            for (k, v) in [
+                ("refund_fee_type", "EUR"),
+                ("refund_fee", "1000"),
+                ("cash_refund_fee_type", "CNY"),
+                ("cash_refund_fee", "7800"),
+                ("rate", "780000000"),
+            ] {
+                assert_eq!(answer.get(k).map(String::as_str), Some(v), "{k}");
+            }
+        }
+    }
+    assert_eq!(sim.truth().orders["OVS_0002"].refund_requested, 1000);
+}
