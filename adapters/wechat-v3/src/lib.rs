@@ -464,6 +464,10 @@ impl Adapter for WechatV3 {
         }
         let notify_url = field::notify_url_without_query(ctx.notify_url())?;
         let mut body = s.ids.order_ids();
+        if s.ids.mode == Mode::Global {
+            // The global order names its trade type besides its path.
+            body["trade_type"] = kind.to_uppercase().into();
+        }
         body["description"] = req.description.as_str().into();
         body["out_trade_no"] = req.merchant_order_no.as_str().into();
         body["notify_url"] = notify_url.into();
@@ -643,17 +647,19 @@ impl Adapter for WechatV3 {
             field::chars(reason, "reason", 0, 80)?;
             body["reason"] = reason.as_str().into();
         }
-        if let Some(sub) = s.ids.sub_mchid {
-            body["sub_mchid"] = sub.into();
-        }
-        if s.ids.mode == Mode::Global {
-            // The global refund names the merchant in the body (§4.2).
-            let key = if s.ids.for_sub_merchant() {
-                "sp_mchid"
-            } else {
-                "mchid"
-            };
-            body[key] = s.ids.mchid.into();
+        match (s.ids.mode, s.ids.order_ids()) {
+            // The global refund names merchant and app as its order does
+            // (§4.2: `mchid` + `appid`, or `sp_mchid`, `sp_appid`, `sub_mchid`).
+            (Mode::Global, json::Value::Object(ids)) => {
+                for (k, v) in ids {
+                    body[k.as_str()] = v;
+                }
+            }
+            _ => {
+                if let Some(sub) = s.ids.sub_mchid {
+                    body["sub_mchid"] = sub.into();
+                }
+            }
         }
         let (_, answer) = s.call(ctx, HttpMethod::Post, s.ids.refunds(), Some(body))?;
         let what = "refund answer";

@@ -423,6 +423,84 @@ fn global_mode_takes_other_currencies_on_the_global_paths() {
     assert!(d.sent().is_empty());
 }
 
+/// WeChat Pay Global in institution mode (§4.2): the institution's ids
+/// with `sp_` names, the sub-merchant's, on `/v3/global/...`.
+fn institution() -> Harness<WechatV3> {
+    harness()
+        .text("mode", "global")
+        .text("sub_mchid", "1900000109")
+        .text("sub_appid", "wxsub0000000000001")
+}
+
+#[test]
+fn global_institution_mode_names_the_institution_and_sub_merchant_on_every_call() {
+    let mut h = institution().respond(|req| {
+        check_authorization(req);
+        assert_eq!(
+            req.url,
+            "https://apihk.mch.weixin.qq.com/v3/global/transactions/jsapi"
+        );
+        let b = body_of(req);
+        for (k, v) in [
+            ("sp_mchid", MCHID),
+            ("sp_appid", APPID),
+            ("sub_mchid", "1900000109"),
+            ("sub_appid", "wxsub0000000000001"),
+            ("trade_type", "JSAPI"),
+        ] {
+            assert_eq!(b[k], v, "{k}");
+        }
+        assert!(b.get("mchid").is_none() && b.get("appid").is_none());
+        assert_eq!(
+            b["amount"],
+            serde_json::json!({"total": 2499, "currency": "EUR"})
+        );
+        assert_eq!(b["payer"]["sub_openid"], "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+        signed(200, r#"{"prepay_id":"wx9"}"#, NOW)
+    });
+    let mut o = order(MINI_PROGRAM);
+    o.amount.currency = "EUR".into();
+    o.payer.app_id = Some("wxsub0000000000001".into());
+    let PayAction::MiniProgram(p) = h.unified_order(&o).unwrap().action else {
+        panic!()
+    };
+    assert_eq!(p.app_id, "wxsub0000000000001");
+
+    let mut h = institution().respond(|req| {
+        check_authorization(req);
+        assert!(req.url.ends_with("/v3/global/refunds"), "{}", req.url);
+        let b = body_of(req);
+        for (k, v) in [
+            ("sp_mchid", MCHID),
+            ("sp_appid", APPID),
+            ("sub_mchid", "1900000109"),
+        ] {
+            assert_eq!(b[k], v, "{k}");
+        }
+        assert_eq!(b["amount"]["currency"], "EUR");
+        signed(200, r#"{"refund_id":"50","out_refund_no":"R1","out_trade_no":"ORDER_20231115_0001","status":"PROCESSING","sp_mchid":"1900000001","sub_mchid":"1900000109","amount":{"refund":1000,"total":2499,"currency":"EUR"}}"#, NOW)
+    });
+    let mut r = refund_request(1000);
+    r.amount.currency = "EUR".into();
+    r.order_amount.currency = "EUR".into();
+    assert_eq!(h.refund(&r).unwrap().amount.unwrap().currency, "EUR");
+
+    let mut h = institution().respond(|req| {
+        assert_eq!(req.url, "https://apihk.mch.weixin.qq.com/v3/global/refunds/out-refund-no/R1?sp_mchid=1900000001&sub_mchid=1900000109");
+        // Another sub-merchant's refund is not this merchant's.
+        signed(200, r#"{"refund_id":"50","out_refund_no":"R1","status":"SUCCESS","sp_mchid":"1900000001","sub_mchid":"1900000999","amount":{"refund":1000,"currency":"EUR"}}"#, NOW)
+    });
+    let query = RefundQueryRequest {
+        order: created_ref(),
+        refund_no: "R1".into(),
+        provider_refund_id: None,
+    };
+    assert!(matches!(
+        h.refund_query(&query),
+        Err(AdapterError::MalformedResponse(m)) if m.contains("sub-merchant")
+    ));
+}
+
 fn created_ref() -> OrderRef {
     OrderRef {
         merchant_order_no: "ORDER_20231115_0001".into(),
