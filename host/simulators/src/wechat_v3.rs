@@ -14,6 +14,15 @@
 //! the APIv3 key (AES-256-GCM), the envelope signed; they can be tampered
 //! with, signed with an unknown serial or stamped outside the window.
 //!
+//! Started with [`Simulator::start_global`] the merchant is a WeChat Pay
+//! Global one (providers.md §4.2; common mode, or institution mode with a
+//! `sub_mchid`): the domestic paths answer `INVALID_REQUEST` ("暂不支持境外
+//! 支付") as apihk does; orders need `trade_type` and `amount.currency` (one
+//! of WeChat Pay's currencies); refunds name the merchant and app as the
+//! order does and are in the order's currency. In every mode the ids on a
+//! query's query string and in a close or refund body must be the
+//! merchant's.
+//!
 //! Not simulated: mutual TLS (v3 has none), `GET /v3/certificates`, rate
 //! limits, the seven-day order validity.
 
@@ -60,7 +69,8 @@ struct Order {
     total: u64,
     currency: String,
     notify_url: String,
-    openid: Option<String>,
+    /// The payer as the order named it: (`openid` | `sp_openid` | `sub_openid`, id).
+    openid: Option<(&'static str, String)>,
     state: &'static str,
     success_time: Option<String>,
 }
@@ -94,6 +104,8 @@ pub struct Simulator {
 
 struct Shared {
     config: SimConfig,
+    /// A WeChat Pay Global merchant ([`Simulator::start_global`]).
+    global: bool,
     state: Mutex<State>,
     keys: SecretTable,
     platform_key: u32,
@@ -153,28 +165,61 @@ impl Shared {
         format!("{prefix}{:020}", s.next_id)
     }
 
-    /// The transaction as query answers it and notifications carry it.
-    fn transaction(&self, o: &Order) -> Value {
-        let mut t = json!({
-            "appid": self.config.appid,
-            "out_trade_no": o.out_trade_no,
-            "trade_state": o.state,
-            "trade_state_desc": o.state,
-            "amount": {"total": o.total, "currency": o.currency},
-            "payer": {},
-        });
+    /// The merchant's ids as answers name them: `mchid`, or `sp_mchid`
+    /// and `sub_mchid`.
+    fn merchant_ids(&self) -> Value {
         match &self.config.sub_mchid {
-            None => t["mchid"] = self.config.mchid.clone().into(),
+            None => json!({"mchid": self.config.mchid}),
+            Some(sub) => json!({"sp_mchid": self.config.mchid, "sub_mchid": sub}),
+        }
+    }
+
+    /// The ids a request must carry (the query string of a GET, the body
+    /// of a close): the merchant's, with the app's too where `with_app`
+    /// (orders; global refunds).
+    fn check_ids(
+        &self,
+        given: &dyn Fn(&str) -> Option<String>,
+        with_app: bool,
+    ) -> Result<(), String> {
+        let mut want = vec![];
+        match &self.config.sub_mchid {
+            None => {
+                want.push(("mchid", self.config.mchid.clone()));
+                if with_app {
+                    want.push(("appid", self.config.appid.clone()));
+                }
+            }
             Some(sub) => {
-                t["sp_mchid"] = self.config.mchid.clone().into();
-                t["sub_mchid"] = sub.clone().into();
+                want.push(("sp_mchid", self.config.mchid.clone()));
+                want.push(("sub_mchid", sub.clone()));
+                if with_app {
+                    want.push(("sp_appid", self.config.appid.clone()));
+                }
             }
         }
+        for (name, value) in want {
+            if given(name).as_deref() != Some(value.as_str()) {
+                return Err(format!("{name} is missing or not this merchant's"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The transaction as query answers it and notifications carry it.
+    fn transaction(&self, o: &Order) -> Value {
+        let mut t = self.merchant_ids();
+        t["appid"] = self.config.appid.clone().into();
+        t["out_trade_no"] = o.out_trade_no.clone().into();
+        t["trade_state"] = o.state.into();
+        t["trade_state_desc"] = o.state.into();
+        t["amount"] = json!({"total": o.total, "currency": o.currency});
+        t["payer"] = json!({});
         if o.state == "SUCCESS" || o.state == "REFUND" {
             t["transaction_id"] = o.transaction_id.clone().into();
             t["success_time"] = o.success_time.clone().into();
-            if let Some(openid) = &o.openid {
-                t["payer"] = json!({"openid": openid});
+            if let Some((key, openid)) = &o.openid {
+                t["payer"] = json!({ *key: openid });
             }
         }
         t
@@ -193,14 +238,21 @@ impl Shared {
     }
 
     fn refund_json(&self, r: &Refund, o: &Order) -> Value {
-        json!({
-            "refund_id": r.refund_id,
-            "out_refund_no": r.out_refund_no,
-            "transaction_id": o.transaction_id,
-            "out_trade_no": r.out_trade_no,
-            "status": r.status,
-            "amount": {"refund": r.refund, "total": o.total, "currency": o.currency},
-        })
+        let mut j = self.merchant_ids();
+        for (k, v) in [
+            ("refund_id", json!(r.refund_id)),
+            ("out_refund_no", json!(r.out_refund_no)),
+            ("transaction_id", json!(o.transaction_id)),
+            ("out_trade_no", json!(r.out_trade_no)),
+            ("status", json!(r.status)),
+            (
+                "amount",
+                json!({"refund": r.refund, "total": o.total, "currency": o.currency}),
+            ),
+        ] {
+            j[k] = v;
+        }
+        j
     }
 }
 
@@ -226,10 +278,21 @@ pub enum NotifyForgery {
 
 impl Simulator {
     pub async fn start(config: SimConfig) -> Simulator {
+        Self::start_as(config, false).await
+    }
+
+    /// A simulator of WeChat Pay Global (`apihk`) for a global merchant:
+    /// common mode, or institution mode when `sub_mchid` is set.
+    pub async fn start_global(config: SimConfig) -> Simulator {
+        Self::start_as(config, true).await
+    }
+
+    async fn start_as(config: SimConfig, global: bool) -> Simulator {
         let mut keys = SecretTable::new();
         let platform_key = keys.insert(config.platform_private_key.as_bytes().to_vec());
         let shared = Arc::new(Shared {
             config,
+            global,
             state: Mutex::new(State::default()),
             keys,
             platform_key,
@@ -357,7 +420,6 @@ impl Simulator {
                 obj.remove("status");
             }
             resource["refund_status"] = r.status.into();
-            resource["mchid"] = self.shared.config.mchid.clone().into();
             (
                 r.notify_url.clone(),
                 format!(
@@ -533,6 +595,47 @@ async fn handle(
                 .to_string(),
         );
     }
+    if s.global && !path.starts_with("/v3/global/") {
+        // apihk's answer to a global merchant on the domestic API.
+        return s.error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "暂不支持境外支付 (use the /v3/global API)",
+        );
+    }
+    let query: Vec<(String, String)> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let in_query = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let ids_of_query = match endpoint.as_str() {
+        "GET out-trade-no" | "GET id" => s.check_ids(&in_query, false),
+        // Global refund queries name the merchant as a query does; the
+        // domestic partner one names the sub-merchant only.
+        "GET refunds" if s.global => s.check_ids(&in_query, false),
+        "GET refunds" => match &s.config.sub_mchid {
+            Some(sub) if in_query("sub_mchid").as_deref() != Some(sub.as_str()) => {
+                Err("sub_mchid is missing or not this merchant's".into())
+            }
+            _ => Ok(()),
+        },
+        "POST close" => {
+            let b = json_body().unwrap_or_default();
+            s.check_ids(&|k| b[k].as_str().map(String::from), false)
+        }
+        _ => Ok(()),
+    };
+    if let Err(why) = ids_of_query {
+        return s.error(StatusCode::BAD_REQUEST, "PARAM_ERROR", &why);
+    }
     match endpoint.as_str() {
         "POST jsapi" | "POST native" => create(&s, segments[0], json_body()),
         "GET out-trade-no" => {
@@ -633,14 +736,43 @@ fn create(s: &Shared, kind: &str, body: Option<Value>) -> Response {
             "amount.total must be a positive integer",
         );
     };
-    let currency = b["amount"]["currency"]
-        .as_str()
-        .unwrap_or("CNY")
-        .to_string();
+    let currency = match b["amount"]["currency"].as_str() {
+        Some(c) => c.to_string(),
+        // The domestic API defaults to CNY; the global one wants it said.
+        None if !s.global => "CNY".to_string(),
+        None => {
+            return s.error(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                "amount.currency is required",
+            );
+        }
+    };
+    if s.global {
+        if !payhost_sdk::money::WECHAT_PAY_CURRENCIES.contains(&currency.as_str()) {
+            return s.error(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                "amount.currency is not a currency of WeChat Pay Global",
+            );
+        }
+        if text("trade_type") != Some(kind.to_uppercase().as_str()) {
+            return s.error(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                "trade_type is missing or not this API's",
+            );
+        }
+    } else if currency != "CNY" {
+        return s.error(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "the domestic API takes CNY only",
+        );
+    }
     let openid = ["openid", "sub_openid", "sp_openid"]
-        .iter()
-        .find_map(|k| b["payer"][k].as_str())
-        .map(String::from);
+        .into_iter()
+        .find_map(|k| b["payer"][k].as_str().map(|id| (k, id.to_string())));
     if kind == "jsapi" && openid.is_none() {
         return s.error(
             StatusCode::BAD_REQUEST,
@@ -704,6 +836,29 @@ fn refund(s: &Shared, body: Option<Value>) -> Response {
             "amount.refund must be positive",
         );
     };
+    // The global refund names merchant and app as its order does; a
+    // domestic partner's names the sub-merchant.
+    let ids = if s.global {
+        s.check_ids(&|k| b[k].as_str().map(String::from), true)
+    } else {
+        match &s.config.sub_mchid {
+            Some(sub) if b["sub_mchid"].as_str() != Some(sub.as_str()) => {
+                Err("sub_mchid is missing or not this merchant's".into())
+            }
+            _ => Ok(()),
+        }
+    };
+    if let Err(why) = ids {
+        return s.error(StatusCode::BAD_REQUEST, "PARAM_ERROR", &why);
+    }
+    let currency = b["amount"]["currency"].as_str();
+    if s.global && currency.is_none() {
+        return s.error(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "amount.currency is required",
+        );
+    }
     let mut st = s.state();
     let order = match (b["transaction_id"].as_str(), b["out_trade_no"].as_str()) {
         (Some(tx), _) => st.orders.values().find(|o| o.transaction_id == tx).cloned(),
@@ -726,6 +881,15 @@ fn refund(s: &Shared, body: Option<Value>) -> Response {
     if order.state != "SUCCESS" && order.state != "REFUND" {
         drop(st);
         return s.error(StatusCode::FORBIDDEN, "TRADE_ERROR", "order is not paid");
+    }
+    if currency.is_some_and(|c| c != order.currency) {
+        drop(st);
+        // Refunds are in the order's currency (§4.2).
+        return s.error(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "amount.currency is not the order's",
+        );
     }
     let refunded: u64 = st
         .refunds
@@ -754,3 +918,6 @@ fn refund(s: &Shared, body: Option<Value>) -> Response {
     drop(st);
     s.answer(StatusCode::OK, Some(s.refund_json(&refund, &order)))
 }
+
+#[cfg(test)]
+mod tests;
