@@ -164,48 +164,80 @@ use serde_json::{Value, json};
 const V3_KEY: &str = "pk_test_shop_v3_8d2f";
 const SERIAL: &str = "PUB_KEY_ID_0112345678902025010100000000000001";
 
-/// payhost with a `wechat-v3` merchant `shop-v3` (mode and ids from
-/// `config`) in front of a v3 simulator that knows the same keys.
-async fn v3_front(name: &str, mode: &str, sub_mchid: Option<&str>) -> (Front, Simulator) {
-    v3_front_with(name, mode, sub_mchid, Options::default()).await
+/// A `wechat-v3` merchant `shop-v3` as configured, and whether its
+/// simulator is WeChat Pay Global's.
+#[derive(Clone, Copy)]
+struct Shop {
+    mode: &'static str,
+    sub_mchid: Option<&'static str>,
+    sub_appid: Option<&'static str>,
+    currency: &'static str,
 }
 
-async fn v3_front_with(
-    name: &str,
-    mode: &str,
-    sub_mchid: Option<&str>,
-    options: Options,
-) -> (Front, Simulator) {
-    let sim = Simulator::start(SimConfig {
+const DIRECT: Shop = Shop {
+    mode: "direct",
+    sub_mchid: None,
+    sub_appid: None,
+    currency: "CNY",
+};
+
+/// WeChat Pay Global in institution mode: the institution's ids
+/// (`sp_mchid`, `sp_appid`), a sub-merchant and its mini-program, in EUR.
+const INSTITUTION: Shop = Shop {
+    mode: "global",
+    sub_mchid: Some("1900000109"),
+    sub_appid: Some("wxsub0000000000001"),
+    currency: "EUR",
+};
+
+/// payhost with the merchant `shop-v3` in front of a v3 simulator that
+/// knows the same keys and ids.
+async fn v3_front(name: &str, shop: Shop) -> (Front, Simulator) {
+    v3_front_with(name, shop, Options::default()).await
+}
+
+async fn v3_front_with(name: &str, shop: Shop, options: Options) -> (Front, Simulator) {
+    let config = SimConfig {
         mchid: "1900000001".into(),
         appid: "wx8888888888888888".into(),
-        sub_mchid: sub_mchid.map(String::from),
+        sub_mchid: shop.sub_mchid.map(String::from),
         merchant_public_key: fixture("sdk-test.pub.pem"),
         platform_private_key: fixture("sdk-test.key.pem"),
         platform_serial: SERIAL.into(),
         api_v3_key: API_V3_KEY.into(),
-    })
-    .await;
+    };
+    let sim = match shop.mode {
+        "global" => Simulator::start_global(config).await,
+        _ => Simulator::start(config).await,
+    };
     let dir = payhost_e2e::temp_dir(name);
     std::fs::write(dir.join("v3.key"), fixture("sdk-test.key.pem")).unwrap();
     std::fs::write(dir.join("v3.apikey"), API_V3_KEY).unwrap();
-    let sub = sub_mchid
-        .map(|s| format!("sub_mchid = \"{s}\""))
-        .unwrap_or_default();
+    let mut ids = String::new();
+    for (k, v) in [("sub_mchid", shop.sub_mchid), ("sub_appid", shop.sub_appid)] {
+        if let Some(v) = v {
+            ids.push_str(&format!("{k} = \"{v}\"\n"));
+        }
+    }
+    // Limits count in CNY; another currency converts them.
+    let limits = match shop.currency {
+        "CNY" => "",
+        _ => "[merchants.limits]\ncny_rate = \"0.1300\"\n",
+    };
     let extra = format!(
         r#"
 [[merchants]]
 id = "shop-v3"
 api_keys = ["{hash}"]
 adapter = "wechat-v3"
-currency = "CNY"
+currency = "{currency}"
 industry = "physical"
-
+{limits}
 [merchants.config]
 mode = "{mode}"
 mchid = "1900000001"
 appid = "wx8888888888888888"
-{sub}
+{ids}
 merchant_serial_no = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
 private_key = "file:{dir}/v3.key"
 api_v3_key = "file:{dir}/v3.apikey"
@@ -214,6 +246,8 @@ wechatpay_public_key = """{public}"""
 base_url = "{base}"
 "#,
         hash = payhost::config::api_key_hash(V3_KEY),
+        currency = shop.currency,
+        mode = shop.mode,
         dir = dir.display(),
         public = fixture("sdk-test.pub.pem"),
         base = sim.base_url(),
@@ -244,7 +278,7 @@ fn v3_order(no: &str, amount: i64) -> Value {
 
 #[tokio::test]
 async fn a_v3_payment_is_created_paid_notified_queried_refunded_and_settled() {
-    let (f, sim) = v3_front("v3-flow", "direct", None).await;
+    let (f, sim) = v3_front("v3-flow", DIRECT).await;
     let (status, created) = v3(
         &f,
         Method::POST,
@@ -317,7 +351,15 @@ async fn a_v3_payment_is_created_paid_notified_queried_refunded_and_settled() {
 
 #[tokio::test]
 async fn v3_partner_mode_orders_on_the_partner_paths() {
-    let (f, sim) = v3_front("v3-partner", "partner", Some("1900000109")).await;
+    let (f, sim) = v3_front(
+        "v3-partner",
+        Shop {
+            mode: "partner",
+            sub_mchid: Some("1900000109"),
+            ..DIRECT
+        },
+    )
+    .await;
     let (status, created) = v3(
         &f,
         Method::POST,
@@ -350,7 +392,7 @@ async fn wait_for(f: &Front, path: &str, field: &str, want: &str) -> Value {
 
 #[tokio::test]
 async fn an_expired_v3_order_is_closed_at_wechat_pay_first() {
-    let (f, sim) = v3_front_with("v3-close", "direct", None, Options::fast_reconciler()).await;
+    let (f, sim) = v3_front_with("v3-close", DIRECT, Options::fast_reconciler()).await;
     let mut order = v3_order("V3CLOSE001", 100);
     order["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
         .to_string()
@@ -364,7 +406,15 @@ async fn an_expired_v3_order_is_closed_at_wechat_pay_first() {
 
 #[tokio::test]
 async fn a_v3_refund_whose_notification_is_lost_settles_by_refund_query_in_global_mode() {
-    let (f, sim) = v3_front_with("v3-global", "global", None, Options::fast_reconciler()).await;
+    let (f, sim) = v3_front_with(
+        "v3-global",
+        Shop {
+            mode: "global",
+            ..DIRECT
+        },
+        Options::fast_reconciler(),
+    )
+    .await;
     let (status, created) = v3(
         &f,
         Method::POST,
@@ -407,4 +457,127 @@ async fn a_v3_refund_whose_notification_is_lost_settles_by_refund_query_in_globa
     ] {
         assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
     }
+}
+
+/// Every operation of WeChat Pay Global in institution mode through
+/// payhost's API: create, pay, notification, query, close, a partial
+/// refund settled by notification, the rest settled by refund query.
+#[tokio::test]
+async fn a_v3_global_institution_merchant_takes_eur_through_every_operation() {
+    let (f, sim) = v3_front_with("v3-institution", INSTITUTION, Options::fast_reconciler()).await;
+    let eur = |no: &str, amount: i64| {
+        let mut o = v3_order(no, amount);
+        o["currency"] = "EUR".into();
+        o["payer"]["app_id"] = "wxsub0000000000001".into();
+        o
+    };
+    let (status, created) = v3(
+        &f,
+        Method::POST,
+        "/v1/payments",
+        Some(eur("V3INST001", 2499)),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["currency"], "EUR");
+    // paySign is for the sub-merchant's mini-program that pays.
+    assert_eq!(
+        created["pay_action"]["params"]["appId"],
+        "wxsub0000000000001"
+    );
+
+    sim.pay("V3INST001").unwrap();
+    let (status, ack) = sim
+        .notify_payment("V3INST001", NotifyForgery::None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{ack}");
+    let (_, p) = v3(&f, Method::GET, "/v1/payments/V3INST001", None).await;
+    assert_eq!(
+        (p["state"].as_str(), p["amount"].as_i64()),
+        (Some("paid"), Some(2499)),
+        "{p}"
+    );
+    let (_, p) = v3(&f, Method::GET, "/v1/payments/V3INST001?refresh=true", None).await;
+    assert_eq!(p["state"], "paid", "{p}");
+
+    // A partial refund settled by its notification, in the order's currency.
+    let (status, r) = v3(
+        &f,
+        Method::POST,
+        "/v1/payments/V3INST001/refunds",
+        Some(json!({"refund_no": "V3IR1", "amount": 1000})),
+    )
+    .await;
+    assert_eq!((status, r["currency"].as_str()), (201, Some("EUR")), "{r}");
+    sim.settle_refund("V3IR1", "SUCCESS").unwrap();
+    let (status, _) = sim
+        .notify_refund("V3IR1", NotifyForgery::None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    wait_for(
+        &f,
+        "/v1/payments/V3INST001/refunds/V3IR1",
+        "state",
+        "succeeded",
+    )
+    .await;
+    // The rest, whose notification never comes: settled by refund query.
+    let (status, r) = v3(
+        &f,
+        Method::POST,
+        "/v1/payments/V3INST001/refunds",
+        Some(json!({"refund_no": "V3IR2", "amount": 1499})),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    sim.settle_refund("V3IR2", "SUCCESS").unwrap();
+    wait_for(
+        &f,
+        "/v1/payments/V3INST001/refunds/V3IR2",
+        "state",
+        "succeeded",
+    )
+    .await;
+    let (_, p) = v3(&f, Method::GET, "/v1/payments/V3INST001", None).await;
+    assert_eq!(
+        (p["state"].as_str(), p["refunded_amount"].as_i64()),
+        (Some("refunded"), Some(2499)),
+        "{p}"
+    );
+
+    // An order left unpaid past its expiry is closed at WeChat Pay first.
+    let mut order = eur("V3INST002", 500);
+    order["expires_at"] = payhost::resources::Timestamp(payhost::api::now_ms() + 1500)
+        .to_string()
+        .into();
+    let (status, created) = v3(&f, Method::POST, "/v1/payments", Some(order)).await;
+    assert_eq!(status, 201, "{created}");
+    wait_for(&f, "/v1/payments/V3INST002", "state", "closed").await;
+    assert_eq!(sim.trade_state("V3INST002"), Some("CLOSED"));
+
+    // All on the global paths, naming the institution and the sub-merchant
+    // (the simulator refuses anything else).
+    let paths = sim.paths();
+    let ids = "sp_mchid=1900000001&sub_mchid=1900000109";
+    for want in [
+        "/v3/global/transactions/jsapi".to_string(),
+        "/v3/global/transactions/out-trade-no/V3INST002/close".to_string(),
+        "/v3/global/refunds".to_string(),
+        format!("/v3/global/refunds/out-refund-no/V3IR2?{ids}"),
+    ] {
+        assert!(paths.contains(&want), "{want} not in {paths:?}");
+    }
+    // The paid order's refresh asks by its transaction id.
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("/v3/global/transactions/id/") && p.ends_with(ids)),
+        "{paths:?}"
+    );
+    assert!(
+        paths.iter().all(|p| p.starts_with("/v3/global/")),
+        "{paths:?}"
+    );
 }
