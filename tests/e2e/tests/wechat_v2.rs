@@ -557,3 +557,114 @@ async fn a_component_built_against_contract_0_1_still_serves() {
         }
     }
 }
+
+// ------------------------------------------------------------ overseas, through the HTTP API
+
+use payhost_e2e::front::{self, Front, Options};
+use payhost_simulators::wechat_v2::{Overseas, RefundSettle};
+use serde_json::json;
+
+const HK_KEY: &str = "pk_test_shop_hk_51c0";
+
+/// A cross-border v2 merchant (`region = "overseas"`: the simulator is on
+/// loopback, not apihk) taking EUR, in front of the simulator acting as
+/// the cross-border API, which insists on `fee_type` and `refund_fee_type`.
+#[tokio::test]
+async fn an_overseas_v2_merchant_is_paid_notified_and_refunded_in_eur() {
+    let sim = Simulator::start(SimConfig {
+        overseas: Some(Overseas::default()),
+        refund_settle: RefundSettle::After(std::time::Duration::from_millis(200)),
+        ..front::sim_config()
+    })
+    .await;
+    let options = Options {
+        extra_toml: format!(
+            r#"
+[[merchants]]
+id = "shop-hk"
+api_keys = ["{hash}"]
+adapter = "wechat-v2"
+currency = "EUR"
+industry = "physical"
+
+[merchants.limits]
+cny_rate = "0.1300"
+
+[merchants.config]
+appid = "{appid}"
+mch_id = "{mch_id}"
+api_key = "file:$DATA_DIR/wechat.key"
+base_url = "$SIM_URL"
+region = "overseas"
+"#,
+            hash = payhost::config::api_key_hash(HK_KEY),
+            appid = front::APPID,
+            mch_id = front::MCH_ID,
+        ),
+        ..Options::default()
+    };
+    let f = Front::start_with_simulator("wechat-v2-overseas", options, sim).await;
+    let mut order = front::order_body("HKEUR0001", 2499);
+    order["currency"] = "EUR".into();
+    let (status, created) = f
+        .call_as(HK_KEY, reqwest::Method::POST, "/v1/payments", Some(order))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let truth = f.sim.truth();
+    assert_eq!(truth.orders["HKEUR0001"].fee_type, "EUR");
+
+    // The payer pays in CNY at the rate; the notification says both sides.
+    assert!(f.sim.pay_and_notify("HKEUR0001").unwrap());
+    let p = f
+        .wait_for_as(HK_KEY, "/v1/payments/HKEUR0001", "state", "paid")
+        .await;
+    assert_eq!(
+        (p["amount"].as_i64(), p["currency"].as_str()),
+        (Some(2499), Some("EUR")),
+        "{p}"
+    );
+    let (_, p) = f
+        .call_as(
+            HK_KEY,
+            reqwest::Method::GET,
+            "/v1/payments/HKEUR0001?refresh=true",
+            None,
+        )
+        .await;
+    assert_eq!(p["state"], "paid", "{p}");
+
+    // A partial refund, in the order's currency, settled by its notification.
+    let (status, r) = f
+        .call_as(
+            HK_KEY,
+            reqwest::Method::POST,
+            "/v1/payments/HKEUR0001/refunds",
+            Some(json!({"refund_no": "HKR1", "amount": 1000})),
+        )
+        .await;
+    assert_eq!((status, r["currency"].as_str()), (201, Some("EUR")), "{r}");
+    f.wait_for_as(
+        HK_KEY,
+        "/v1/payments/HKEUR0001/refunds/HKR1",
+        "state",
+        "succeeded",
+    )
+    .await;
+    let (_, p) = f
+        .call_as(HK_KEY, reqwest::Method::GET, "/v1/payments/HKEUR0001", None)
+        .await;
+    assert_eq!(
+        (p["state"].as_str(), p["refunded_amount"].as_i64()),
+        (Some("partially_refunded"), Some(1000)),
+        "{p}"
+    );
+    let refund = f
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/secapi/pay/refund")
+        .and_then(|r| r.fields)
+        .expect("the refund reached the simulator");
+    assert_eq!(refund["refund_fee_type"], "EUR");
+    assert_eq!(f.sim.truth().refunds["HKR1"].refund_fee, 1000);
+}
