@@ -273,7 +273,7 @@ impl Adapter for WechatV2 {
                 ),
                 field(
                     "base_url",
-                    "API host: api.mch.weixin.qq.com, api2 (backup), apihk or apius (overseas)",
+                    "API host: api.mch.weixin.qq.com, api2 (backup) or apihk (overseas)",
                     FieldKind::Url,
                     false,
                     Some(DEFAULT_BASE_URL),
