@@ -30,6 +30,9 @@
 //! ([`Simulator::tls_handshake_failures`]). Over plain HTTP (the default)
 //! no certificate can be presented and none is asked for.
 //!
+//! With [`SimConfig::sub_mch_id`] it is a service provider's account
+//! (partner mode, §2): requests must name the sub-merchant.
+//!
 //! With [`SimConfig::overseas`] it is the cross-border API (apihk,
 //! providers.md §1.11): `fee_type` is required and must be one of WeChat
 //! Pay's currencies, a refund must state `refund_fee_type` in the order's
@@ -104,6 +107,10 @@ pub struct SimConfig {
     pub tls: Option<ServerTls>,
     /// Act as the cross-border API; the domestic one when `None`.
     pub overseas: Option<Overseas>,
+    /// Partner mode (§2): `mch_id` and `appid` are the service provider's,
+    /// every request must name this sub-merchant, and answers and
+    /// notifications name it too.
+    pub sub_mch_id: Option<String>,
 }
 
 /// The cross-border API's exchange rate: what its payers pay in CNY.
@@ -229,6 +236,7 @@ impl SimConfig {
             enforce_time_expire: false,
             tls: None,
             overseas: None,
+            sub_mch_id: None,
         }
     }
 }
@@ -245,6 +253,7 @@ impl std::fmt::Debug for SimConfig {
             .field("enforce_time_expire", &self.enforce_time_expire)
             .field("tls", &self.tls.is_some())
             .field("overseas", &self.overseas)
+            .field("sub_mch_id", &self.sub_mch_id)
             .finish()
     }
 }
@@ -938,6 +947,9 @@ impl Shared {
             f.insert(k.into(), v.to_string());
         }
         f.insert("nonce_str".into(), Self::nonce(book));
+        if let Some(sub) = &self.config.sub_mch_id {
+            f.insert("sub_mch_id".into(), sub.clone());
+        }
         f
     }
 
@@ -998,6 +1010,14 @@ impl Shared {
             }
             if fields["appid"] != self.config.appid {
                 return refuse("APPID_MCHID_NOT_MATCH", "appid 与 mch_id 不匹配");
+            }
+            if let Some(sub) = &self.config.sub_mch_id
+                && get(&fields, "sub_mch_id") != Some(sub.as_str())
+            {
+                return refuse(
+                    "MCHID_NOT_EXIST",
+                    "sub_mch_id is missing or not a sub-merchant of this mch_id",
+                );
             }
             if fields["sign"] != self.sign(&fields, sign_type) {
                 return refuse("SIGNERROR", "签名错误");
@@ -1567,7 +1587,7 @@ impl Shared {
         let cipher =
             native::aes_256_ecb_encrypt(key.as_bytes(), xml::encode("root", &inner).as_bytes())
                 .map_err(|e| anyhow!("{e}"))?;
-        let outer: Fields = [
+        let mut outer: Fields = [
             ("return_code", "SUCCESS".to_string()),
             ("appid", self.config.appid.clone()),
             ("mch_id", self.config.mch_id.clone()),
@@ -1577,6 +1597,12 @@ impl Shared {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        // Partner mode's refund notifications name the sub-merchant (§1.8).
+        for k in ["sub_appid", "sub_mch_id"] {
+            if let Some(v) = get(&o.params, k) {
+                outer.insert(k.into(), v.to_string());
+            }
+        }
         Ok((r.notify_url.clone(), xml::encode("xml", &outer)))
     }
 }

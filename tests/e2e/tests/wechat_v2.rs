@@ -668,3 +668,96 @@ region = "overseas"
     assert_eq!(refund["refund_fee_type"], "EUR");
     assert_eq!(f.sim.truth().refunds["HKR1"].refund_fee, 1000);
 }
+
+const SP_KEY: &str = "pk_test_shop_sp_7a21";
+
+/// A service provider's sub-merchant (`v2sp`) through payhost's API: the
+/// simulator is the provider's account and insists on the sub-merchant.
+#[tokio::test]
+async fn a_v2_partner_sub_merchant_is_paid_notified_queried_and_refunded() {
+    let sim = Simulator::start(SimConfig {
+        sub_mch_id: Some("1900000109".into()),
+        refund_settle: RefundSettle::After(std::time::Duration::from_millis(200)),
+        ..front::sim_config()
+    })
+    .await;
+    let options = Options {
+        extra_toml: format!(
+            r#"
+[[merchants]]
+id = "shop-sp"
+api_keys = ["{hash}"]
+adapter = "wechat-v2"
+currency = "CNY"
+industry = "physical"
+
+[merchants.config]
+appid = "{appid}"
+mch_id = "{mch_id}"
+api_key = "file:$DATA_DIR/wechat.key"
+base_url = "$SIM_URL"
+sub_mch_id = "1900000109"
+sub_appid = "wxsub0000000000001"
+"#,
+            hash = payhost::config::api_key_hash(SP_KEY),
+            appid = front::APPID,
+            mch_id = front::MCH_ID,
+        ),
+        ..Options::default()
+    };
+    let f = Front::start_with_simulator("wechat-v2-partner", options, sim).await;
+    let mut order = front::order_body("SPORDER01", 1999);
+    order["payer"]["app_id"] = "wxsub0000000000001".into();
+    let (status, created) = f
+        .call_as(SP_KEY, reqwest::Method::POST, "/v1/payments", Some(order))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    // wx.requestPayment runs in the sub-merchant's mini-program.
+    assert_eq!(
+        created["pay_action"]["params"]["appId"],
+        "wxsub0000000000001"
+    );
+    let sent = f
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/pay/unifiedorder")
+        .and_then(|r| r.fields)
+        .unwrap();
+    assert_eq!(sent["sub_openid"], "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+
+    assert!(f.sim.pay_and_notify("SPORDER01").unwrap());
+    f.wait_for_as(SP_KEY, "/v1/payments/SPORDER01", "state", "paid")
+        .await;
+    let (_, p) = f
+        .call_as(
+            SP_KEY,
+            reqwest::Method::GET,
+            "/v1/payments/SPORDER01?refresh=true",
+            None,
+        )
+        .await;
+    assert_eq!(p["state"], "paid", "{p}");
+    let (status, r) = f
+        .call_as(
+            SP_KEY,
+            reqwest::Method::POST,
+            "/v1/payments/SPORDER01/refunds",
+            Some(json!({"refund_no": "SPR1", "amount": 999})),
+        )
+        .await;
+    assert_eq!(status, 201, "{r}");
+    f.wait_for_as(
+        SP_KEY,
+        "/v1/payments/SPORDER01/refunds/SPR1",
+        "state",
+        "succeeded",
+    )
+    .await;
+    let (_, p) = f
+        .call_as(SP_KEY, reqwest::Method::GET, "/v1/payments/SPORDER01", None)
+        .await;
+    assert_eq!(p["refunded_amount"], 999, "{p}");
+    // Every request named the sub-merchant (the simulator refuses others).
+    assert!(f.sim.requests().iter().all(|r| r.outcome == "SUCCESS"));
+}

@@ -1266,3 +1266,28 @@ async fn overseas_answers_carry_the_payers_cny_side_and_refunds_stay_in_the_orde
     }
     assert_eq!(sim.truth().orders["OVS_0002"].refund_requested, 1000);
 }
+
+// ---------------------------------------------------------------- partner mode
+
+#[tokio::test]
+async fn a_service_providers_account_wants_its_sub_merchant_named_and_names_it() {
+    let sp = Simulator::start(SimConfig {
+        sub_mch_id: Some("1900000109".into()),
+        ..SimConfig::new(APPID, MCH_ID, KEY)
+    })
+    .await;
+    let answer = call(&sp, "/pay/unifiedorder", order_in("SP_0001", "100", None)).await;
+    assert_eq!(err_code(&answer), "MCHID_NOT_EXIST", "{answer:?}");
+    let mut f = order("SP_0001", "100");
+    f.insert("sub_mch_id".into(), "1900000999".into());
+    let answer = call(&sp, "/pay/unifiedorder", signed(f.clone(), SignType::Md5)).await;
+    assert_eq!(err_code(&answer), "MCHID_NOT_EXIST");
+    f.insert("sub_mch_id".into(), "1900000109".into());
+    f.insert("sub_appid".into(), "wxsub0000000000001".into());
+    let answer = call(&sp, "/pay/unifiedorder", signed(f, SignType::Md5)).await;
+    assert_eq!(err_code(&answer), "SUCCESS", "{answer:?}");
+    assert_eq!(answer["sub_mch_id"], "1900000109");
+    let (_, note) = xml::decode(sp.pay("SP_0001").unwrap().as_bytes()).unwrap();
+    assert_eq!(note["sub_mch_id"], "1900000109");
+    assert_eq!(note["sub_appid"], "wxsub0000000000001");
+}
