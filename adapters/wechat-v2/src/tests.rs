@@ -619,20 +619,20 @@ fn refund_of(amount: u64) -> RefundRequest {
     }
 }
 
+/// WeChat's answer accepting `refund_of(1000)`.
+const REFUND_ACCEPTED: [(&str, &str); 5] = [
+    ("transaction_id", "4200001234"),
+    ("out_trade_no", "ORDER_20231115_0001"),
+    ("out_refund_no", "REFUND_0001"),
+    ("refund_id", "50000000382019052709732678859"),
+    ("refund_fee", "1000"),
+];
+
 #[test]
 fn refund_is_sent_with_the_client_certificate_and_is_pending() {
     let h = merchant().secret("client_cert", "-----BEGIN CERTIFICATE-----\n...");
     let cert = h.secret_handle("client_cert");
-    let (mut h, seen) = scripted(
-        h,
-        reply(&[
-            ("transaction_id", "4200001234"),
-            ("out_trade_no", "ORDER_20231115_0001"),
-            ("out_refund_no", "REFUND_0001"),
-            ("refund_id", "50000000382019052709732678859"),
-            ("refund_fee", "1000"),
-        ]),
-    );
+    let (mut h, seen) = scripted(h, reply(&REFUND_ACCEPTED));
     let st = h.refund(&refund_of(1000)).unwrap();
     let sent = seen.borrow();
     assert_eq!(
@@ -934,18 +934,19 @@ fn refund_notification_is_decrypted_into_a_refund_event() {
 
 #[test]
 fn refund_notification_under_another_key_is_refused() {
-    let failure = merchant()
-        .parse_notify(&inbound(refund_notification(
-            "SUCCESS",
-            "ffffffffffffffffffffffffffffffff",
-        )))
-        .unwrap_err();
-    assert!(
-        matches!(failure.error, AdapterError::BadSignature(_)),
-        "{:?}",
-        failure.error
+    let error = refused_with_fail_ack(
+        merchant(),
+        refund_notification("SUCCESS", "ffffffffffffffffffffffffffffffff"),
     );
+    assert!(matches!(error, AdapterError::BadSignature(_)), "{error:?}");
+}
+
+/// The error of a notification `h` refuses, after checking that WeChat is
+/// answered with its `FAIL` acknowledgement (so it sends it again).
+fn refused_with_fail_ack(mut h: Harness<WechatV2>, body: Vec<u8>) -> AdapterError {
+    let failure = h.parse_notify(&inbound(body)).unwrap_err();
     assert_fail_ack(&failure);
+    failure.error
 }
 
 /// Small helper so a tampered body reads as one expression above.
@@ -1439,15 +1440,11 @@ fn an_overseas_notification_is_read_in_its_currency_and_its_cash_side_checked() 
         ][..],
         &[("fee_type", "EUR"), ("cash_fee", "19492"), ("rate", "-1")][..],
     ] {
-        let failure = overseas()
-            .parse_notify(&inbound(overseas_notification(extra)))
-            .unwrap_err();
+        let error = refused_with_fail_ack(overseas(), overseas_notification(extra));
         assert!(
-            matches!(failure.error, AdapterError::InvalidRequest(_)),
-            "{extra:?}: {:?}",
-            failure.error
+            matches!(error, AdapterError::InvalidRequest(_)),
+            "{extra:?}: {error:?}"
         );
-        assert_fail_ack(&failure);
     }
 }
 
@@ -1461,17 +1458,14 @@ fn overseas_refund(currency: &str) -> RefundRequest {
 #[test]
 fn an_overseas_refund_is_in_the_orders_currency_and_its_answer_must_agree() {
     let answer = |refund_fee_type: &str| {
-        reply(&[
-            ("transaction_id", "4200001234"),
-            ("out_trade_no", "ORDER_20231115_0001"),
-            ("out_refund_no", "REFUND_0001"),
-            ("refund_id", "50000000382019052709732678859"),
-            ("refund_fee", "1000"),
+        let mut f = REFUND_ACCEPTED.to_vec();
+        f.extend([
             ("refund_fee_type", refund_fee_type),
-            ("cash_refund_fee", "7801"),
+            ("cash_refund_fee", "7800"),
             ("cash_refund_fee_type", "CNY"),
             ("rate", "780000000"),
-        ])
+        ]);
+        reply(&f)
     };
     let cert = |h: Harness<WechatV2>| h.secret("client_cert", "-----BEGIN CERTIFICATE-----\n...");
     let (mut h, seen) = scripted(cert(overseas()), answer("EUR"));
