@@ -345,6 +345,7 @@ fn error_answers_map_to_rejections_retryable_as_wechat_says() {
         (403, "OUT_TRADE_NO_USED", false),
         (500, "SYSTEM_ERROR", true),
         (429, "FREQUENCY_LIMITED", true),
+        (403, "RATE_LIMITED", true),
     ] {
         let body = format!(r#"{{"code":"{code}","message":"m"}}"#);
         let mut h = harness().respond(move |_| signed(status, &body, NOW));

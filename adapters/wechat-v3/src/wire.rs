@@ -130,6 +130,8 @@ pub fn retryable(status: u16, code: &str) -> bool {
             | "FREQUENCY_LIMITED"
             | "FREQUENCY_LIMIT_EXCEED"
             | "BANKERROR"
+            // WeChat Pay Global's rate limit (its institution guide).
+            | "RATE_LIMITED"
     ) || code.starts_with("FREQUENCY_LIMIT")
         || status == 429
         || status >= 500 && !matches!(code, "OPENID_MISMATCH" | "INVALID_TRANSACTIONID")
