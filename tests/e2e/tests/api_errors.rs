@@ -880,7 +880,8 @@ async fn a_retried_refund_never_refunds_twice() {
 
 /// A merchant in EUR that also takes CNY (`currencies`): a CNY order counts
 /// against its EUR limits converted at `limits.cny_rate`, and the day cap
-/// sums both currencies in EUR.
+/// sums both currencies in EUR. WeChat Pay takes EUR only on its
+/// cross-border API, so the merchant and the simulator are overseas ones.
 #[tokio::test]
 async fn cny_orders_of_a_eur_merchant_count_against_its_limits_converted() {
     let key = "pk_test_eur_1";
@@ -904,15 +905,23 @@ appid = "wx2421b1c4370ec43b"
 mch_id = "10000100"
 api_key = "file:$DATA_DIR/wechat.key"
 base_url = "$SIM_URL"
+region = "overseas"
 "#,
         hash = payhost::config::api_key_hash(key),
     );
-    let f = Front::start(
+    let sim =
+        payhost_simulators::wechat_v2::Simulator::start(payhost_simulators::wechat_v2::SimConfig {
+            overseas: Some(Default::default()),
+            ..payhost_e2e::front::sim_config()
+        })
+        .await;
+    let f = Front::start_with_simulator(
         "err-eur-cny",
         Options {
             extra_toml: extra,
             ..Options::default()
         },
+        sim,
     )
     .await;
     let create = |no: &str, amount: i64, currency: &str| {
