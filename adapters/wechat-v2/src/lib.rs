@@ -49,8 +49,6 @@ struct Settings<'a> {
     /// Sent as `version` on every request when set (§1.11: one
     /// cross-border page shows a fixed one; which calls want it is unknown).
     version: Option<&'a str>,
-    /// Whether `cash_fee` is checked against `rate` (see [`wire::check_cash_fee`]).
-    rate_check: bool,
 }
 
 impl<'a> Settings<'a> {
@@ -75,15 +73,6 @@ impl<'a> Settings<'a> {
         }
         let base_url = c.text_opt("base_url")?.unwrap_or(DEFAULT_BASE_URL);
         let region = Self::region(c.text_opt("region")?, base_url)?;
-        let rate_check = match c.text_opt("rate_check")?.unwrap_or("on") {
-            "on" => true,
-            "off" => false,
-            other => {
-                return Err(Error::invalid_config(format!(
-                    "field `rate_check` is `{other}`, expected `on` or `off`"
-                )));
-            }
-        };
         Ok(Settings {
             merchant,
             api_key: c.secret("api_key")?,
@@ -92,7 +81,6 @@ impl<'a> Settings<'a> {
             client_cert: c.secret_opt("client_cert")?,
             region,
             version: c.text_opt("version")?,
-            rate_check,
         })
     }
 
@@ -139,7 +127,7 @@ impl<'a> Settings<'a> {
     /// `total_fee` of a signed message, with its payer's side checked.
     fn total_fee(&self, fields: &Fields, what: &str) -> Result<Money> {
         let total = wire::total_fee(fields, self.region, what)?;
-        wire::check_cash_fee(fields, &total, self.rate_check, what)?;
+        wire::check_cash_fee(fields, what)?;
         Ok(total)
     }
 
@@ -305,13 +293,6 @@ impl Adapter for WechatV2 {
                     FieldKind::Text,
                     false,
                     None,
-                ),
-                field(
-                    "rate_check",
-                    "`on` or `off`: check a foreign-currency payment's cash_fee against its rate",
-                    FieldKind::Text,
-                    false,
-                    Some("on"),
                 ),
                 field(
                     "version",
