@@ -564,33 +564,6 @@ use payhost_e2e::front::{self, Front, Options};
 use payhost_simulators::wechat_v2::{Overseas, RefundSettle};
 use serde_json::json;
 
-/// Another `wechat-v2` merchant on the front's simulator account (TOML for
-/// `Options::extra_toml`): `limits` as `[merchants.limits]` lines, `config`
-/// added to its `[merchants.config]`.
-fn v2_merchant(id: &str, key: &str, currency: &str, limits: &str, config: &str) -> String {
-    format!(
-        r#"
-[[merchants]]
-id = "{id}"
-api_keys = ["{hash}"]
-adapter = "wechat-v2"
-currency = "{currency}"
-industry = "physical"
-{limits}
-
-[merchants.config]
-appid = "{appid}"
-mch_id = "{mch_id}"
-api_key = "file:$DATA_DIR/wechat.key"
-base_url = "$SIM_URL"
-{config}
-"#,
-        hash = payhost::config::api_key_hash(key),
-        appid = front::APPID,
-        mch_id = front::MCH_ID,
-    )
-}
-
 const HK_KEY: &str = "pk_test_shop_hk_51c0";
 
 /// A cross-border v2 merchant (`region = "overseas"`: the simulator is on
@@ -605,13 +578,10 @@ async fn an_overseas_v2_merchant_is_paid_notified_and_refunded_in_eur() {
     })
     .await;
     let options = Options {
-        extra_toml: v2_merchant(
-            "shop-hk",
-            HK_KEY,
-            "EUR",
-            "[merchants.limits]\ncny_rate = \"0.1300\"",
-            "region = \"overseas\"",
-        ),
+        // The front's merchant template, in EUR and overseas.
+        extra_toml: front::wechat_v2_merchant("shop-hk", HK_KEY, "$SIM_URL")
+            .replace("currency = \"CNY\"", "currency = \"EUR\"")
+            + "region = \"overseas\"\n\n[merchants.limits]\ncny_rate = \"0.1300\"\n",
         ..Options::default()
     };
     let f = Front::start_with_simulator("wechat-v2-overseas", options, sim).await;
@@ -693,13 +663,8 @@ async fn a_v2_partner_sub_merchant_is_paid_notified_queried_and_refunded() {
     })
     .await;
     let options = Options {
-        extra_toml: v2_merchant(
-            "shop-sp",
-            SP_KEY,
-            "CNY",
-            "",
-            "sub_mch_id = \"1900000109\"\nsub_appid = \"wxsub0000000000001\"",
-        ),
+        extra_toml: front::wechat_v2_merchant("shop-sp", SP_KEY, "$SIM_URL")
+            + "sub_mch_id = \"1900000109\"\nsub_appid = \"wxsub0000000000001\"\n",
         ..Options::default()
     };
     let f = Front::start_with_simulator("wechat-v2-partner", options, sim).await;
