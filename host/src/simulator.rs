@@ -95,6 +95,12 @@ pub fn sim_config(merchant: &MerchantSettings) -> Result<SimConfig> {
         sim.sign_type = SignType::parse(t)
             .with_context(|| format!("merchant `{}`, `config.sign_type` = {t}", merchant.id))?;
     }
+    // The API the merchant's adapter speaks: a local base_url says nothing,
+    // so `region` decides, as it does for wechat-v2.
+    if merchant.config.get("region").map(String::as_str) == Some("overseas") {
+        sim.overseas = Some(Default::default());
+    }
+    sim.sub_mch_id = merchant.config.get("sub_mch_id").cloned();
     Ok(sim)
 }
 
@@ -198,5 +204,17 @@ mod tests {
         );
         assert_eq!(pick_merchant(&two, Some("m1")).unwrap().id, "m1");
         assert!(pick_merchant(&two, Some("m9")).is_err());
+        assert!(sim.overseas.is_none() && sim.sub_mch_id.is_none());
+    }
+
+    #[test]
+    fn acts_as_the_cross_border_or_partner_api_the_merchant_is_configured_for() {
+        let mut c = config(&["http://127.0.0.1:9100"]);
+        let m = &mut c.merchants[0];
+        m.config.insert("region".into(), "overseas".into());
+        m.config.insert("sub_mch_id".into(), "1900000109".into());
+        let sim = sim_config(m).unwrap();
+        assert!(sim.overseas.is_some());
+        assert_eq!(sim.sub_mch_id.as_deref(), Some("1900000109"));
     }
 }
