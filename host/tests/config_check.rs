@@ -200,6 +200,21 @@ fn check_fails_naming_merchant_and_field() {
         "{stderr}"
     );
 
+    // In the schema, but a value the adapter itself refuses: found by the
+    // adapter, offline, at check.
+    let out = payhost(
+        &CHECK_EXAMPLE,
+        &[("PAYHOST_MERCHANTS__SHOP_1__CONFIG__SIGN_TYPE", "SHA1")],
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("shop-1")
+            && stderr.contains("the adapter refuses its configuration")
+            && stderr.contains("sign_type"),
+        "{stderr}"
+    );
+
     // An unknown key in the environment is a typo, not ignored.
     let out = payhost(&CHECK_EXAMPLE, &[("PAYHOST_SERVER__BINDD", "0.0.0.0:1")]);
     assert!(!out.status.success());

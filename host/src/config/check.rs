@@ -2,6 +2,7 @@
 //! merchant's configuration against its adapter's schema, each adapter's
 //! declared egress hosts against the operator's list, and each merchant's
 //! provider endpoint against the egress policy (also what `/readyz` asks),
+//! each merchant's configuration as the adapter itself judges it (offline),
 //! and, as warnings, the optional fields a merchant omits that some
 //! operation will need.
 
@@ -61,7 +62,8 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<CheckReport> {
                             .warnings
                             .extend(unused_failover(&adapter.info, &config, rule));
                     }
-                    failures.extend(denied_endpoints(rt.egress(), &adapter.info, &config))
+                    failures.extend(denied_endpoints(rt.egress(), &adapter.info, &config));
+                    failures.extend(refused_by_adapter(&rt, adapter, &config));
                 }
             },
         }
@@ -94,6 +96,44 @@ pub fn check_adapters(cfg: &Config) -> anyhow::Result<CheckReport> {
         }
     }
     Ok(report)
+}
+
+/// The adapter's own verdict on the merchant's configuration, beyond its
+/// schema (a `mode` it does not know, a key it cannot use): the first step
+/// of a query, run offline, answers `invalid-config` for such a
+/// configuration before any request. Said at check, not at the first
+/// payment.
+pub fn refused_by_adapter(
+    rt: &Runtime,
+    adapter: &crate::runtime::LoadedAdapter,
+    merchant: &MerchantConfig,
+) -> Option<String> {
+    use crate::contract::{AdapterError, CallContext, OrderRef, QueryRequest};
+    use crate::runtime::{OfflineStep, Operation};
+    let query = Operation::Query(QueryRequest {
+        order: OrderRef {
+            merchant_order_no: "CONFIGCHECK0001".into(),
+            provider_trade_no: Some("CONFIGCHECK0001".into()),
+            channel_transaction_id: None,
+        },
+    });
+    let call = CallContext {
+        request_id: "config-check".into(),
+        timestamp: crate::clock::now_ms() / 1000,
+        seed: 1,
+        notify_url: String::new(),
+    };
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    match tokio.block_on(rt.step_offline(adapter, merchant, call, query, &[])) {
+        Ok(OfflineStep::Done(Err(AdapterError::InvalidConfig(m)))) => Some(format!(
+            "merchant `{}` (adapter `{}`): the adapter refuses its configuration: {m}",
+            merchant.id, adapter.info.name
+        )),
+        _ => None,
+    }
 }
 
 /// The merchant's provider endpoints (its url fields, configured or the
