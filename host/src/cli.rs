@@ -151,6 +151,26 @@ pub enum AdapterCommand {
         /// fields in --config always are.
         #[arg(long = "allow-host")]
         allow_hosts: Vec<String>,
+        /// Keep the call's exchanges, secrets masked, in DIR/recording.json
+        /// for `adapter replay`.
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// Run a component offline against a recording of `adapter call
+    /// --record`, and say whether its outcome is still the recorded one.
+    /// Exits 1 when it is not.
+    Replay {
+        file: PathBuf,
+        /// The recording's directory.
+        dir: PathBuf,
+        /// The merchant configuration (flat JSON, as for `adapter call`);
+        /// the recording holds no secrets.
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "secret", value_name = "FIELD")]
+        secrets: Vec<String>,
         #[command(flatten)]
         runtime: RuntimeArgs,
     },
@@ -402,6 +422,38 @@ fn print_starter(s: &crate::config::Starter) {
 fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
     match cmd {
         AdapterCommand::Push(args) => push(args),
+        AdapterCommand::Replay {
+            file,
+            dir,
+            config,
+            secrets,
+            runtime,
+        } => {
+            let rt = Runtime::new(RuntimeConfig {
+                cache_dir: runtime.cache_dir,
+                max_instances: 2,
+                ..Default::default()
+            })?;
+            let adapter = rt.load(&read(&file)?)?;
+            let merchant = merchant_from_json(&read(&config)?, &secrets)?;
+            let recording = crate::recording::load(&dir)?;
+            let tokio = tokio::runtime::Runtime::new()?;
+            let replay = tokio.block_on(crate::recording::replay(
+                &rt, &adapter, &merchant, &recording,
+            ))?;
+            println!("{}", serde_json::to_string_pretty(&replay)?);
+            if !replay.same_outcome {
+                eprintln!(
+                    "outcome changed; recorded:\n{}",
+                    serde_json::to_string_pretty(&recording.outcome)?
+                );
+            }
+            Ok(if replay.same_outcome {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         AdapterCommand::Check {
             file,
             config,
@@ -490,6 +542,7 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
             secrets,
             allow_private,
             allow_hosts,
+            record,
             runtime,
         } => {
             let rt = Runtime::new(RuntimeConfig {
@@ -520,6 +573,18 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
                 notify_url,
             };
             let tokio = tokio::runtime::Runtime::new()?;
+            if let Some(dir) = record {
+                let recording =
+                    tokio.block_on(crate::recording::record(&rt, &adapter, &merchant, call, op))?;
+                crate::recording::save(&recording, &dir)?;
+                println!("{}", serde_json::to_string_pretty(&recording.outcome)?);
+                eprintln!(
+                    "recorded {} exchange(s) in {}",
+                    recording.exchanges.len(),
+                    dir.join(crate::recording::FILE).display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             match tokio.block_on(rt.call(&adapter, &merchant, call, op)) {
                 Ok(out) => {
                     let json = match &out {

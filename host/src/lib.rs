@@ -35,6 +35,7 @@ pub mod notify_guard;
 pub mod orders;
 pub mod provider_health;
 pub mod reconciler;
+pub mod recording;
 pub mod registry;
 pub mod request_log;
 pub mod resources;
