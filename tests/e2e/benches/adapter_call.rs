@@ -378,6 +378,81 @@ fn wechat_v2(crit: &mut Criterion) {
         });
         g.finish();
     }
+
+    if bench_mode() {
+        step_cpu(&w, &host_note, &sdk_note);
+    }
+}
+
+/// Whether criterion runs as a benchmark (`cargo bench`), not as the
+/// single-pass check of `cargo test --benches`.
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// CPU time of this whole process (every thread: tokio workers, the blocking
+/// pool, the epoch ticker), summed from each thread's schedstat in ns. Other
+/// sessions' load stretches wall time, much less the CPU a call uses.
+fn process_cpu_ns() -> u64 {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Wall and CPU time per call of `calls` sequential calls, in µs.
+fn per_call(calls: u32, run: impl FnOnce()) -> (f64, f64) {
+    let (cpu, start) = (process_cpu_ns(), Instant::now());
+    run();
+    let wall = start.elapsed().as_nanos() as f64;
+    let cpu = process_cpu_ns().saturating_sub(cpu) as f64;
+    let n = f64::from(calls) * 1000.0;
+    (wall / n, cpu / n)
+}
+
+/// The step floor and the pure wasm/native ratio once more, as CPU per call
+/// (a table on stdout): on a machine shared with compiles the CPU a call
+/// costs is steadier than criterion's wall-clock medians.
+fn step_cpu(w: &WechatSetup, host_note: &c::InboundHttp, sdk_note: &s::InboundHttp) {
+    const CALLS: u32 = 20_000;
+    let refused = || Operation::UnifiedOrder(host_order("BENCH-REFUSED-1", "cash"));
+    let runtime = |op: &dyn Fn() -> Operation| {
+        per_call(CALLS, || {
+            time_async(&w.rt, u64::from(CALLS), |_| {
+                let call = w.call(op());
+                async move {
+                    black_box(call.await.ok());
+                }
+            });
+        })
+    };
+    let native = |run: &dyn Fn(&mut Harness<WechatV2>)| {
+        // Harnesses are built before timing, as in the criterion groups.
+        let mut hs: Vec<_> = (0..CALLS).map(|_| harness(&w.sim.base_url())).collect();
+        per_call(CALLS, || hs.iter_mut().for_each(|h| run(h)))
+    };
+    let order = sdk_order("BENCH-REFUSED-1", "cash");
+    let rows = [
+        ("refused_order", runtime(&refused), native(&|h| {
+            black_box(h.unified_order(&order).expect_err("unsupported method"));
+        })),
+        (
+            "parse_notify",
+            runtime(&|| Operation::ParseNotify(host_note.clone())),
+            native(&|h| {
+                black_box(h.parse_notify(sdk_note).expect("parse_notify"));
+            }),
+        ),
+    ];
+    println!("\n| {CALLS} calls each | runtime wall / CPU µs | native wall / CPU µs | CPU ratio |");
+    println!("|---|---|---|---|");
+    for (name, (rw, rc), (nw, nc)) in rows {
+        println!(
+            "| {name} | {rw:.1} / {rc:.1} | {nw:.2} / {nc:.2} | {:.1}x |",
+            rc / nc
+        );
+    }
 }
 
 /// One signing call of the rsa-sign guest (a named fn: the future borrows
