@@ -8,6 +8,19 @@
 //! twice: epochs interrupt guest code past `step_deadline`, and a
 //! wall-clock timeout around every step and every operation holds even
 //! inside host calls.
+//!
+//! A step of an adapter that imports no WASI first runs on the calling
+//! task within [`INLINE_BUDGET`]: most steps take tens of microseconds,
+//! less than the hand-off to tokio's blocking pool costs. One that outruns
+//! that budget, or asks for a host call over [`INLINE_HOST_BYTES`] of input,
+//! is abandoned and run again, from scratch, on the blocking pool with the
+//! whole deadline, so an async worker is never held much longer than the
+//! budget. A step is a function of its inputs (no I/O, no clock or
+//! randomness but the call context's), so running it again gives the same
+//! answer; its log lines are held until it completes, so the abandoned
+//! attempt logs nothing. (wasmtime-wasi's synchronous bindings block on the
+//! tokio runtime, which an async task must not do: WASI adapters always
+//! run on the blocking pool.)
 
 mod log_limits;
 mod output_limits;
@@ -27,7 +40,7 @@ use payhost_sdk::native::SecretTable;
 use sha2::Digest as _;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -44,6 +57,26 @@ const STDIO_CAPACITY: usize = log_limits::STEP_BYTES;
 /// interruption did not end it (a host call running long): a step's
 /// caller never waits more than `step_deadline + STEP_GRACE`.
 const STEP_GRACE: Duration = Duration::from_millis(100);
+/// Epoch ticks a step may run on the calling task: it ends 5-10 ms in.
+const INLINE_TICKS: u64 = 2;
+/// The same budget in wall-clock time, for host calls (which epochs cannot
+/// interrupt) to check.
+const INLINE_BUDGET: Duration = Duration::from_millis(10);
+/// The most input a host call may take while its step runs on the calling
+/// task: a secret operation's time grows with its input (up to
+/// `native::MAX_MESSAGE_BYTES`), and epochs cannot interrupt it.
+const INLINE_HOST_BYTES: usize = 64 * 1024;
+/// After a step of an adapter outran [`INLINE_BUDGET`], how many of its
+/// next steps go straight to the blocking pool: a slow adapter does not
+/// pay a wasted attempt on every step, and is tried inline again later.
+const POOLED_AFTER_MISS: u32 = 64;
+/// Bytes of a linear memory that slot reuse resets with `memset` (only the
+/// pages a step dirtied, found by the `PAGEMAP_SCAN` ioctl) instead of
+/// `madvise`, which costs a TLB shootdown and page faults on the next step.
+/// Also what a warm pool slot may keep resident.
+const KEEP_RESIDENT: usize = 4 * 1024 * 1024;
+/// The same for tables (a few KiB in a Rust adapter).
+const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
 
 /// Limits and settings of a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -85,6 +118,10 @@ pub struct LoadedAdapter {
     pub digest: String,
     pub info: AdapterInfo,
     pub pre: AnyAdapterPre<StepState>,
+    /// Steps still to send straight to the blocking pool ([`POOLED_AFTER_MISS`]).
+    pooled_steps: AtomicU32,
+    /// Whether its steps may start on the calling task (it imports no WASI).
+    inline: bool,
 }
 
 impl std::fmt::Debug for LoadedAdapter {
@@ -177,7 +214,12 @@ impl Runtime {
             .total_core_instances(n.saturating_mul(4))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(4))
-            .max_memory_size(memory_limit);
+            .max_memory_size(memory_limit)
+            .linear_memory_keep_resident(KEEP_RESIDENT.min(memory_limit))
+            .table_keep_resident(TABLE_KEEP_RESIDENT)
+            // Where the kernel has it (Linux 6.7+); otherwise the first
+            // KEEP_RESIDENT bytes are reset with memset.
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut wcfg = wasmtime::Config::new();
         wcfg.wasm_component_model(true)
             .epoch_interruption(true)
@@ -186,8 +228,14 @@ impl Runtime {
             // then needs about 2 * max_instances * memory_limit of address
             // space, at the price of explicit bounds checks.
             .memory_reservation(memory_limit as u64)
-            .memory_guard_size(PAGE as u64)
-            .memory_reservation_for_growth(0);
+            .memory_reservation_for_growth(0)
+            // With those explicit checks made against the memory's current
+            // size rather than against PROT_NONE pages, neither growing a
+            // memory nor reusing its slot needs an `mprotect` (and its TLB
+            // shootdown): a third of a short step's cost. Traps are then
+            // explicit checks too, and no guard region is needed.
+            .signals_based_traps(false)
+            .memory_guard_size(0);
         let engine = Engine::new(&wcfg).map_err(wt)?;
 
         let mut linker = Linker::new(&engine);
@@ -303,7 +351,7 @@ impl Runtime {
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedAdapter>, LoadError> {
         let digest = hex::encode(sha2::Sha256::digest(bytes));
         let component = self.component(&digest, bytes)?;
-        self.check_imports(&component)?;
+        let inline = !self.check_imports(&component)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             let msg = format!("{e:#}");
             match backquoted(&msg) {
@@ -334,7 +382,13 @@ impl Runtime {
             });
         }
         tracing::info!(adapter = %info.name, version = %info.version, contract = %expected, %digest, "adapter loaded");
-        Ok(Arc::new(LoadedAdapter { digest, info, pre }))
+        Ok(Arc::new(LoadedAdapter {
+            digest,
+            info,
+            pre,
+            pooled_steps: AtomicU32::new(0),
+            inline,
+        }))
     }
 
     fn component(&self, digest: &str, bytes: &[u8]) -> Result<Component, LoadError> {
@@ -399,8 +453,11 @@ impl Runtime {
         }
     }
 
-    fn check_imports(&self, component: &Component) -> Result<(), LoadError> {
+    /// Refuses imports that are neither the contract's nor the WASI subset;
+    /// tells whether there is any of the latter.
+    fn check_imports(&self, component: &Component) -> Result<bool, LoadError> {
         let ty = component.component_type();
+        let mut wasi = false;
         for (name, _) in ty.imports(&self.engine) {
             let ours = ["types", "secrets", "log"].iter().any(|i| {
                 name.strip_prefix("payhost:adapter/")
@@ -415,16 +472,20 @@ impl Runtime {
             if !ours && !wasi::provides(name) {
                 return Err(LoadError::ForeignImport(name.to_string()));
             }
+            wasi |= !ours;
         }
-        Ok(())
+        Ok(wasi)
     }
 
+    /// A fresh store for one step that may run `ticks` epochs and, in host
+    /// calls, `budget` of wall-clock time.
     fn new_store(
         &self,
         log: LogSink,
         secrets: SecretTable,
         masker: Masker,
         call: &CallContext,
+        allowance: Allowance,
     ) -> Store<StepState> {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
@@ -437,8 +498,9 @@ impl Runtime {
                 hit: false,
             },
             deadline: StepDeadline {
-                at: Instant::now() + self.config.step_deadline,
+                at: Instant::now() + allowance.time,
                 hit: false,
+                tentative: allowance.tentative,
             },
             sandbox: wasi::Sandbox::new(call.timestamp, call.seed, self.config.step_deadline),
             wasi: wasi::empty_ctx(stdout.clone(), stderr.clone()),
@@ -448,7 +510,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(self.deadline_ticks);
+        store.set_epoch_deadline(allowance.ticks);
         store.epoch_deadline_trap();
         store
     }
@@ -466,7 +528,13 @@ impl Runtime {
             seed: 0,
             notify_url: String::new(),
         };
-        let mut store = self.new_store(log, SecretTable::new(), Masker::default(), &ctx);
+        let mut store = self.new_store(
+            log,
+            SecretTable::new(),
+            Masker::default(),
+            &ctx,
+            self.full_step(),
+        );
         let result = match pre {
             AnyAdapterPre::Current(pre) => pre
                 .instantiate(&mut store)
@@ -637,14 +705,21 @@ impl Runtime {
         exchanges: &[Exchange],
         log: &Arc<log_limits::OperationLog>,
     ) -> Result<Step, CallError> {
+        let pooled = adapter
+            .pooled_steps
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if adapter.inline && !pooled {
+            match self.step_inline(adapter, resolved, masker, call, op, exchanges, log) {
+                Some(step) => return step.and_then(checked),
+                None => adapter
+                    .pooled_steps
+                    .store(POOLED_AFTER_MISS, Ordering::Relaxed),
+            }
+        }
         let (entries, secrets) = resolved.entries();
-        let log = LogSink::new(
-            adapter.info.name.clone(),
-            adapter.info.version.clone(),
-            call.request_id.clone(),
-            log.clone(),
-        );
-        let mut store = self.new_store(log, secrets, masker.clone(), call);
+        let log = step_log(adapter, call, log.clone());
+        let mut store = self.new_store(log, secrets, masker.clone(), call, self.full_step());
         let pre = adapter.pre.clone();
         let (call, op, exchanges) = (call.clone(), op.clone(), exchanges.to_vec());
         let masker = masker.clone();
@@ -653,14 +728,7 @@ impl Runtime {
         let task = tokio::task::spawn_blocking(move || {
             let result = run_step(&mut store, &pre, &call, &entries, &op, &exchanges);
             store.data_mut().flush_stdio();
-            let state = store.data();
-            match result {
-                // A step whose host calls ran past the deadline is late
-                // even if it then finished.
-                Ok(_) if state.deadline.hit => Err(CallError::Deadline),
-                Ok(step) => Ok(step.masked(&masker)),
-                Err(e) => Err(classify(e, state)),
-            }
+            finish(result, store.data(), &masker)
         });
         // Epochs cannot interrupt a host call; this bound holds anyway. A
         // step abandoned here ends by its epoch once back in guest code.
@@ -670,9 +738,103 @@ impl Runtime {
             }
             Err(_) => return Err(CallError::Deadline),
         };
-        output_limits::check_step(&step)?;
-        Ok(step)
+        checked(step)
     }
+
+    /// Runs a step on the calling task within [`INLINE_BUDGET`]; `None`
+    /// when it outran the budget and must run again on the blocking pool.
+    #[allow(clippy::too_many_arguments)]
+    fn step_inline(
+        &self,
+        adapter: &LoadedAdapter,
+        resolved: &ResolvedConfig,
+        masker: &Masker,
+        call: &CallContext,
+        op: &Operation,
+        exchanges: &[Exchange],
+        log: &log_limits::OperationLog,
+    ) -> Option<Result<Step, CallError>> {
+        let (entries, secrets) = resolved.entries();
+        // Counted against a copy of the operation's log budget, kept only
+        // if the attempt counts.
+        let tentative = Arc::new(log.tentative());
+        let mut sink = step_log(adapter, call, tentative.clone());
+        sink.hold();
+        let budget = Allowance {
+            ticks: INLINE_TICKS,
+            time: INLINE_BUDGET,
+            tentative: true,
+        };
+        let mut store = self.new_store(sink, secrets, masker.clone(), call, budget);
+        let result = run_step(&mut store, &adapter.pre, call, &entries, op, exchanges);
+        store.data_mut().flush_stdio();
+        let state = store.data();
+        let interrupted = matches!(
+            result.as_ref().map_err(|e| e.downcast_ref::<Trap>()),
+            Err(Some(Trap::Interrupt))
+        );
+        // Over the memory cap is the answer however long it took.
+        if (state.deadline.hit || interrupted) && !state.limits.hit {
+            return None;
+        }
+        let step = finish(result, state, masker);
+        log.adopt(&tentative);
+        store.into_data().log.release();
+        Some(step)
+    }
+
+    /// What a whole step may take.
+    fn full_step(&self) -> Allowance {
+        Allowance {
+            ticks: self.deadline_ticks,
+            time: self.config.step_deadline,
+            tentative: false,
+        }
+    }
+}
+
+/// What one step may take: epochs of guest code, wall-clock time for host
+/// calls, and whether it runs tentatively on the calling task.
+#[derive(Debug, Clone, Copy)]
+struct Allowance {
+    ticks: u64,
+    time: Duration,
+    tentative: bool,
+}
+
+/// A step's log, for `adapter` and the request of `call`.
+fn step_log(
+    adapter: &LoadedAdapter,
+    call: &CallContext,
+    operation: Arc<log_limits::OperationLog>,
+) -> LogSink {
+    LogSink::new(
+        adapter.info.name.clone(),
+        adapter.info.version.clone(),
+        call.request_id.clone(),
+        operation,
+    )
+}
+
+/// What a guest call's outcome means for the operation.
+fn finish(
+    result: wasmtime::Result<Step>,
+    state: &StepState,
+    masker: &Masker,
+) -> Result<Step, CallError> {
+    match result {
+        // A step whose host calls ran past the deadline is late even if it
+        // then finished.
+        Ok(_) if state.deadline.hit => Err(CallError::Deadline),
+        Ok(step) => Ok(step.masked(masker)),
+        Err(e) => Err(classify(e, state)),
+    }
+}
+
+/// A step's answer within the output limits.
+fn checked(step: Step) -> Result<Step, CallError> {
+    output_limits::check_step(&step)?;
+    Ok(step)
 }
 
 impl Drop for Runtime {
@@ -926,6 +1088,9 @@ pub(crate) struct LogSink {
     request_id: String,
     last_error: Option<String>,
     budget: log_limits::LogBudget,
+    /// Lines kept back until [`release`](Self::release) (a step that may
+    /// yet be abandoned), `None` when lines go out at once.
+    held: Option<Vec<(Level, String)>>,
 }
 
 impl LogSink {
@@ -941,6 +1106,19 @@ impl LogSink {
             request_id,
             last_error: None,
             budget: log_limits::LogBudget::new(operation),
+            held: None,
+        }
+    }
+
+    /// Keeps lines back until [`release`](Self::release).
+    fn hold(&mut self) {
+        self.held = Some(Vec::new());
+    }
+
+    /// Sends the lines kept back to the log.
+    fn release(mut self) {
+        for (level, line) in self.held.take().unwrap_or_default() {
+            self.emit(level, &line);
         }
     }
 
@@ -954,12 +1132,19 @@ impl LogSink {
         // Mask before cutting, so a cut cannot leave half a secret.
         let masked = masker.mask(message);
         let line = log_limits::truncate_line(&masked);
-        if self.budget.admit(line.len()) {
-            self.emit(level, &line);
+        if !self.budget.admit(line.len()) {
+            return;
+        }
+        if level == Level::Error {
+            self.last_error = Some(line.to_string());
+        }
+        match &mut self.held {
+            Some(held) => held.push((level, line.into_owned())),
+            None => self.emit(level, &line),
         }
     }
 
-    fn emit(&mut self, level: Level, message: &str) {
+    fn emit(&self, level: Level, message: &str) {
         let (a, v, r) = (&self.adapter, &self.version, &self.request_id);
         match level {
             Level::Trace => {
@@ -975,8 +1160,7 @@ impl LogSink {
                 tracing::warn!(target: "payhost::adapter", adapter = %a, version = %v, request_id = %r, "{message}")
             }
             Level::Error => {
-                tracing::error!(target: "payhost::adapter", adapter = %a, version = %v, request_id = %r, "{message}");
-                self.last_error = Some(message.to_string());
+                tracing::error!(target: "payhost::adapter", adapter = %a, version = %v, request_id = %r, "{message}")
             }
         }
     }
@@ -988,9 +1172,19 @@ impl LogSink {
 pub(crate) struct StepDeadline {
     at: Instant,
     hit: bool,
+    /// The step runs on the calling task and may be run again on the pool.
+    tentative: bool,
 }
 
 impl StepDeadline {
+    /// Whether a host call taking `input` bytes must be refused: past the
+    /// deadline, or too big for a step that runs on the calling task (which
+    /// is then abandoned and runs again on the blocking pool).
+    pub(crate) fn refuses(&mut self, input: usize) -> bool {
+        self.hit |= self.tentative && input > INLINE_HOST_BYTES;
+        self.passed()
+    }
+
     /// Whether the deadline has passed; once it has, the step's result is
     /// the deadline error whatever the guest does next.
     pub(crate) fn passed(&mut self) -> bool {

@@ -7,7 +7,9 @@
 //!
 //! Epoch interruption cannot stop a step inside a host call, so each
 //! operation first checks the step's deadline itself: once it has passed,
-//! every secret operation is refused and the step ends as a deadline.
+//! every secret operation is refused and the step ends as a deadline. The
+//! check is told the call's input size, since a step running on an async
+//! task may only make small calls (`runtime`'s `INLINE_HOST_BYTES`).
 
 use crate::contract::payhost::adapter::{log, secrets, types};
 use crate::contract::{DigestAlgorithm, KeyEncoding, Level, Part, SecretError};
@@ -18,6 +20,19 @@ payhost_sdk::native_conversions!();
 
 impl types::Host for StepState {}
 
+/// Bytes of text and data in a message (a secret's handle counts nothing:
+/// secrets are a merchant's configuration, small and bounded).
+fn input_bytes(parts: &[Part]) -> usize {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Text(t) => t.len(),
+            Part::Bytes(b) => b.len(),
+            Part::Secret(_) => 0,
+        })
+        .sum()
+}
+
 /// The error of a secret operation attempted after the step's deadline.
 fn past_deadline() -> SecretError {
     SecretError::InvalidInput("the step's deadline has passed".into())
@@ -25,7 +40,7 @@ fn past_deadline() -> SecretError {
 
 impl secrets::Host for StepState {
     fn digest(&mut self, algorithm: DigestAlgorithm, p: Vec<Part>) -> Result<Vec<u8>, SecretError> {
-        if self.deadline.passed() {
+        if self.deadline.refuses(input_bytes(&p)) {
             return Err(past_deadline());
         }
         self.secrets
@@ -40,7 +55,7 @@ impl secrets::Host for StepState {
         encoding: KeyEncoding,
         message: Vec<Part>,
     ) -> Result<Vec<u8>, SecretError> {
-        if self.deadline.passed() {
+        if self.deadline.refuses(input_bytes(&message)) {
             return Err(past_deadline());
         }
         self.secrets
@@ -49,7 +64,7 @@ impl secrets::Host for StepState {
     }
 
     fn rsa_sha256_sign(&mut self, key: u32, message: Vec<u8>) -> Result<Vec<u8>, SecretError> {
-        if self.deadline.passed() {
+        if self.deadline.refuses(message.len()) {
             return Err(past_deadline());
         }
         self.secrets.rsa_sha256_sign(key, &message).map_err(err)
@@ -61,7 +76,7 @@ impl secrets::Host for StepState {
         message: Vec<u8>,
         signature: Vec<u8>,
     ) -> Result<bool, SecretError> {
-        if self.deadline.passed() {
+        if self.deadline.refuses(public_key_pem.len() + message.len() + signature.len()) {
             return Err(past_deadline());
         }
         native::rsa_sha256_verify(&public_key_pem, &message, &signature).map_err(err)
@@ -74,7 +89,7 @@ impl secrets::Host for StepState {
         associated_data: Vec<u8>,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, SecretError> {
-        if self.deadline.passed() {
+        if self.deadline.refuses(nonce.len() + associated_data.len() + ciphertext.len()) {
             return Err(past_deadline());
         }
         self.secrets
@@ -87,7 +102,7 @@ impl secrets::Host for StepState {
         key: u32,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, SecretError> {
-        if self.deadline.passed() {
+        if self.deadline.refuses(ciphertext.len()) {
             return Err(past_deadline());
         }
         self.secrets

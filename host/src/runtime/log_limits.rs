@@ -36,6 +36,32 @@ impl OperationLog {
             self.dropped_bytes.load(Ordering::Relaxed),
         )
     }
+
+    /// A copy of these counts for a step that may be abandoned: it counts
+    /// against the copy, which [`adopt`](Self::adopt) makes the operation's.
+    /// The steps of one operation run one after another, so nothing else
+    /// counts here in between.
+    pub(crate) fn tentative(&self) -> Self {
+        let copy = |n: &AtomicUsize| AtomicUsize::new(n.load(Ordering::Relaxed));
+        Self {
+            lines: copy(&self.lines),
+            bytes: copy(&self.bytes),
+            dropped_lines: copy(&self.dropped_lines),
+            dropped_bytes: copy(&self.dropped_bytes),
+        }
+    }
+
+    /// Takes the counts of a [`tentative`](Self::tentative) copy.
+    pub(crate) fn adopt(&self, tentative: &Self) {
+        for (mine, theirs) in [
+            (&self.lines, &tentative.lines),
+            (&self.bytes, &tentative.bytes),
+            (&self.dropped_lines, &tentative.dropped_lines),
+            (&self.dropped_bytes, &tentative.dropped_bytes),
+        ] {
+            mine.store(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
 }
 
 /// One step's share of the budget.
@@ -128,6 +154,30 @@ mod tests {
         assert!(!bytes.admit(2));
         assert!(bytes.admit(1));
         assert!(!bytes.has_room());
+    }
+
+    #[test]
+    fn a_tentative_step_counts_only_once_adopted() {
+        let op = Arc::new(OperationLog::default());
+        LogBudget::new(op.clone()).admit(10);
+        let abandoned = Arc::new(op.tentative());
+        let mut step = LogBudget::new(abandoned.clone());
+        for _ in 0..STEP_LINES + 5 {
+            step.admit(10);
+        }
+        assert_eq!(abandoned.dropped(), (5, 50));
+        assert_eq!(op.dropped(), (0, 0), "an abandoned attempt counts nothing");
+
+        let kept = Arc::new(op.tentative());
+        let mut step = LogBudget::new(kept.clone());
+        for _ in 0..OPERATION_LINES {
+            step.admit(10);
+        }
+        op.adopt(&kept);
+        assert_eq!(op.dropped(), (OPERATION_LINES - STEP_LINES, 10 * (OPERATION_LINES - STEP_LINES)));
+        // The operation's budget now holds the first line and the kept step's.
+        assert_eq!(op.lines.load(Ordering::Relaxed), 1 + STEP_LINES);
+        assert_eq!(op.bytes.load(Ordering::Relaxed), 10 * (1 + STEP_LINES));
     }
 
     #[test]

@@ -149,6 +149,47 @@ async fn endless_loop_hits_the_deadline() {
     assert_healthy(&rt, &a, &r).await;
 }
 
+/// A step starts on the calling task but may hold it only briefly: one
+/// that runs long goes on on the blocking pool, and the task's other work
+/// (here a 1 ms ticker on the same single-threaded runtime) goes on too.
+#[tokio::test]
+async fn a_long_step_does_not_hold_the_async_task() {
+    capture_logs();
+    let rt = Runtime::new(payhost::RuntimeConfig {
+        step_deadline: Duration::from_secs(2),
+        ..test_config()
+    })
+    .unwrap();
+    let a = rt.load(&component("hostile")).unwrap();
+    let (r, _) = responder().await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = tokio::spawn({
+        let done = done.clone();
+        async move {
+            let mut longest = Duration::ZERO;
+            let mut last = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                longest = longest.max(last.elapsed());
+                last = Instant::now();
+            }
+            longest
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let started = Instant::now();
+    let out = call(&rt, &a, "loop", None).await;
+    assert!(matches!(out, Err(CallError::Deadline)), "{out:?}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "the whole deadline ran");
+    done.store(true, Ordering::Relaxed);
+    let longest = ticker.await.unwrap();
+    assert!(
+        longest < Duration::from_millis(500),
+        "the runtime's task was held for {longest:?} by a 2 s step"
+    );
+    assert_healthy(&rt, &a, &r).await;
+}
+
 #[tokio::test]
 async fn allocation_spree_hits_the_memory_limit() {
     let (rt, a) = setup();
