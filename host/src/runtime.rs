@@ -1178,11 +1178,18 @@ pub(crate) struct StepDeadline {
 
 impl StepDeadline {
     /// Whether a host call taking `input` bytes must be refused: past the
-    /// deadline, or too big for a step that runs on the calling task (which
-    /// is then abandoned and runs again on the blocking pool).
+    /// deadline, or [too big](Self::outgrows_task) for the calling task.
     pub(crate) fn refuses(&mut self, input: usize) -> bool {
-        self.hit |= self.tentative && input > INLINE_HOST_BYTES;
-        self.passed()
+        self.outgrows_task(input) | self.passed()
+    }
+
+    /// Whether a host call taking `input` bytes is too big for a step that
+    /// runs on the calling task; that step is then abandoned, and runs
+    /// again on the blocking pool.
+    pub(crate) fn outgrows_task(&mut self, input: usize) -> bool {
+        let over = self.tentative && input > INLINE_HOST_BYTES;
+        self.hit |= over;
+        over
     }
 
     /// Whether the deadline has passed; once it has, the step's result is
@@ -1347,4 +1354,31 @@ fn backquoted(s: &str) -> Option<String> {
     let start = s.find('`')? + 1;
     let end = start + s[start..].find('`')?;
     Some(s[start..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deadline(tentative: bool) -> StepDeadline {
+        StepDeadline {
+            at: Instant::now() + Duration::from_secs(60),
+            hit: false,
+            tentative,
+        }
+    }
+
+    #[test]
+    fn a_step_on_the_calling_task_refuses_big_host_calls_and_ends() {
+        let mut d = deadline(true);
+        assert!(!d.refuses(INLINE_HOST_BYTES));
+        assert!(!d.passed());
+        assert!(d.refuses(INLINE_HOST_BYTES + 1));
+        assert!(d.passed(), "the attempt is over once a call was too big");
+
+        let mut on_the_pool = deadline(false);
+        assert!(!on_the_pool.refuses(16 << 20));
+        assert!(!on_the_pool.outgrows_task(16 << 20));
+        assert!(!on_the_pool.passed());
+    }
 }
