@@ -174,7 +174,13 @@ mod tests {
             step.admit(10);
         }
         op.adopt(&kept);
-        assert_eq!(op.dropped(), (OPERATION_LINES - STEP_LINES, 10 * (OPERATION_LINES - STEP_LINES)));
+        assert_eq!(
+            op.dropped(),
+            (
+                OPERATION_LINES - STEP_LINES,
+                10 * (OPERATION_LINES - STEP_LINES)
+            )
+        );
         // The operation's budget now holds the first line and the kept step's.
         assert_eq!(op.lines.load(Ordering::Relaxed), 1 + STEP_LINES);
         assert_eq!(op.bytes.load(Ordering::Relaxed), 10 * (1 + STEP_LINES));

@@ -430,13 +430,17 @@ fn step_cpu(w: &WechatSetup, host_note: &c::InboundHttp, sdk_note: &s::InboundHt
     let native = |run: &dyn Fn(&mut Harness<WechatV2>)| {
         // Harnesses are built before timing, as in the criterion groups.
         let mut hs: Vec<_> = (0..CALLS).map(|_| harness(&w.sim.base_url())).collect();
-        per_call(CALLS, || hs.iter_mut().for_each(|h| run(h)))
+        per_call(CALLS, || hs.iter_mut().for_each(run))
     };
     let order = sdk_order("BENCH-REFUSED-1", "cash");
     let rows = [
-        ("refused_order", runtime(&refused), native(&|h| {
-            black_box(h.unified_order(&order).expect_err("unsupported method"));
-        })),
+        (
+            "refused_order",
+            runtime(&refused),
+            native(&|h| {
+                black_box(h.unified_order(&order).expect_err("unsupported method"));
+            }),
+        ),
         (
             "parse_notify",
             runtime(&|| Operation::ParseNotify(host_note.clone())),

@@ -138,6 +138,18 @@ fn setup() -> (Runtime, Arc<payhost::LoadedAdapter>) {
     (rt, a)
 }
 
+/// [`setup`] with a 2 s step deadline.
+fn setup_with_long_steps() -> (Runtime, Arc<payhost::LoadedAdapter>) {
+    capture_logs();
+    let rt = Runtime::new(payhost::RuntimeConfig {
+        step_deadline: Duration::from_secs(2),
+        ..test_config()
+    })
+    .unwrap();
+    let a = rt.load(&component("hostile")).unwrap();
+    (rt, a)
+}
+
 #[tokio::test]
 async fn endless_loop_hits_the_deadline() {
     let (rt, a) = setup();
@@ -154,13 +166,7 @@ async fn endless_loop_hits_the_deadline() {
 /// (here a 1 ms ticker on the same single-threaded runtime) goes on too.
 #[tokio::test]
 async fn a_long_step_does_not_hold_the_async_task() {
-    capture_logs();
-    let rt = Runtime::new(payhost::RuntimeConfig {
-        step_deadline: Duration::from_secs(2),
-        ..test_config()
-    })
-    .unwrap();
-    let a = rt.load(&component("hostile")).unwrap();
+    let (rt, a) = setup_with_long_steps();
     let (r, _) = responder().await;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ticker = tokio::spawn({
@@ -180,7 +186,10 @@ async fn a_long_step_does_not_hold_the_async_task() {
     let started = Instant::now();
     let out = call(&rt, &a, "loop", None).await;
     assert!(matches!(out, Err(CallError::Deadline)), "{out:?}");
-    assert!(started.elapsed() >= Duration::from_secs(2), "the whole deadline ran");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the whole deadline ran"
+    );
     done.store(true, Ordering::Relaxed);
     let longest = ticker.await.unwrap();
     assert!(
@@ -578,14 +587,8 @@ async fn wasi_stdout_flood_is_capped() {
 
 #[tokio::test]
 async fn log_flood_is_capped_and_the_next_call_succeeds() {
-    capture_logs();
     // 20,000 calls of the log import take a while in a test build.
-    let rt = Runtime::new(payhost::RuntimeConfig {
-        step_deadline: Duration::from_secs(2),
-        ..test_config()
-    })
-    .unwrap();
-    let a = rt.load(&component("hostile")).unwrap();
+    let (rt, a) = setup_with_long_steps();
     let (r, _) = responder().await;
     let out = rt
         .call(
