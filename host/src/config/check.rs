@@ -123,11 +123,23 @@ pub fn refused_by_adapter(
         seed: 1,
         notify_url: String::new(),
     };
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    match tokio.block_on(rt.step_offline(adapter, merchant, call, query, &[])) {
+    // A runtime of its own, on a thread of its own: the check is also
+    // called from inside tokio (tests, `/readyz`), where blocking on
+    // another runtime would panic.
+    let step = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let tokio = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                Some(tokio.block_on(rt.step_offline(adapter, merchant, call, query, &[])))
+            })
+            .join()
+            .ok()
+            .flatten()
+    })?;
+    match step {
         Ok(OfflineStep::Done(Err(AdapterError::InvalidConfig(m)))) => Some(format!(
             "merchant `{}` (adapter `{}`): the adapter refuses its configuration: {m}",
             merchant.id, adapter.info.name
