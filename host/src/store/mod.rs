@@ -478,6 +478,14 @@ pub trait Store: Send + Sync {
     /// the client may retry with the same key.
     async fn idempotency_release(&self, merchant_id: &str, key: &str) -> Result<(), StoreError>;
 
+    /// Writes callers of this store have waited for to be committed, since
+    /// it was opened (each is one commit a caller waits for, however many
+    /// writes share it), or `None` where the store does not count them.
+    /// Tests and benches divide it by requests.
+    fn commit_waits(&self) -> Option<u64> {
+        None
+    }
+
     /// Undelivered events not given up whose `next_attempt_at <= now`,
     /// oldest first.
     async fn due_events(&self, now: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError>;

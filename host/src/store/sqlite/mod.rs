@@ -596,6 +596,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn commit_waits(&self) -> Option<u64> {
+        Some(self.stats.writes.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     async fn due_events(&self, now: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
         self.read(move |conn| {
             query_all(
