@@ -5,6 +5,8 @@
 
 use super::problem::ApiError;
 use super::{AppState, Merchant};
+use crate::flows::in_flight::InFlight;
+use crate::store::{IdempotencyBegin, KeyClaim};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -13,20 +15,50 @@ use sha2::{Digest, Sha256};
 pub struct Answer {
     pub status: StatusCode,
     pub body: Vec<u8>,
-    /// The operation already stored this answer under the key, in the
-    /// transaction of its own write.
-    pub stored: bool,
+    /// What the operation did with the key.
+    pub key: KeyUse,
     /// The answer says "try again" (a conflict in progress, a concurrent
     /// update): it is not the key's final answer.
     pub retry: bool,
 }
 
-/// The key a request runs under, for an operation that completes it in its
-/// own transaction ([`crate::store::KeyCompletion`]).
+/// What an operation did with the request's key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyUse {
+    /// Nothing: the wrapper claimed it ([`run`]), or nobody did
+    /// ([`run_claiming`]: the operation failed before its claiming write).
+    Untouched,
+    /// Claimed in the operation's own write; no answer stored yet.
+    Claimed,
+    /// This answer is stored under the key, in the transaction of the
+    /// operation's own write.
+    Stored,
+    /// The key belongs to an earlier request; the operation did nothing.
+    Held(IdempotencyBegin),
+}
+
+/// The key a request runs under, for an operation that claims or
+/// completes it in its own transaction ([`crate::store::KeyClaim`],
+/// [`crate::store::KeyCompletion`]).
 #[derive(Debug, Clone)]
 pub struct Key {
     pub merchant_id: String,
     pub key: String,
+    /// Hash of the route and body: the same key with another body is refused.
+    pub request_hash: String,
+    /// When the request arrived (Unix ms).
+    pub now: i64,
+}
+
+impl Key {
+    pub fn claim(&self) -> KeyClaim {
+        KeyClaim {
+            merchant_id: self.merchant_id.clone(),
+            key: self.key.clone(),
+            request_hash: self.request_hash.clone(),
+            now: self.now,
+        }
+    }
 }
 
 impl Answer {
@@ -34,7 +66,18 @@ impl Answer {
         Answer {
             status,
             body: serde_json::to_vec(value).unwrap_or_default(),
-            stored: false,
+            key: KeyUse::Untouched,
+            retry: false,
+        }
+    }
+
+    /// The operation found the key held by an earlier request and did
+    /// nothing; the wrapper answers for the key.
+    pub fn held(begin: IdempotencyBegin) -> Self {
+        Answer {
+            status: StatusCode::CONFLICT,
+            body: Vec::new(),
+            key: KeyUse::Held(begin),
             retry: false,
         }
     }
@@ -68,7 +111,7 @@ impl From<ApiError> for Answer {
         Answer {
             status: e.status,
             body: e.body(),
-            stored: false,
+            key: KeyUse::Untouched,
             retry: e.status.is_server_error()
                 || e.status == StatusCode::TOO_MANY_REQUESTS
                 || RETRY_CODES.contains(&e.code),
@@ -76,29 +119,15 @@ impl From<ApiError> for Answer {
     }
 }
 
-/// Runs `op` under the request's `Idempotency-Key`, if it has one.
-///
-/// Answers that say "retry" (5xx, 429, a conflict in progress) release the
-/// key so that the client's retry with the same key runs again; every
-/// other answer is kept and replayed. `op` gets the key, to complete it in
-/// its own transaction where it writes (then `Answer::stored`).
-pub async fn run<F, Fut>(
-    state: &AppState,
+/// The request's key and the hash of what it asks, if it has one.
+fn key_of(
     merchant: &Merchant,
     headers: &HeaderMap,
     route: &str,
     body: &[u8],
-    op: F,
-) -> Result<Response, ApiError>
-where
-    F: FnOnce(Option<Key>) -> Fut,
-    Fut: Future<Output = Result<Answer, ApiError>>,
-{
+) -> Result<Option<Key>, ApiError> {
     let Some(key) = headers.get("idempotency-key") else {
-        return Ok(match op(None).await {
-            Ok(answer) => answer.into_response(false),
-            Err(e) => e.into_response(),
-        });
+        return Ok(None);
     };
     let key = key
         .to_str()
@@ -112,59 +141,194 @@ where
     hasher.update(route.as_bytes());
     hasher.update([0]);
     hasher.update(body);
-    let fingerprint = hex::encode(hasher.finalize());
+    Ok(Some(Key {
+        merchant_id: merchant.id.clone(),
+        key: key.to_string(),
+        request_hash: hex::encode(hasher.finalize()),
+        now: super::now_ms(),
+    }))
+}
 
-    match state
-        .store
-        .idempotency_begin(&merchant.id, key, &fingerprint, super::now_ms())
-        .await?
-    {
-        crate::store::IdempotencyBegin::Started => {}
-        crate::store::IdempotencyBegin::Completed { status, body } => {
+/// The answer for a key an earlier request holds.
+fn held(begin: IdempotencyBegin, key: &str) -> Result<Response, ApiError> {
+    match begin {
+        IdempotencyBegin::Completed { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let answer = Answer {
                 status,
                 body,
-                stored: true,
+                key: KeyUse::Stored,
                 retry: false,
             };
-            return Ok(answer.into_response(true));
+            Ok(answer.into_response(true))
         }
-        crate::store::IdempotencyBegin::InProgress => {
-            return Err(ApiError::conflict(
-                "idempotency_in_progress",
-                format!(
-                    "a request with Idempotency-Key `{key}` is still being processed; retry later"
-                ),
-            ));
-        }
-        crate::store::IdempotencyBegin::Mismatch => {
-            return Err(ApiError::conflict(
-                "idempotency_key_reused",
-                format!("Idempotency-Key `{key}` was used with a different request"),
-            ));
-        }
+        IdempotencyBegin::InProgress => Err(in_progress(key)),
+        IdempotencyBegin::Mismatch => Err(reused(key)),
+        IdempotencyBegin::Started => Err(ApiError::internal(format!(
+            "Idempotency-Key `{key}` was claimed but reported as held"
+        ))),
     }
-    let claim = Key {
-        merchant_id: merchant.id.clone(),
-        key: key.to_string(),
-    };
-    let answer = match op(Some(claim)).await {
-        Ok(a) => a,
-        Err(e) => Answer::from(e),
-    };
-    if answer.stored {
+}
+
+fn in_progress(key: &str) -> ApiError {
+    ApiError::conflict(
+        "idempotency_in_progress",
+        format!("a request with Idempotency-Key `{key}` is still being processed; retry later"),
+    )
+}
+
+fn reused(key: &str) -> ApiError {
+    ApiError::conflict(
+        "idempotency_key_reused",
+        format!("Idempotency-Key `{key}` was used with a different request"),
+    )
+}
+
+/// Keeps the answer of a request that holds its key: "try again" answers
+/// free the key so that the client's retry runs again; every other answer
+/// is stored for replay.
+async fn finish(state: &AppState, key: &Key, answer: Answer) -> Result<Response, ApiError> {
+    if answer.key == KeyUse::Stored {
         // Completed with the operation's own write.
     } else if answer.retry {
-        state.store.idempotency_release(&merchant.id, key).await?;
+        state
+            .store
+            .idempotency_release(&key.merchant_id, &key.key)
+            .await?;
     } else {
         state
             .store
-            .idempotency_complete(&merchant.id, key, answer.status.as_u16(), &answer.body)
+            .idempotency_complete(
+                &key.merchant_id,
+                &key.key,
+                answer.status.as_u16(),
+                &answer.body,
+            )
             .await?;
     }
     Ok(answer.into_response(false))
 }
+
+/// Runs `op` under the request's `Idempotency-Key`, if it has one, claiming
+/// the key in a commit of its own first (for operations that do not claim
+/// it themselves).
+///
+/// Answers that say "retry" (5xx, 429, a conflict in progress) release the
+/// key so that the client's retry with the same key runs again; every
+/// other answer is kept and replayed. `op` gets the key, to complete it in
+/// its own transaction where it writes (then [`KeyUse::Stored`]).
+pub async fn run<F, Fut>(
+    state: &AppState,
+    merchant: &Merchant,
+    headers: &HeaderMap,
+    route: &str,
+    body: &[u8],
+    op: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Option<Key>) -> Fut,
+    Fut: Future<Output = Result<Answer, ApiError>>,
+{
+    let Some(key) = key_of(merchant, headers, route, body)? else {
+        return Ok(without_key(op(None).await));
+    };
+    let begin = state
+        .store
+        .idempotency_begin(&key.merchant_id, &key.key, &key.request_hash, key.now)
+        .await?;
+    if begin != IdempotencyBegin::Started {
+        return held(begin, &key.key);
+    }
+    let answer = op(Some(key.clone())).await.unwrap_or_else(Answer::from);
+    finish(state, &key, answer).await
+}
+
+/// [`run`] for an operation that claims the key in its own first write
+/// ([`crate::store::Store::insert_order_claiming`]) and completes it in its
+/// last: a request with a key then waits for no commit of its own.
+///
+/// The guarantees are [`run`]'s: one request of a key runs at a time
+/// (others are told `idempotency_in_progress`), a key used with another
+/// body is refused, a final answer is replayed. An operation that fails
+/// before its claiming write settles the key here in one commit: its
+/// answer is kept (or, if an earlier request holds the key, that one's
+/// answer given) exactly as if the key had been claimed first.
+pub async fn run_claiming<F, Fut>(
+    state: &AppState,
+    merchant: &Merchant,
+    headers: &HeaderMap,
+    route: &str,
+    body: &[u8],
+    op: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Option<Key>) -> Fut,
+    Fut: Future<Output = Result<Answer, ApiError>>,
+{
+    let Some(key) = key_of(merchant, headers, route, body)? else {
+        return Ok(without_key(op(None).await));
+    };
+    // In this process a concurrent request with the key is turned away
+    // here, as the claim first would; across replicas the claim in the
+    // operation's write decides.
+    let in_flight = (
+        crate::flows::store_id(state),
+        key.merchant_id.clone(),
+        key.key.clone(),
+    );
+    let _running = KEYS
+        .claim(in_flight, key.request_hash.clone())
+        .map_err(|hash| {
+            if hash == key.request_hash {
+                in_progress(&key.key)
+            } else {
+                reused(&key.key)
+            }
+        })?;
+    let answer = match op(Some(key.clone())).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            // Failed before its claiming write: settle the key here, and
+            // answer with the error as it is (its headers) if this request
+            // got the key.
+            let answer = Answer::from(e.clone());
+            return match settle(state, &key, &answer).await? {
+                IdempotencyBegin::Started => Err(e),
+                begin => held(begin, &key.key),
+            };
+        }
+    };
+    match answer.key {
+        KeyUse::Held(begin) => held(begin, &key.key),
+        KeyUse::Claimed | KeyUse::Stored => finish(state, &key, answer).await,
+        KeyUse::Untouched => match settle(state, &key, &answer).await? {
+            IdempotencyBegin::Started => Ok(answer.into_response(false)),
+            begin => held(begin, &key.key),
+        },
+    }
+}
+
+/// Claims the key of a request that answered without claiming it, keeping
+/// its answer unless that says "try again".
+async fn settle(
+    state: &AppState,
+    key: &Key,
+    answer: &Answer,
+) -> Result<IdempotencyBegin, ApiError> {
+    let keep = (!answer.retry).then_some((answer.status.as_u16(), &answer.body[..]));
+    Ok(state.store.idempotency_settle(&key.claim(), keep).await?)
+}
+
+fn without_key(result: Result<Answer, ApiError>) -> Response {
+    match result {
+        Ok(answer) => answer.into_response(false),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Keys of [`run_claiming`] requests running in this process, with their
+/// request hashes.
+static KEYS: InFlight<(usize, String, String), String> = InFlight::new();
 
 #[cfg(test)]
 mod tests {

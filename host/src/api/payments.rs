@@ -1,7 +1,7 @@
 //! Payments and their refunds: `POST /v1/payments`, `GET
 //! /v1/payments/{no}`, `POST|GET /v1/payments/{no}/refunds[/{refund_no}]`.
 
-use super::idempotency::{self, Answer};
+use super::idempotency::{self, Answer, KeyUse};
 use super::problem::ApiError;
 use super::{AppState, AuthMerchant, Merchant, parse_json};
 use crate::flows;
@@ -145,7 +145,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     state.rate_limiter.check(&merchant.id, Op::Create)?;
-    idempotency::run(
+    idempotency::run_claiming(
         &state,
         &merchant,
         &headers,
@@ -172,12 +172,17 @@ async fn create_payment(
     if req.description.trim().is_empty() {
         return Err(ApiError::validation("`description` must not be empty"));
     }
-    // The answer to replay is the payment as committed with the order.
-    let completion = key.map(|k| KeyCompletion {
-        merchant_id: k.merchant_id,
-        key: k.key,
-        status: StatusCode::CREATED.as_u16(),
-        render: Box::new(|o: &Order| serde_json::to_vec(&Payment::from(o)).unwrap_or_default()),
+    // Claimed with the order's insert; the answer to replay is the payment
+    // as committed with the provider's acceptance.
+    let mut key = key.map(|k| flows::KeyedCreate {
+        claim: k.claim(),
+        completion: Some(KeyCompletion {
+            merchant_id: k.merchant_id,
+            key: k.key,
+            status: StatusCode::CREATED.as_u16(),
+            render: Box::new(|o: &Order| serde_json::to_vec(&Payment::from(o)).unwrap_or_default()),
+        }),
+        state: flows::KeyState::Unclaimed,
     });
     let new = flows::NewPayment {
         merchant_order_no: req.merchant_order_no,
@@ -192,9 +197,20 @@ async fn create_payment(
         attach: req.attach,
         metadata: req.metadata,
     };
-    let created = flows::create_payment(state, merchant, new, completion).await?;
-    let mut answer = Answer::json(created.status, &Payment::from(&created.order));
-    answer.stored = created.key_completed;
+    let created = flows::create_payment(state, merchant, new, key.as_mut()).await;
+    let used = match key.map(|k| k.state) {
+        None | Some(flows::KeyState::Unclaimed) => KeyUse::Untouched,
+        Some(flows::KeyState::Claimed) => KeyUse::Claimed,
+        Some(flows::KeyState::Completed) => KeyUse::Stored,
+    };
+    let mut answer = match created {
+        Ok(flows::Creation::Order(c)) => Answer::json(c.status, &Payment::from(&c.order)),
+        Ok(flows::Creation::KeyHeld(begin)) => return Ok(Answer::held(begin)),
+        // Nothing stored under the key: the error as it is (its headers).
+        Err(e) if used == KeyUse::Untouched => return Err(e),
+        Err(e) => Answer::from(e),
+    };
+    answer.key = used;
     Ok(answer)
 }
 

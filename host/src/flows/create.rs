@@ -7,6 +7,7 @@
 //! before sending anything (`invalid_request`, `unsupported`) is deleted
 //! again, so the merchant can send the corrected order under that number.
 
+use super::in_flight::InFlight;
 use super::{call_counted, final_refusal, money, unexpected};
 use crate::api::now_ms;
 use crate::api::problem::ApiError;
@@ -15,7 +16,10 @@ use crate::contract::{self, PayAction};
 use crate::limits::LimitExceeded;
 use crate::orders::{self, Decision};
 use crate::runtime::{Operation, Output};
-use crate::store::{DailyCap, Inserted, KeyCompletion, Order, OrderState, StoreError};
+use crate::store::{
+    Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, Order, OrderState,
+    StoreError,
+};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -39,12 +43,43 @@ pub struct NewPayment {
 
 /// The outcome of [`create_payment`].
 #[derive(Debug)]
+pub enum Creation {
+    /// The order, as created or as it already stood.
+    Order(Created),
+    /// The request's `Idempotency-Key` belongs to an earlier request (in
+    /// progress, completed, or used with another body); nothing was done.
+    KeyHeld(IdempotencyBegin),
+}
+
+#[derive(Debug)]
 pub struct Created {
     pub order: Order,
     /// 201 for a new order, 200 for one that already stood.
     pub status: StatusCode,
-    /// The idempotency key was completed with the order's write.
-    pub key_completed: bool,
+}
+
+/// A create's `Idempotency-Key`: claimed in the transaction that inserts
+/// the order, completed in the one that stores the provider's acceptance,
+/// so a create with a key waits for the same two commits as one without.
+#[derive(Debug)]
+pub struct KeyedCreate {
+    pub claim: KeyClaim,
+    /// The answer to store with the accepted order.
+    pub completion: Option<KeyCompletion>,
+    /// What the create did with the key; read it when the create is done.
+    pub state: KeyState,
+}
+
+/// What became of a create's `Idempotency-Key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Not claimed: the create ended before (or with the failure of) the
+    /// insert that claims it, so nothing of it is stored.
+    Unclaimed,
+    /// Claimed with the order's insert; no answer is stored under it yet.
+    Claimed,
+    /// Completed with the order's accepted state.
+    Completed,
 }
 
 /// The contract's pay action as stored and shown.
@@ -62,15 +97,14 @@ pub fn pay_action_json(action: &PayAction) -> Value {
     }
 }
 
-/// Creates the order and asks the provider for it. `completion`, when the
-/// request carries an `Idempotency-Key`, is written with the order's
-/// accepted state in one transaction.
+/// Creates the order and asks the provider for it, under the request's
+/// `Idempotency-Key` when it has one ([`KeyedCreate`]).
 pub async fn create_payment(
     state: &AppState,
     merchant: &Merchant,
     req: NewPayment,
-    completion: Option<KeyCompletion>,
-) -> Result<Created, ApiError> {
+    mut key: Option<&mut KeyedCreate>,
+) -> Result<Creation, ApiError> {
     crate::api::validate::payment(&req)?;
     if !merchant.currencies.contains(&req.currency) {
         return Err(ApiError::validation(format!(
@@ -155,8 +189,16 @@ pub async fn create_payment(
     };
     // One create of an order number at a time reaches the provider; the
     // others are told to retry rather than send the same order again.
-    let _in_flight =
-        InFlight::claim(state, &merchant.id, &req.merchant_order_no).ok_or_else(|| {
+    let _in_flight = CREATES
+        .claim(
+            (
+                store_id(state),
+                merchant.id.clone(),
+                req.merchant_order_no.clone(),
+            ),
+            (),
+        )
+        .map_err(|()| {
             let mut e = ApiError::conflict(
                 "order_in_progress",
                 format!(
@@ -167,12 +209,14 @@ pub async fn create_payment(
             e.retry_after = Some(1);
             e
         })?;
+    let claim = key.as_ref().map(|k| &k.claim);
     let inserted = match state
         .store
-        .insert_order_capped(&candidate, day_cap.as_ref())
+        .insert_order_claiming(&candidate, day_cap.as_ref(), claim)
         .await
     {
-        Ok(i) => i,
+        Ok(Claimed::Ran(i)) => i,
+        Ok(Claimed::Held(begin)) => return Ok(Creation::KeyHeld(begin)),
         Err(StoreError::CapExceeded { .. }) => {
             return Err(LimitExceeded {
                 limit: "per_payer_day",
@@ -182,6 +226,9 @@ pub async fn create_payment(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(k) = key.as_mut() {
+        k.state = KeyState::Claimed;
+    }
     let inserted_now = inserted.is_new();
     let order = match inserted {
         Inserted::New(o) => o,
@@ -208,11 +255,10 @@ pub async fn create_payment(
                 ));
             } else if o.state != OrderState::Created {
                 // Never charge twice: the order as it stands.
-                return Ok(Created {
+                return Ok(Creation::Order(Created {
                     order: o,
                     status: StatusCode::OK,
-                    key_completed: false,
-                });
+                }));
             } else {
                 // An earlier attempt never reached the provider's acceptance;
                 // providers accept the identical order again.
@@ -253,22 +299,24 @@ pub async fn create_payment(
                                 adapter.info.capabilities.payment_notifications,
                             ),
                     );
-                    let key_completed = completion.is_some();
+                    let completion = key.as_mut().and_then(|k| k.completion.take());
+                    let completing = completion.is_some();
                     let saved = state
                         .store
                         .update_order_completing(&next, &events, completion)
                         .await?;
-                    Ok(Created {
+                    if let Some(k) = key.as_mut().filter(|_| completing) {
+                        k.state = KeyState::Completed;
+                    }
+                    Ok(Creation::Order(Created {
                         order: saved,
                         status: StatusCode::CREATED,
-                        key_completed,
-                    })
+                    }))
                 }
-                Decision::Unchanged | Decision::NeedsAmount => Ok(Created {
+                Decision::Unchanged | Decision::NeedsAmount => Ok(Creation::Order(Created {
                     order,
                     status: StatusCode::CREATED,
-                    key_completed: false,
-                }),
+                })),
                 Decision::Reject(reason) => Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "provider_malformed",
@@ -317,32 +365,9 @@ pub fn reached_provider(order: &Order) -> bool {
 /// Creates in flight in this process, by (store, merchant, order no).
 /// Replicas sharing a store can still race each other; providers take an
 /// identical order number with identical values as the same order.
-static IN_FLIGHT: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashSet<(usize, String, String)>>,
-> = std::sync::LazyLock::new(Default::default);
+static CREATES: InFlight<(usize, String, String), ()> = InFlight::new();
 
-/// A claim on one order number's creation, released when dropped (also
-/// when the request is cancelled).
-struct InFlight((usize, String, String));
-
-impl InFlight {
-    fn claim(state: &AppState, merchant_id: &str, order_no: &str) -> Option<InFlight> {
-        let store = std::sync::Arc::as_ptr(&state.store) as *const () as usize;
-        let key = (store, merchant_id.to_string(), order_no.to_string());
-        let claimed = IN_FLIGHT
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone());
-        // Built only once the lock is released: a dropped claim locks it.
-        if claimed { Some(InFlight(key)) } else { None }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.0);
-    }
+/// Tells apart the stores of several payhosts in one process (tests).
+pub(crate) fn store_id(state: &AppState) -> usize {
+    std::sync::Arc::as_ptr(&state.store) as *const () as usize
 }

@@ -19,12 +19,16 @@
 
 mod apply;
 mod create;
+pub(crate) mod in_flight;
 mod refund;
 pub(crate) mod retry;
 mod settle;
 
 pub use apply::{Verdict, apply_refund_status, apply_trade_status, load_order};
-pub use create::{Created, NewPayment, create_payment, reached_provider};
+pub(crate) use create::store_id;
+pub use create::{
+    Created, Creation, KeyState, KeyedCreate, NewPayment, create_payment, reached_provider,
+};
 pub use refund::{NewRefund, RefundOutcome, refund_payment};
 pub use settle::{close_expired, refresh, settle_refund};
 

@@ -67,6 +67,30 @@ pub struct KeyCompletion {
     pub render: RenderAnswer,
 }
 
+/// An `Idempotency-Key` to claim in the transaction of an operation's first
+/// write ([`Store::insert_order_claiming`]), instead of in a commit of its
+/// own before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyClaim {
+    pub merchant_id: String,
+    pub key: String,
+    /// Canonical hash of the request (route and body).
+    pub request_hash: String,
+    /// When the request arrived (Unix ms): the claim's lease starts here.
+    pub now: i64,
+}
+
+/// Result of a write that first claims an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claimed<T> {
+    /// The key was claimed with the write (or there was no key).
+    Ran(T),
+    /// The key belongs to an earlier request (in progress, completed, or
+    /// used with another body: never [`IdempotencyBegin::Started`]);
+    /// nothing was written.
+    Held(IdempotencyBegin),
+}
+
 /// Renders the answer to keep under a key from the order as stored.
 pub type RenderAnswer = Box<dyn FnOnce(&Order) -> Vec<u8> + Send>;
 
@@ -376,6 +400,38 @@ pub trait Store: Send + Sync {
         cap: Option<&DailyCap>,
     ) -> Result<Inserted<Order>, StoreError>;
 
+    /// [`Store::insert_order_capped`], first claiming `claim` as
+    /// [`Store::idempotency_begin`] does, in one transaction: a key held by
+    /// another request writes nothing and answers [`Claimed::Held`]; a
+    /// failed insert (the cap, the store) leaves the key unclaimed.
+    ///
+    /// This default takes two commits; a store that can make it one
+    /// transaction should.
+    async fn insert_order_claiming(
+        &self,
+        order: &Order,
+        cap: Option<&DailyCap>,
+        claim: Option<&KeyClaim>,
+    ) -> Result<Claimed<Inserted<Order>>, StoreError> {
+        if let Some(c) = claim {
+            let begin = self
+                .idempotency_begin(&c.merchant_id, &c.key, &c.request_hash, c.now)
+                .await?;
+            if begin != IdempotencyBegin::Started {
+                return Ok(Claimed::Held(begin));
+            }
+        }
+        match self.insert_order_capped(order, cap).await {
+            Ok(inserted) => Ok(Claimed::Ran(inserted)),
+            Err(e) => {
+                if let Some(c) = claim {
+                    self.idempotency_release(&c.merchant_id, &c.key).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
     async fn get_order(
         &self,
         merchant_id: &str,
@@ -477,6 +533,40 @@ pub trait Store: Send + Sync {
     /// Forgets an in-progress key after a failure that changed nothing, so
     /// the client may retry with the same key.
     async fn idempotency_release(&self, merchant_id: &str, key: &str) -> Result<(), StoreError>;
+
+    /// For a request that answered without claiming its key (it failed
+    /// before the write that claims it): claims `claim` as
+    /// [`Store::idempotency_begin`] does and, when this request gets it,
+    /// completes it with `answer` at once, or leaves it free when `answer`
+    /// is `None` (a "try again" answer is not kept). One transaction in a
+    /// store that can; the default takes two commits.
+    async fn idempotency_settle(
+        &self,
+        claim: &KeyClaim,
+        answer: Option<(u16, &[u8])>,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let begin = self
+            .idempotency_begin(
+                &claim.merchant_id,
+                &claim.key,
+                &claim.request_hash,
+                claim.now,
+            )
+            .await?;
+        if begin == IdempotencyBegin::Started {
+            match answer {
+                Some((status, body)) => {
+                    self.idempotency_complete(&claim.merchant_id, &claim.key, status, body)
+                        .await?
+                }
+                None => {
+                    self.idempotency_release(&claim.merchant_id, &claim.key)
+                        .await?
+                }
+            }
+        }
+        Ok(begin)
+    }
 
     /// Writes callers of this store have waited for to be committed, since
     /// it was opened (each is one commit a caller waits for, however many

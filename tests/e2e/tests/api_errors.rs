@@ -6,8 +6,9 @@
 
 use payhost::api::AppState;
 use payhost::store::{
-    DailyCap, IdempotencyBegin, Inserted, KeyCompletion, NewEvent, NotificationRecord, Order,
-    OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store, StoreError,
+    Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
+    NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store,
+    StoreError,
 };
 use payhost_e2e::front::{Front, MERCHANT_KEY, Options, order_body};
 use reqwest::{Method, StatusCode};
@@ -1149,10 +1150,12 @@ async fn provider_failures_are_502_and_retryable_ones_can_be_retried() {
 }
 
 /// A store that can be switched off: every call then fails as a store
-/// whose database is gone does.
+/// whose database is gone does. With `hang_updates`, an order update never
+/// returns, as when the process dies while it is being committed.
 struct SwitchableStore {
     inner: Arc<dyn Store>,
     down: AtomicBool,
+    hang_updates: AtomicBool,
 }
 
 impl SwitchableStore {
@@ -1174,6 +1177,21 @@ impl Store for SwitchableStore {
     ) -> Result<Inserted<Order>, StoreError> {
         self.up()?.insert_order_capped(order, cap).await
     }
+    async fn insert_order_claiming(
+        &self,
+        order: &Order,
+        cap: Option<&DailyCap>,
+        claim: Option<&KeyClaim>,
+    ) -> Result<Claimed<Inserted<Order>>, StoreError> {
+        self.up()?.insert_order_claiming(order, cap, claim).await
+    }
+    async fn idempotency_settle(
+        &self,
+        claim: &KeyClaim,
+        answer: Option<(u16, &[u8])>,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        self.up()?.idempotency_settle(claim, answer).await
+    }
     async fn get_order(&self, m: &str, no: &str) -> Result<Option<Order>, StoreError> {
         self.up()?.get_order(m, no).await
     }
@@ -1186,6 +1204,9 @@ impl Store for SwitchableStore {
         events: &[NewEvent],
         completion: Option<KeyCompletion>,
     ) -> Result<Order, StoreError> {
+        if self.hang_updates.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.up()?
             .update_order_completing(order, events, completion)
             .await
@@ -1325,11 +1346,25 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    call_keyed(state, method, path, body, None).await
+}
+
+/// [`call`] with an `Idempotency-Key`.
+async fn call_keyed(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     use tower::ServiceExt;
     let mut req = axum::http::Request::builder()
         .method(method)
         .uri(path)
         .header("authorization", format!("Bearer {MERCHANT_KEY}"));
+    if let Some(key) = key {
+        req = req.header("idempotency-key", key);
+    }
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
@@ -1371,6 +1406,7 @@ async fn an_unavailable_store_is_503() {
     let store = Arc::new(SwitchableStore {
         inner: f.running.state.store.clone(),
         down: AtomicBool::new(false),
+        hang_updates: AtomicBool::new(false),
     });
     let mut state = f.running.state.clone();
     state.store = store.clone();
@@ -1552,4 +1588,114 @@ async fn metrics_health_and_readiness() {
         Some(0.0),
         "{text}"
     );
+}
+
+/// Commits the request made by `send(i)` waited for: the least of three
+/// tries (`i` = 0, 1, 2), as a background write (retention, the
+/// reconciler) can only add to one.
+async fn commit_waits<F, Fut>(f: &Front, send: F) -> u64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let store = &f.running.state.store;
+    let mut least = u64::MAX;
+    for i in 0..3 {
+        let before = store.commit_waits().expect("the SQLite store counts");
+        send(i).await;
+        least = least.min(store.commit_waits().unwrap() - before);
+    }
+    least
+}
+
+#[tokio::test]
+async fn a_create_with_an_idempotency_key_waits_for_two_commits() {
+    let f = Front::start("idem-commits", Options::default()).await;
+    let keyed = |key: String, body: Value| {
+        f.as_merchant(Method::POST, "/v1/payments")
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    // The claim shares the insert's commit, the answer the update's.
+    let waits = commit_waits(&f, |i| {
+        let r = keyed(
+            format!("key-c-{i}"),
+            order_body(&format!("COMMIT-{i}"), 100),
+        );
+        async move { assert_eq!(r.await.unwrap().status(), StatusCode::CREATED) }
+    })
+    .await;
+    assert_eq!(waits, 2);
+    // As many as without a key.
+    let f = &f;
+    let waits = commit_waits(f, |i| async move {
+        let no = format!("COMMIT-NK-{i}");
+        assert_eq!(f.create(&no, 100).await.status(), StatusCode::CREATED)
+    })
+    .await;
+    assert_eq!(waits, 2);
+    // A replay writes nothing; it looks the key up in one transaction.
+    let waits = commit_waits(&f, |_| {
+        let r = keyed("key-c-0".into(), order_body("COMMIT-0", 100));
+        async move {
+            let r = r.await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            assert_eq!(r.headers()["idempotent-replayed"], "true");
+        }
+    })
+    .await;
+    assert_eq!(waits, 1);
+    // A refusal before the insert is kept under its key in one commit.
+    let waits = commit_waits(&f, |i| {
+        let r = keyed(format!("key-bad-{i}"), order_body(&format!("BAD-{i}"), 0));
+        async move { assert_eq!(r.await.unwrap().status(), StatusCode::BAD_REQUEST) }
+    })
+    .await;
+    assert_eq!(waits, 1);
+    assert_eq!(sim_calls(&f, UNIFIED_ORDER), 6);
+}
+
+#[tokio::test]
+async fn a_crash_between_the_two_commits_loses_no_order_and_keeps_the_key_in_progress() {
+    let f = Front::start("idem-crash", Options::fast_reconciler()).await;
+    let store = Arc::new(SwitchableStore {
+        inner: f.running.state.store.clone(),
+        down: AtomicBool::new(false),
+        hang_updates: AtomicBool::new(true),
+    });
+    let mut state = f.running.state.clone();
+    state.store = store.clone();
+    // The process dies while the provider's acceptance is being committed:
+    // the client never gets an answer.
+    let body = order_body("CRASH-0001", 100);
+    let create = call_keyed(
+        &state,
+        "POST",
+        "/v1/payments",
+        Some(body.clone()),
+        Some("key-crash"),
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), create)
+            .await
+            .is_err()
+    );
+    assert_eq!(sim_calls(&f, UNIFIED_ORDER), 1);
+    drop((state, store));
+    let f = f.restart().await;
+    // The claim committed with the order: a retry with the key is told to
+    // wait (until the key's lease ends), as when the claim came first.
+    let r = f
+        .as_merchant(Method::POST, "/v1/payments")
+        .header("idempotency-key", "key-crash")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::CONFLICT, "idempotency_in_progress").await;
+    // The order is there, and the reconciler asks the provider about it.
+    f.wait_for_as(MERCHANT_KEY, "/v1/payments/CRASH-0001", "state", "pending")
+        .await;
+    assert_eq!(sim_calls(&f, UNIFIED_ORDER), 1);
 }

@@ -40,8 +40,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::{
-    DailyCap, IdempotencyBegin, Inserted, KeyCompletion, NewEvent, NotificationRecord, Order,
-    OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store, StoreError,
+    Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
+    NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store,
+    StoreError,
 };
 
 /// Notification records, delivery scheduling and retention (migration 3).
@@ -195,6 +196,63 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Inserts `order` (at version 1) unless its number exists, under `cap`.
+fn insert_capped(
+    conn: &Connection,
+    order: &Order,
+    cap: Option<&DailyCap>,
+) -> Result<Inserted<Order>, StoreError> {
+    if let Some(cap) = cap
+        && select_order(conn, &order.merchant_id, &order.merchant_order_no)?.is_none()
+    {
+        // On the single writer, this sum and the insert below are
+        // one atomic step.
+        let counted = payer_total_since(conn, &order.merchant_id, &cap.payer_openid, cap.since)?;
+        if counted.saturating_add(cap.counts_minor) > cap.max_minor {
+            return Err(StoreError::CapExceeded {
+                counted_minor: counted,
+            });
+        }
+    }
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+              ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+             ON CONFLICT (merchant_id, merchant_order_no) DO NOTHING"
+        ))
+        .and_then(|mut s| {
+            let mut values = order_values(order);
+            values.push(Box::new(order.created_at));
+            values.push(Box::new(order.updated_at));
+            values.push(Box::new(order.version));
+            s.execute(rusqlite::params_from_iter(values))
+        })
+        .map_err(sql_err)?;
+    if inserted == 1 {
+        if let Some(cap) = cap
+            && cap.counts_minor != order.amount_minor
+        {
+            conn.prepare_cached(
+                "UPDATE orders SET limit_minor = ?3
+                 WHERE merchant_id = ?1 AND merchant_order_no = ?2",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    order.merchant_id,
+                    order.merchant_order_no,
+                    cap.counts_minor
+                ])
+            })
+            .map_err(sql_err)?;
+        }
+        return Ok(Inserted::New(order.clone()));
+    }
+    select_order(conn, &order.merchant_id, &order.merchant_order_no)?
+        .map(Inserted::Existing)
+        .ok_or_else(|| StoreError::Corrupt("order vanished during insert".into()))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_order_capped(
@@ -206,57 +264,28 @@ impl Store for SqliteStore {
         // A fresh row always starts at version 1, whatever the caller built.
         order.version = 1;
         let cap = cap.cloned();
+        self.write(move |conn| insert_capped(conn, &order, cap.as_ref()))
+            .await
+    }
+
+    async fn insert_order_claiming(
+        &self,
+        order: &Order,
+        cap: Option<&DailyCap>,
+        claim: Option<&KeyClaim>,
+    ) -> Result<Claimed<Inserted<Order>>, StoreError> {
+        let mut order = order.clone();
+        order.version = 1;
+        let (cap, claim) = (cap.cloned(), claim.cloned());
+        // One transaction: the claim commits with the order or not at all.
         self.write(move |conn| {
-            if let Some(cap) = &cap
-                && select_order(conn, &order.merchant_id, &order.merchant_order_no)?.is_none()
-            {
-                // On the single writer, this sum and the insert below are
-                // one atomic step.
-                let counted =
-                    payer_total_since(conn, &order.merchant_id, &cap.payer_openid, cap.since)?;
-                if counted.saturating_add(cap.counts_minor) > cap.max_minor {
-                    return Err(StoreError::CapExceeded {
-                        counted_minor: counted,
-                    });
+            if let Some(c) = &claim {
+                let begin = claim_key(conn, c)?;
+                if begin != IdempotencyBegin::Started {
+                    return Ok(Claimed::Held(begin));
                 }
             }
-            let inserted = conn
-                .prepare_cached(&format!(
-                    "INSERT INTO orders ({ORDER_COLUMNS}) VALUES
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                      ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
-                     ON CONFLICT (merchant_id, merchant_order_no) DO NOTHING"
-                ))
-                .and_then(|mut s| {
-                    let mut values = order_values(&order);
-                    values.push(Box::new(order.created_at));
-                    values.push(Box::new(order.updated_at));
-                    values.push(Box::new(order.version));
-                    s.execute(rusqlite::params_from_iter(values))
-                })
-                .map_err(sql_err)?;
-            if inserted == 1 {
-                if let Some(cap) = &cap
-                    && cap.counts_minor != order.amount_minor
-                {
-                    conn.prepare_cached(
-                        "UPDATE orders SET limit_minor = ?3
-                         WHERE merchant_id = ?1 AND merchant_order_no = ?2",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            order.merchant_id,
-                            order.merchant_order_no,
-                            cap.counts_minor
-                        ])
-                    })
-                    .map_err(sql_err)?;
-                }
-                return Ok(Inserted::New(order));
-            }
-            select_order(conn, &order.merchant_id, &order.merchant_order_no)?
-                .map(Inserted::Existing)
-                .ok_or_else(|| StoreError::Corrupt("order vanished during insert".into()))
+            insert_capped(conn, &order, cap.as_ref()).map(Claimed::Ran)
         })
         .await
     }
@@ -505,66 +534,38 @@ impl Store for SqliteStore {
         request_hash: &str,
         now: i64,
     ) -> Result<IdempotencyBegin, StoreError> {
-        let (m, k, h) = (
-            merchant_id.to_owned(),
-            key.to_owned(),
-            request_hash.to_owned(),
-        );
-        // Runs on the single writer, so the check and the claim below are
-        // one atomic step; on PostgreSQL the INSERT ... ON CONFLICT alone
-        // decides the race.
+        let claim = KeyClaim {
+            merchant_id: merchant_id.to_owned(),
+            key: key.to_owned(),
+            request_hash: request_hash.to_owned(),
+            now,
+        };
+        self.write(move |conn| claim_key(conn, &claim)).await
+    }
+
+    async fn idempotency_settle(
+        &self,
+        claim: &KeyClaim,
+        answer: Option<(u16, &[u8])>,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let claim = claim.clone();
+        let answer = answer.map(|(status, body)| (status, body.to_vec()));
         self.write(move |conn| {
-            let claimed = conn
-                .prepare_cached(
-                    "INSERT INTO idempotency (merchant_id, idem_key, request_hash, status,
-                         response_body, created_at, completed_at)
-                     VALUES (?1, ?2, ?3, NULL, NULL, ?4, NULL)
-                     ON CONFLICT (merchant_id, idem_key) DO NOTHING",
-                )
-                .and_then(|mut s| s.execute(params![m, k, h, now]))
-                .map_err(sql_err)?;
-            if claimed == 1 {
-                return Ok(IdempotencyBegin::Started);
-            }
-            let (stored_hash, status, body, created_at): (
-                String,
-                Option<i64>,
-                Option<Vec<u8>>,
-                i64,
-            ) = conn
-                .prepare_cached(
-                    "SELECT request_hash, status, response_body, created_at FROM idempotency
-                     WHERE merchant_id = ?1 AND idem_key = ?2",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![m, k], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })
-                })
-                .map_err(sql_err)?;
-            if stored_hash != h {
-                return Ok(IdempotencyBegin::Mismatch);
-            }
-            match status {
-                Some(status) => Ok(IdempotencyBegin::Completed {
-                    status: u16::try_from(status)
-                        .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
-                    body: body.unwrap_or_default(),
-                }),
-                None if now - created_at > IDEMPOTENCY_LEASE_MS => {
-                    // The first request died with its process; let this one
-                    // take the key over (a create is still deduplicated by
-                    // its merchant order no).
-                    conn.prepare_cached(
-                        "UPDATE idempotency SET created_at = ?3
-                         WHERE merchant_id = ?1 AND idem_key = ?2",
-                    )
-                    .and_then(|mut s| s.execute(params![m, k, now]))
-                    .map_err(sql_err)?;
-                    Ok(IdempotencyBegin::Started)
+            let begin = claim_key(conn, &claim)?;
+            if begin == IdempotencyBegin::Started {
+                match &answer {
+                    Some((status, body)) => complete_key(
+                        conn,
+                        &claim.merchant_id,
+                        &claim.key,
+                        *status,
+                        body,
+                        claim.now,
+                    )?,
+                    None => release_key(conn, &claim.merchant_id, &claim.key)?,
                 }
-                None => Ok(IdempotencyBegin::InProgress),
             }
+            Ok(begin)
         })
         .await
     }
@@ -583,17 +584,7 @@ impl Store for SqliteStore {
 
     async fn idempotency_release(&self, merchant_id: &str, key: &str) -> Result<(), StoreError> {
         let (m, k) = (merchant_id.to_owned(), key.to_owned());
-        self.write(move |conn| {
-            // A completed key is never forgotten: its answer must replay.
-            conn.prepare_cached(
-                "DELETE FROM idempotency
-                 WHERE merchant_id = ?1 AND idem_key = ?2 AND status IS NULL",
-            )
-            .and_then(|mut s| s.execute(params![m, k]))
-            .map_err(sql_err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| release_key(conn, &m, &k)).await
     }
 
     fn commit_waits(&self) -> Option<u64> {

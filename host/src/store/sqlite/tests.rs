@@ -619,3 +619,164 @@ async fn newer_schema_is_refused() {
     drop(c);
     assert!(matches!(SqliteStore::open(&path), Err(StoreError::Corrupt(m)) if m.contains("999")));
 }
+
+fn claim(key: &str, hash: &str, now: i64) -> KeyClaim {
+    KeyClaim {
+        merchant_id: "m1".into(),
+        key: key.into(),
+        request_hash: hash.into(),
+        now,
+    }
+}
+
+#[tokio::test]
+async fn a_key_is_claimed_with_the_order_in_one_commit_or_not_at_all() {
+    let s = SqliteStore::open(db_path("claim-with-order")).unwrap();
+    let waits = || s.commit_waits().unwrap();
+    let before = waits();
+    let first = s
+        .insert_order_claiming(&order("o1"), None, Some(&claim("k1", "h", 1)))
+        .await
+        .unwrap();
+    assert!(matches!(first, Claimed::Ran(Inserted::New(_))), "{first:?}");
+    assert_eq!(waits() - before, 1, "the claim shares the insert's commit");
+    // The key is taken: a second request with it writes nothing, whatever
+    // order it names.
+    assert_eq!(
+        s.insert_order_claiming(&order("o2"), None, Some(&claim("k1", "h", 2)))
+            .await
+            .unwrap(),
+        Claimed::Held(IdempotencyBegin::InProgress)
+    );
+    assert_eq!(
+        s.insert_order_claiming(&order("o2"), None, Some(&claim("k1", "other", 2)))
+            .await
+            .unwrap(),
+        Claimed::Held(IdempotencyBegin::Mismatch)
+    );
+    assert_eq!(s.get_order("m1", "o2").await.unwrap(), None);
+    // Completed with the order's update, the key replays.
+    let o = first.clone();
+    let Claimed::Ran(Inserted::New(o)) = o else {
+        unreachable!()
+    };
+    let completion = KeyCompletion {
+        merchant_id: "m1".into(),
+        key: "k1".into(),
+        status: 201,
+        render: Box::new(|o: &Order| format!("v{}", o.version).into_bytes()),
+    };
+    s.update_order_completing(&o, &[], Some(completion))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.insert_order_claiming(&order("o1"), None, Some(&claim("k1", "h", 3)))
+            .await
+            .unwrap(),
+        Claimed::Held(IdempotencyBegin::Completed {
+            status: 201,
+            body: b"v2".to_vec()
+        })
+    );
+    // A refused insert (the payer's cap) leaves the key unclaimed.
+    let cap = DailyCap {
+        payer_openid: "openid-1".into(),
+        since: 0,
+        max_minor: 1_500,
+        counts_minor: 1_000,
+    };
+    assert!(matches!(
+        s.insert_order_claiming(&order("o3"), Some(&cap), Some(&claim("k3", "h", 4)))
+            .await,
+        Err(StoreError::CapExceeded { .. })
+    ));
+    assert_eq!(
+        s.idempotency_begin("m1", "k3", "h", 5).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+}
+
+#[tokio::test]
+async fn concurrent_claims_of_one_key_insert_one_order() {
+    let s = Arc::new(SqliteStore::open(db_path("claim-race")).unwrap());
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.insert_order_claiming(&order(&format!("o{i}")), None, Some(&claim("k", "h", 1)))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ran = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Claimed::Ran(Inserted::New(_)) => ran += 1,
+            Claimed::Held(IdempotencyBegin::InProgress) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ran, 1);
+    assert_eq!(
+        s.count_orders_by_state().await.unwrap(),
+        vec![(OrderState::Created, 1)]
+    );
+}
+
+#[tokio::test]
+async fn settling_a_key_keeps_a_final_answer_and_never_overwrites_one() {
+    let s = SqliteStore::open(db_path("settle")).unwrap();
+    let before = s.commit_waits().unwrap();
+    // Free key, final answer: claimed and completed in one commit.
+    assert_eq!(
+        s.idempotency_settle(&claim("k1", "h", 1), Some((400, b"bad")))
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(s.commit_waits().unwrap() - before, 1);
+    let replay = IdempotencyBegin::Completed {
+        status: 400,
+        body: b"bad".to_vec(),
+    };
+    assert_eq!(
+        s.idempotency_begin("m1", "k1", "h", 2).await.unwrap(),
+        replay
+    );
+    // A later answer under the same key is not stored: the first replays.
+    assert_eq!(
+        s.idempotency_settle(&claim("k1", "h", 3), Some((201, b"ok")))
+            .await
+            .unwrap(),
+        replay
+    );
+    assert_eq!(
+        s.idempotency_settle(&claim("k1", "other", 3), Some((201, b"ok")))
+            .await
+            .unwrap(),
+        IdempotencyBegin::Mismatch
+    );
+    // A "try again" answer leaves a free key free...
+    assert_eq!(
+        s.idempotency_settle(&claim("k2", "h", 4), None)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        s.idempotency_begin("m1", "k2", "h", 5).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    // ...and a key in progress in progress.
+    assert_eq!(
+        s.idempotency_settle(&claim("k2", "h", 6), None)
+            .await
+            .unwrap(),
+        IdempotencyBegin::InProgress
+    );
+    assert_eq!(
+        s.idempotency_begin("m1", "k2", "h", 7).await.unwrap(),
+        IdempotencyBegin::InProgress
+    );
+}

@@ -1,9 +1,10 @@
 //! The statements several writes share: compare-and-set of an order or a
-//! refund, completing an idempotency key with its write, a payer's total
+//! refund, claiming, completing and releasing an idempotency key, a payer's total
 //! of the day, appending outbox events.
 
+use super::IDEMPOTENCY_LEASE_MS;
 use super::rows::*;
-use crate::store::{NewEvent, Order, Refund, StoreError};
+use crate::store::{IdempotencyBegin, KeyClaim, NewEvent, Order, Refund, StoreError};
 use rusqlite::{Connection, params};
 
 /// Compare-and-set of every mutable column; returns the order as stored.
@@ -133,5 +134,82 @@ pub(super) fn append_events(
         ])
         .map_err(sql_err)?;
     }
+    Ok(())
+}
+
+/// Claims an `Idempotency-Key`. On the single writer the check and the
+/// claim are one atomic step; on PostgreSQL the INSERT ... ON CONFLICT
+/// alone decides the race.
+pub(super) fn claim_key(
+    conn: &Connection,
+    claim: &KeyClaim,
+) -> Result<IdempotencyBegin, StoreError> {
+    let (m, k, h, now) = (
+        &claim.merchant_id,
+        &claim.key,
+        &claim.request_hash,
+        claim.now,
+    );
+    let claimed = conn
+        .prepare_cached(
+            "INSERT INTO idempotency (merchant_id, idem_key, request_hash, status,
+                 response_body, created_at, completed_at)
+             VALUES (?1, ?2, ?3, NULL, NULL, ?4, NULL)
+             ON CONFLICT (merchant_id, idem_key) DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![m, k, h, now]))
+        .map_err(sql_err)?;
+    if claimed == 1 {
+        return Ok(IdempotencyBegin::Started);
+    }
+    let (stored_hash, status, body, created_at): (String, Option<i64>, Option<Vec<u8>>, i64) = conn
+        .prepare_cached(
+            "SELECT request_hash, status, response_body, created_at FROM idempotency
+             WHERE merchant_id = ?1 AND idem_key = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![m, k], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+        })
+        .map_err(sql_err)?;
+    if stored_hash != *h {
+        return Ok(IdempotencyBegin::Mismatch);
+    }
+    match status {
+        Some(status) => Ok(IdempotencyBegin::Completed {
+            status: u16::try_from(status)
+                .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
+            body: body.unwrap_or_default(),
+        }),
+        None if now - created_at > IDEMPOTENCY_LEASE_MS => {
+            // The first request died with its process; let this one
+            // take the key over (a create is still deduplicated by
+            // its merchant order no).
+            conn.prepare_cached(
+                "UPDATE idempotency SET created_at = ?3
+                 WHERE merchant_id = ?1 AND idem_key = ?2",
+            )
+            .and_then(|mut s| s.execute(params![m, k, now]))
+            .map_err(sql_err)?;
+            Ok(IdempotencyBegin::Started)
+        }
+        None => Ok(IdempotencyBegin::InProgress),
+    }
+}
+
+/// Forgets a key still in progress; a completed key is never forgotten:
+/// its answer must replay.
+pub(super) fn release_key(
+    conn: &Connection,
+    merchant_id: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM idempotency
+         WHERE merchant_id = ?1 AND idem_key = ?2 AND status IS NULL",
+    )
+    .and_then(|mut s| s.execute(params![merchant_id, key]))
+    .map_err(sql_err)?;
     Ok(())
 }
