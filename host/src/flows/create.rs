@@ -45,7 +45,7 @@ pub struct NewPayment {
 #[derive(Debug)]
 pub enum Creation {
     /// The order, as created or as it already stood.
-    Order(Created),
+    Order(Box<Created>),
     /// The request's `Idempotency-Key` belongs to an earlier request (in
     /// progress, completed, or used with another body); nothing was done.
     KeyHeld(IdempotencyBegin),
@@ -255,10 +255,10 @@ pub async fn create_payment(
                 ));
             } else if o.state != OrderState::Created {
                 // Never charge twice: the order as it stands.
-                return Ok(Creation::Order(Created {
+                return Ok(Creation::Order(Box::new(Created {
                     order: o,
                     status: StatusCode::OK,
-                }));
+                })));
             } else {
                 // An earlier attempt never reached the provider's acceptance;
                 // providers accept the identical order again.
@@ -308,15 +308,17 @@ pub async fn create_payment(
                     if let Some(k) = key.as_mut().filter(|_| completing) {
                         k.state = KeyState::Completed;
                     }
-                    Ok(Creation::Order(Created {
+                    Ok(Creation::Order(Box::new(Created {
                         order: saved,
                         status: StatusCode::CREATED,
-                    }))
+                    })))
                 }
-                Decision::Unchanged | Decision::NeedsAmount => Ok(Creation::Order(Created {
-                    order,
-                    status: StatusCode::CREATED,
-                })),
+                Decision::Unchanged | Decision::NeedsAmount => {
+                    Ok(Creation::Order(Box::new(Created {
+                        order,
+                        status: StatusCode::CREATED,
+                    })))
+                }
                 Decision::Reject(reason) => Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     "provider_malformed",

@@ -1610,7 +1610,8 @@ where
 
 #[tokio::test]
 async fn a_create_with_an_idempotency_key_waits_for_two_commits() {
-    let f = Front::start("idem-commits", Options::default()).await;
+    let front = Front::start("idem-commits", Options::default()).await;
+    let f = &front;
     let keyed = |key: String, body: Value| {
         f.as_merchant(Method::POST, "/v1/payments")
             .header("idempotency-key", key)
@@ -1618,7 +1619,7 @@ async fn a_create_with_an_idempotency_key_waits_for_two_commits() {
             .send()
     };
     // The claim shares the insert's commit, the answer the update's.
-    let waits = commit_waits(&f, |i| {
+    let waits = commit_waits(f, |i| {
         let r = keyed(
             format!("key-c-{i}"),
             order_body(&format!("COMMIT-{i}"), 100),
@@ -1628,7 +1629,6 @@ async fn a_create_with_an_idempotency_key_waits_for_two_commits() {
     .await;
     assert_eq!(waits, 2);
     // As many as without a key.
-    let f = &f;
     let waits = commit_waits(f, |i| async move {
         let no = format!("COMMIT-NK-{i}");
         assert_eq!(f.create(&no, 100).await.status(), StatusCode::CREATED)
@@ -1636,7 +1636,7 @@ async fn a_create_with_an_idempotency_key_waits_for_two_commits() {
     .await;
     assert_eq!(waits, 2);
     // A replay writes nothing; it looks the key up in one transaction.
-    let waits = commit_waits(&f, |_| {
+    let waits = commit_waits(f, |_| {
         let r = keyed("key-c-0".into(), order_body("COMMIT-0", 100));
         async move {
             let r = r.await.unwrap();
@@ -1647,13 +1647,13 @@ async fn a_create_with_an_idempotency_key_waits_for_two_commits() {
     .await;
     assert_eq!(waits, 1);
     // A refusal before the insert is kept under its key in one commit.
-    let waits = commit_waits(&f, |i| {
+    let waits = commit_waits(f, |i| {
         let r = keyed(format!("key-bad-{i}"), order_body(&format!("BAD-{i}"), 0));
         async move { assert_eq!(r.await.unwrap().status(), StatusCode::BAD_REQUEST) }
     })
     .await;
     assert_eq!(waits, 1);
-    assert_eq!(sim_calls(&f, UNIFIED_ORDER), 6);
+    assert_eq!(sim_calls(f, UNIFIED_ORDER), 6);
 }
 
 #[tokio::test]
