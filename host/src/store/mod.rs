@@ -12,6 +12,45 @@
 //!
 //! Timestamps are unix milliseconds (`i64`); money is an `i64` count of
 //! minor units plus an ISO 4217 currency code.
+//!
+//! # Two commits per create, with or without an `Idempotency-Key`
+//!
+//! A create waits for exactly two commits, each shared with whatever other
+//! requests' writes the writer batches with it (group commit):
+//!
+//! 1. [`Store::insert_order_claiming`]: the order row (`created`, with a
+//!    poll time for the reconciler) and, in the same transaction, the
+//!    claim of the request's key. Then the provider is asked.
+//! 2. [`Store::update_order_completing`]: the provider's acceptance and,
+//!    in the same transaction, the answer stored under the key.
+//!
+//! Why this keeps every guarantee of claiming the key in a commit of its
+//! own first:
+//!
+//! - *Durable before acknowledged.* The client's answer is sent after the
+//!   second commit returns; nothing it sees is only in memory.
+//! - *One request per key.* The claim and the insert are one write on the
+//!   single writer, so of any number of concurrent requests with a key one
+//!   claims it and the others find it held, as with a separate claim
+//!   (`idempotency_in_progress`, `idempotency_key_reused`, or the stored
+//!   answer replayed), and nothing of theirs is written. Within one process
+//!   a second request with a running key is turned away before any store
+//!   work (`api::idempotency::run_claiming`).
+//! - *Same key, same answer.* The answer is stored in the transaction that
+//!   makes the order what the answer says, so a key is never completed with
+//!   an answer its order contradicts. A create that fails before its insert
+//!   (a refusal, the payer's cap) never claimed the key; it settles it in
+//!   one commit ([`Store::idempotency_settle`]), keeping its answer, or
+//!   giving the earlier request's answer if the key was taken meanwhile.
+//! - *A crash between the two commits loses no order a client saw.* No
+//!   client saw anything yet. The order is `created` and the reconciler
+//!   asks the provider about it after the notification delay; the key stays
+//!   in progress, so a retry with it is told to wait until the key's lease
+//!   ends and then runs again, deduplicated by its order number. That is
+//!   what claiming first gave, minus the case of a claim committed without
+//!   its order.
+//! - *A crash before the first commit* leaves nothing: neither order nor
+//!   claim, and a retry runs as new.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
