@@ -252,7 +252,9 @@ where
 /// body is refused, a final answer is replayed. An operation that fails
 /// before its claiming write settles the key here in one commit: its
 /// answer is kept (or, if an earlier request holds the key, that one's
-/// answer given) exactly as if the key had been claimed first.
+/// answer given) exactly as if the key had been claimed first. `op`
+/// answers `Err` only when it wrote nothing under the key; once it has
+/// claimed it, it answers with [`KeyUse::Claimed`] or [`KeyUse::Stored`].
 pub async fn run_claiming<F, Fut>(
     state: &AppState,
     merchant: &Merchant,
