@@ -145,14 +145,36 @@ pub async fn receive(
         .await;
     match result {
         Ok(Output::Notify(outcome)) => {
+            // A notification of one payment is recorded with the change it
+            // makes, as it would be recorded after it: one commit, not two.
+            let note = match outcome.events.as_slice() {
+                [NotifyEvent::Payment(status)] => {
+                    let mut note = record.clone();
+                    note.merchant_order_no = Some(status.order.merchant_order_no.clone());
+                    note.verdict = summarize(&[Verdict::Applied]);
+                    note.detail = Some(Verdict::Applied.detail());
+                    Some(note)
+                }
+                _ => None,
+            };
+            let mut recorded = false;
             let mut verdicts = Vec::new();
             for event in &outcome.events {
                 let (order_no, verdict) = match event {
                     NotifyEvent::Payment(status) => {
                         let no = status.order.merchant_order_no.clone();
-                        let v = flows::apply_trade_status(&state, &merchant, &no, status, true)
-                            .await
-                            .map(|(_, v)| v);
+                        let v = flows::apply_noted_trade_status(
+                            &state,
+                            &merchant,
+                            &no,
+                            status,
+                            true,
+                            note.as_ref(),
+                        )
+                        .await
+                        .map(|(_, v)| v);
+                        recorded |=
+                            note.is_some() && v.as_ref().is_ok_and(|v| *v == Verdict::Applied);
                         (no, v)
                     }
                     NotifyEvent::Refund(status) => {
@@ -188,7 +210,9 @@ pub async fn receive(
                     .collect::<Vec<_>>()
                     .join("; ")
             });
-            state.store.record_notification(&record).await?;
+            if !recorded {
+                state.store.record_notification(&record).await?;
+            }
             state.metrics.notification(&adapter_name, &record.verdict);
             // The provider hears success only for what payhost took in: a
             // contradiction, or a paid statement it could not confirm, is

@@ -8,7 +8,7 @@ use crate::api::{AppState, Merchant};
 use crate::contract::{self, QueryRequest};
 use crate::orders::{self, Decision, RefundDecision};
 use crate::runtime::{LoadedAdapter, Operation, Output};
-use crate::store::{Order, Refund};
+use crate::store::{NotificationRecord, Order, Refund};
 use serde_json::json;
 use sha2::Digest as _;
 
@@ -57,6 +57,21 @@ pub async fn apply_trade_status(
     status: &contract::TradeStatus,
     may_query: bool,
 ) -> Result<(Order, Verdict), ApiError> {
+    apply_noted_trade_status(state, merchant, order_no, status, may_query, None).await
+}
+
+/// [`apply_trade_status`] of a notification's statement: `note`, the
+/// notification, is recorded in the transaction of the change when the
+/// verdict is [`Verdict::Applied`] (one commit instead of two); with any
+/// other verdict nothing of it is written and the caller records it.
+pub async fn apply_noted_trade_status(
+    state: &AppState,
+    merchant: &Merchant,
+    order_no: &str,
+    status: &contract::TradeStatus,
+    may_query: bool,
+    note: Option<&NotificationRecord>,
+) -> Result<(Order, Verdict), ApiError> {
     let decided = until_not_lost(move |_| async move {
         let order = load_order(state, merchant, order_no).await?;
         Ok(match orders::apply_trade_status(&order, status) {
@@ -64,7 +79,10 @@ pub async fn apply_trade_status(
                 order: next,
                 events,
             } => {
-                let saved = state.store.update_order(&next, &events).await?;
+                let saved = match note {
+                    Some(note) => state.store.update_order_noting(&next, &events, note).await?,
+                    None => state.store.update_order(&next, &events).await?,
+                };
                 if order.state.is_given_up() && saved.state == crate::store::OrderState::Paid {
                     // The payer's money arrived after payhost gave up.
                     tracing::warn!(
@@ -95,7 +113,12 @@ pub async fn apply_trade_status(
                 Err(e) => Err(e),
             };
             match queried {
-                Ok(q) => Box::pin(apply_trade_status(state, merchant, order_no, &q, false)).await,
+                Ok(q) => {
+                    Box::pin(apply_noted_trade_status(
+                        state, merchant, order_no, &q, false, note,
+                    ))
+                    .await
+                }
                 Err(e) => {
                     tracing::info!(
                         merchant = %merchant.id, order = %order_no, error = %e.detail,

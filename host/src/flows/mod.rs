@@ -24,7 +24,9 @@ mod refund;
 pub(crate) mod retry;
 mod settle;
 
-pub use apply::{Verdict, apply_refund_status, apply_trade_status, load_order};
+pub use apply::{
+    Verdict, apply_noted_trade_status, apply_refund_status, apply_trade_status, load_order,
+};
 pub(crate) use create::store_id;
 pub use create::{
     Created, Creation, KeyState, KeyedCreate, NewPayment, create_payment, reached_provider,

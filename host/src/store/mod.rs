@@ -550,6 +550,21 @@ pub trait Store: Send + Sync {
     /// Records a raw provider notification; returns its id.
     async fn record_notification(&self, record: &NotificationRecord) -> Result<i64, StoreError>;
 
+    /// [`Store::update_order`], recording the notification that caused the
+    /// change in the same transaction (nothing is written on a lost
+    /// compare-and-set). The default takes two commits; a store that can
+    /// make it one transaction should.
+    async fn update_order_noting(
+        &self,
+        order: &Order,
+        events: &[NewEvent],
+        note: &NotificationRecord,
+    ) -> Result<Order, StoreError> {
+        let saved = self.update_order(order, events).await?;
+        self.record_notification(note).await?;
+        Ok(saved)
+    }
+
     /// Claims `key` for a request whose canonical hash is `request_hash`.
     /// Exactly one of any number of concurrent callers gets `Started`.
     async fn idempotency_begin(

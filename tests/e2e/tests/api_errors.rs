@@ -1699,3 +1699,53 @@ async fn a_crash_between_the_two_commits_loses_no_order_and_keeps_the_key_in_pro
         .await;
     assert_eq!(sim_calls(&f, UNIFIED_ORDER), 1);
 }
+
+#[tokio::test]
+async fn an_applied_payment_notification_waits_for_one_commit() {
+    let f = Front::start("notify-commits", Options::default()).await;
+    let store = f.running.state.store.clone();
+    let mut least = u64::MAX;
+    for i in 0..3 {
+        let no = format!("NOTE-{i}");
+        assert_eq!(f.create(&no, 100).await.status(), StatusCode::CREATED);
+        let body = f.sim.pay(&no).unwrap();
+        let before = store.commit_waits().unwrap();
+        let r = f
+            .client
+            .post(f.url("/v1/notify/wechat-v2/shop-1"))
+            .header("content-type", "text/xml")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().contains("SUCCESS"));
+        // The `payment.paid` webhook it caused is delivered and marked so
+        // (one more commit) before counting.
+        let mut delivered = false;
+        for _ in 0..500 {
+            if store.due_events(i64::MAX, 10).await.unwrap().is_empty() {
+                delivered = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(delivered, "the payment.paid webhook was not delivered");
+        least = least.min(store.commit_waits().unwrap() - before - 1);
+        assert_eq!(
+            f.get_json(&format!("/v1/payments/{no}")).await["state"],
+            "paid"
+        );
+    }
+    // The state change, its event and the notification's record: one.
+    assert_eq!(least, 1);
+    let notes = store.list_notifications("shop-1", 10, None).await.unwrap();
+    assert_eq!(notes.len(), 3);
+    assert!(notes.iter().all(|n| {
+        n.verdict == "applied"
+            && n.detail.as_deref() == Some("applied")
+            && n.merchant_order_no
+                .as_deref()
+                .is_some_and(|no| no.starts_with("NOTE-"))
+    }));
+}

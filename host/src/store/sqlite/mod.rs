@@ -496,33 +496,25 @@ impl Store for SqliteStore {
 
     async fn record_notification(&self, record: &NotificationRecord) -> Result<i64, StoreError> {
         let rec = record.clone();
+        self.write(move |conn| insert_notification(conn, &rec))
+            .await
+    }
+
+    async fn update_order_noting(
+        &self,
+        order: &Order,
+        events: &[NewEvent],
+        note: &NotificationRecord,
+    ) -> Result<Order, StoreError> {
+        let (order, events, note) = (order.clone(), events.to_vec(), note.clone());
+        // One transaction: the change and the notification that caused it
+        // are both stored or neither.
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO notifications (merchant_id, adapter, received_at, method, path,
-                     query, headers, body, verdict, detail, merchant_order_no, received_bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 RETURNING id",
-            )
-            .and_then(|mut s| {
-                s.query_row(
-                    params![
-                        rec.merchant_id,
-                        rec.adapter,
-                        rec.received_at,
-                        rec.method,
-                        rec.path,
-                        rec.query,
-                        json_text(&rec.headers),
-                        rec.body,
-                        rec.verdict,
-                        rec.detail,
-                        rec.merchant_order_no,
-                        rec.received_bytes,
-                    ],
-                    |r| r.get(0),
-                )
-            })
-            .map_err(sql_err)
+            let now = now_ms();
+            let stored = cas_order(conn, &order, now)?;
+            append_events(conn, &order.merchant_id, &events, now)?;
+            insert_notification(conn, &note)?;
+            Ok(stored)
         })
         .await
     }

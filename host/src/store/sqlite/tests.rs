@@ -52,6 +52,25 @@ fn order(no: &str) -> Order {
     }
 }
 
+/// A notification about order `o1` of merchant `m1`.
+fn notification(verdict: &str, detail: &str) -> NotificationRecord {
+    NotificationRecord {
+        id: 0,
+        merchant_id: "m1".into(),
+        adapter: "wechat-v2".into(),
+        received_at: 70,
+        method: "POST".into(),
+        path: "/v1/notify/wechat-v2/m1".into(),
+        query: String::new(),
+        headers: json!([["content-type", "text/xml"]]),
+        body: b"<xml>\x00\xff</xml>".to_vec(),
+        verdict: verdict.into(),
+        detail: Some(detail.into()),
+        merchant_order_no: Some("o1".into()),
+        received_bytes: 13,
+    }
+}
+
 fn refund(no: &str, amount: i64) -> Refund {
     Refund {
         merchant_id: "m1".into(),
@@ -320,21 +339,7 @@ async fn group_commit_of_concurrent_writes_is_durable() {
 #[tokio::test]
 async fn restart_loses_nothing() {
     let path = db_path("restart");
-    let note = NotificationRecord {
-        id: 0,
-        merchant_id: "m1".into(),
-        adapter: "wechat-v2".into(),
-        received_at: 70,
-        method: "POST".into(),
-        path: "/v1/notify/wechat-v2/m1".into(),
-        query: String::new(),
-        headers: json!([["content-type", "text/xml"]]),
-        body: b"<xml>\x00\xff</xml>".to_vec(),
-        verdict: "rejected".into(),
-        detail: Some("bad signature".into()),
-        merchant_order_no: Some("o1".into()),
-        received_bytes: 13,
-    };
+    let note = notification("rejected", "bad signature");
     let (paid, note_id) = {
         let s = SqliteStore::open(&path).unwrap();
         let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
@@ -779,4 +784,39 @@ async fn settling_a_key_keeps_a_final_answer_and_never_overwrites_one() {
         s.idempotency_begin("m1", "k2", "h", 7).await.unwrap(),
         IdempotencyBegin::InProgress
     );
+}
+
+#[tokio::test]
+async fn a_change_and_its_notification_commit_together_or_not_at_all() {
+    let s = SqliteStore::open(db_path("noting")).unwrap();
+    let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+    let note = |detail: &str| notification("applied", detail);
+    // A lost compare-and-set writes neither.
+    let mut stale = o.clone();
+    stale.version = 99;
+    assert!(matches!(
+        s.update_order_noting(&stale, &[ev("payment.paid")], &note("lost"))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        s.list_notifications("m1", 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(all_events(&s).await.is_empty());
+    let before = s.commit_waits().unwrap();
+    let mut paid = o.clone();
+    paid.state = OrderState::Paid;
+    let saved = s
+        .update_order_noting(&paid, &[ev("payment.paid")], &note("won"))
+        .await
+        .unwrap();
+    assert_eq!(s.commit_waits().unwrap() - before, 1);
+    assert_eq!(saved.version, o.version + 1);
+    let notes = s.list_notifications("m1", 10, None).await.unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].detail.as_deref(), Some("won"));
+    assert_eq!(all_events(&s).await.len(), 1);
 }

@@ -4,7 +4,9 @@
 
 use super::IDEMPOTENCY_LEASE_MS;
 use super::rows::*;
-use crate::store::{IdempotencyBegin, KeyClaim, NewEvent, Order, Refund, StoreError};
+use crate::store::{
+    IdempotencyBegin, KeyClaim, NewEvent, NotificationRecord, Order, Refund, StoreError,
+};
 use rusqlite::{Connection, params};
 
 /// Compare-and-set of every mutable column; returns the order as stored.
@@ -212,4 +214,37 @@ pub(super) fn release_key(
     .and_then(|mut s| s.execute(params![merchant_id, key]))
     .map_err(sql_err)?;
     Ok(())
+}
+
+/// Records a provider notification as received; returns its id.
+pub(super) fn insert_notification(
+    conn: &Connection,
+    rec: &NotificationRecord,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO notifications (merchant_id, adapter, received_at, method, path,
+             query, headers, body, verdict, detail, merchant_order_no, received_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         RETURNING id",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![
+                rec.merchant_id,
+                rec.adapter,
+                rec.received_at,
+                rec.method,
+                rec.path,
+                rec.query,
+                json_text(&rec.headers),
+                rec.body,
+                rec.verdict,
+                rec.detail,
+                rec.merchant_order_no,
+                rec.received_bytes,
+            ],
+            |r| r.get(0),
+        )
+    })
+    .map_err(sql_err)
 }
