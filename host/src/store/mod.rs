@@ -51,6 +51,12 @@
 //!   its order.
 //! - *A crash before the first commit* leaves nothing: neither order nor
 //!   claim, and a retry runs as new.
+//!
+//! A verified notification that changes a payment waits for one commit:
+//! the change, its outbox event and the notification's record
+//! ([`Store::update_order_noting`]). The provider is acknowledged after it,
+//! and a crash before it leaves neither, so the provider's repeat is
+//! applied as the first.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
