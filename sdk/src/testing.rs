@@ -300,3 +300,74 @@ impl<A: Adapter> HostOps for Harness<A> {
         self.logs.borrow_mut().push((level, message.to_string()));
     }
 }
+
+/// Fuzz inputs for a parser, made from a valid `sample` by a seeded
+/// generator: random bytes, truncations, byte flips, spliced repeats and
+/// bytes outside ASCII, `cases` of them. A fuzz test feeds each to the
+/// adapter (`parse_notify`, or a responder for a response parser) and
+/// asserts it never panics and never yields an event from a changed
+/// message. [`fuzz_cases`] lets a documented longer run ask for more.
+pub fn fuzz_inputs(sample: &[u8], seed: u64, cases: usize) -> Vec<Vec<u8>> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..cases)
+        .map(|i| {
+            let mut b = sample.to_vec();
+            match i % 5 {
+                0 => (0..rng.usize(0..256)).map(|_| rng.u8(..)).collect(),
+                1 => {
+                    b.truncate(rng.usize(0..=sample.len()));
+                    b
+                }
+                2 => {
+                    for _ in 0..rng.usize(1..8) {
+                        if !b.is_empty() {
+                            let at = rng.usize(..b.len());
+                            b[at] ^= 1 << rng.u8(0..8);
+                        }
+                    }
+                    b
+                }
+                3 => {
+                    let from = rng.usize(0..=b.len());
+                    let to = rng.usize(from..=b.len());
+                    let piece = b[from..to].to_vec();
+                    for _ in 0..rng.usize(1..4) {
+                        let at = rng.usize(0..=b.len());
+                        b.splice(at..at, piece.iter().copied());
+                    }
+                    b
+                }
+                _ => {
+                    let at = rng.usize(0..=b.len());
+                    b.splice(at..at, "\u{FFFF}\u{0}é茶".bytes());
+                    b
+                }
+            }
+        })
+        .collect()
+}
+
+/// How many cases a fuzz test runs: `PAYHOST_FUZZ_CASES` when set (a
+/// longer run: `PAYHOST_FUZZ_CASES=200000 cargo test --release -p ADAPTER
+/// fuzz -- --nocapture`), else `default`, kept small for the test command.
+pub fn fuzz_cases(default: usize) -> usize {
+    std::env::var("PAYHOST_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[cfg(test)]
+mod fuzz_tests {
+    #[test]
+    fn fuzz_inputs_are_seeded_varied_and_as_many_as_asked() {
+        let sample = b"<xml><a>1</a></xml>";
+        let one = super::fuzz_inputs(sample, 7, 50);
+        assert_eq!(one, super::fuzz_inputs(sample, 7, 50));
+        assert_ne!(one, super::fuzz_inputs(sample, 8, 50));
+        assert_eq!(one.len(), 50);
+        assert!(one.iter().filter(|b| b.as_slice() != sample).count() > 40);
+        assert!(one.iter().any(|b| b.len() < sample.len()));
+        assert!(one.iter().any(|b| b.len() > sample.len()));
+    }
+}

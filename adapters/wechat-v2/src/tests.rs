@@ -1489,3 +1489,34 @@ fn an_overseas_refund_query_needs_fee_type() {
         "CNY"
     );
 }
+
+#[test]
+fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_notification() {
+    use payhost_sdk::testing::{fuzz_cases, fuzz_inputs};
+    let sample = payment_notification(None, KEY, MCH_ID);
+    // The sample itself is taken: a refusal below is the change's doing.
+    let taken = merchant().parse_notify(&inbound(sample.clone())).unwrap();
+    assert_eq!(taken.events.len(), 1);
+    let cases = fuzz_cases(400);
+    let started = std::time::Instant::now();
+    let mut events = 0;
+    for body in fuzz_inputs(&sample, 0x00f0_2202, cases) {
+        let changed = body != sample;
+        if let Ok(out) = merchant().parse_notify(&inbound(body.clone())) {
+            // A flip may land where XML ignores it (whitespace); what the
+            // signature covers must be what was signed.
+            assert!(
+                !changed || out.events.is_empty() || xml_fields_of(&body) == xml_fields_of(&sample),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+            events += out.events.len();
+        }
+    }
+    let per_sec = cases as f64 / started.elapsed().as_secs_f64();
+    println!("wechat-v2 parse_notify fuzz: {cases} inputs, {per_sec:.0}/s, {events} events");
+}
+
+fn xml_fields_of(body: &[u8]) -> Option<Fields> {
+    xml::decode(body).ok().map(|(_, f)| f)
+}

@@ -750,3 +750,36 @@ fn a_configuration_without_any_wechat_pay_key_is_refused() {
         matches!(bad.unified_order(&order(MINI_PROGRAM)), Err(AdapterError::InvalidConfig(m)) if m.contains("PUB_KEY_ID_"))
     );
 }
+
+#[test]
+fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_notification() {
+    use payhost_sdk::testing::{fuzz_cases, fuzz_inputs};
+    let at = NOW;
+    let plain = serde_json::json!({
+        "mchid": MCHID, "appid": APPID,
+        "out_trade_no": "ORDER-1", "transaction_id": "4200000001",
+        "trade_state": "SUCCESS", "amount": { "total": 100, "currency": "CNY" },
+    })
+    .to_string();
+    let sample = notification("TRANSACTION.SUCCESS", &plain, at);
+    // The sample itself is taken: a refusal below is the change's doing.
+    let taken = harness().parse_notify(&sample).unwrap();
+    assert_eq!(taken.events.len(), 1);
+    let cases = fuzz_cases(400);
+    let started = std::time::Instant::now();
+    for body in fuzz_inputs(&sample.body, 0x00f0_3303, cases) {
+        let changed = body != sample.body;
+        let mut req = sample.clone();
+        req.body = body;
+        if let Ok(out) = harness().parse_notify(&req) {
+            // The signature covers the body byte for byte.
+            assert!(
+                !changed || out.events.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&req.body)
+            );
+        }
+    }
+    let per_sec = cases as f64 / started.elapsed().as_secs_f64();
+    println!("wechat-v3 parse_notify fuzz: {cases} inputs, {per_sec:.0}/s");
+}
