@@ -500,31 +500,15 @@ async fn check_operation(
     )];
     let mut problems = Vec::new();
     for (what, answer) in garbage() {
-        let mut exchanges = vec![Exchange {
+        let exchanges = vec![Exchange {
             request: request.clone(),
             response: answer.clone(),
         }];
         // Further requests get the same garbage, up to the step limit.
-        let verdict = loop {
-            let r = step(exchanges.clone()).await;
-            seen.extend(texts(&r));
-            match r {
-                Ok(OfflineStep::Send(next)) if exchanges.len() < rt.config().max_steps => {
-                    exchanges.push(Exchange {
-                        request: next,
-                        response: answer.clone(),
-                    });
-                }
-                Ok(OfflineStep::Send(_)) => {
-                    break Some("asks for requests without end".to_string());
-                }
-                Ok(OfflineStep::Done(Err(_))) => break None,
-                Ok(OfflineStep::Done(Ok(out))) => {
-                    break Some(format!("succeeds on it: {}", summary(&out)));
-                }
-                Err(e) if broke_a_bound(&e) => break Some(e.to_string()),
-                Err(_) => break None,
-            }
+        let verdict = match drive(rt, adapter, config, &op, exchanges, &answer, seen).await {
+            Driven::Done(Ok(out)) => Some(format!("succeeds on it: {}", summary(&out))),
+            Driven::Done(Err(_)) => None,
+            Driven::Refused(v) => v,
         };
         if let Some(v) = verdict {
             problems.push(format!("{what}: {v}"));
@@ -543,6 +527,48 @@ async fn check_operation(
         Check::new(format!("{name}/garbage"), "fail", problems.join("; "))
     });
     checks
+}
+
+/// How [`drive`] ended.
+enum Driven {
+    /// The operation's answer.
+    Done(Result<Output, AdapterError>),
+    /// What the component did wrong (a bound broken, requests without
+    /// end), or `None` for a refusal that is the contract's error.
+    Refused(Option<String>),
+}
+
+/// Runs `op` from `exchanges` to its end, answering every further request
+/// with `answer`, up to the step limit; `seen` gets all it returned.
+async fn drive(
+    rt: &Runtime,
+    adapter: &LoadedAdapter,
+    config: &MerchantConfig,
+    op: &Operation,
+    mut exchanges: Vec<Exchange>,
+    answer: &HttpResponse,
+    seen: &mut Vec<String>,
+) -> Driven {
+    loop {
+        let r = rt
+            .step_offline(adapter, config, ctx(), op.clone(), &exchanges)
+            .await;
+        seen.extend(texts(&r));
+        match r {
+            Ok(OfflineStep::Send(next)) if exchanges.len() < rt.config().max_steps => {
+                exchanges.push(Exchange {
+                    request: next,
+                    response: answer.clone(),
+                });
+            }
+            Ok(OfflineStep::Send(_)) => {
+                return Driven::Refused(Some("asks for requests without end".into()));
+            }
+            Ok(OfflineStep::Done(d)) => return Driven::Done(d),
+            Err(e) if broke_a_bound(&e) => return Driven::Refused(Some(e.to_string())),
+            Err(_) => return Driven::Refused(None),
+        }
+    }
 }
 
 fn summary(out: &Output) -> String {
@@ -605,41 +631,20 @@ async fn check_notify(
 ) -> Vec<Check> {
     let mut problems = Vec::new();
     for (what, inbound) in forged_notifications() {
-        let mut exchanges: Vec<Exchange> = Vec::new();
-        let verdict = loop {
-            let r = rt
-                .step_offline(
-                    adapter,
-                    config,
-                    ctx(),
-                    Operation::ParseNotify(inbound.clone()),
-                    &exchanges,
-                )
-                .await;
-            seen.extend(texts(&r));
-            match r {
-                // A notification may be confirmed by asking the provider:
-                // it answers garbage too.
-                Ok(OfflineStep::Send(req)) if exchanges.len() < rt.config().max_steps => {
-                    exchanges.push(Exchange {
-                        request: req,
-                        response: HttpResponse {
-                            status: 200,
-                            headers: Vec::new(),
-                            body: b"{\"unexpected\":true}".to_vec(),
-                        },
-                    });
-                }
-                Ok(OfflineStep::Send(_)) => {
-                    break Some("asks for requests without end".to_string());
-                }
-                Ok(OfflineStep::Done(Ok(Output::Notify(n)))) if !n.events.is_empty() => {
-                    break Some(format!("turned it into {} event(s)", n.events.len()));
-                }
-                Ok(OfflineStep::Done(_)) => break None,
-                Err(e) if broke_a_bound(&e) => break Some(e.to_string()),
-                Err(_) => break None,
+        // A notification may be confirmed by asking the provider: it
+        // answers garbage too.
+        let confirm = HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: b"{\"unexpected\":true}".to_vec(),
+        };
+        let op = Operation::ParseNotify(inbound);
+        let verdict = match drive(rt, adapter, config, &op, Vec::new(), &confirm, seen).await {
+            Driven::Done(Ok(Output::Notify(n))) if !n.events.is_empty() => {
+                Some(format!("turned it into {} event(s)", n.events.len()))
             }
+            Driven::Done(_) => None,
+            Driven::Refused(v) => v,
         };
         if let Some(v) = verdict {
             problems.push(format!("{what}: {v}"));

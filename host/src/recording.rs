@@ -9,7 +9,7 @@
 //! (a new field, another signature because the key given is another) is
 //! still driven to an outcome; the requests that differ are listed.
 
-use crate::contract::{CallContext, Exchange, HttpRequest};
+use crate::contract::{CallContext, Exchange, HttpRequest, HttpResponse};
 use crate::error::CallError;
 use crate::merchant::{Masker, MerchantConfig};
 use crate::runtime::{LoadedAdapter, OfflineStep, Operation, Runtime};
@@ -68,6 +68,18 @@ fn mask_request(r: &HttpRequest, masker: &Masker) -> HttpRequest {
     }
 }
 
+fn mask_response(r: &HttpResponse, masker: &Masker) -> HttpResponse {
+    HttpResponse {
+        status: r.status,
+        headers: r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), masker.mask(v)))
+            .collect(),
+        body: mask_bytes(&r.body, masker),
+    }
+}
+
 /// Runs `op` against the provider as `adapter call` does, step by step,
 /// and keeps every exchange with the merchant's secrets masked.
 pub async fn record(
@@ -123,16 +135,7 @@ pub async fn record(
             .iter()
             .map(|x| Exchange {
                 request: mask_request(&x.request, &masker),
-                response: crate::contract::HttpResponse {
-                    status: x.response.status,
-                    headers: x
-                        .response
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.clone(), masker.mask(v)))
-                        .collect(),
-                    body: mask_bytes(&x.response.body, &masker),
-                },
+                response: mask_response(&x.response, &masker),
             })
             .collect(),
         outcome: Outcome::of(&result, &masker),
