@@ -64,6 +64,8 @@ use serde::{Deserialize, Serialize};
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
+pub mod postgres;
+pub use postgres::PgStore;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

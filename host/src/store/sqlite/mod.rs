@@ -50,7 +50,7 @@ mod housekeeping;
 /// Orders by state, kept by triggers (migration 4).
 mod order_counts;
 mod rows;
-mod schema;
+pub(in crate::store) mod schema;
 #[cfg(test)]
 mod tests;
 mod updates;

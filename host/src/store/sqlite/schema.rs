@@ -8,22 +8,25 @@ use rusqlite::{Connection, params};
 
 /// Schema migrations, applied in order and recorded in `schema_migrations`.
 /// Never edit a released entry; append a new one.
-pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+pub(in crate::store) const MIGRATIONS: &[(i64, &str)] = &[
     (1, MIGRATION_1),
     (2, MIGRATION_2),
-    (3, housekeeping::MIGRATION),
+    (3, MIGRATION_3),
     (4, order_counts::MIGRATION),
     (5, MIGRATION_5),
 ];
 
+/// Housekeeping: bounded notification bodies, undeliverable events, pruning.
+pub(in crate::store) const MIGRATION_3: &str = housekeeping::MIGRATION;
+
 /// Orders in a currency other than the merchant's count against its
 /// per-payer daily cap converted (NULL: the amount as it is).
-pub(super) const MIGRATION_5: &str = "ALTER TABLE orders ADD COLUMN limit_minor BIGINT;";
+pub(in crate::store) const MIGRATION_5: &str = "ALTER TABLE orders ADD COLUMN limit_minor BIGINT;";
 
 /// Contract 0.2's money safety: pending refunds are polled (`refund-query`)
 /// until they settle, and contradicting provider statements are recorded
 /// once each (the merchant is told once, not at every provider retry).
-pub(super) const MIGRATION_2: &str = r#"
+pub(in crate::store) const MIGRATION_2: &str = r#"
 ALTER TABLE refunds ADD COLUMN next_poll_at BIGINT;
 ALTER TABLE refunds ADD COLUMN poll_attempts BIGINT NOT NULL DEFAULT 0;
 UPDATE refunds SET next_poll_at = updated_at WHERE state = 'pending';
@@ -40,7 +43,7 @@ CREATE TABLE mismatches (
 );
 "#;
 
-pub(super) const MIGRATION_1: &str = r#"
+pub(in crate::store) const MIGRATION_1: &str = r#"
 CREATE TABLE orders (
     merchant_id            TEXT    NOT NULL,
     merchant_order_no      TEXT    NOT NULL,
