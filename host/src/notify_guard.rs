@@ -21,6 +21,7 @@ use governor::{Quota, RateLimiter as Gcra};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -132,6 +133,11 @@ struct Gate {
 pub struct NotifyGuard {
     pub settings: NotifySettings,
     gates: HashMap<String, Gate>,
+    /// The latest `closed_until` of any gate, in ms after `started`: lets
+    /// the accept loop skip looking at a connection's first bytes while no
+    /// merchant is closed (the usual case).
+    closed_until_ms: AtomicU64,
+    started: Instant,
 }
 
 impl std::fmt::Debug for NotifyGuard {
@@ -161,7 +167,44 @@ impl NotifyGuard {
                 (id.to_string(), gate)
             })
             .collect();
-        Self { settings, gates }
+        Self {
+            settings,
+            gates,
+            closed_until_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Whether some merchant's endpoint is closed for forgeries now.
+    pub fn any_closed(&self) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.closed_until_ms.load(Ordering::Relaxed) > now
+    }
+
+    /// How long the merchant a request is for stays closed, read from the
+    /// first bytes of its connection (`POST /v1/notify/{adapter}/{merchant}
+    /// ...`). `None` for anything else, a request line not yet complete in
+    /// `head` included: such a connection is served as usual, and answered
+    /// by [`NotifyGuard::admit`] there.
+    ///
+    /// A flood of forgeries keeps coming after the budget closes the
+    /// merchant; answering it here, before HTTP is parsed, a route matched
+    /// or a problem document built, leaves the cores to the merchant's
+    /// payments.
+    pub fn closed_for_request(&self, head: &[u8]) -> Option<Duration> {
+        let line = head
+            .split(|b| *b == b'\n')
+            .next()
+            .filter(|_| head.contains(&b'\n'))?;
+        let line = std::str::from_utf8(line).ok()?;
+        let mut parts = line.split(' ');
+        let (_method, target) = (parts.next()?, parts.next()?);
+        let path = target.split('?').next()?;
+        let mut segments = path.strip_prefix("/v1/notify/")?.split('/');
+        let (_adapter, merchant) = (segments.next()?, segments.next()?);
+        let gate = self.gates.get(merchant)?;
+        let closed = *gate.closed_until.lock().unwrap_or_else(|p| p.into_inner());
+        closed.and_then(|until| until.checked_duration_since(Instant::now()))
     }
 
     /// Takes one request from `merchant`'s budget and one of its slots,
@@ -206,6 +249,8 @@ impl NotifyGuard {
             if closed.is_none_or(|c| c < until) {
                 *closed = Some(until);
             }
+            let ms = until.duration_since(self.started).as_millis() as u64;
+            self.closed_until_ms.fetch_max(ms, Ordering::Relaxed);
         }
     }
 
@@ -367,5 +412,35 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(guard.admit("b").is_ok());
+    }
+
+    #[test]
+    fn a_closed_merchant_is_recognised_from_the_request_line() {
+        let guard = NotifyGuard::new(
+            NotifySettings {
+                unverified_per_min: 6,
+                unverified_burst: 1,
+                ..Default::default()
+            },
+            ["a", "b"],
+        );
+        let head = b"POST /v1/notify/wechat-v2/a?x=1 HTTP/1.1\r\nhost: h\r\n";
+        assert!(!guard.any_closed());
+        assert_eq!(guard.closed_for_request(head), None);
+        guard.unverified("a");
+        guard.unverified("a");
+        assert!(guard.any_closed());
+        let left = guard.closed_for_request(head).expect("closed");
+        assert!(left > Duration::ZERO && left <= Duration::from_secs(10));
+        // Another merchant, another route, or a line not yet complete.
+        for other in [
+            &b"POST /v1/notify/wechat-v2/b HTTP/1.1\r\n"[..],
+            b"POST /v1/payments HTTP/1.1\r\n",
+            b"GET /v1/notify/wechat-v2/zz HTTP/1.1\r\n",
+            b"POST /v1/notify/wechat-v2/a",
+            b"\xff\xfe\n",
+        ] {
+            assert_eq!(guard.closed_for_request(other), None, "{other:?}");
+        }
     }
 }

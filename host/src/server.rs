@@ -231,10 +231,15 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
         state.clone(),
         crate::request_log::log_request,
     ));
+    let closed = ClosedNotify {
+        guard: state.notify_guard.clone(),
+        metrics: state.metrics.clone(),
+    };
     let mut tasks = vec![tokio::spawn(accept_loop(
         listener,
         app,
         config.server.limits,
+        closed,
     ))];
     tasks.push(tokio::spawn(crate::delivery::run(
         state.clone(),
@@ -276,7 +281,12 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
 
 /// Serves HTTP/1.1 on `listener` within `limits` until aborted; aborting
 /// it also ends every connection it serves.
-async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, limits: HttpLimits) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: HttpLimits,
+    closed: ClosedNotify,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -299,15 +309,82 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: axum::Router, limit
                 continue;
             }
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let app = app.clone();
+        let http = http.clone();
+        let closed = closed.clone();
+        let header_timeout = limits.header_read_timeout();
         connections.spawn(async move {
+            let mut stream = stream;
+            if closed.refuse(&mut stream, header_timeout).await {
+                return drop(slot);
+            }
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
             // A client that went away or timed out is no server error.
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended");
             }
             drop(slot);
         });
+    }
+}
+
+/// Answers, at the connection, notifications for a merchant that its
+/// forgery budget has closed (`[notify] unverified_per_min`): the same 429
+/// that the notify endpoint gives, without HTTP parsing or routing, so a
+/// flood that keeps coming costs little more than its connections.
+#[derive(Clone)]
+struct ClosedNotify {
+    guard: Arc<crate::notify_guard::NotifyGuard>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl ClosedNotify {
+    /// Whether the connection was answered and closed here. Looks at its
+    /// first bytes only while some merchant is closed.
+    async fn refuse(&self, stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+        use tokio::io::AsyncWriteExt;
+        if !self.guard.any_closed() {
+            return false;
+        }
+        let mut head = [0u8; 512];
+        let Ok(Ok(n)) = tokio::time::timeout(wait, stream.peek(&mut head)).await else {
+            return false;
+        };
+        let Some(left) = self.guard.closed_for_request(&head[..n]) else {
+            return false;
+        };
+        self.metrics.notify_refused("unverified_budget");
+        let refusal = crate::notify_guard::Refused::Unverified {
+            per_min: self.guard.settings.unverified_per_min,
+            retry_after: left,
+        };
+        let e = crate::api::notify::closed_by_forgeries(&refusal, left);
+        let body = e.body();
+        let head = format!(
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/problem+json\r\n\
+             retry-after: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            e.retry_after.unwrap_or(1),
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(&body).await;
+        let _ = stream.shutdown().await;
+        // Closing with the request unread would reset the connection and
+        // could lose the answer; a bounded read lets the client see it.
+        let mut rest = self.guard.settings.max_body_bytes + head.len() + 8192;
+        let mut sink = [0u8; 8192];
+        let drain = async {
+            use tokio::io::AsyncReadExt;
+            while rest > 0 {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => rest = rest.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(200), drain).await;
+        true
     }
 }
 

@@ -265,10 +265,7 @@ fn refused(state: &AppState, refusal: Refused) -> ApiError {
         }
         Refused::Unverified { retry_after, .. } => {
             state.metrics.notify_refused("unverified_budget");
-            let mut e =
-                ApiError::rate_limited("notify.unverified_per_min", retry_after.as_secs().max(1));
-            e.detail = format!("{refusal}; retry in {} s", retry_after.as_secs().max(1));
-            e
+            closed_by_forgeries(&refusal, retry_after)
         }
         Refused::Busy { .. } => {
             state.metrics.notify_refused("busy");
@@ -283,6 +280,15 @@ fn refused(state: &AppState, refusal: Refused) -> ApiError {
             e
         }
     }
+}
+
+/// The 429 of a merchant closed by its forgery budget; also written by the
+/// accept loop straight to a connection ([`crate::server`]).
+pub(crate) fn closed_by_forgeries(refusal: &Refused, retry_after: std::time::Duration) -> ApiError {
+    let secs = retry_after.as_secs().max(1);
+    let mut e = ApiError::rate_limited("notify.unverified_per_min", secs);
+    e.detail = format!("{refusal}; retry in {secs} s");
+    e
 }
 
 /// Why a body was not taken.

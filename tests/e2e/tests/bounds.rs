@@ -245,6 +245,87 @@ async fn forgeries_past_their_budget_close_that_merchant_only() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+/// Once a merchant is closed, a forgery on a new connection is answered at
+/// the connection, its body unread: the same 429, then the connection
+/// ends. Other routes and merchants on new connections are served as usual.
+#[tokio::test]
+async fn a_closed_merchant_is_answered_at_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = Front::start(
+        "notify-closed-early",
+        Options {
+            extra_toml: format!(
+                "[notify]\nunverified_burst = 1\nunverified_per_min = 1\n{}",
+                merchant_toml("shop-2", SHOP2_KEY, None)
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        post_notify(&f, NOTIFY, forged(500)).await;
+    }
+    let raw = |path: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: text/xml\r\n\
+             connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let exchange = |request: String| async move {
+        let mut c = tokio::net::TcpStream::connect(f.running.addr)
+            .await
+            .unwrap();
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        // Read until the server ends the connection.
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut answer)).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let body = forged(16_000);
+    let served = "payhost_http_request_duration_seconds_count";
+    let before = metric(&f, served, "notify").await;
+    let answer = exchange(raw(NOTIFY, &body)).await;
+    // Not served by the router: no request id, no request counted.
+    assert_eq!(metric(&f, served, "notify").await, before);
+    assert!(
+        !answer.to_ascii_lowercase().contains("x-request-id"),
+        "{answer}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(lower.contains("\r\nretry-after: "), "{answer}");
+    let doc: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(doc["code"], "rate_limited");
+    assert_eq!(doc["limit"], "notify.unverified_per_min");
+    // Nothing recorded, counted as refused, the other merchant served.
+    assert_eq!(notifications(&f, "shop-1").await.len(), 2);
+    assert!(
+        metric(
+            &f,
+            "payhost_notify_refused_total",
+            "reason=\"unverified_budget\""
+        )
+        .await
+            >= 1
+    );
+    let other = exchange(raw("/v1/notify/wechat-v2/shop-2", &forged(200))).await;
+    assert!(other.starts_with("HTTP/1.1 200 "), "{other}");
+    // A request line that is not whole yet is left to the endpoint, which
+    // refuses it the same way once it has arrived.
+    let mut c = tokio::net::TcpStream::connect(f.running.addr)
+        .await
+        .unwrap();
+    let request = raw(NOTIFY, &body);
+    c.write_all(&request.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.write_all(&request.as_bytes()[10..]).await.unwrap();
+    let mut head = [0u8; 12];
+    c.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 429");
+}
+
 #[tokio::test]
 async fn notify_concurrency_is_per_merchant_503_beyond() {
     let f = Front::start(
