@@ -11,7 +11,10 @@
 //! of their own (`unverified_per_min`): a merchant whose notifications
 //! keep failing verification is refused outright until the budget refills,
 //! so a flood costs at most that many adapter runs however fast it comes,
-//! while genuine notifications never count against it. Refusing a genuine
+//! while genuine notifications never count against it. While a merchant
+//! is closed, the accept loop answers its notifications on new connections
+//! from their request line ([`NotifyGuard::closed_for_request`]), so the
+//! rest of a flood costs little more than its connections. Refusing a genuine
 //! notification in a flood loses nothing: providers retry until they are
 //! acknowledged, and the reconciler queries orders whose notification is
 //! overdue.
