@@ -357,6 +357,131 @@ pub fn fuzz_cases(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// What one [`fuzz`] run did: inputs tried, inputs the parser accepted,
+/// and the rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FuzzRun {
+    pub cases: usize,
+    pub accepted: usize,
+    pub per_sec: f64,
+}
+
+/// The fuzz loop, written once: feeds every input of [`fuzz_inputs`]
+/// (`fuzz_cases(default_cases)` of them) to `parse`, which answers whether
+/// the adapter accepted it and asserts what an accepted input must mean.
+/// A panic (the adapter's or a failed assertion) first prints the input
+/// that caused it, so it can become a regression test, then re-raises it. Prints
+/// one summary line: `NAME: N inputs, R/s, A accepted`.
+pub fn fuzz(
+    name: &str,
+    sample: &[u8],
+    seed: u64,
+    default_cases: usize,
+    mut parse: impl FnMut(&[u8]) -> bool,
+) -> FuzzRun {
+    let inputs = fuzz_inputs(sample, seed, fuzz_cases(default_cases));
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    for input in &inputs {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(input))) {
+            Ok(true) => accepted += 1,
+            Ok(false) => {}
+            Err(panic) => {
+                eprintln!("{name}: panicked on input {}", shown(input));
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+    let run = FuzzRun {
+        cases: inputs.len(),
+        accepted,
+        per_sec: inputs.len() as f64 / started.elapsed().as_secs_f64().max(1e-9),
+    };
+    println!(
+        "{name}: {} inputs, {:.0}/s, {} accepted",
+        run.cases, run.per_sec, run.accepted
+    );
+    run
+}
+
+/// [`fuzz`] where the provider signs what is fuzzed: `take` answers what
+/// the adapter took from an input (`None`: refused, or nothing taken, such
+/// as a notification without events). The sample must be taken, and a
+/// changed input taken only with exactly the sample's meaning -- a change
+/// the signature does not cover (whitespace, a repeated field) is harmless,
+/// any other means the adapter trusted an unsigned byte.
+pub fn fuzz_same_meaning<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    sample: &[u8],
+    seed: u64,
+    default_cases: usize,
+    mut take: impl FnMut(&[u8]) -> Option<T>,
+) -> FuzzRun {
+    let expected = take(sample).unwrap_or_else(|| panic!("{name}: the sample itself is refused"));
+    fuzz(name, sample, seed, default_cases, |input| {
+        match take(input) {
+            Some(got) => {
+                assert_eq!(
+                    got, expected,
+                    "{name}: a changed input was taken with another meaning"
+                );
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// [`fuzz`] where nothing signs what is fuzzed: the sample must be taken,
+/// and whatever is taken must pass `check` (the well-formedness the adapter
+/// promises, e.g. that a status names the order that was asked about).
+pub fn fuzz_well_formed<T: std::fmt::Debug>(
+    name: &str,
+    sample: &[u8],
+    seed: u64,
+    default_cases: usize,
+    mut take: impl FnMut(&[u8]) -> Option<T>,
+    mut check: impl FnMut(&T),
+) -> FuzzRun {
+    let taken = take(sample).unwrap_or_else(|| panic!("{name}: the sample itself is refused"));
+    check(&taken);
+    fuzz(name, sample, seed, default_cases, |input| {
+        match take(input) {
+            Some(got) => {
+                check(&got);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// `response` with its body replaced: a fuzzed provider answer keeps the
+/// sample's status and headers.
+pub fn with_body(response: &HttpResponse, body: &[u8]) -> HttpResponse {
+    HttpResponse {
+        status: response.status,
+        headers: response.headers.clone(),
+        body: body.to_vec(),
+    }
+}
+
+/// An input as a panic report shows it: lossy UTF-8, escaped, at most 600
+/// characters.
+fn shown(input: &[u8]) -> String {
+    let text = String::from_utf8_lossy(input);
+    let mut out: String = text
+        .chars()
+        .take(600)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if text.chars().count() > 600 {
+        out.push_str("...");
+    }
+    format!("({} bytes) \"{out}\"", input.len())
+}
+
 #[cfg(test)]
 mod fuzz_tests {
     #[test]
@@ -369,5 +494,102 @@ mod fuzz_tests {
         assert!(one.iter().filter(|b| b.as_slice() != sample).count() > 40);
         assert!(one.iter().any(|b| b.len() < sample.len()));
         assert!(one.iter().any(|b| b.len() > sample.len()));
+    }
+
+    #[test]
+    fn fuzz_counts_inputs_and_acceptances() {
+        let sample = b"amount=100";
+        let mut seen = 0;
+        let run = super::fuzz("count", sample, 3, 60, |input| {
+            seen += 1;
+            input == sample
+        });
+        let expected = super::fuzz_inputs(sample, 3, super::fuzz_cases(60));
+        assert_eq!(seen, expected.len());
+        assert_eq!(run.cases, expected.len());
+        assert_eq!(
+            run.accepted,
+            expected.iter().filter(|b| b.as_slice() == sample).count()
+        );
+        assert!(run.per_sec > 0.0);
+    }
+
+    #[test]
+    fn fuzz_reraises_a_parser_panic() {
+        let outcome = std::panic::catch_unwind(|| {
+            super::fuzz("panics", b"<xml><a>1</a></xml>", 5, 50, |input| {
+                assert!(input.len() <= 19, "too long");
+                true
+            })
+        });
+        let panic = outcome.unwrap_err();
+        let message = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or(panic.downcast_ref::<String>().map(String::as_str));
+        assert_eq!(message, Some("too long"));
+    }
+
+    #[test]
+    fn same_meaning_fails_when_a_changed_input_means_something_else() {
+        let sample = b"amount=100";
+        // Reads the first two bytes only: a change after them is harmless.
+        let run = super::fuzz_same_meaning("prefix", sample, 11, 200, |b| {
+            b.starts_with(b"am").then_some("am")
+        });
+        assert!(run.accepted > 1);
+        // Takes the whole input: any change taken is another meaning.
+        let failed = std::panic::catch_unwind(|| {
+            super::fuzz_same_meaning("whole", sample, 11, 200, |b| Some(b.to_vec()))
+        });
+        assert!(failed.is_err());
+        let refused = std::panic::catch_unwind(|| {
+            super::fuzz_same_meaning("refused", sample, 11, 10, |_| None::<()>)
+        });
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn well_formed_checks_every_taken_input() {
+        let mut checked = 0;
+        let run = super::fuzz_well_formed(
+            "digits",
+            b"12345",
+            13,
+            200,
+            |b| std::str::from_utf8(b).ok()?.parse::<u64>().ok(),
+            |_| checked += 1,
+        );
+        assert_eq!(checked, run.accepted + 1);
+        assert!(
+            std::panic::catch_unwind(|| {
+                super::fuzz_well_formed(
+                    "bounded",
+                    b"12345",
+                    13,
+                    200,
+                    |b| Some(b.len()),
+                    |n| assert!(*n <= 5),
+                )
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn with_body_keeps_status_and_headers() {
+        let sample = crate::http::response(202, "application/json", b"{}".to_vec());
+        let changed = super::with_body(&sample, b"[1]");
+        assert_eq!((changed.status, &changed.headers), (202, &sample.headers));
+        assert_eq!(changed.body, b"[1]");
+    }
+
+    #[test]
+    fn a_shown_input_is_escaped_and_truncated() {
+        let long = vec![b'\n'; 700];
+        let shown = super::shown(&long);
+        assert!(shown.starts_with("(700 bytes) \"\\n"));
+        assert!(shown.ends_with("...\""));
+        assert!(!shown.contains('\n'));
     }
 }
