@@ -4,7 +4,7 @@
 
 use super::*;
 use payhost_sdk::native::{self, SecretTable};
-use payhost_sdk::testing::Harness;
+use payhost_sdk::testing::{Harness, fuzz_same_meaning, with_body};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -1490,33 +1490,83 @@ fn an_overseas_refund_query_needs_fee_type() {
     );
 }
 
+// ---------------------------------------------------------------- fuzzing
+
 #[test]
 fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_notification() {
-    use payhost_sdk::testing::{fuzz_cases, fuzz_inputs};
     let sample = payment_notification(None, KEY, MCH_ID);
-    // The sample itself is taken: a refusal below is the change's doing.
-    let taken = merchant().parse_notify(&inbound(sample.clone())).unwrap();
-    assert_eq!(taken.events.len(), 1);
-    let cases = fuzz_cases(400);
-    let started = std::time::Instant::now();
-    let mut events = 0;
-    for body in fuzz_inputs(&sample, 0x00f0_2202, cases) {
-        let changed = body != sample;
-        if let Ok(out) = merchant().parse_notify(&inbound(body.clone())) {
-            // A flip may land where XML ignores it (whitespace); what the
-            // signature covers must be what was signed.
-            assert!(
-                !changed || out.events.is_empty() || xml_fields_of(&body) == xml_fields_of(&sample),
-                "{}",
-                String::from_utf8_lossy(&body)
-            );
-            events += out.events.len();
-        }
-    }
-    let per_sec = cases as f64 / started.elapsed().as_secs_f64();
-    println!("wechat-v2 parse_notify fuzz: {cases} inputs, {per_sec:.0}/s, {events} events");
+    // WeChat signs every field: a flip XML ignores (whitespace) may be
+    // taken, any other change must be refused.
+    fuzz_same_meaning(
+        "wechat-v2 parse_notify",
+        &sample,
+        0x00f0_2202,
+        400,
+        |body| {
+            let out = merchant().parse_notify(&inbound(body.to_vec())).ok()?;
+            (!out.events.is_empty()).then_some(out.events)
+        },
+    );
 }
 
-fn xml_fields_of(body: &[u8]) -> Option<Fields> {
-    xml::decode(body).ok().map(|(_, f)| f)
+/// A harness answering every request with `sample`'s status and headers
+/// around `body`.
+fn answering(h: Harness<WechatV2>, sample: &HttpResponse, body: &[u8]) -> Harness<WechatV2> {
+    let answer = with_body(sample, body);
+    h.respond(move |_| answer.clone())
+}
+
+#[test]
+fn fuzz_signed_answers_are_taken_only_as_signed() {
+    let created = reply(&[
+        ("trade_type", "JSAPI"),
+        ("prepay_id", "wx201411101639507cbf6ffd8b0779950874"),
+    ]);
+    fuzz_same_meaning(
+        "wechat-v2 unified_order",
+        &created.body,
+        0x00f0_2203,
+        300,
+        |b| {
+            answering(merchant(), &created, b)
+                .unified_order(&mini_program_order())
+                .ok()
+        },
+    );
+    let paid = reply(&[
+        ("trade_state", "SUCCESS"),
+        ("out_trade_no", "ORDER_20231115_0001"),
+        ("transaction_id", "4200001234202311150000000001"),
+        ("total_fee", "2499"),
+        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+        ("time_end", "20231115061320"),
+    ]);
+    let query = query_of("ORDER_20231115_0001", None);
+    fuzz_same_meaning("wechat-v2 query", &paid.body, 0x00f0_2204, 300, |b| {
+        answering(merchant(), &paid, b).query(&query).ok()
+    });
+    let refunded = reply(&REFUND_ACCEPTED);
+    fuzz_same_meaning("wechat-v2 refund", &refunded.body, 0x00f0_2205, 300, |b| {
+        answering(with_cert(), &refunded, b)
+            .refund(&refund_of(1000))
+            .ok()
+    });
+    let refunds = refund_query_reply("SUCCESS");
+    let refund_query = refund_query_of(None);
+    fuzz_same_meaning(
+        "wechat-v2 refund_query",
+        &refunds.body,
+        0x00f0_2206,
+        300,
+        |b| {
+            answering(merchant(), &refunds, b)
+                .refund_query(&refund_query)
+                .ok()
+        },
+    );
+    let closed = reply(&[]);
+    let close = close_of("ORDER_20231115_0001");
+    fuzz_same_meaning("wechat-v2 close", &closed.body, 0x00f0_2207, 300, |b| {
+        answering(merchant(), &closed, b).close(&close).ok()
+    });
 }

@@ -6,7 +6,7 @@
 use super::*;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use payhost_sdk::native::{self, SecretTable};
-use payhost_sdk::testing::Harness;
+use payhost_sdk::testing::{Harness, fuzz_same_meaning, with_body};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -751,35 +751,96 @@ fn a_configuration_without_any_wechat_pay_key_is_refused() {
     );
 }
 
+// ---------------------------------------------------------------- fuzzing
+
 #[test]
 fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_notification() {
-    use payhost_sdk::testing::{fuzz_cases, fuzz_inputs};
-    let at = NOW;
     let plain = serde_json::json!({
         "mchid": MCHID, "appid": APPID,
         "out_trade_no": "ORDER-1", "transaction_id": "4200000001",
         "trade_state": "SUCCESS", "amount": { "total": 100, "currency": "CNY" },
     })
     .to_string();
-    let sample = notification("TRANSACTION.SUCCESS", &plain, at);
-    // The sample itself is taken: a refusal below is the change's doing.
-    let taken = harness().parse_notify(&sample).unwrap();
-    assert_eq!(taken.events.len(), 1);
-    let cases = fuzz_cases(400);
-    let started = std::time::Instant::now();
-    for body in fuzz_inputs(&sample.body, 0x00f0_3303, cases) {
-        let changed = body != sample.body;
-        let mut req = sample.clone();
-        req.body = body;
-        if let Ok(out) = harness().parse_notify(&req) {
-            // The signature covers the body byte for byte.
-            assert!(
-                !changed || out.events.is_empty(),
-                "{}",
-                String::from_utf8_lossy(&req.body)
-            );
-        }
-    }
-    let per_sec = cases as f64 / started.elapsed().as_secs_f64();
-    println!("wechat-v3 parse_notify fuzz: {cases} inputs, {per_sec:.0}/s");
+    let sample = notification("TRANSACTION.SUCCESS", &plain, NOW);
+    // The signature covers the body byte for byte: only the sample itself
+    // may be taken.
+    fuzz_same_meaning(
+        "wechat-v3 parse_notify",
+        &sample.body,
+        0x00f0_3303,
+        400,
+        |body| {
+            let mut req = sample.clone();
+            req.body = body.to_vec();
+            let out = harness().parse_notify(&req).ok()?;
+            (!out.events.is_empty()).then_some(out.events)
+        },
+    );
+}
+
+/// A harness answering every request with `sample`'s status and headers
+/// (its signature among them) around `body`.
+fn answering(sample: &HttpResponse, body: &[u8]) -> Harness<WechatV3> {
+    let answer = with_body(sample, body);
+    harness().respond(move |_| answer.clone())
+}
+
+#[test]
+fn fuzz_signed_answers_are_taken_only_as_signed() {
+    let created = signed(
+        200,
+        r#"{"prepay_id":"wx201410272009395522657a690389285100"}"#,
+        NOW,
+    );
+    fuzz_same_meaning(
+        "wechat-v3 unified_order",
+        &created.body,
+        0x00f0_3304,
+        300,
+        |b| {
+            answering(&created, b)
+                .unified_order(&order(MINI_PROGRAM))
+                .ok()
+        },
+    );
+    let paid = signed(200, PAID, NOW);
+    let query = QueryRequest {
+        order: created_ref(),
+    };
+    fuzz_same_meaning("wechat-v3 query", &paid.body, 0x00f0_3305, 300, |b| {
+        answering(&paid, b).query(&query).ok()
+    });
+    let refunding = signed(
+        200,
+        r#"{"refund_id":"50000000382019052709732678859","out_refund_no":"R1","transaction_id":"4200000000000000000000000001","out_trade_no":"ORDER_20231115_0001","status":"PROCESSING","amount":{"refund":1000,"total":2499,"currency":"CNY"}}"#,
+        NOW,
+    );
+    fuzz_same_meaning("wechat-v3 refund", &refunding.body, 0x00f0_3306, 300, |b| {
+        answering(&refunding, b).refund(&refund_request(1000)).ok()
+    });
+    let refunded = signed(
+        200,
+        r#"{"refund_id":"5","out_refund_no":"R1","out_trade_no":"ORDER_20231115_0001","status":"SUCCESS","amount":{"refund":1000,"currency":"CNY"}}"#,
+        NOW,
+    );
+    let refund_query = RefundQueryRequest {
+        order: created_ref(),
+        refund_no: "R1".into(),
+        provider_refund_id: None,
+    };
+    fuzz_same_meaning(
+        "wechat-v3 refund_query",
+        &refunded.body,
+        0x00f0_3307,
+        300,
+        |b| answering(&refunded, b).refund_query(&refund_query).ok(),
+    );
+    // A close answers 204 with no body; what a body says cannot change it.
+    let closed = signed(204, "", NOW);
+    let close = CloseRequest {
+        order: created_ref(),
+    };
+    fuzz_same_meaning("wechat-v3 close", &closed.body, 0x00f0_3308, 300, |b| {
+        answering(&closed, b).close(&close).ok()
+    });
 }
