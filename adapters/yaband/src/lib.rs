@@ -203,6 +203,17 @@ impl<'a> Settings<'a> {
         what: &str,
     ) -> Result<TradeStatus> {
         self.check_user(t.user.as_deref(), what)?;
+        // Flattened, `sign` does not cover the name of a nested object: a
+        // signed answer whose `transaction_info` was renamed still
+        // verifies, and would read as a status of nothing.
+        if t.state.as_deref().is_none_or(str::is_empty) {
+            return Err(Error::malformed(format!("{what} names no `state`")));
+        }
+        if t.trade_id.is_none() && t.order_id.is_none() {
+            return Err(Error::malformed(format!(
+                "{what} names neither `trade_id` nor `order_id`"
+            )));
+        }
         check_same(
             t.trade_id.as_deref(),
             order.provider_trade_no.as_deref(),

@@ -6,7 +6,7 @@
 
 use super::*;
 use payhost_sdk::native::{self, SecretTable};
-use payhost_sdk::testing::Harness;
+use payhost_sdk::testing::{Harness, fuzz_same_meaning, with_body};
 use serde_json::{Value, json};
 
 const USER: &str = "016683";
@@ -1074,4 +1074,107 @@ fn parse_notify_on_arbitrary_input_never_panics() {
             Err(e) => assert!(matches!(e.error, AdapterError::InvalidRequest(_)), "{e:?}"),
         }
     }
+}
+
+// ------------------------------------------------------------ fuzzing
+
+/// A harness answering every request with `sample`'s status and headers
+/// around `body`.
+fn answering(sample: &HttpResponse, body: &[u8]) -> Harness<Yaband> {
+    let answer = with_body(sample, body);
+    harness().respond(move |_| answer.clone())
+}
+
+/// Mutations of a signed paid notification: `sign` covers every `data`
+/// field, so a change is taken only where JSON ignores it.
+#[test]
+fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_notification() {
+    let sample = notice(paid_data("paid"), KEY);
+    fuzz_same_meaning(
+        "yaband parse_notify",
+        &sample.body,
+        0x00f0_4401,
+        300,
+        |body| {
+            let mut req = sample.clone();
+            req.body = body.to_vec();
+            let out = harness().parse_notify(&req).ok()?;
+            (!out.events.is_empty()).then_some(out.events)
+        },
+    );
+}
+
+/// Yaband signs `data` of every answer (§5.9): a mutated answer is taken
+/// only with the signed meaning.
+#[test]
+fn fuzz_signed_answers_are_taken_only_as_signed() {
+    let created = answer(created_answer(None));
+    fuzz_same_meaning(
+        "yaband unified_order",
+        &created.body,
+        0x00f0_4402,
+        300,
+        |b| {
+            answering(&created, b)
+                .unified_order(&order(MINI_PROGRAM, 2499, "EUR"))
+                .ok()
+        },
+    );
+    let paid = answer(json!({"transaction_info": {
+        "trade_id": TRADE_ID, "order_id": "ORDER-1", "state": "paid", "amount": "24.99",
+        "currency": "EUR", "transaction_id": "4200000000000000000000000001", "paid_time": "1546588000",
+    }}));
+    let query = QueryRequest {
+        order: order_ref(Some(TRADE_ID)),
+    };
+    fuzz_same_meaning("yaband query", &paid.body, 0x00f0_4403, 300, |b| {
+        answering(&paid, b).query(&query).ok()
+    });
+    let refunding = answer(
+        json!({"refund_id": "RID-1", "m_refund_id": "RF-1", "trade_id": TRADE_ID,
+               "refund_amount": "10.00", "refund_currency": "EUR", "state": "22"}),
+    );
+    fuzz_same_meaning("yaband refund", &refunding.body, 0x00f0_4404, 300, |b| {
+        answering(&refunding, b)
+            .refund(&refund_request("RF-1", 1000))
+            .ok()
+    });
+    let refunded = answer(
+        json!({"refund_id": "RID-1", "m_refund_id": "RF-1", "refund_amount": "10.00",
+               "refund_currency": "EUR", "state": "refunded"}),
+    );
+    let refund_query = RefundQueryRequest {
+        order: order_ref(Some(TRADE_ID)),
+        refund_no: "RF-1".into(),
+        provider_refund_id: Some("RID-1".into()),
+    };
+    fuzz_same_meaning(
+        "yaband refund_query",
+        &refunded.body,
+        0x00f0_4405,
+        300,
+        |b| answering(&refunded, b).refund_query(&refund_query).ok(),
+    );
+}
+
+/// Found by `fuzz_signed_answers_are_taken_only_as_signed`: flattened,
+/// `sign` does not cover the name `transaction_info`, so an answer with it
+/// renamed verified and was read as a pending status of no trade.
+#[test]
+fn a_signed_query_answer_with_its_transaction_info_renamed_is_refused() {
+    let mut h = harness().respond(|_| {
+        answer(json!({"transa#tion_info": {
+            "trade_id": TRADE_ID, "order_id": "ORDER-1", "state": "paid", "amount": "24.99",
+            "currency": "EUR",
+        }}))
+    });
+    let e = h
+        .query(&QueryRequest {
+            order: order_ref(Some(TRADE_ID)),
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&e, AdapterError::MalformedResponse(m) if m.contains("`state`")),
+        "{e:?}"
+    );
 }
