@@ -456,6 +456,17 @@ pub fn fuzz_well_formed<T: std::fmt::Debug>(
     })
 }
 
+/// For a [`fuzz_well_formed`] check: fails unless `money`, when present,
+/// is in a currency ISO 4217 knows (so its minor units mean something).
+pub fn assert_known_currency(money: Option<&Money>) {
+    if let Some(m) = money {
+        assert!(
+            crate::money::exponent(&m.currency).is_ok(),
+            "an amount in an unknown currency was taken: {m:?}"
+        );
+    }
+}
+
 /// `response` with its body replaced: a fuzzed provider answer keeps the
 /// sample's status and headers.
 pub fn with_body(response: &HttpResponse, body: &[u8]) -> HttpResponse {
@@ -573,6 +584,19 @@ mod fuzz_tests {
                 )
             })
             .is_err()
+        );
+    }
+
+    #[test]
+    fn only_known_currencies_are_well_formed() {
+        let money = |currency: &str| crate::types::Money {
+            minor: 1,
+            currency: currency.into(),
+        };
+        super::assert_known_currency(None);
+        super::assert_known_currency(Some(&money("JPY")));
+        assert!(
+            std::panic::catch_unwind(|| super::assert_known_currency(Some(&money("XQZ")))).is_err()
         );
     }
 

@@ -5,7 +5,9 @@
 use super::*;
 use payhost_sdk::json::json;
 use payhost_sdk::native;
-use payhost_sdk::testing::Harness;
+use payhost_sdk::testing::{
+    Harness, assert_known_currency, fuzz_same_meaning, fuzz_well_formed, with_body,
+};
 
 const MCH_ID: &str = "100001";
 const KEY: &str = "TESTKEY0123456789abcdef";
@@ -856,5 +858,161 @@ fn describe_lists_methods_currencies_and_config() {
     assert!(
         matches!(&e, AdapterError::InvalidConfig(m) if m.contains("verify_empty_values")),
         "{e:?}"
+    );
+}
+
+// ------------------------------------------------------------ fuzzing
+
+/// A harness from `h` answering every request with `sample`'s status and
+/// headers around `body`.
+fn answering(h: Harness<Supay>, sample: &HttpResponse, body: &[u8]) -> Harness<Supay> {
+    let answer = with_body(sample, body);
+    h.respond(move |_| answer.clone())
+}
+
+/// Mutations of a signed payment notification: `sign` covers every field,
+/// so a change is taken only where the form encoding ignores it.
+#[test]
+fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_notification() {
+    let sample = inbound(&paid_notification());
+    fuzz_same_meaning(
+        "supay parse_notify",
+        &sample.body,
+        0x00f0_5501,
+        300,
+        |body| {
+            let mut req = sample.clone();
+            req.body = body.to_vec();
+            let out = harness().parse_notify(&req).ok()?;
+            (!out.events.is_empty()).then_some(out.events)
+        },
+    );
+}
+
+/// The four answers the adapter reads, each with the request it answers.
+fn supay_answers() -> (HttpResponse, HttpResponse, HttpResponse, HttpResponse) {
+    (
+        ok(
+            json!({"result": true, "inner_trade_no": "IN1", "transaction_id": "4200001",
+                  "pay_info": jsapi_pay_info().to_string()}),
+        ),
+        ok(
+            json!({"mch_order_no": "ORDER0001", "inner_trade_no": "IN1", "trade_status": "TRADE_SUCCESS",
+                  "trade_amount": "24.99", "currency": "AUD", "transaction_id": "4200001"}),
+        ),
+        ok(json!({"result": true, "inner_trade_no": "RIN1"})),
+        ok(
+            json!({"mch_order_no": "REFUND0001", "orig_mch_order_no": "ORDER0001",
+                  "inner_trade_no": "RIN1", "refund_status": "REFUND_SUCCESS", "refund_amount": "0.50"}),
+        ),
+    )
+}
+
+fn refund_query_request() -> RefundQueryRequest {
+    RefundQueryRequest {
+        order: order_ref("ORDER0001"),
+        refund_no: "REFUND0001".into(),
+        provider_refund_id: None,
+    }
+}
+
+/// With `response_signature = "required"` every answer is signed: a
+/// mutated one is taken only with the signed meaning.
+#[test]
+fn fuzz_required_signed_answers_are_taken_only_as_signed() {
+    let signed = || harness().text("response_signature", "required");
+    let (created, paid, refunding, refunded) = supay_answers();
+    fuzz_same_meaning(
+        "supay unified_order",
+        &created.body,
+        0x00f0_5502,
+        300,
+        |b| {
+            answering(signed(), &created, b)
+                .unified_order(&order(wire::MINI_PROGRAM))
+                .ok()
+        },
+    );
+    let query = QueryRequest {
+        order: order_ref("ORDER0001"),
+    };
+    fuzz_same_meaning("supay query", &paid.body, 0x00f0_5503, 300, |b| {
+        answering(signed(), &paid, b).query(&query).ok()
+    });
+    fuzz_same_meaning("supay refund", &refunding.body, 0x00f0_5504, 300, |b| {
+        answering(signed(), &refunding, b)
+            .refund(&refund_request("REFUND0001", 50))
+            .ok()
+    });
+    let refund_query = refund_query_request();
+    fuzz_same_meaning(
+        "supay refund_query",
+        &refunded.body,
+        0x00f0_5505,
+        300,
+        |b| {
+            answering(signed(), &refunded, b)
+                .refund_query(&refund_query)
+                .ok()
+        },
+    );
+}
+
+/// By default (`if_present`) an answer without `sign` is taken: whatever
+/// is taken still names the order or refund asked about, in minor units of
+/// a real currency.
+#[test]
+fn fuzz_answers_signed_if_present_are_taken_well_formed() {
+    let (_, paid, refunding, refunded) = supay_answers();
+    let query = QueryRequest {
+        order: order_ref("ORDER0001"),
+    };
+    fuzz_well_formed(
+        "supay query (if_present)",
+        &paid.body,
+        0x00f0_5506,
+        300,
+        |b| answering(harness(), &paid, b).query(&query).ok(),
+        |st| {
+            assert_eq!(st.order.merchant_order_no, "ORDER0001");
+            assert_known_currency(st.amount.as_ref());
+        },
+    );
+    fuzz_well_formed(
+        "supay refund (if_present)",
+        &refunding.body,
+        0x00f0_5507,
+        300,
+        |b| {
+            answering(harness(), &refunding, b)
+                .refund(&refund_request("REFUND0001", 50))
+                .ok()
+        },
+        |r| {
+            assert_eq!(
+                (r.refund_no.as_str(), r.order.merchant_order_no.as_str()),
+                ("REFUND0001", "ORDER0001")
+            );
+            assert_known_currency(r.amount.as_ref());
+        },
+    );
+    let refund_query = refund_query_request();
+    fuzz_well_formed(
+        "supay refund_query (if_present)",
+        &refunded.body,
+        0x00f0_5508,
+        300,
+        |b| {
+            answering(harness(), &refunded, b)
+                .refund_query(&refund_query)
+                .ok()
+        },
+        |r| {
+            assert_eq!(
+                (r.refund_no.as_str(), r.order.merchant_order_no.as_str()),
+                ("REFUND0001", "ORDER0001")
+            );
+            assert_known_currency(r.amount.as_ref());
+        },
     );
 }
