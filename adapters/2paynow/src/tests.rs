@@ -5,7 +5,7 @@
 use super::*;
 use payhost_sdk::json::{Value, json};
 use payhost_sdk::native;
-use payhost_sdk::testing::Harness;
+use payhost_sdk::testing::{Harness, assert_known_currency, fuzz, fuzz_well_formed, with_body};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -895,4 +895,110 @@ fn parse_notify_never_panics_on_arbitrary_input() {
             assert!(out.events.is_empty() || !h.sent().is_empty(), "{query}");
         }
     }
+}
+
+// ---------------------------------------------------------------- fuzzing
+
+/// 2paynow's signature covers `function`, `mid` and `timestamp` only, so
+/// the adapter confirms a notification by a query: an event comes only
+/// after one was sent, and carries what the query (here always `A20`,
+/// paid, 8.99 EUR) says, whatever the mutated notification claimed.
+#[test]
+fn fuzz_parse_notify_never_panics_and_reports_only_the_confirmed_payment() {
+    let sample = notification(false, &[]);
+    fuzz(
+        "2paynow parse_notify",
+        sample.as_bytes(),
+        0x00f0_6601,
+        300,
+        |body| {
+            let mut h = harness().respond(|req| {
+                let mut confirmed = query_answer("A20", "TRADE_SUCCESS", "8.99", "EUR");
+                confirmed["function"] = params_of(&req.url)["function"].clone().into();
+                answer(confirmed)
+            });
+            let Ok(out) = h.parse_notify(&inbound(HttpMethod::Post, "", body)) else {
+                return false;
+            };
+            for event in &out.events {
+                assert!(!h.sent().is_empty(), "an event without a query");
+                let NotifyEvent::Payment(st) = event else {
+                    panic!("{event:?}")
+                };
+                assert_eq!(
+                    (st.state, st.order.provider_trade_no.as_deref()),
+                    (TradeState::Paid, Some("A20"))
+                );
+                assert_eq!(
+                    st.amount,
+                    Some(Money {
+                        minor: 899,
+                        currency: "EUR".into()
+                    })
+                );
+            }
+            !out.events.is_empty()
+        },
+    );
+}
+
+/// A harness answering every request with `sample`'s status and headers
+/// around `body`.
+fn answering(sample: &HttpResponse, body: &[u8]) -> Harness<TwoPayNow> {
+    let answer = with_body(sample, body);
+    harness().respond(move |_| answer.clone())
+}
+
+/// 2paynow's answers are unsigned where it matters (the optional `sign`
+/// covers no value): whatever is taken still names the order and trade
+/// asked about, in a real currency.
+#[test]
+fn fuzz_unsigned_answers_are_taken_well_formed() {
+    let created = answer(
+        json!({"status": 200, "function": "precreate", "trade_no": "A2023111500001",
+               "qr_code": "weixin://wxpay/bizpayurl?pr=abc"}),
+    );
+    let o = order(WECHAT_NATIVE, "ORDER-2", 899, "EUR");
+    fuzz_well_formed(
+        "2paynow unified_order",
+        &created.body,
+        0x00f0_6602,
+        300,
+        |b| answering(&created, b).unified_order(&o).ok(),
+        |c| {
+            assert_eq!(c.order.merchant_order_no, "ORDER-2");
+            assert!(
+                matches!(&c.action, PayAction::QrCode(code) if !code.is_empty()),
+                "{c:?}"
+            );
+        },
+    );
+    let paid = answer(query_answer("A11", "TRADE_SUCCESS", "8.99", "EUR"));
+    let query = query_req("ORDER-11", Some("A11"));
+    fuzz_well_formed(
+        "2paynow query",
+        &paid.body,
+        0x00f0_6603,
+        300,
+        |b| answering(&paid, b).query(&query).ok(),
+        |st| {
+            assert_eq!(st.order.merchant_order_no, "ORDER-11");
+            assert_eq!(st.order.provider_trade_no.as_deref(), Some("A11"));
+            assert_known_currency(st.amount.as_ref());
+        },
+    );
+    let cancelled = answer(json!({"status": 200, "trade_no": "A14"}));
+    let close = close_req("ORDER-14", Some("A14"));
+    fuzz_well_formed(
+        "2paynow close",
+        &cancelled.body,
+        0x00f0_6604,
+        300,
+        |b| answering(&cancelled, b).close(&close).ok(),
+        |st| {
+            assert_eq!(st.order.merchant_order_no, "ORDER-14");
+            assert_eq!(st.order.provider_trade_no.as_deref(), Some("A14"));
+            assert_known_currency(st.amount.as_ref());
+        },
+    );
 }
