@@ -4,7 +4,9 @@
 
 use super::*;
 use payhost_sdk::native::{self, SecretTable};
-use payhost_sdk::testing::Harness;
+use payhost_sdk::testing::{
+    Harness, assert_known_currency, fuzz, fuzz_same_meaning, fuzz_well_formed, with_body,
+};
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -800,4 +802,201 @@ fn amounts_are_exact_in_both_directions() {
         let v = wire::amount(&m(minor, "EUR")).unwrap();
         assert_eq!(wire::money_of(&v, "EUR", "t").unwrap().minor, minor);
     }
+}
+
+// ------------------------------------------------------------ fuzzing
+
+/// What space one's gateway reads for the published webhook: the only
+/// events a webhook may yield, whatever its payload claimed.
+fn space_one_events() -> Vec<Vec<NotifyEvent>> {
+    let payment = space_one().0.parse_notify(&hook(HOOK_BODY, None)).unwrap();
+    let refund_hook = HOOK_BODY.replace("\"Transaction\"", "\"Refund\"");
+    let refund = space_one()
+        .0
+        .parse_notify(&hook(&refund_hook, None))
+        .unwrap();
+    vec![payment.events, refund.events]
+}
+
+/// Mutations of the published, signed webhook: the ECDSA signature covers
+/// the body byte for byte, so only the sample is taken, and only with what
+/// the gateway's read said.
+#[test]
+fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_signed_webhook() {
+    let sample = hook(HOOK_BODY, Some(HOOK_SIGNATURE));
+    let confirmed = space_one_events();
+    fuzz_same_meaning(
+        "vr-payment parse_notify (signed)",
+        &sample.body,
+        0x00f0_7701,
+        300,
+        |body| {
+            let (mut h, urls) = space_one();
+            let mut req = sample.clone();
+            req.body = body.to_vec();
+            let out = h.parse_notify(&req).ok()?;
+            if !out.events.is_empty() {
+                assert!(
+                    urls.borrow().iter().any(|u| u.contains("/read?spaceId=")),
+                    "an event without a read"
+                );
+                assert!(confirmed.contains(&out.events), "{:?}", out.events);
+            }
+            (!out.events.is_empty()).then_some(out.events)
+        },
+    );
+}
+
+/// An unsigned webhook is only a hint: a mutated one may name another
+/// entity, but an event comes only from the gateway's read of it.
+#[test]
+fn fuzz_parse_notify_takes_an_unsigned_webhook_only_as_a_hint() {
+    let confirmed = space_one_events();
+    fuzz(
+        "vr-payment parse_notify (unsigned)",
+        HOOK_BODY.as_bytes(),
+        0x00f0_7702,
+        300,
+        |body| {
+            let (mut h, urls) = space_one();
+            let mut req = hook("", None);
+            req.body = body.to_vec();
+            let Ok(out) = h.parse_notify(&req) else {
+                return false;
+            };
+            if !out.events.is_empty() {
+                assert!(
+                    urls.borrow().iter().any(|u| u.contains("/read?spaceId=")),
+                    "an event without a read"
+                );
+                assert!(confirmed.contains(&out.events), "{:?}", out.events);
+            }
+            !out.events.is_empty()
+        },
+    );
+}
+
+/// A harness answering `mutated_path` requests with `sample`'s status and
+/// headers around `body`, and every other request as `others` does.
+fn answering(
+    mutated_path: &'static str,
+    sample: &HttpResponse,
+    body: &[u8],
+    others: fn(&HttpRequest) -> HttpResponse,
+) -> Harness<VrPayment> {
+    let answer = with_body(sample, body);
+    harness("12345").respond(move |req| {
+        if req.url.contains(mutated_path) {
+            answer.clone()
+        } else {
+            others(req)
+        }
+    })
+}
+
+fn page_url(_: &HttpRequest) -> HttpResponse {
+    ok(json::json!("https://gateway.vr-payment.de/s/12345/pay/77"))
+}
+
+fn created_transaction(_: &HttpRequest) -> HttpResponse {
+    ok(transaction(77, "PENDING", "VR-0001"))
+}
+
+/// The gateway's answers are unsigned (TLS only): whatever is taken still
+/// names the order, transaction and refund asked about, in a real currency.
+#[test]
+fn fuzz_unsigned_answers_are_taken_well_formed() {
+    let created = created_transaction(&http::get(""));
+    let ordered = |c: &OrderCreated| {
+        assert_eq!(c.order, order_ref(Some("77")));
+        assert!(
+            matches!(&c.action, PayAction::Redirect(u) if u.starts_with("http")),
+            "{c:?}"
+        );
+    };
+    fuzz_well_formed(
+        "vr-payment unified_order (transaction/create)",
+        &created.body,
+        0x00f0_7703,
+        300,
+        |b| {
+            answering("/transaction/create", &created, b, page_url)
+                .unified_order(&order("card", "EUR"))
+                .ok()
+        },
+        ordered,
+    );
+    let page = page_url(&http::get(""));
+    fuzz_well_formed(
+        "vr-payment unified_order (payment-page-url)",
+        &page.body,
+        0x00f0_7704,
+        300,
+        |b| {
+            answering("/payment-page-url", &page, b, created_transaction)
+                .unified_order(&order("card", "EUR"))
+                .ok()
+        },
+        ordered,
+    );
+    let paid = ok(transaction(77, "FULFILL", "VR-0001"));
+    let query = QueryRequest {
+        order: order_ref(Some("77")),
+    };
+    fuzz_well_formed(
+        "vr-payment query",
+        &paid.body,
+        0x00f0_7705,
+        300,
+        |b| {
+            answering("/transaction/read", &paid, b, page_url)
+                .query(&query)
+                .ok()
+        },
+        |st| {
+            assert_eq!(st.order, order_ref(Some("77")));
+            assert_known_currency(st.amount.as_ref());
+        },
+    );
+    let refunded = |r: &RefundStatus| {
+        assert_eq!(
+            (r.refund_no.as_str(), &r.order),
+            ("VR-R1", &order_ref(Some("77")))
+        );
+        assert_known_currency(r.amount.as_ref());
+    };
+    let refunding = ok(refund_json(901, "PENDING", "VR-R1"));
+    fuzz_well_formed(
+        "vr-payment refund",
+        &refunding.body,
+        0x00f0_7706,
+        300,
+        |b| {
+            answering("/refund/refund", &refunding, b, page_url)
+                .refund(&refund_request(1050, "EUR"))
+                .ok()
+        },
+        refunded,
+    );
+    let found = ok(json::json!([
+        refund_json(900, "FAILED", "OTHER"),
+        refund_json(901, "SUCCESSFUL", "VR-R1")
+    ]));
+    let by_external = RefundQueryRequest {
+        order: order_ref(Some("77")),
+        refund_no: "VR-R1".into(),
+        provider_refund_id: None,
+    };
+    fuzz_well_formed(
+        "vr-payment refund_query",
+        &found.body,
+        0x00f0_7707,
+        300,
+        |b| {
+            answering("/refund/search", &found, b, page_url)
+                .refund_query(&by_external)
+                .ok()
+        },
+        refunded,
+    );
 }
