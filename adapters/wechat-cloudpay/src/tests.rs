@@ -4,7 +4,7 @@
 
 use super::*;
 use payhost_sdk::json::json;
-use payhost_sdk::testing::Harness;
+use payhost_sdk::testing::{Harness, assert_known_currency, fuzz, fuzz_well_formed, with_body};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -914,4 +914,179 @@ fn parse_notify_never_panics_on_arbitrary_input() {
             }
         }
     }
+}
+
+// ------------------------------------------------------------ fuzzing
+
+/// The platform as the fuzz tests see it: order ORDER0001 paid 1.00 CNY,
+/// its refund R1 of 0.40 succeeded.
+fn confirming_platform(req: &HttpRequest) -> HttpResponse {
+    match api(req) {
+        "queryorder" => paid_query("ORDER0001", 100),
+        "queryrefund" => listed("SUCCESS"),
+        other => panic!("a callback asked {other}"),
+    }
+}
+
+/// Callbacks are unsigned (the platform's own channel carries them), so
+/// the adapter confirms each by a query: an event comes only after one was
+/// sent, and is exactly what the platform's answer says.
+#[test]
+fn fuzz_parse_notify_never_panics_and_reports_only_what_a_query_confirmed() {
+    let confirmed: Vec<Vec<NotifyEvent>> = [
+        paid_callback("ORDER0001", 100),
+        refund_callback_body("SUCCESS"),
+    ]
+    .into_iter()
+    .map(|b| {
+        harness()
+            .respond(confirming_platform)
+            .parse_notify(&callback(b))
+            .unwrap()
+            .events
+    })
+    .collect();
+    for (kind, sample, seed) in [
+        (
+            "payment",
+            callback(paid_callback("ORDER0001", 100)),
+            0x00f0_8801,
+        ),
+        (
+            "refund",
+            callback(refund_callback_body("SUCCESS")),
+            0x00f0_8802,
+        ),
+    ] {
+        fuzz(
+            &format!("wechat-cloudpay parse_notify ({kind})"),
+            &sample.body,
+            seed,
+            300,
+            |body| {
+                let mut h = harness().respond(confirming_platform);
+                let mut req = sample.clone();
+                req.body = body.to_vec();
+                let Ok(out) = h.parse_notify(&req) else {
+                    return false;
+                };
+                if !out.events.is_empty() {
+                    assert!(!h.sent().is_empty(), "an event without a query");
+                    assert!(confirmed.contains(&out.events), "{:?}", out.events);
+                }
+                !out.events.is_empty()
+            },
+        );
+    }
+}
+
+/// A harness answering every request with `sample`'s status and headers
+/// around `body`.
+fn answering(sample: &HttpResponse, body: &[u8]) -> Harness<WechatCloudpay> {
+    let answer = with_body(sample, body);
+    harness().respond(move |_| answer.clone())
+}
+
+/// The open interface's answers are unsigned: whatever is taken still
+/// names the order and refund asked about, in a real currency.
+#[test]
+fn fuzz_unsigned_answers_are_taken_well_formed() {
+    let of_the_order = |st: &TradeStatus| {
+        assert_eq!(st.order.merchant_order_no, "ORDER0001");
+        assert_known_currency(st.amount.as_ref());
+    };
+    let of_the_refund = |r: &RefundStatus| {
+        assert_eq!(
+            (r.refund_no.as_str(), r.order.merchant_order_no.as_str()),
+            ("R1", "ORDER0001")
+        );
+        assert_known_currency(r.amount.as_ref());
+    };
+    let created = prepaid();
+    fuzz_well_formed(
+        "wechat-cloudpay unified_order",
+        &created.body,
+        0x00f0_8803,
+        300,
+        |b| {
+            answering(&created, b)
+                .unified_order(&order("ORDER0001", 100))
+                .ok()
+        },
+        |c| {
+            assert_eq!(c.order.merchant_order_no, "ORDER0001");
+            assert!(matches!(c.action, PayAction::MiniProgram(_)), "{c:?}");
+        },
+    );
+    let paid = paid_query("ORDER0001", 100);
+    let query = QueryRequest {
+        order: order_ref("ORDER0001", None),
+    };
+    fuzz_well_formed(
+        "wechat-cloudpay query",
+        &paid.body,
+        0x00f0_8804,
+        300,
+        |b| answering(&paid, b).query(&query).ok(),
+        of_the_order,
+    );
+    let closed = success(json!({"result_msg": "OK"}));
+    let close = CloseRequest {
+        order: order_ref("ORDER0001", None),
+    };
+    fuzz_well_formed(
+        "wechat-cloudpay close",
+        &closed.body,
+        0x00f0_8805,
+        300,
+        |b| answering(&closed, b).close(&close).ok(),
+        of_the_order,
+    );
+    let refunding = success(
+        json!({"refund_id": "50000000382019052709732678859", "refund_fee": 40,
+        "total_fee": 100, "out_trade_no": "ORDER0001", "out_refund_no": "R1",
+        "transaction_id": "4200000001"}),
+    );
+    fuzz_well_formed(
+        "wechat-cloudpay refund",
+        &refunding.body,
+        0x00f0_8806,
+        300,
+        |b| answering(&refunding, b).refund(&refund_req("R1", 40)).ok(),
+        of_the_refund,
+    );
+    let refunds = listed("SUCCESS");
+    let refund_query = refund_query_req(Some("5001"));
+    fuzz_well_formed(
+        "wechat-cloudpay refund_query",
+        &refunds.body,
+        0x00f0_8807,
+        300,
+        |b| answering(&refunds, b).refund_query(&refund_query).ok(),
+        of_the_refund,
+    );
+}
+
+/// Found by `fuzz_unsigned_answers_are_taken_well_formed`: a query answer
+/// with `fee_type` `CJY` was taken as a paid amount in a currency that
+/// does not exist.
+#[test]
+fn an_amount_in_a_currency_iso_4217_does_not_know_is_refused() {
+    let mut answer: Value = json::from_body(&paid_query("ORDER0001", 100).body).unwrap();
+    answer["respdata"]["fee_type"] = "CJY".into();
+    let mut h =
+        harness().respond(move |_| http::response(200, "application/json", json::to_body(&answer)));
+    let e = h
+        .query(&QueryRequest {
+            order: order_ref("ORDER0001", None),
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&e, AdapterError::MalformedResponse(m) if m.contains("CJY")),
+        "{e:?}"
+    );
+    let mut bad = paid_callback("ORDER0001", 100);
+    bad["feeType"] = "CJY".into();
+    let f = harness().parse_notify(&callback(bad)).unwrap_err();
+    assert!(matches!(f.error, AdapterError::InvalidRequest(_)), "{f:?}");
 }

@@ -116,12 +116,16 @@ impl Message {
         }
     }
 
-    /// `total_fee` with `fee_type` (CNY when absent, §9.8).
+    /// `total_fee` with `fee_type` (CNY when absent, §9.8). A `fee_type`
+    /// ISO 4217 does not know is refused: fen of it mean nothing.
     pub fn total_fee(&self, what: &str) -> Result<Option<Money>> {
-        Ok(self.fen("total_fee", what)?.map(|minor| Money {
-            minor,
-            currency: self.text("fee_type").unwrap_or_else(|| "CNY".into()),
-        }))
+        let Some(minor) = self.fen("total_fee", what)? else {
+            return Ok(None);
+        };
+        let currency = self.text("fee_type").unwrap_or_else(|| "CNY".into());
+        money::exponent(&currency)
+            .map_err(|e| Error::malformed(format!("{what}: `fee_type`: {e}")))?;
+        Ok(Some(Money { minor, currency }))
     }
 
     /// `time_end` (`yyyyMMddHHmmss`, China time) as Unix seconds.
