@@ -544,15 +544,21 @@ impl Adapter for WechatCloudpay {
                 req.refund_no
             )));
         }
+        if let Some(no) = msg.text("out_trade_no")
+            && no != req.order.merchant_order_no
+        {
+            return Err(Error::malformed(format!(
+                "{what} is for out_trade_no `{no}`, not `{}`",
+                req.order.merchant_order_no
+            )));
+        }
         let amount = msg.fen("refund_fee", what)?.map(|minor| Money {
             minor,
             currency: req.amount.currency.clone(),
         });
         Ok(RefundStatus {
             order: OrderRef {
-                merchant_order_no: msg
-                    .text("out_trade_no")
-                    .unwrap_or_else(|| req.order.merchant_order_no.clone()),
+                merchant_order_no: req.order.merchant_order_no.clone(),
                 provider_trade_no: None,
                 channel_transaction_id: msg
                     .text("transaction_id")

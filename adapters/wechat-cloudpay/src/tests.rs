@@ -933,9 +933,16 @@ fn confirming_platform(req: &HttpRequest) -> HttpResponse {
 /// sent, and is exactly what the platform's answer says.
 #[test]
 fn fuzz_parse_notify_never_panics_and_reports_only_what_a_query_confirmed() {
+    // A mutated refund callback may name the order's other listed refund,
+    // R0: what the list says of it is confirmed too.
+    let mut other_refund = refund_callback_body("SUCCESS");
+    other_refund["outRefundNo"] = "R0".into();
+    other_refund["refundId"] = "5000".into();
+    other_refund["refundFee"] = 10.into();
     let confirmed: Vec<Vec<NotifyEvent>> = [
         paid_callback("ORDER0001", 100),
         refund_callback_body("SUCCESS"),
+        other_refund,
     ]
     .into_iter()
     .map(|b| {
@@ -1089,4 +1096,21 @@ fn an_amount_in_a_currency_iso_4217_does_not_know_is_refused() {
     bad["feeType"] = "CJY".into();
     let f = harness().parse_notify(&callback(bad)).unwrap_err();
     assert!(matches!(f.error, AdapterError::InvalidRequest(_)), "{f:?}");
+}
+
+/// Found by `fuzz_unsigned_answers_are_taken_well_formed`: a refund answer
+/// naming another `out_trade_no` was taken, and reported as that order's.
+#[test]
+fn a_refund_answer_for_another_order_is_refused() {
+    let mut h = harness().respond(|_| {
+        success(
+            json!({"refund_id": "5001", "refund_fee": 40, "out_trade_no": "ORDER0081",
+            "out_refund_no": "R1"}),
+        )
+    });
+    let e = h.refund(&refund_req("R1", 40)).unwrap_err();
+    assert!(
+        matches!(&e, AdapterError::MalformedResponse(m) if m.contains("ORDER0081")),
+        "{e:?}"
+    );
 }
