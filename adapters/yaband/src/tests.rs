@@ -6,7 +6,9 @@
 
 use super::*;
 use payhost_sdk::native::{self, SecretTable};
-use payhost_sdk::testing::{Harness, fuzz_same_meaning, with_body};
+use payhost_sdk::testing::{
+    Harness, assert_known_currency, fuzz_same_meaning, fuzz_well_formed, with_body,
+};
 use serde_json::{Value, json};
 
 const USER: &str = "016683";
@@ -1080,9 +1082,14 @@ fn parse_notify_on_arbitrary_input_never_panics() {
 
 /// A harness answering every request with `sample`'s status and headers
 /// around `body`.
-fn answering(sample: &HttpResponse, body: &[u8]) -> Harness<Yaband> {
+fn answering(h: Harness<Yaband>, sample: &HttpResponse, body: &[u8]) -> Harness<Yaband> {
     let answer = with_body(sample, body);
-    harness().respond(move |_| answer.clone())
+    h.respond(move |_| answer.clone())
+}
+
+/// A merchant that refuses unsigned answers (`answer_signature`).
+fn signed_only() -> Harness<Yaband> {
+    harness().text("answer_signature", "required")
 }
 
 /// Mutations of a signed paid notification: `sign` covers every `data`
@@ -1104,8 +1111,8 @@ fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_notification() {
     );
 }
 
-/// Yaband signs `data` of every answer (§5.9): a mutated answer is taken
-/// only with the signed meaning.
+/// Yaband signs `data` of every answer (§5.9): with `answer_signature =
+/// "required"` a mutated answer is taken only with the signed meaning.
 #[test]
 fn fuzz_signed_answers_are_taken_only_as_signed() {
     let created = answer(created_answer(None));
@@ -1115,7 +1122,7 @@ fn fuzz_signed_answers_are_taken_only_as_signed() {
         0x00f0_4402,
         300,
         |b| {
-            answering(&created, b)
+            answering(signed_only(), &created, b)
                 .unified_order(&order(MINI_PROGRAM, 2499, "EUR"))
                 .ok()
         },
@@ -1128,14 +1135,14 @@ fn fuzz_signed_answers_are_taken_only_as_signed() {
         order: order_ref(Some(TRADE_ID)),
     };
     fuzz_same_meaning("yaband query", &paid.body, 0x00f0_4403, 300, |b| {
-        answering(&paid, b).query(&query).ok()
+        answering(signed_only(), &paid, b).query(&query).ok()
     });
     let refunding = answer(
         json!({"refund_id": "RID-1", "m_refund_id": "RF-1", "trade_id": TRADE_ID,
                "refund_amount": "10.00", "refund_currency": "EUR", "state": "22"}),
     );
     fuzz_same_meaning("yaband refund", &refunding.body, 0x00f0_4404, 300, |b| {
-        answering(&refunding, b)
+        answering(signed_only(), &refunding, b)
             .refund(&refund_request("RF-1", 1000))
             .ok()
     });
@@ -1153,7 +1160,41 @@ fn fuzz_signed_answers_are_taken_only_as_signed() {
         &refunded.body,
         0x00f0_4405,
         300,
-        |b| answering(&refunded, b).refund_query(&refund_query).ok(),
+        |b| {
+            answering(signed_only(), &refunded, b)
+                .refund_query(&refund_query)
+                .ok()
+        },
+    );
+}
+
+/// By default (`if_present`) an answer without `sign` is taken: whatever
+/// is taken still names the trade asked about, in a real currency.
+#[test]
+fn fuzz_answers_signed_if_present_are_taken_well_formed() {
+    let paid = answer(json!({"transaction_info": {
+        "trade_id": TRADE_ID, "order_id": "ORDER-1", "state": "paid", "amount": "24.99",
+        "currency": "EUR", "transaction_id": "4200000000000000000000000001", "paid_time": "1546588000",
+    }}));
+    let query = QueryRequest {
+        order: order_ref(Some(TRADE_ID)),
+    };
+    fuzz_well_formed(
+        "yaband query (if_present)",
+        &paid.body,
+        0x00f0_4406,
+        300,
+        |b| answering(harness(), &paid, b).query(&query).ok(),
+        |st| {
+            assert_eq!(
+                (
+                    st.order.merchant_order_no.as_str(),
+                    st.order.provider_trade_no.as_deref()
+                ),
+                ("ORDER-1", Some(TRADE_ID))
+            );
+            assert_known_currency(st.amount.as_ref());
+        },
     );
 }
 
