@@ -432,6 +432,24 @@ pub fn fuzz_same_meaning<T: PartialEq + std::fmt::Debug>(
     })
 }
 
+/// [`fuzz_same_meaning`] over a signed notification's body: `sample` with
+/// its body mutated goes to `parse`, and the events of an accepted one
+/// must be the sample's.
+pub fn fuzz_signed_notify(
+    name: &str,
+    sample: &InboundHttp,
+    seed: u64,
+    default_cases: usize,
+    mut parse: impl FnMut(&InboundHttp) -> Result<NotifyOutcome, NotifyFailure>,
+) -> FuzzRun {
+    fuzz_same_meaning(name, &sample.body, seed, default_cases, |body| {
+        let mut req = sample.clone();
+        req.body = body.to_vec();
+        let events = parse(&req).ok()?.events;
+        (!events.is_empty()).then_some(events)
+    })
+}
+
 /// [`fuzz`] where nothing signs what is fuzzed: the sample must be taken,
 /// and whatever is taken must pass `check` (the well-formedness the adapter
 /// promises, e.g. that a status names the order that was asked about).
@@ -598,6 +616,54 @@ mod fuzz_tests {
         assert!(
             std::panic::catch_unwind(|| super::assert_known_currency(Some(&money("XQZ")))).is_err()
         );
+    }
+
+    #[test]
+    fn signed_notify_mutates_the_body_and_compares_the_events() {
+        use crate::types::*;
+        let sample = InboundHttp {
+            method: HttpMethod::Post,
+            path: "/n".into(),
+            query: String::new(),
+            headers: vec![("x".into(), "1".into())],
+            body: b"paid=100".to_vec(),
+        };
+        let event = |body: &[u8]| {
+            NotifyEvent::Refund(RefundStatus {
+                order: OrderRef {
+                    merchant_order_no: String::from_utf8_lossy(body).into(),
+                    provider_trade_no: None,
+                    channel_transaction_id: None,
+                },
+                refund_no: "R".into(),
+                provider_refund_id: None,
+                state: RefundState::Pending,
+                provider_state: String::new(),
+                amount: None,
+            })
+        };
+        let outcome = |req: &InboundHttp| NotifyOutcome {
+            events: vec![event(&req.body)],
+            ack: crate::http::response(200, "text/plain", "ok"),
+        };
+        // Verified byte for byte: only the sample is taken.
+        let run = super::fuzz_signed_notify("exact", &sample, 17, 100, |req| {
+            assert_eq!(req.headers, sample.headers);
+            if req.body == sample.body {
+                Ok(outcome(req))
+            } else {
+                Err(NotifyFailure {
+                    error: AdapterError::BadSignature("changed".into()),
+                    ack: None,
+                })
+            }
+        });
+        assert!(run.accepted >= 1);
+        // Trusting every body: a changed event is caught.
+        let trusting = std::panic::catch_unwind(|| {
+            super::fuzz_signed_notify("trusting", &sample, 17, 100, |req| Ok(outcome(req)))
+        });
+        assert!(trusting.is_err());
     }
 
     #[test]

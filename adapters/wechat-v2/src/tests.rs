@@ -4,7 +4,7 @@
 
 use super::*;
 use payhost_sdk::native::{self, SecretTable};
-use payhost_sdk::testing::{Harness, fuzz_same_meaning, with_body};
+use payhost_sdk::testing::{Harness, fuzz_same_meaning, fuzz_signed_notify, with_body};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -1497,15 +1497,12 @@ fn fuzz_parse_notify_never_panics_nor_trusts_a_changed_notification() {
     let sample = payment_notification(None, KEY, MCH_ID);
     // WeChat signs every field: a flip XML ignores (whitespace) may be
     // taken, any other change must be refused.
-    fuzz_same_meaning(
+    fuzz_signed_notify(
         "wechat-v2 parse_notify",
-        &sample,
+        &inbound(sample),
         0x00f0_2202,
         400,
-        |body| {
-            let out = merchant().parse_notify(&inbound(body.to_vec())).ok()?;
-            (!out.events.is_empty()).then_some(out.events)
-        },
+        |req| merchant().parse_notify(req),
     );
 }
 
