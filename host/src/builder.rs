@@ -31,6 +31,10 @@ pub struct BuildOptions {
     pub dirs: Vec<PathBuf>,
     /// Where `<slot>.wasm` components are written.
     pub out_dir: PathBuf,
+    /// Where cargo compiles (default: `<workspace>/target/wasm` of each
+    /// crate's workspace). Workspaces may share one, so that dependencies
+    /// they have in common compile once.
+    pub target_dir: Option<PathBuf>,
 }
 
 /// One component produced by [`build`].
@@ -55,16 +59,38 @@ pub fn find_workspace(start: &Path) -> Option<PathBuf> {
     })
 }
 
-/// Builds every adapter crate found under `opts.dirs`.
+/// Builds every adapter crate found under `opts.dirs`: a crate outside
+/// `opts.workspace` (one with a `[workspace]` of its own, as `adapter new`
+/// writes outside a checkout) is built in its own workspace.
 pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     let crates = discover(opts)?;
     if crates.is_empty() {
         bail!(
-            "no adapter crates (subdirectories with a Cargo.toml) under {:?}",
+            "no adapter crates (a directory with a Cargo.toml, or subdirectories with one) in {:?}",
             opts.dirs
         );
     }
-    let target_dir = opts.workspace.join("target").join("wasm");
+    let mut workspaces: Vec<(PathBuf, Vec<AdapterCrate>)> = Vec::new();
+    for c in crates {
+        let ws = find_workspace(&c.dir).unwrap_or_else(|| opts.workspace.clone());
+        match workspaces.iter_mut().find(|(w, _)| *w == ws) {
+            Some((_, list)) => list.push(c),
+            None => workspaces.push((ws, vec![c])),
+        }
+    }
+    let mut built = Vec::new();
+    for (workspace, crates) in &workspaces {
+        built.extend(build_in(opts, workspace, crates)?);
+    }
+    Ok(built)
+}
+
+/// One cargo invocation for the crates of one workspace, then the wrap.
+fn build_in(opts: &BuildOptions, workspace: &Path, crates: &[AdapterCrate]) -> Result<Vec<Built>> {
+    let target_dir = opts
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| workspace.join("target").join("wasm"));
     // Several builds at once (parallel tests) must not run rustup or apt
     // side by side: concurrent `rustup target add` calls fail each other.
     std::fs::create_dir_all(&target_dir)?;
@@ -84,7 +110,7 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
             c
         }
     };
-    cmd.current_dir(&opts.workspace)
+    cmd.current_dir(workspace)
         .args([
             "build",
             "--profile",
@@ -97,7 +123,7 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     if toolchain == Toolchain::Debian {
         cmd.arg("-Zbuild-std=std,panic_abort");
     }
-    for c in &crates {
+    for c in crates {
         cmd.args(["-p", &c.package]);
     }
     // Variables cargo sets for the process that calls us (a build script or
@@ -122,7 +148,8 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     for AdapterCrate {
         package,
         slot: name,
-    } in &crates
+        ..
+    } in crates
     {
         let module = target_dir
             .join(TARGET)
@@ -153,11 +180,13 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
 
 /// An adapter crate found by [`discover`].
 struct AdapterCrate {
+    dir: PathBuf,
     package: String,
     slot: String,
 }
 
-/// Every crate directly under the dirs.
+/// Each dir that is a crate itself, and every crate directly under the
+/// other dirs.
 fn discover(opts: &BuildOptions) -> Result<Vec<AdapterCrate>> {
     let mut crates = Vec::new();
     for dir in &opts.dirs {
@@ -166,11 +195,17 @@ fn discover(opts: &BuildOptions) -> Result<Vec<AdapterCrate>> {
         } else {
             opts.workspace.join(dir)
         };
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("Cargo.toml").is_file())
-            .collect();
+        let is_crate =
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|m| names(&m).is_some());
+        let mut entries: Vec<_> = if is_crate {
+            vec![dir.clone()]
+        } else {
+            std::fs::read_dir(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("Cargo.toml").is_file())
+                .collect()
+        };
         entries.sort();
         for path in entries {
             let manifest = std::fs::read_to_string(path.join("Cargo.toml"))?;
@@ -183,7 +218,11 @@ fn discover(opts: &BuildOptions) -> Result<Vec<AdapterCrate>> {
                     other.package
                 );
             }
-            crates.push(AdapterCrate { package, slot });
+            crates.push(AdapterCrate {
+                dir: path,
+                package,
+                slot,
+            });
         }
     }
     Ok(crates)

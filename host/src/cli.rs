@@ -102,14 +102,31 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdapterCommand {
+    /// Write a new adapter crate for a fictitious provider (Acme Pay) to
+    /// start from: every operation, signatures, tests, a README to fill in.
+    New {
+        /// The adapter's name: its crate and its slot (`acme-pay`).
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::scaffold::Lang,
+        /// Where the crate's directory goes (default: `adapters/` in a
+        /// payhost checkout, where it joins the workspace; else the
+        /// current directory, where it stands alone).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Compile adapter crates into components.
     Build {
-        /// Directories whose subdirectories are adapter crates.
+        /// Adapter crates, or directories whose subdirectories are adapter
+        /// crates (relative to the current directory, else to the workspace).
         #[arg(default_value = "adapters")]
         dirs: Vec<PathBuf>,
         /// Output directory (default: <workspace>/target/components).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Where cargo compiles (default: <workspace>/target/wasm).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
     },
     /// Print an adapter's self-description as JSON, with the egress hosts
     /// the operator's configuration lets it reach (`effective_egress_hosts`).
@@ -491,15 +508,39 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        AdapterCommand::Build { dirs, out } => {
+        AdapterCommand::New { name, lang, dir } => {
             let cwd = std::env::current_dir()?;
-            let workspace =
-                builder::find_workspace(&cwd).context("not inside a cargo workspace")?;
+            let dir = dir.unwrap_or_else(|| crate::scaffold::default_dir(&cwd));
+            let created = crate::scaffold::create(&name, lang, &dir)?;
+            print!("{}", created.summary(&name));
+            Ok(ExitCode::SUCCESS)
+        }
+        AdapterCommand::Build {
+            dirs,
+            out,
+            target_dir,
+        } => {
+            let cwd = std::env::current_dir()?;
+            let dirs: Vec<PathBuf> = dirs
+                .into_iter()
+                .map(|d| match cwd.join(&d) {
+                    here if d.is_relative() && here.exists() => here,
+                    _ => d,
+                })
+                .collect();
+            // The first crate's workspace: a crate standing alone is its own.
+            let workspace = dirs
+                .iter()
+                .filter(|d| d.is_absolute())
+                .find_map(|d| builder::find_workspace(d))
+                .or_else(|| builder::find_workspace(&cwd))
+                .context("not inside a cargo workspace, and no adapter crate given")?;
             let out_dir = out.unwrap_or_else(|| workspace.join("target").join("components"));
             builder::build(&BuildOptions {
                 workspace,
                 dirs,
                 out_dir,
+                target_dir,
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -41,6 +41,7 @@ pub mod request_log;
 pub mod resources;
 pub mod retention;
 pub mod runtime;
+pub mod scaffold;
 pub mod secrets;
 pub mod server;
 pub mod simulator;

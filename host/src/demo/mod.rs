@@ -182,6 +182,7 @@ pub async fn run(provider: Provider) -> Result<()> {
                 dirs: vec![ws.join("adapters")],
                 workspace: ws,
                 out_dir,
+                target_dir: None,
             })
         }
     })

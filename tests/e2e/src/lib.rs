@@ -38,6 +38,7 @@ pub fn components_dir() -> PathBuf {
                 workspace: ws.clone(),
                 dirs: vec![ws.join(dir)],
                 out_dir: out,
+                target_dir: None,
             })
             .expect("building the adapter components");
         }
