@@ -1,0 +1,445 @@
+//! From `payhost adapter new` to a served payment, with no host change:
+//! the adapter is scaffolded in a temporary directory outside the
+//! repository, its own unit tests run there (`cargo test`), `payhost
+//! adapter build` and `payhost adapter check` run on it as an author runs
+//! them, and the component is uploaded to a running payhost through the
+//! admin API. A merchant configured for the new slot then creates orders
+//! against a scripted Acme Pay on loopback, which checks every signature:
+//! paid by notification and by query, refunded and settled by the refund
+//! notification; a forged notification changes nothing.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::IntoResponse;
+use payhost::cli::Cli;
+use payhost_e2e::front::{Front, Options};
+use payhost_sdk::native;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+const SLOT: &str = "acme-pay";
+const MERCHANT_ID: &str = "M-ACME-1";
+const ACME_KEY: &str = "acme-test-key-5f0c2b9e";
+const API_KEY: &str = "pk_test_shop_acme_81d2";
+const ADMIN_TOKEN: &str = "admin-token-scaffold-test";
+
+type Fields = BTreeMap<String, String>;
+
+/// Runs one `payhost` command line in process, as the binary would.
+fn payhost(args: &[&str]) -> ExitCode {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(std::iter::once("payhost").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("payhost {args:?}: {e}"));
+    payhost::cli::run(cli).unwrap_or_else(|e| panic!("payhost {args:?}: {e:#}"))
+}
+
+/// A directory outside the repository, fresh for this process.
+fn outside_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("payhost-scaffold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(
+        !dir.starts_with(payhost_e2e::workspace()),
+        "{} is inside the repository",
+        dir.display()
+    );
+    dir
+}
+
+/// `cargo test` in the scaffolded crate, unchanged. It compiles in the
+/// workspace's wasm target dir (not the outer `cargo test`'s, whose lock
+/// is held while tests run), so reruns are incremental.
+fn cargo_test(crate_dir: &Path, target_dir: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(crate_dir)
+        .args(["test", "--quiet", "--target-dir"])
+        .arg(target_dir);
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_MAKEFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("running cargo test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo test of the scaffold failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("test result: ok"), "{stdout}");
+}
+
+// ---------------------------------------------------------------- Acme Pay
+
+/// Lower-case hex HMAC-SHA256 of every field but `sign`.
+fn acme_sign(fields: &Fields) -> String {
+    let mut keys = native::SecretTable::new();
+    let key = keys.insert(ACME_KEY.as_bytes().to_vec());
+    let text = payhost_sdk::canonical::sorted_pairs(fields, &["sign"]);
+    let mac = keys
+        .hmac(
+            native::DigestAlgorithm::Sha256,
+            key,
+            native::KeyEncoding::Raw,
+            &[native::Part::Text(&text)],
+        )
+        .unwrap();
+    hex::encode(mac)
+}
+
+fn signed(mut fields: Fields) -> Fields {
+    fields.insert("merchant_id".into(), MERCHANT_ID.into());
+    let sign = acme_sign(&fields);
+    fields.insert("sign".into(), sign);
+    fields
+}
+
+fn fields(pairs: &[(&str, &str)]) -> Fields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[derive(Clone)]
+struct Order {
+    amount: String,
+    currency: String,
+    status: &'static str,
+    notify_url: String,
+}
+
+#[derive(Default)]
+struct Acme {
+    orders: HashMap<String, Order>,
+    /// out_refund_no -> (out_trade_no, refund_amount, refund_status)
+    refunds: HashMap<String, (String, String, &'static str)>,
+    calls: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Acme>>;
+
+/// A scripted Acme Pay: every request's signature is checked, as the
+/// provider would, before it is answered.
+async fn acme(State(state): State<Shared>, uri: Uri, body: axum::body::Bytes) -> impl IntoResponse {
+    let req: Fields = serde_json::from_slice(&body).expect("Acme Pay takes JSON of strings");
+    let refuse = |code: &str| {
+        let f = signed(fields(&[("result", "ERROR"), ("error_code", code)]));
+        axum::Json(f)
+    };
+    if req.get("sign") != Some(&acme_sign(&req)) || req["merchant_id"] != MERCHANT_ID {
+        return refuse("BAD_SIGNATURE");
+    }
+    let mut s = state.lock().unwrap();
+    s.calls.push(uri.path().to_string());
+    let no = req["out_trade_no"].clone();
+    let answer = match uri.path() {
+        "/v1/orders" => {
+            s.orders.insert(
+                no.clone(),
+                Order {
+                    amount: req["amount"].clone(),
+                    currency: req["currency"].clone(),
+                    status: "PENDING",
+                    notify_url: req["notify_url"].clone(),
+                },
+            );
+            fields(&[
+                ("result", "OK"),
+                ("out_trade_no", &no),
+                ("trade_no", &format!("T-{no}")),
+                ("qr_code", &format!("https://qr.acme-pay.example/T-{no}")),
+            ])
+        }
+        "/v1/orders/query" | "/v1/orders/close" => {
+            let Some(o) = s.orders.get_mut(&no) else {
+                return refuse("ORDER_NOT_FOUND");
+            };
+            if uri.path().ends_with("close") && o.status == "PENDING" {
+                o.status = "CLOSED";
+            }
+            fields(&[
+                ("result", "OK"),
+                ("out_trade_no", &no),
+                ("trade_no", &format!("T-{no}")),
+                ("status", o.status),
+                ("amount", &o.amount),
+                ("currency", &o.currency),
+            ])
+        }
+        "/v1/refunds" | "/v1/refunds/query" => {
+            let refund_no = req["out_refund_no"].clone();
+            if uri.path() == "/v1/refunds" {
+                s.refunds.insert(
+                    refund_no.clone(),
+                    (no.clone(), req["refund_amount"].clone(), "PROCESSING"),
+                );
+            }
+            let Some((_, amount, status)) = s.refunds.get(&refund_no).cloned() else {
+                return refuse("REFUND_NOT_FOUND");
+            };
+            fields(&[
+                ("result", "OK"),
+                ("out_trade_no", &no),
+                ("out_refund_no", &refund_no),
+                ("refund_id", &format!("RF-{refund_no}")),
+                ("refund_status", status),
+                ("refund_amount", &amount),
+                ("currency", &req["currency"]),
+            ])
+        }
+        other => panic!("Acme Pay has no {other}"),
+    };
+    axum::Json(signed(answer))
+}
+
+/// The payer pays `no`: the order is paid at Acme Pay, and the signed
+/// notification it would send is returned with the URL to send it to.
+fn pay(state: &Shared, no: &str) -> (String, String) {
+    let mut s = state.lock().unwrap();
+    let o = s.orders.get_mut(no).expect("an order Acme Pay knows");
+    o.status = "PAID";
+    let f = signed(fields(&[
+        ("event", "payment"),
+        ("out_trade_no", no),
+        ("trade_no", &format!("T-{no}")),
+        ("status", "PAID"),
+        ("amount", &o.amount),
+        ("currency", &o.currency),
+        ("paid_at", "1790000000"),
+    ]));
+    (o.notify_url.clone(), payhost_sdk::form::encode(&f))
+}
+
+/// The refund settles; its signed notification.
+fn settle_refund(state: &Shared, refund_no: &str) -> String {
+    let mut s = state.lock().unwrap();
+    let r = s
+        .refunds
+        .get_mut(refund_no)
+        .expect("a refund Acme Pay knows");
+    r.2 = "SUCCESS";
+    let f = signed(fields(&[
+        ("event", "refund"),
+        ("out_trade_no", &r.0),
+        ("out_refund_no", refund_no),
+        ("refund_id", &format!("RF-{refund_no}")),
+        ("refund_status", "SUCCESS"),
+        ("refund_amount", &r.1),
+        ("currency", "EUR"),
+    ]));
+    payhost_sdk::form::encode(&f)
+}
+
+async fn notify(url: &str, body: String) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn api(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    f.call_as(API_KEY, method, path, body).await
+}
+
+fn order(no: &str) -> Value {
+    json!({"merchant_order_no": no, "amount": 1999, "currency": "EUR",
+           "description": "Two coffees", "method": "wechat_native",
+           "payer": {"client_ip": "203.0.113.7"}})
+}
+
+#[test]
+fn a_scaffolded_adapter_is_built_checked_uploaded_and_serves_payments() {
+    let ws = payhost_e2e::workspace();
+    // The shared components first (shop-1's wechat-v2), then the same
+    // wasm target dir for the scaffold: common dependencies compile once.
+    let components = payhost_e2e::components_dir();
+    let wasm_target = ws.join("target").join("wasm");
+    let dir = outside_dir();
+    let dir_arg = dir.to_str().unwrap();
+    assert_eq!(
+        payhost(&["adapter", "new", SLOT, "--dir", dir_arg]),
+        ExitCode::SUCCESS
+    );
+    let crate_dir = dir.join(SLOT);
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        !manifest.contains(ws.to_str().unwrap()),
+        "the scaffold must not name the repository"
+    );
+    // A second `new` at the same place is refused, and changes nothing.
+    assert!(
+        payhost::scaffold::create(SLOT, payhost::scaffold::Lang::Rust, &dir).is_err(),
+        "an existing crate is never overwritten"
+    );
+
+    cargo_test(&crate_dir, &wasm_target);
+    let crate_arg = crate_dir.to_str().unwrap();
+    let target_arg = wasm_target.to_str().unwrap();
+    assert_eq!(
+        payhost(&["adapter", "build", crate_arg, "--target-dir", target_arg]),
+        ExitCode::SUCCESS
+    );
+    let component = crate_dir
+        .join("target")
+        .join("components")
+        .join(format!("{SLOT}.wasm"));
+    assert_eq!(
+        payhost(&["adapter", "check", component.to_str().unwrap()]),
+        ExitCode::SUCCESS,
+        "adapter check must pass on a fresh scaffold"
+    );
+    let bytes = std::fs::read(&component).unwrap();
+
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(serve(&components, bytes));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn serve(components: &Path, component: Vec<u8>) {
+    let state = Shared::default();
+    let provider = payhost_e2e::Responder::start(
+        Router::new()
+            .route("/v1/{*call}", axum::routing::post(acme))
+            .with_state(state.clone()),
+    )
+    .await;
+
+    // A running payhost that has never heard of Acme Pay.
+    let data = payhost_e2e::temp_dir("scaffold");
+    let adapters = data.join("adapters");
+    std::fs::create_dir_all(&adapters).unwrap();
+    std::fs::copy(
+        components.join("wechat-v2.wasm"),
+        adapters.join("wechat-v2.wasm"),
+    )
+    .unwrap();
+    std::fs::write(data.join("acme.key"), ACME_KEY).unwrap();
+    let mut f = Front::start(
+        "scaffold",
+        Options {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            adapters_dir: Some(adapters),
+            data_dir: Some(data.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let r = f
+        .as_admin(Method::PUT, &format!("/admin/adapters/{SLOT}"))
+        .header("content-type", "application/wasm")
+        .body(component)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let uploaded: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "upload refused: {uploaded}");
+    assert_eq!(uploaded["version"], "0.1.0", "{uploaded}");
+
+    // Merchants are read at start: the operator adds one for the new slot
+    // and restarts; the uploaded version is what it loads.
+    f.options.extra_toml = format!(
+        r#"
+[[merchants]]
+id = "acme-shop"
+api_keys = ["{hash}"]
+adapter = "{SLOT}"
+currency = "EUR"
+industry = "physical"
+
+[merchants.limits]
+cny_rate = "7.8000"
+
+[merchants.config]
+merchant_id = "{MERCHANT_ID}"
+api_key = "file:{dir}/acme.key"
+base_url = "{base}"
+"#,
+        hash = payhost::config::api_key_hash(API_KEY),
+        dir = data.display(),
+        base = provider.url(""),
+    );
+    let f = f.restart().await;
+    let (_, adapters) = {
+        let r = f
+            .as_admin(Method::GET, "/admin/adapters")
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert!(adapters.to_string().contains(SLOT), "{adapters}");
+
+    // Paid by notification.
+    let (status, p) = api(&f, Method::POST, "/v1/payments", Some(order("ACME1"))).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["pay_action"]["type"], "qr_code", "{p}");
+    assert_eq!(
+        p["pay_action"]["text"],
+        "https://qr.acme-pay.example/T-ACME1"
+    );
+    let (notify_url, body) = pay(&state, "ACME1");
+    assert_eq!(notify_url, f.url(&format!("/v1/notify/{SLOT}/acme-shop")));
+    let forged = body.replace("amount=19.99", "amount=0.01");
+    assert_eq!(notify(&notify_url, forged).await, (400, "FAIL".into()));
+    let (_, p) = api(&f, Method::GET, "/v1/payments/ACME1", None).await;
+    assert_eq!(
+        p["state"], "pending",
+        "a forged notification changes nothing: {p}"
+    );
+    assert_eq!(notify(&notify_url, body).await, (200, "OK".into()));
+    let (_, p) = api(&f, Method::GET, "/v1/payments/ACME1", None).await;
+    assert_eq!(p["state"], "paid", "{p}");
+
+    // Paid, found by query.
+    let (status, _) = api(&f, Method::POST, "/v1/payments", Some(order("ACME2"))).await;
+    assert_eq!(status, 201);
+    pay(&state, "ACME2");
+    let (_, p) = api(&f, Method::GET, "/v1/payments/ACME2?refresh=true", None).await;
+    assert_eq!(p["state"], "paid", "{p}");
+
+    // Refunded in part, settled by the refund notification.
+    let (status, r) = api(
+        &f,
+        Method::POST,
+        "/v1/payments/ACME1/refunds",
+        Some(json!({"refund_no": "ACME1R1", "amount": 500})),
+    )
+    .await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["state"], "pending", "{r}");
+    let body = settle_refund(&state, "ACME1R1");
+    assert_eq!(notify(&notify_url, body).await, (200, "OK".into()));
+    let (_, r) = api(&f, Method::GET, "/v1/payments/ACME1/refunds/ACME1R1", None).await;
+    assert_eq!(r["state"], "succeeded", "{r}");
+    let (_, p) = api(&f, Method::GET, "/v1/payments/ACME1", None).await;
+    assert_eq!(p["refunded_amount"], 500, "{p}");
+
+    let calls = state.lock().unwrap().calls.clone();
+    assert_eq!(
+        calls,
+        [
+            "/v1/orders",
+            "/v1/orders",
+            "/v1/orders/query",
+            "/v1/refunds"
+        ],
+        "every call reached Acme Pay signed"
+    );
+}
