@@ -59,6 +59,10 @@ pub enum Command {
         /// How long after an order is created its payer pays.
         #[arg(long, default_value_t = 2000)]
         pay_after_ms: u64,
+        /// The provider to simulate: WeChat Pay v2, or Acme Pay (the
+        /// fictitious provider of `payhost adapter new`).
+        #[arg(long, value_enum, default_value = "wechat-v2")]
+        provider: SimulatedProvider,
         #[command(flatten)]
         env: EnvFileArg,
     },
@@ -257,6 +261,13 @@ pub struct RuntimeArgs {
     pub cache_dir: Option<PathBuf>,
 }
 
+/// What `payhost simulator` stands in for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimulatedProvider {
+    WechatV2,
+    AcmePay,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OperationName {
     UnifiedOrder,
@@ -285,16 +296,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             config,
             merchant,
             pay_after_ms,
+            provider,
             env,
         } => {
             env.load()?;
             init_logs(None, crate::logging::COMMAND_FILTER);
             let cfg = crate::config::Config::load(config.as_deref())?;
-            tokio::runtime::Runtime::new()?.block_on(simulator(
-                &cfg,
-                merchant.as_deref(),
-                Duration::from_millis(pay_after_ms),
-            ))?;
+            let pay_after = Duration::from_millis(pay_after_ms);
+            let tokio = tokio::runtime::Runtime::new()?;
+            match provider {
+                SimulatedProvider::WechatV2 => {
+                    tokio.block_on(simulator(&cfg, merchant.as_deref(), pay_after))?
+                }
+                SimulatedProvider::AcmePay => {
+                    tokio.block_on(acme_simulator(&cfg, merchant.as_deref(), pay_after))?
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         command => {
@@ -335,6 +352,28 @@ async fn simulator(
         "WeChat Pay v2 simulator for merchant `{}` on {}; payers pay each order {} ms after it is created",
         provider.merchant,
         provider.base_url(),
+        pay_after.as_millis()
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// `payhost simulator --provider acme-pay`: runs until interrupted.
+async fn acme_simulator(
+    cfg: &crate::config::Config,
+    merchant: Option<&str>,
+    pay_after: Duration,
+) -> Result<()> {
+    let merchant = crate::simulator::pick_acme_merchant(cfg, merchant)?;
+    let addr = crate::simulator::listen_addr(merchant)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr} (merchant `{}`'s base_url)", merchant.id))?;
+    let sim = crate::simulator::start_acme_pay(merchant, listener, pay_after)?;
+    println!(
+        "Acme Pay simulator for merchant `{}` on {}; each order is paid and notified {} ms after it is created",
+        merchant.id,
+        sim.base_url(),
         pay_after.as_millis()
     );
     tokio::signal::ctrl_c().await?;

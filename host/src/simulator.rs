@@ -104,6 +104,47 @@ pub fn sim_config(merchant: &MerchantSettings) -> Result<SimConfig> {
     Ok(sim)
 }
 
+/// The merchant Acme Pay stands in for (`--provider acme-pay`): the one
+/// named, else the only one on the slot `acme-pay`.
+pub fn pick_acme_merchant<'a>(cfg: &'a Config, id: Option<&str>) -> Result<&'a MerchantSettings> {
+    if id.is_some() {
+        return pick_merchant(cfg, id);
+    }
+    let mut acme = cfg.merchants.iter().filter(|m| m.adapter == "acme-pay");
+    match (acme.next(), acme.next()) {
+        (Some(m), None) => Ok(m),
+        _ => bail!("name the merchant whose adapter speaks Acme Pay with --merchant"),
+    }
+}
+
+/// Acme Pay (the provider of `payhost adapter new`'s template) on
+/// `listener` for `merchant`, with its `merchant_id` and `api_key`; each
+/// order is paid and notified `pay_after` after it is created.
+pub fn start_acme_pay(
+    merchant: &MerchantSettings,
+    listener: tokio::net::TcpListener,
+    pay_after: Duration,
+) -> Result<payhost_simulators::acme_pay::Simulator> {
+    let text = |name: &str| {
+        merchant
+            .config
+            .get(name)
+            .cloned()
+            .with_context(|| format!("merchant `{}` has no `config.{name}`", merchant.id))
+    };
+    let key = SecretRef::parse(&text("api_key")?)
+        .and_then(|r| r.resolve())
+        .map_err(|p| anyhow::anyhow!("merchant `{}`, `config.api_key`: {p}", merchant.id))?;
+    let config = payhost_simulators::acme_pay::SimConfig {
+        merchant_id: text("merchant_id")?,
+        key: key.expose_secret().to_string(),
+        pay_after: Some(pay_after),
+    };
+    Ok(payhost_simulators::acme_pay::Simulator::start_on(
+        config, listener,
+    ))
+}
+
 /// Starts the simulator on `listener` for `merchant`, with payers who pay
 /// each order `pay_after` after they first see it. `on_paid` hears of each
 /// payment (the command prints it).

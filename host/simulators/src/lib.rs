@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acme_pay;
 pub mod faults;
 pub mod outage;
 pub mod outbox;

@@ -8,27 +8,19 @@
 //! paid by notification and by query, refunded and settled by the refund
 //! notification; a forged notification changes nothing.
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::Uri;
-use axum::response::IntoResponse;
 use payhost::cli::Cli;
 use payhost_e2e::front::{Front, Options};
-use payhost_sdk::native;
+use payhost_simulators::acme_pay::{SimConfig, Simulator, send_notification};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 const SLOT: &str = "acme-pay";
 const MERCHANT_ID: &str = "M-ACME-1";
 const ACME_KEY: &str = "acme-test-key-5f0c2b9e";
 const API_KEY: &str = "pk_test_shop_acme_81d2";
 const ADMIN_TOKEN: &str = "admin-token-scaffold-test";
-
-type Fields = BTreeMap<String, String>;
 
 /// Runs one `payhost` command line in process, as the binary would.
 fn payhost(args: &[&str]) -> ExitCode {
@@ -79,177 +71,8 @@ fn cargo_test(crate_dir: &Path, target_dir: &Path) {
     assert!(stdout.contains("test result: ok"), "{stdout}");
 }
 
-// ---------------------------------------------------------------- Acme Pay
-
-/// Lower-case hex HMAC-SHA256 of every field but `sign`.
-fn acme_sign(fields: &Fields) -> String {
-    let mut keys = native::SecretTable::new();
-    let key = keys.insert(ACME_KEY.as_bytes().to_vec());
-    let text = payhost_sdk::canonical::sorted_pairs(fields, &["sign"]);
-    let mac = keys
-        .hmac(
-            native::DigestAlgorithm::Sha256,
-            key,
-            native::KeyEncoding::Raw,
-            &[native::Part::Text(&text)],
-        )
-        .unwrap();
-    hex::encode(mac)
-}
-
-fn signed(mut fields: Fields) -> Fields {
-    fields.insert("merchant_id".into(), MERCHANT_ID.into());
-    let sign = acme_sign(&fields);
-    fields.insert("sign".into(), sign);
-    fields
-}
-
-fn fields(pairs: &[(&str, &str)]) -> Fields {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-#[derive(Clone)]
-struct Order {
-    amount: String,
-    currency: String,
-    status: &'static str,
-    notify_url: String,
-}
-
-#[derive(Default)]
-struct Acme {
-    orders: HashMap<String, Order>,
-    /// out_refund_no -> (out_trade_no, refund_amount, refund_status)
-    refunds: HashMap<String, (String, String, &'static str)>,
-    calls: Vec<String>,
-}
-
-type Shared = Arc<Mutex<Acme>>;
-
-/// A scripted Acme Pay: every request's signature is checked, as the
-/// provider would, before it is answered.
-async fn acme(State(state): State<Shared>, uri: Uri, body: axum::body::Bytes) -> impl IntoResponse {
-    let req: Fields = serde_json::from_slice(&body).expect("Acme Pay takes JSON of strings");
-    let refuse = |code: &str| {
-        let f = signed(fields(&[("result", "ERROR"), ("error_code", code)]));
-        axum::Json(f)
-    };
-    if req.get("sign") != Some(&acme_sign(&req)) || req["merchant_id"] != MERCHANT_ID {
-        return refuse("BAD_SIGNATURE");
-    }
-    let mut s = state.lock().unwrap();
-    s.calls.push(uri.path().to_string());
-    let no = req["out_trade_no"].clone();
-    let answer = match uri.path() {
-        "/v1/orders" => {
-            s.orders.insert(
-                no.clone(),
-                Order {
-                    amount: req["amount"].clone(),
-                    currency: req["currency"].clone(),
-                    status: "PENDING",
-                    notify_url: req["notify_url"].clone(),
-                },
-            );
-            fields(&[
-                ("result", "OK"),
-                ("out_trade_no", &no),
-                ("trade_no", &format!("T-{no}")),
-                ("qr_code", &format!("https://qr.acme-pay.example/T-{no}")),
-            ])
-        }
-        "/v1/orders/query" | "/v1/orders/close" => {
-            let Some(o) = s.orders.get_mut(&no) else {
-                return refuse("ORDER_NOT_FOUND");
-            };
-            if uri.path().ends_with("close") && o.status == "PENDING" {
-                o.status = "CLOSED";
-            }
-            fields(&[
-                ("result", "OK"),
-                ("out_trade_no", &no),
-                ("trade_no", &format!("T-{no}")),
-                ("status", o.status),
-                ("amount", &o.amount),
-                ("currency", &o.currency),
-            ])
-        }
-        "/v1/refunds" | "/v1/refunds/query" => {
-            let refund_no = req["out_refund_no"].clone();
-            if uri.path() == "/v1/refunds" {
-                s.refunds.insert(
-                    refund_no.clone(),
-                    (no.clone(), req["refund_amount"].clone(), "PROCESSING"),
-                );
-            }
-            let Some((_, amount, status)) = s.refunds.get(&refund_no).cloned() else {
-                return refuse("REFUND_NOT_FOUND");
-            };
-            fields(&[
-                ("result", "OK"),
-                ("out_trade_no", &no),
-                ("out_refund_no", &refund_no),
-                ("refund_id", &format!("RF-{refund_no}")),
-                ("refund_status", status),
-                ("refund_amount", &amount),
-                ("currency", &req["currency"]),
-            ])
-        }
-        other => panic!("Acme Pay has no {other}"),
-    };
-    axum::Json(signed(answer))
-}
-
-/// The payer pays `no`: the order is paid at Acme Pay, and the signed
-/// notification it would send is returned with the URL to send it to.
-fn pay(state: &Shared, no: &str) -> (String, String) {
-    let mut s = state.lock().unwrap();
-    let o = s.orders.get_mut(no).expect("an order Acme Pay knows");
-    o.status = "PAID";
-    let f = signed(fields(&[
-        ("event", "payment"),
-        ("out_trade_no", no),
-        ("trade_no", &format!("T-{no}")),
-        ("status", "PAID"),
-        ("amount", &o.amount),
-        ("currency", &o.currency),
-        ("paid_at", "1790000000"),
-    ]));
-    (o.notify_url.clone(), payhost_sdk::form::encode(&f))
-}
-
-/// The refund settles; its signed notification.
-fn settle_refund(state: &Shared, refund_no: &str) -> String {
-    let mut s = state.lock().unwrap();
-    let r = s
-        .refunds
-        .get_mut(refund_no)
-        .expect("a refund Acme Pay knows");
-    r.2 = "SUCCESS";
-    let f = signed(fields(&[
-        ("event", "refund"),
-        ("out_trade_no", &r.0),
-        ("out_refund_no", refund_no),
-        ("refund_id", &format!("RF-{refund_no}")),
-        ("refund_status", "SUCCESS"),
-        ("refund_amount", &r.1),
-        ("currency", "EUR"),
-    ]));
-    payhost_sdk::form::encode(&f)
-}
-
 async fn notify(url: &str, body: String) -> (u16, String) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    send_notification(url, body).await.unwrap()
 }
 
 async fn api(f: &Front, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -312,12 +135,12 @@ fn a_scaffolded_adapter_is_built_checked_uploaded_and_serves_payments() {
 }
 
 async fn serve(components: &Path, component: Vec<u8>) {
-    let state = Shared::default();
-    let provider = payhost_e2e::Responder::start(
-        Router::new()
-            .route("/v1/{*call}", axum::routing::post(acme))
-            .with_state(state.clone()),
-    )
+    // Acme Pay checks every signature; the test says when payers pay.
+    let acme = Simulator::start(SimConfig {
+        merchant_id: MERCHANT_ID.into(),
+        key: ACME_KEY.into(),
+        pay_after: None,
+    })
     .await;
 
     // A running payhost that has never heard of Acme Pay.
@@ -373,7 +196,7 @@ base_url = "{base}"
 "#,
         hash = payhost::config::api_key_hash(API_KEY),
         dir = data.display(),
-        base = provider.url(""),
+        base = acme.base_url(),
     );
     let f = f.restart().await;
     let (_, adapters) = {
@@ -394,7 +217,7 @@ base_url = "{base}"
         p["pay_action"]["text"],
         "https://qr.acme-pay.example/T-ACME1"
     );
-    let (notify_url, body) = pay(&state, "ACME1");
+    let (notify_url, body) = acme.pay("ACME1").unwrap();
     assert_eq!(notify_url, f.url(&format!("/v1/notify/{SLOT}/acme-shop")));
     let forged = body.replace("amount=19.99", "amount=0.01");
     assert_eq!(notify(&notify_url, forged).await, (400, "FAIL".into()));
@@ -410,7 +233,7 @@ base_url = "{base}"
     // Paid, found by query.
     let (status, _) = api(&f, Method::POST, "/v1/payments", Some(order("ACME2"))).await;
     assert_eq!(status, 201);
-    pay(&state, "ACME2");
+    acme.pay("ACME2").unwrap();
     let (_, p) = api(&f, Method::GET, "/v1/payments/ACME2?refresh=true", None).await;
     assert_eq!(p["state"], "paid", "{p}");
 
@@ -424,16 +247,15 @@ base_url = "{base}"
     .await;
     assert_eq!(status, 201, "{r}");
     assert_eq!(r["state"], "pending", "{r}");
-    let body = settle_refund(&state, "ACME1R1");
-    assert_eq!(notify(&notify_url, body).await, (200, "OK".into()));
+    let (url, body) = acme.settle_refund("ACME1R1").unwrap();
+    assert_eq!(notify(&url, body).await, (200, "OK".into()));
     let (_, r) = api(&f, Method::GET, "/v1/payments/ACME1/refunds/ACME1R1", None).await;
     assert_eq!(r["state"], "succeeded", "{r}");
     let (_, p) = api(&f, Method::GET, "/v1/payments/ACME1", None).await;
     assert_eq!(p["refunded_amount"], 500, "{p}");
 
-    let calls = state.lock().unwrap().calls.clone();
     assert_eq!(
-        calls,
+        acme.calls(),
         [
             "/v1/orders",
             "/v1/orders",
