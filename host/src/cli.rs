@@ -563,7 +563,8 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
             let dirs: Vec<PathBuf> = dirs
                 .into_iter()
                 .map(|d| match cwd.join(&d) {
-                    here if d.is_relative() && here.exists() => here,
+                    // Without `.` parts: the paths are printed.
+                    here if d.is_relative() && here.exists() => here.components().collect(),
                     _ => d,
                 })
                 .collect();

@@ -26,8 +26,8 @@ pub type Fields = BTreeMap<String, String>;
 pub struct SimConfig {
     pub merchant_id: String,
     pub key: String,
-    /// When set, each order is paid this long after it is created and
-    /// its notification sent.
+    /// When set, each order is paid (and each refund succeeds) this long
+    /// after it is created, and its notification is sent.
     pub pay_after: Option<Duration>,
 }
 
@@ -103,21 +103,7 @@ impl Simulator {
 
     /// The refund succeeds; its notification and where it goes.
     pub fn settle_refund(&self, refund_no: &str) -> Option<(String, String)> {
-        let mut books = self.inner.books.lock().unwrap();
-        let r = books.refunds.get_mut(refund_no)?;
-        r.status = "SUCCESS";
-        let r = r.clone();
-        let url = books.orders.get(&r.out_trade_no)?.notify_url.clone();
-        let body = self.inner.signed_form(&[
-            ("event", "refund"),
-            ("out_trade_no", &r.out_trade_no),
-            ("out_refund_no", refund_no),
-            ("refund_id", &format!("RF-{refund_no}")),
-            ("refund_status", r.status),
-            ("refund_amount", &r.amount),
-            ("currency", &r.currency),
-        ]);
-        Some((url, body))
+        settle_refund(&self.inner, refund_no)
     }
 
     /// The paths of the calls answered, in order.
@@ -170,6 +156,30 @@ impl Inner {
     }
 }
 
+fn settle_refund(inner: &Inner, refund_no: &str) -> Option<(String, String)> {
+    let mut books = inner.books.lock().unwrap();
+    let r = books.refunds.get_mut(refund_no)?;
+    r.status = "SUCCESS";
+    let r = r.clone();
+    let url = books.orders.get(&r.out_trade_no)?.notify_url.clone();
+    let body = inner.signed_form(&[
+        ("event", "refund"),
+        ("out_trade_no", &r.out_trade_no),
+        ("out_refund_no", refund_no),
+        ("refund_id", &format!("RF-{refund_no}")),
+        ("refund_status", r.status),
+        ("refund_amount", &r.amount),
+        ("currency", &r.currency),
+    ]);
+    Some((url, body))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn pay(inner: &Inner, no: &str) -> Option<(String, String)> {
     let mut books = inner.books.lock().unwrap();
     let o = books.orders.get_mut(no)?;
@@ -182,6 +192,7 @@ fn pay(inner: &Inner, no: &str) -> Option<(String, String)> {
         ("status", o.status),
         ("amount", &o.amount),
         ("currency", &o.currency),
+        ("paid_at", &unix_now().to_string()),
     ]);
     Some((o.notify_url, body))
 }
@@ -262,12 +273,27 @@ fn reply(inner: &Arc<Inner>, path: &str, req: &Fields) -> Fields {
                 if books.orders.get(&no).map(|o| o.status) != Some("PAID") {
                     return refuse("ORDER_NOT_PAID");
                 }
-                books.refunds.entry(refund_no.clone()).or_insert(Refund {
-                    out_trade_no: no.clone(),
-                    amount: field("refund_amount"),
-                    currency: field("currency"),
-                    status: "PROCESSING",
-                });
+                if !books.refunds.contains_key(&refund_no) {
+                    books.refunds.insert(
+                        refund_no.clone(),
+                        Refund {
+                            out_trade_no: no.clone(),
+                            amount: field("refund_amount"),
+                            currency: field("currency"),
+                            status: "PROCESSING",
+                        },
+                    );
+                    if let Some(after) = inner.config.pay_after {
+                        let (inner, refund_no) = (inner.clone(), refund_no.clone());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            if let Some((url, body)) = settle_refund(&inner, &refund_no) {
+                                let outcome = send_notification(&url, body).await;
+                                tracing::info!(refund = %refund_no, ?outcome, "Acme Pay notified");
+                            }
+                        });
+                    }
+                }
             }
             let Some(r) = books
                 .refunds
