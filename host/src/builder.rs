@@ -21,6 +21,16 @@ const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
 const DEBIAN_WASM_LD: &str = "/usr/lib/llvm-19/bin/wasm-ld";
 
+/// Variables cargo sets for the process that runs cargo again (a build
+/// script or test): they describe that build, not the inner one.
+pub const OUTER_CARGO_VARS: [&str; 5] = [
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET",
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_MAKEFLAGS",
+];
+
 /// What to build and where.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -126,15 +136,7 @@ fn build_in(opts: &BuildOptions, workspace: &Path, crates: &[AdapterCrate]) -> R
     for c in crates {
         cmd.args(["-p", &c.package]);
     }
-    // Variables cargo sets for the process that calls us (a build script or
-    // test) describe that build, not this one.
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_MAKEFLAGS",
-    ] {
+    for var in OUTER_CARGO_VARS {
         cmd.env_remove(var);
     }
     let status = cmd.status().context("running cargo to build adapters")?;

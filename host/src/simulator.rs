@@ -80,16 +80,8 @@ pub fn listen_addr(merchant: &MerchantSettings) -> Result<SocketAddr> {
 
 /// The simulator's account: the merchant's own credentials.
 pub fn sim_config(merchant: &MerchantSettings) -> Result<SimConfig> {
-    let text = |name: &str| {
-        merchant
-            .config
-            .get(name)
-            .cloned()
-            .with_context(|| format!("merchant `{}` has no `config.{name}`", merchant.id))
-    };
-    let key = SecretRef::parse(&text("api_key")?)
-        .and_then(|r| r.resolve())
-        .map_err(|p| anyhow::anyhow!("merchant `{}`, `config.api_key`: {p}", merchant.id))?;
+    let text = |name: &str| config_text(merchant, name);
+    let key = api_key(merchant)?;
     let mut sim = SimConfig::new(&text("appid")?, &text("mch_id")?, key.expose_secret());
     if let Some(t) = merchant.config.get("sign_type") {
         sim.sign_type = SignType::parse(t)
@@ -102,6 +94,22 @@ pub fn sim_config(merchant: &MerchantSettings) -> Result<SimConfig> {
     }
     sim.sub_mch_id = merchant.config.get("sub_mch_id").cloned();
     Ok(sim)
+}
+
+/// A text field of the merchant's adapter configuration.
+fn config_text(merchant: &MerchantSettings, name: &str) -> Result<String> {
+    merchant
+        .config
+        .get(name)
+        .cloned()
+        .with_context(|| format!("merchant `{}` has no `config.{name}`", merchant.id))
+}
+
+/// The merchant's `config.api_key`, resolved: the simulator signs with it.
+fn api_key(merchant: &MerchantSettings) -> Result<secrecy::SecretString> {
+    SecretRef::parse(&config_text(merchant, "api_key")?)
+        .and_then(|r| r.resolve())
+        .map_err(|p| anyhow::anyhow!("merchant `{}`, `config.api_key`: {p}", merchant.id))
 }
 
 /// The merchant Acme Pay stands in for (`--provider acme-pay`): the one
@@ -125,16 +133,8 @@ pub fn start_acme_pay(
     listener: tokio::net::TcpListener,
     pay_after: Duration,
 ) -> Result<payhost_simulators::acme_pay::Simulator> {
-    let text = |name: &str| {
-        merchant
-            .config
-            .get(name)
-            .cloned()
-            .with_context(|| format!("merchant `{}` has no `config.{name}`", merchant.id))
-    };
-    let key = SecretRef::parse(&text("api_key")?)
-        .and_then(|r| r.resolve())
-        .map_err(|p| anyhow::anyhow!("merchant `{}`, `config.api_key`: {p}", merchant.id))?;
+    let text = |name: &str| config_text(merchant, name);
+    let key = api_key(merchant)?;
     let config = payhost_simulators::acme_pay::SimConfig {
         merchant_id: text("merchant_id")?,
         key: key.expose_secret().to_string(),

@@ -52,13 +52,7 @@ fn cargo_test(crate_dir: &Path, target_dir: &Path) {
     cmd.current_dir(crate_dir)
         .args(["test", "--quiet", "--target-dir"])
         .arg(target_dir);
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_MAKEFLAGS",
-    ] {
+    for var in payhost::builder::OUTER_CARGO_VARS {
         cmd.env_remove(var);
     }
     let out = cmd.output().expect("running cargo test");

@@ -105,6 +105,19 @@ fn signed_form(pairs: &[(&str, &str)]) -> String {
     form::encode(&f)
 }
 
+/// A signed notification that order ORDER-1 is paid, 19.99 EUR.
+fn payment_notification() -> String {
+    signed_form(&[
+        ("event", "payment"),
+        ("merchant_id", MERCHANT_ID),
+        ("out_trade_no", "ORDER-1"),
+        ("trade_no", "T1"),
+        ("status", "PAID"),
+        ("amount", "19.99"),
+        ("currency", "EUR"),
+    ])
+}
+
 #[test]
 fn describe_marks_the_api_key_secret() {
     let info = AcmePay::describe();
@@ -306,15 +319,7 @@ fn a_refund_above_the_order_amount_is_refused_before_any_request() {
 #[test]
 fn a_signed_payment_notification_becomes_an_event_and_is_acknowledged() {
     let mut h = harness();
-    let body = signed_form(&[
-        ("event", "payment"),
-        ("merchant_id", MERCHANT_ID),
-        ("out_trade_no", "ORDER-1"),
-        ("trade_no", "T1"),
-        ("status", "PAID"),
-        ("amount", "19.99"),
-        ("currency", "EUR"),
-    ]);
+    let body = payment_notification();
     let outcome = h.parse_notify(&notify(body)).unwrap();
     assert_eq!(outcome.ack.status, 200);
     assert_eq!(outcome.ack.body, b"OK");
@@ -352,15 +357,7 @@ fn a_signed_refund_notification_becomes_a_refund_event() {
 #[test]
 fn a_forged_notification_is_refused_with_the_fail_answer() {
     let mut h = harness();
-    let body = signed_form(&[
-        ("event", "payment"),
-        ("merchant_id", MERCHANT_ID),
-        ("out_trade_no", "ORDER-1"),
-        ("status", "PAID"),
-        ("amount", "19.99"),
-        ("currency", "EUR"),
-    ])
-    .replace("19.99", "0.01");
+    let body = payment_notification().replace("19.99", "0.01");
     let failure = h.parse_notify(&notify(body)).unwrap_err();
     assert!(
         matches!(failure.error, AdapterError::BadSignature(_)),
@@ -372,14 +369,7 @@ fn a_forged_notification_is_refused_with_the_fail_answer() {
 
 #[test]
 fn parse_notify_never_panics_on_mutated_notifications() {
-    let sample = signed_form(&[
-        ("event", "payment"),
-        ("merchant_id", MERCHANT_ID),
-        ("out_trade_no", "ORDER-1"),
-        ("status", "PAID"),
-        ("amount", "19.99"),
-        ("currency", "EUR"),
-    ]);
+    let sample = payment_notification();
     let cases = payhost_sdk::testing::fuzz_cases(200);
     for input in payhost_sdk::testing::fuzz_inputs(sample.as_bytes(), 7, cases) {
         let mut h = harness();
