@@ -8,6 +8,11 @@
 //! into a component with `wit-component` and written atomically to the
 //! output directory. Cargo makes the compile incremental; the wrap is
 //! skipped when the component is newer than its module.
+//!
+//! A directory with a `package.json` declaring `"payhost": {"lang": "js"}`
+//! is a JavaScript adapter instead, built with componentize-js ([`js`]).
+
+mod js;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -73,10 +78,10 @@ pub fn find_workspace(start: &Path) -> Option<PathBuf> {
 /// `opts.workspace` (one with a `[workspace]` of its own, as `adapter new`
 /// writes outside a checkout) is built in its own workspace.
 pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
-    let crates = discover(opts)?;
-    if crates.is_empty() {
+    let (crates, scripts) = discover(opts)?;
+    if crates.is_empty() && scripts.is_empty() {
         bail!(
-            "no adapter crates (a directory with a Cargo.toml, or subdirectories with one) in {:?}",
+            "no adapters (a directory with a Cargo.toml or a package.json with `payhost.lang`, or subdirectories with one) in {:?}",
             opts.dirs
         );
     }
@@ -92,6 +97,7 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     for (workspace, crates) in &workspaces {
         built.extend(build_in(opts, workspace, crates)?);
     }
+    built.extend(js::build(&opts.workspace, &scripts, &opts.out_dir)?);
     Ok(built)
 }
 
@@ -187,47 +193,61 @@ struct AdapterCrate {
     slot: String,
 }
 
-/// Each dir that is a crate itself, and every crate directly under the
-/// other dirs.
-fn discover(opts: &BuildOptions) -> Result<Vec<AdapterCrate>> {
+/// Each dir that is an adapter itself, and every adapter directly under
+/// the other dirs: Rust crates and JavaScript packages.
+fn discover(opts: &BuildOptions) -> Result<(Vec<AdapterCrate>, Vec<js::JsAdapter>)> {
     let mut crates = Vec::new();
+    let mut scripts: Vec<js::JsAdapter> = Vec::new();
+    // (what builds it, slot), to refuse two adapters for one slot.
+    let mut seen: Vec<(String, String)> = Vec::new();
     for dir in &opts.dirs {
         let dir = if dir.is_absolute() {
             dir.clone()
         } else {
             opts.workspace.join(dir)
         };
-        let is_crate =
-            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|m| names(&m).is_some());
-        let mut entries: Vec<_> = if is_crate {
+        let is_adapter = std::fs::read_to_string(dir.join("Cargo.toml"))
+            .is_ok_and(|m| names(&m).is_some())
+            || js::discover(&dir)?.is_some();
+        let mut entries: Vec<_> = if is_adapter {
             vec![dir.clone()]
         } else {
             std::fs::read_dir(&dir)
                 .with_context(|| format!("reading {}", dir.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.join("Cargo.toml").is_file())
+                .filter(|p| p.is_dir())
                 .collect()
         };
         entries.sort();
         for path in entries {
-            let manifest = std::fs::read_to_string(path.join("Cargo.toml"))?;
-            let (package, slot) = names(&manifest).with_context(|| {
-                format!("no [package] name in {}", path.join("Cargo.toml").display())
-            })?;
-            if let Some(other) = crates.iter().find(|c: &&AdapterCrate| c.slot == slot) {
+            let (label, slot) = if path.join("Cargo.toml").is_file() {
+                let manifest = std::fs::read_to_string(path.join("Cargo.toml"))?;
+                let (package, slot) = names(&manifest).with_context(|| {
+                    format!("no [package] name in {}", path.join("Cargo.toml").display())
+                })?;
+                crates.push(AdapterCrate {
+                    dir: path.clone(),
+                    package: package.clone(),
+                    slot: slot.clone(),
+                });
+                (format!("crate `{package}`"), slot)
+            } else if let Some(script) = js::discover(&path)? {
+                let slot = script.slot.clone();
+                scripts.push(script);
+                (format!("package {}", path.display()), slot)
+            } else {
+                continue;
+            };
+            if let Some(other) = seen.iter().find(|(_, s)| *s == slot) {
                 bail!(
-                    "crates `{}` and `{package}` both build the adapter slot `{slot}`",
-                    other.package
+                    "{} and {label} both build the adapter slot `{slot}`",
+                    other.0
                 );
             }
-            crates.push(AdapterCrate {
-                dir: path,
-                package,
-                slot,
-            });
+            seen.push((label, slot));
         }
     }
-    Ok(crates)
+    Ok((crates, scripts))
 }
 
 /// The manifest's package name and the adapter's slot. Cargo forbids a
@@ -344,7 +364,7 @@ fn ensure_debian_toolchain() -> Result<()> {
     Ok(())
 }
 
-fn run_with_timeout(mut cmd: Command, limit: Duration) -> Result<()> {
+pub(crate) fn run_with_timeout(mut cmd: Command, limit: Duration) -> Result<()> {
     let mut child = cmd
         .stdin(Stdio::null())
         .spawn()
