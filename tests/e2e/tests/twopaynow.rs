@@ -3,6 +3,10 @@
 //! query (forged, contradicting, unknown and repeated ones changing
 //! nothing), close at expiry by `cancel`, and refunds refused as
 //! unsupported because 2paynow documents none publicly.
+//!
+//! Every scenario runs twice, against the Rust adapter (slot `2paynow`) and
+//! its JavaScript twin (`2paynow-js`, componentize-js) with the same
+//! merchant configuration: [`both_slots!`] at the end.
 
 use payhost_e2e::front::{Front, Options};
 use payhost_simulators::faults::FaultConfig;
@@ -15,10 +19,17 @@ const KEY: &str = "zG93Cv85BCCp2h";
 const API_KEY: &str = "pk_test_shop_2pn_5c1e";
 const MERCHANT: &str = "shop-2pn";
 
-/// payhost with merchant `shop-2pn` on adapter `2paynow`, in EUR, in front
+/// payhost with merchant `shop-2pn` on adapter `slot`, in EUR, in front
 /// of a 2paynow simulator that knows the same mid and key.
-async fn front(name: &str, sim_config: SimConfig, options: Options) -> (Front, Simulator) {
+async fn front(
+    slot: &str,
+    name: &str,
+    sim_config: SimConfig,
+    options: Options,
+) -> (Front, Simulator) {
     let sim = Simulator::start(sim_config).await;
+    let name = format!("{name}-{slot}");
+    let name = name.as_str();
     let dir = payhost_e2e::temp_dir(name);
     std::fs::write(dir.join("2paynow.key"), KEY).unwrap();
     let extra = format!(
@@ -26,7 +37,7 @@ async fn front(name: &str, sim_config: SimConfig, options: Options) -> (Front, S
 [[merchants]]
 id = "{MERCHANT}"
 api_keys = ["{hash}"]
-adapter = "2paynow"
+adapter = "{slot}"
 currency = "EUR"
 industry = "physical"
 
@@ -78,9 +89,8 @@ fn order(no: &str, amount: i64, method: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn a_qr_order_is_paid_only_by_what_2paynow_confirms_and_refunds_are_refused() {
-    let (f, sim) = front("2pn-qr", SimConfig::new(MID, KEY), Options::default()).await;
+async fn a_qr_order_is_paid_only_by_what_2paynow_confirms_and_refunds_are_refused(slot: &str) {
+    let (f, sim) = front(slot, "2pn-qr", SimConfig::new(MID, KEY), Options::default()).await;
     let (status, created) = api(
         &f,
         Method::POST,
@@ -182,9 +192,14 @@ async fn a_qr_order_is_paid_only_by_what_2paynow_confirms_and_refunds_are_refuse
     );
 }
 
-#[tokio::test]
-async fn wap_orders_are_signed_redirects_settled_through_wap_query() {
-    let (f, sim) = front("2pn-wap", SimConfig::new(MID, KEY), Options::default()).await;
+async fn wap_orders_are_signed_redirects_settled_through_wap_query(slot: &str) {
+    let (f, sim) = front(
+        slot,
+        "2pn-wap",
+        SimConfig::new(MID, KEY),
+        Options::default(),
+    )
+    .await;
     for (no, method, page) in [
         ("2PNWAP0001", "alipay_wap", sim.wap_alipay_url()),
         ("2PNWAP0002", "wechat_wap", sim.wap_wechat_url()),
@@ -263,9 +278,9 @@ async fn wait_for_state(f: &Front, no: &str, want: &str) -> Value {
     panic!("{no} never became {want}: {last}");
 }
 
-#[tokio::test]
-async fn an_expired_order_is_cancelled_at_2paynow() {
+async fn an_expired_order_is_cancelled_at_2paynow(slot: &str) {
     let (f, sim) = front(
+        slot,
         "2pn-close",
         SimConfig::new(MID, KEY),
         Options::fast_reconciler(),
@@ -284,8 +299,7 @@ async fn an_expired_order_is_cancelled_at_2paynow() {
     assert!(sim.pay("2PNCLOSE01").is_err());
 }
 
-#[tokio::test]
-async fn repeated_queued_notifications_and_an_outage_leave_one_paid_order() {
+async fn repeated_queued_notifications_and_an_outage_leave_one_paid_order(slot: &str) {
     let mut config = SimConfig::new(MID, KEY);
     config.faults = FaultConfig {
         seed: 11,
@@ -294,7 +308,7 @@ async fn repeated_queued_notifications_and_an_outage_leave_one_paid_order() {
         max_notify_delay: std::time::Duration::from_millis(50),
         ..FaultConfig::none()
     };
-    let (f, sim) = front("2pn-dup", config, Options::default()).await;
+    let (f, sim) = front(slot, "2pn-dup", config, Options::default()).await;
     let (status, created) = api(
         &f,
         Method::POST,
@@ -325,9 +339,9 @@ async fn repeated_queued_notifications_and_an_outage_leave_one_paid_order() {
     assert_eq!(sim.fault_counts().http_5xx, 1);
 }
 
-#[tokio::test]
-async fn without_a_notification_the_reconciler_settles_paid_and_declined_orders() {
+async fn without_a_notification_the_reconciler_settles_paid_and_declined_orders(slot: &str) {
     let (f, sim) = front(
+        slot,
         "2pn-poll",
         SimConfig::new(MID, KEY),
         Options::fast_reconciler(),
@@ -355,3 +369,30 @@ async fn without_a_notification_the_reconciler_settles_paid_and_declined_orders(
     assert!(sim.count("query") >= 2);
     assert_eq!(sim.count("wap_query"), 0);
 }
+
+/// Each scenario as a test against each adapter: module `rust` for the
+/// slot `2paynow`, module `javascript` for `2paynow-js`.
+macro_rules! both_slots {
+    ($($scenario:ident),* $(,)?) => {
+        mod rust {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario("2paynow").await
+            })*
+        }
+        mod javascript {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario("2paynow-js").await
+            })*
+        }
+    };
+}
+
+both_slots!(
+    a_qr_order_is_paid_only_by_what_2paynow_confirms_and_refunds_are_refused,
+    wap_orders_are_signed_redirects_settled_through_wap_query,
+    an_expired_order_is_cancelled_at_2paynow,
+    repeated_queued_notifications_and_an_outage_leave_one_paid_order,
+    without_a_notification_the_reconciler_settles_paid_and_declined_orders,
+);
