@@ -14,6 +14,8 @@
 
 mod js;
 
+pub use js::ensure_node;
+
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

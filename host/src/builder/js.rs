@@ -43,8 +43,8 @@ pub(super) fn discover(dir: &Path) -> Result<Option<JsAdapter>> {
     let Ok(text) = std::fs::read_to_string(&manifest) else {
         return Ok(None);
     };
-    let doc: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("parsing {}", manifest.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", manifest.display()))?;
     let Some(payhost) = doc.get("payhost") else {
         return Ok(None);
     };
@@ -77,7 +77,11 @@ pub(super) fn discover(dir: &Path) -> Result<Option<JsAdapter>> {
 }
 
 /// Builds each adapter into `out_dir/<slot>.wasm`.
-pub(super) fn build(workspace: &Path, adapters: &[JsAdapter], out_dir: &Path) -> Result<Vec<Built>> {
+pub(super) fn build(
+    workspace: &Path,
+    adapters: &[JsAdapter],
+    out_dir: &Path,
+) -> Result<Vec<Built>> {
     let wit = workspace.join("wit").join("adapter.wit");
     let work = workspace.join("target").join("js");
     std::fs::create_dir_all(&work)?;
@@ -97,8 +101,8 @@ pub(super) fn build(workspace: &Path, adapters: &[JsAdapter], out_dir: &Path) ->
         guard.lock().context("locking the JavaScript build")?;
         let modules = module_graph(&a.entry)?;
         let digest = sources_digest(&modules, &lock, &wit)?;
-        let current = out.is_file()
-            && std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == digest);
+        let current =
+            out.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == digest);
         if !current {
             let toolchain = ensure_toolchain(a, &lock, &work)?;
             let script = toolchain.join("componentize.mjs");
@@ -165,7 +169,10 @@ fn module_graph(entry: &Path) -> Result<BTreeSet<PathBuf>> {
             continue;
         }
         if seen.len() > MAX_MODULES {
-            bail!("{} imports more than {MAX_MODULES} modules", entry.display());
+            bail!(
+                "{} imports more than {MAX_MODULES} modules",
+                entry.display()
+            );
         }
         let text = std::fs::read_to_string(&module)
             .with_context(|| format!("reading {}", module.display()))?;
@@ -227,7 +234,10 @@ fn relative_imports(source: &str) -> Vec<&str> {
 /// adapter's lock installed with `npm ci` into a directory of its own.
 fn ensure_toolchain(a: &JsAdapter, lock: &[u8], work: &Path) -> Result<PathBuf> {
     ensure_node()?;
-    let dir = work.join(format!("toolchain-{}", &hex::encode(Sha256::digest(lock))[..16]));
+    let dir = work.join(format!(
+        "toolchain-{}",
+        &hex::encode(Sha256::digest(lock))[..16]
+    ));
     let done = dir.join(".installed");
     if done.is_file() {
         return Ok(dir);
@@ -261,7 +271,12 @@ fn ensure_toolchain(a: &JsAdapter, lock: &[u8], work: &Path) -> Result<PathBuf> 
 fn node_major() -> Option<u32> {
     let out = Command::new("node").arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+    text.trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn npm_runs() -> bool {
@@ -271,7 +286,9 @@ fn npm_runs() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn ensure_node() -> Result<()> {
+/// node (>= 18) and npm on the PATH, installed from Debian (as root) when
+/// missing; what the JavaScript build and its tests run on.
+pub fn ensure_node() -> Result<()> {
     if node_major().is_some_and(|v| v >= MIN_NODE_MAJOR) && npm_runs() {
         return Ok(());
     }
@@ -326,7 +343,10 @@ mod tests {
         assert!(discover(&dir).unwrap().is_none());
         write(r#"{"name": "p-js", "payhost": {"lang": "js", "component": "src/c.js"}}"#);
         let a = discover(&dir).unwrap().unwrap();
-        assert_eq!((a.slot.as_str(), a.entry.ends_with("src/c.js")), ("p-js", true));
+        assert_eq!(
+            (a.slot.as_str(), a.entry.ends_with("src/c.js")),
+            ("p-js", true)
+        );
         write(r#"{"name": "p", "payhost": {"lang": "js", "slot": "other", "component": "c.js"}}"#);
         assert_eq!(discover(&dir).unwrap().unwrap().slot, "other");
         write(r#"{"name": "p", "payhost": {"lang": "rust"}}"#);
@@ -341,7 +361,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("payhost-js-graph-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("src")).unwrap();
         std::fs::create_dir_all(dir.join("lib")).unwrap();
-        std::fs::write(dir.join("src/main.js"), "import { x } from '../lib/x.js';\nimport './y.js';\n").unwrap();
+        std::fs::write(
+            dir.join("src/main.js"),
+            "import { x } from '../lib/x.js';\nimport './y.js';\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("src/y.js"), "import { x } from '../lib/x.js';\n").unwrap();
         std::fs::write(dir.join("lib/x.js"), "export const x = 1;\n").unwrap();
         std::fs::write(dir.join("src/unused.js"), "").unwrap();
