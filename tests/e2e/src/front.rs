@@ -168,7 +168,7 @@ impl Front {
         let data_dir = options.data_dir.clone().unwrap_or_else(|| temp_dir(name));
         let adapters = match options.adapters_dir.clone() {
             Some(dir) => dir,
-            None => own_adapters_dir(&data_dir),
+            None => own_adapters_dir(&data_dir, &options.extra_toml),
         };
         std::fs::write(data_dir.join("wechat.key"), WECHAT_KEY).unwrap();
         std::fs::write(data_dir.join("webhook.secret"), WEBHOOK_SECRET).unwrap();
@@ -524,13 +524,24 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 /// version history (kept on disk beside them) then holds only what this
 /// test did, not every build the shared directory ever saw. A restart keeps
 /// what the test left there.
-fn own_adapters_dir(data_dir: &std::path::Path) -> PathBuf {
+/// A copy of the built components for one test. A JavaScript component
+/// (tens of MiB compiled, about 2.5 s to load from the disk cache in a
+/// debug build) is copied only when `config` names its slot as a
+/// merchant's adapter, so the tests of other adapters do not pay for it.
+fn own_adapters_dir(data_dir: &std::path::Path, config: &str) -> PathBuf {
     let dir = data_dir.join("adapters");
     std::fs::create_dir_all(&dir).unwrap();
+    let javascript = crate::javascript_slots();
     for entry in std::fs::read_dir(components_dir()).unwrap() {
         let path = entry.unwrap().path();
         let target = dir.join(path.file_name().unwrap());
-        if path.extension().is_some_and(|e| e == "wasm") && !target.exists() {
+        let slot = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let wanted = !javascript.iter().any(|j| j == slot)
+            || config.contains(&format!("adapter = \"{slot}\""));
+        if wanted && path.extension().is_some_and(|e| e == "wasm") && !target.exists() {
             std::fs::copy(&path, &target).unwrap();
         }
     }

@@ -47,6 +47,21 @@ pub fn components_dir() -> PathBuf {
     .clone()
 }
 
+/// The slots of the JavaScript adapters under `adapters/` (a package.json
+/// naming them), as the builder names their components.
+pub fn javascript_slots() -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(workspace().join("adapters")) else {
+        return vec![];
+    };
+    dirs.filter_map(|d| {
+        let text = std::fs::read_to_string(d.ok()?.path().join("package.json")).ok()?;
+        let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+        doc.get("payhost")?;
+        Some(doc.get("name")?.as_str()?.to_string())
+    })
+    .collect()
+}
+
 /// Where the test guests are built.
 pub fn test_components_dir() -> PathBuf {
     workspace().join("target").join("test-components")
