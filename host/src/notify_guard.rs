@@ -131,6 +131,14 @@ struct Gate {
     closed_until: Mutex<Option<Instant>>,
 }
 
+impl Gate {
+    /// How long the forgery budget keeps this merchant closed from now.
+    fn closed_for(&self) -> Option<Duration> {
+        let closed = *self.closed_until.lock().unwrap_or_else(|p| p.into_inner());
+        closed.and_then(|until| until.checked_duration_since(Instant::now()))
+    }
+}
+
 /// One rate budget and one set of concurrency slots per configured
 /// merchant, fixed at start (so lookups need no lock).
 pub struct NotifyGuard {
@@ -205,9 +213,7 @@ impl NotifyGuard {
         let path = target.split('?').next()?;
         let mut segments = path.strip_prefix("/v1/notify/")?.split('/');
         let (_adapter, merchant) = (segments.next()?, segments.next()?);
-        let gate = self.gates.get(merchant)?;
-        let closed = *gate.closed_until.lock().unwrap_or_else(|p| p.into_inner());
-        closed.and_then(|until| until.checked_duration_since(Instant::now()))
+        self.gates.get(merchant)?.closed_for()
     }
 
     /// Takes one request from `merchant`'s budget and one of its slots,
@@ -217,8 +223,7 @@ impl NotifyGuard {
         let Some(gate) = self.gates.get(merchant) else {
             return Ok(None);
         };
-        let closed = *gate.closed_until.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(left) = closed.and_then(|until| until.checked_duration_since(Instant::now())) {
+        if let Some(left) = gate.closed_for() {
             return Err(Refused::Unverified {
                 per_min: self.settings.unverified_per_min,
                 retry_after: left,
