@@ -318,6 +318,15 @@ pub fn digest(alg: DigestAlgorithm, msg: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Lower-case hex HMAC-SHA256 of `text` under a plain `key`: how a
+/// simulator or a test signs what an adapter signs through the host.
+pub fn hmac_sha256_hex(key: &[u8], text: &str) -> String {
+    let mut m =
+        <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(text.as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
 /// AES-256-ECB decryption with PKCS#7 padding and a 32-byte key.
 pub fn aes_256_ecb_decrypt(key: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let dec = ecb::Decryptor::<aes::Aes256>::new_from_slice(key)
@@ -497,6 +506,22 @@ mod tests {
             t.digest(DigestAlgorithm::Md5, &[Part::Secret(7)]),
             Err(CryptoError::UnknownHandle(7))
         );
+    }
+
+    #[test]
+    fn hmac_sha256_hex_matches_the_table_s_hmac() {
+        let mut t = SecretTable::new();
+        let k = t.insert(b"key".to_vec());
+        let mac = t
+            .hmac(
+                DigestAlgorithm::Sha256,
+                k,
+                KeyEncoding::Raw,
+                &[Part::Text("a=1&b=2")],
+            )
+            .unwrap();
+        assert_eq!(super::hmac_sha256_hex(b"key", "a=1&b=2"), hex::encode(&mac));
+        assert_ne!(super::hmac_sha256_hex(b"kez", "a=1&b=2"), hex::encode(&mac));
     }
 
     #[test]

@@ -126,18 +126,8 @@ pub async fn send_notification(url: &str, body: String) -> anyhow::Result<(u16, 
 impl Inner {
     /// Lower-case hex HMAC-SHA256 of every field but `sign`.
     fn sign(&self, fields: &Fields) -> String {
-        let mut keys = native::SecretTable::new();
-        let key = keys.insert(self.config.key.as_bytes().to_vec());
         let text = payhost_sdk::canonical::sorted_pairs(fields, &["sign"]);
-        let mac = keys
-            .hmac(
-                native::DigestAlgorithm::Sha256,
-                key,
-                native::KeyEncoding::Raw,
-                &[native::Part::Text(&text)],
-            )
-            .expect("HMAC takes any key");
-        payhost_sdk::encoding::hex_lower(&mac)
+        native::hmac_sha256_hex(self.config.key.as_bytes(), &text)
     }
 
     fn signed(&self, pairs: &[(&str, &str)]) -> Fields {

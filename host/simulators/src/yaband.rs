@@ -1022,17 +1022,7 @@ mod tests {
     const KEY: &str = "sim-test-key";
 
     fn hmac(key: &str, text: &str) -> String {
-        let mut t = SecretTable::new();
-        let k = t.insert(key.as_bytes().to_vec());
-        encoding::hex_lower(
-            &t.hmac(
-                DigestAlgorithm::Sha256,
-                k,
-                KeyEncoding::Raw,
-                &[Part::Text(text)],
-            )
-            .unwrap(),
-        )
+        payhost_sdk::native::hmac_sha256_hex(key.as_bytes(), text)
     }
 
     /// The envelope of a call, signed over the sorted pairs.

@@ -11,18 +11,7 @@ const KEY: &str = "test-api-key-0123456789";
 
 /// Lower-case hex HMAC-SHA256 of `fields` (all but `sign`) with [`KEY`].
 fn hmac_hex(fields: &Fields) -> String {
-    let mut keys = native::SecretTable::new();
-    let key = keys.insert(KEY.as_bytes().to_vec());
-    let text = canonical::sorted_pairs(fields, &["sign"]);
-    let mac = keys
-        .hmac(
-            native::DigestAlgorithm::Sha256,
-            key,
-            native::KeyEncoding::Raw,
-            &[native::Part::Text(&text)],
-        )
-        .unwrap();
-    encoding::hex_lower(&mac)
+    native::hmac_sha256_hex(KEY.as_bytes(), &canonical::sorted_pairs(fields, &["sign"]))
 }
 
 fn fields(pairs: &[(&str, &str)]) -> Fields {
