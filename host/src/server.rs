@@ -44,6 +44,14 @@ pub struct HttpLimits {
     /// `payload_too_large`. Notifications have `notify.max_body_bytes`,
     /// adapter uploads their own limit.
     pub max_body_bytes: usize,
+    /// How long requests in flight when the server is told to stop
+    /// (SIGTERM, Ctrl-C) may take to finish; then they are cut off.
+    pub shutdown_grace_ms: u64,
+    /// How long, when told to stop, the server goes on serving with
+    /// `/readyz` answering 503 before it closes its listener: time for a
+    /// load balancer's health check to send new requests elsewhere.
+    /// 0 (the default) closes at once.
+    pub shutdown_delay_ms: u64,
 }
 
 impl Default for HttpLimits {
@@ -55,6 +63,11 @@ impl Default for HttpLimits {
             // adapters directory and outgoing requests share.
             max_connections: 512,
             max_body_bytes: 64 * 1024,
+            // Above the longest create (a provider call within its
+            // operation deadline is the slow part) that a restart should
+            // let finish.
+            shutdown_grace_ms: 30_000,
+            shutdown_delay_ms: 0,
         }
     }
 }
@@ -70,6 +83,7 @@ impl HttpLimits {
             ("server.limits.body_timeout_ms", self.body_timeout_ms),
             ("server.limits.max_connections", self.max_connections as u64),
             ("server.limits.max_body_bytes", self.max_body_bytes as u64),
+            ("server.limits.shutdown_grace_ms", self.shutdown_grace_ms),
         ];
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((field, _)) => Err((field, "must be greater than 0")),
@@ -198,6 +212,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
             config.merchants.iter().map(|m| m.id.as_str()),
         )),
         http_limits: config.server.limits,
+        draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
     })
 }
 
@@ -205,11 +220,19 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// The accept loop; it ends once stopped and its connections are done.
+    server: Option<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    grace: Duration,
+    delay: Duration,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -217,9 +240,40 @@ impl Drop for Running {
 }
 
 impl Running {
-    /// Stops accepting requests and the workers.
+    /// Stops accepting requests and the workers at once, cutting off any
+    /// request in flight.
     pub fn stop(self) {
         drop(self)
+    }
+
+    /// Stops gracefully: `/readyz` answers 503 from now on, and after
+    /// `[server.limits] shutdown_delay_ms` the listener is closed (new
+    /// connections are refused), idle connections close, and requests in
+    /// flight finish, each answered with `connection: close`, within
+    /// `shutdown_grace_ms`. Then the workers stop. Returns whether every
+    /// request finished in time.
+    ///
+    /// Nothing a worker was doing is lost by stopping it: every state
+    /// change is committed before it is acknowledged, a webhook is
+    /// marked delivered only after the merchant's answer, and orders are
+    /// polled again from the store by whichever replica runs next.
+    pub async fn shutdown(mut self) -> bool {
+        self.state
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        let _ = self.stop.send(true);
+        let finished = match self.server.as_mut() {
+            Some(server) => tokio::time::timeout(self.grace, server).await.is_ok(),
+            None => true,
+        };
+        if !finished {
+            tracing::warn!(
+                grace_ms = self.grace.as_millis() as u64,
+                "requests still in flight when the shutdown grace ran out were cut off"
+            );
+        }
+        finished
     }
 }
 
@@ -235,12 +289,15 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
         guard: state.notify_guard.clone(),
         metrics: state.metrics.clone(),
     };
-    let mut tasks = vec![tokio::spawn(accept_loop(
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = Some(tokio::spawn(accept_loop(
         listener,
         app,
         config.server.limits,
         closed,
-    ))];
+        stopped,
+    )));
+    let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crate::delivery::run(
         state.clone(),
         config.webhooks.delivery(),
@@ -276,16 +333,27 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
         tasks.push(watcher);
     }
     tracing::info!(%addr, adapters = ?state.registry.names(), merchants = state.merchants.len(), "payhost serving");
-    Ok(Running { addr, state, tasks })
+    Ok(Running {
+        addr,
+        state,
+        server,
+        stop,
+        grace: Duration::from_millis(config.server.limits.shutdown_grace_ms),
+        delay: Duration::from_millis(config.server.limits.shutdown_delay_ms),
+        tasks,
+    })
 }
 
-/// Serves HTTP/1.1 on `listener` within `limits` until aborted; aborting
-/// it also ends every connection it serves.
+/// Serves HTTP/1.1 on `listener` within `limits` until aborted, or until
+/// `stop` turns true: then it closes the listener, lets each connection
+/// finish the request it is serving (idle ones close at once) and returns
+/// when all have ended. Aborting it ends every connection it serves.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     limits: HttpLimits,
     closed: ClosedNotify,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
@@ -295,11 +363,22 @@ async fn accept_loop(
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
+        if *stop.borrow_and_update() {
+            break;
+        }
         // Waiting here leaves further connections in the listen backlog.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            _ = stop.changed() => break,
         };
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => break,
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors, usually: give connections time
@@ -313,6 +392,7 @@ async fn accept_loop(
         let http = http.clone();
         let closed = closed.clone();
         let header_timeout = limits.header_read_timeout();
+        let mut stop = stop.clone();
         connections.spawn(async move {
             let mut stream = stream;
             if closed.refuse(&mut stream, header_timeout).await {
@@ -320,12 +400,36 @@ async fn accept_loop(
             }
             let service = hyper_util::service::TowerToHyperService::new(app);
             let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stopping(&mut stop) => {
+                    // The request being served finishes; no next one.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
             // A client that went away or timed out is no server error.
-            if let Err(e) = connection.await {
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended");
             }
             drop(slot);
         });
+    }
+    // New connections are refused from here; those open finish.
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Returns once `stop` is true (never, if its sender is gone first).
+async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 
@@ -400,8 +504,34 @@ pub async fn serve(config: Config) -> Result<()> {
         running.state.merchants.len(),
         running.state.registry.names()
     );
-    tokio::signal::ctrl_c().await?;
+    let signal = stop_signal().await?;
+    tracing::info!(
+        signal,
+        "stopping: no new connections, finishing requests in flight"
+    );
+    let finished = running.shutdown().await;
+    tracing::info!(finished, "stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM (what process managers and orchestrators send) or
+/// SIGINT (Ctrl-C); returns which.
+async fn stop_signal() -> Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
+    }
 }
 
 #[cfg(test)]

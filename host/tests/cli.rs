@@ -181,8 +181,8 @@ fn inspect_prints_the_adapter_description_as_json() {
     assert_eq!(api_key["kind"], "Secret");
 }
 
-#[test]
-fn inspect_refuses_a_component_with_foreign_imports() {
+/// The hostile and benchmark guests, into `target/test-components`.
+fn build_test_guests() {
     payhost(&[
         "adapter",
         "build",
@@ -190,6 +190,11 @@ fn inspect_refuses_a_component_with_foreign_imports() {
         "--out",
         "target/test-components",
     ]);
+}
+
+#[test]
+fn inspect_refuses_a_component_with_foreign_imports() {
+    build_test_guests();
     let out = Command::new(env!("CARGO_BIN_EXE_payhost"))
         .args([
             "adapter",
@@ -214,20 +219,17 @@ impl Drop for Child {
     }
 }
 
-#[test]
-fn push_uploads_a_new_version_to_a_running_server() {
+/// `payhost serve` on a fresh directory `target/<name>/<pid>` holding the
+/// built wechat-v2 component, with an admin token and no merchants;
+/// returns the server, its base URL, the directory and its standard
+/// error (read on a thread, so logging never blocks it), whole once it
+/// exits.
+fn serve(name: &str) -> (Child, String, PathBuf, std::thread::JoinHandle<String>) {
     use std::io::BufRead;
     payhost(&["adapter", "build", "adapters"]);
-    payhost(&[
-        "adapter",
-        "build",
-        "tests/guests",
-        "--out",
-        "target/test-components",
-    ]);
     let dir = workspace()
         .join("target")
-        .join("cli-push")
+        .join(name)
         .join(std::process::id().to_string());
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("adapters")).unwrap();
@@ -250,8 +252,9 @@ fn push_uploads_a_new_version_to_a_running_server() {
         Command::new(env!("CARGO_BIN_EXE_payhost"))
             .args(["serve", "--config"])
             .arg(&config)
-            .env("PAYHOST_ADMIN_TOKEN", "adm_cli_test_71c2")
+            .env("PAYHOST_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
     );
@@ -264,6 +267,21 @@ fn push_uploads_a_new_version_to_a_running_server() {
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
+    let mut stderr = server.0.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut logs = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut logs);
+        logs
+    });
+    (server, url, dir, logs)
+}
+
+const ADMIN_TOKEN: &str = "adm_cli_test_71c2";
+
+#[test]
+fn push_uploads_a_new_version_to_a_running_server() {
+    build_test_guests();
+    let (_server, url, dir, _logs) = serve("cli-push");
 
     let push = |token: &str| {
         Command::new(env!("CARGO_BIN_EXE_payhost"))
@@ -288,7 +306,7 @@ fn push_uploads_a_new_version_to_a_running_server() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let out = push("adm_cli_test_71c2");
+    let out = push(ADMIN_TOKEN);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -353,4 +371,54 @@ fn adapter_call_names_its_own_flag_when_egress_refuses_a_local_provider() {
         !stderr.contains("0123456789abcdef0123456789abcdef"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sigterm_answers_the_request_in_flight_then_exits_cleanly() {
+    use std::io::{Read, Write};
+    let (mut server, url, dir, logs) = serve("cli-sigterm");
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    // An upload whose body is half sent when the signal comes.
+    let body = std::fs::read(dir.join("adapters/wechat-v2.wasm")).unwrap();
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "PUT /admin/adapters/wechat-v2 HTTP/1.1\r\nhost: payhost\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
+         content-type: application/wasm\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(&body[..body.len() / 2]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "payhost exited with a request in flight"
+    );
+    conn.write_all(&body[body.len() / 2..]).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer:?}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "payhost did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let logs = logs.join().unwrap();
+    assert!(status.success(), "{status:?}\n{logs}");
+    assert!(logs.contains("SIGTERM"), "{logs}");
 }

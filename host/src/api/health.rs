@@ -16,6 +16,11 @@ pub async fn healthz() -> &'static str {
 /// `GET /readyz`: the store answers and adapters are loaded.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, body = super::problem::Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(not_ready(vec![
+            "shutting down: finishing the requests in flight".into(),
+        ]));
+    }
     state.store.ping().await?;
     if state.registry.names().is_empty() {
         return Err(not_ready(vec!["no adapter is loaded".into()]));

@@ -111,6 +111,9 @@ pub struct AppState {
     pub notify_guard: Arc<crate::notify_guard::NotifyGuard>,
     /// `[server.limits]`: the API's body bounds come from here.
     pub http_limits: crate::server::HttpLimits,
+    /// Set when the server is stopping: `/readyz` turns 503 so a load
+    /// balancer sends new requests elsewhere.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
