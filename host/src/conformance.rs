@@ -18,6 +18,13 @@
 //! - `canary`: no byte of the canary secret the configuration holds shows
 //!   in any request, result or error.
 //!
+//! A guest cannot read a secret field (it holds handles only), and every
+//! step runs in a fresh instance whose clock and randomness come from the
+//! call context, so a leak or non-determinism means one of two things: a
+//! field that is a secret declared as text (the describe check names such
+//! fields, and the canary goes into them too), or a host that lets
+//! something through. Both checks are for those.
+//!
 //! A merchant configuration is made from the schema (defaults, digits for
 //! text, canaries for secrets) unless the author gives one. An operation
 //! that refuses it is `skip`, naming the refusal: give `--config` for the
@@ -101,6 +108,9 @@ pub fn synthetic_config(info: &AdapterInfo) -> MerchantConfig {
         }
         let value = match (&f.kind, &f.default) {
             (FieldKind::Secret, _) => FieldValue::secret(CANARY),
+            // A secret declared as text: the describe check fails it, and
+            // the canary shows where its value goes.
+            (FieldKind::Text, None) if looks_secret(&f.name) => FieldValue::text(CANARY),
             (_, Some(d)) => FieldValue::text(d.clone()),
             (FieldKind::Url, None) => FieldValue::text("https://provider.invalid"),
             (FieldKind::Text, None) => FieldValue::text("1900000109"),
@@ -110,8 +120,57 @@ pub fn synthetic_config(info: &AdapterInfo) -> MerchantConfig {
     config
 }
 
+/// Whether a config field's name says it holds a secret: it ends in a
+/// credential's word (`api_key`, `client_secret`, `access_token`,
+/// `password`, `client_cert`) and is not a public one
+/// (`wechatpay_public_key`; `key_id` and `callback_key_preference` end in
+/// another word).
+pub fn looks_secret(name: &str) -> bool {
+    let words: Vec<String> = name
+        .split(['_', '-'])
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let last = words.last().map(String::as_str).unwrap_or_default();
+    [
+        "key",
+        "secret",
+        "password",
+        "passwd",
+        "passphrase",
+        "token",
+        "cert",
+        "credential",
+        "credentials",
+    ]
+    .contains(&last)
+        && !words.iter().any(|w| w == "public")
+}
+
 /// Runs every check on `adapter` with `config` (see [`synthetic_config`]).
 pub async fn check(rt: &Runtime, adapter: &LoadedAdapter, config: &MerchantConfig) -> Report {
+    check_in(rt, adapter, config, call_context()).await
+}
+
+/// [`check`], with each operation's second (determinism) run given
+/// `second` instead of the same call context. A guest has no other source
+/// of variation, so this is how a test shows the determinism check
+/// catching one a leaky host would give it.
+#[doc(hidden)]
+pub async fn check_with_second_context(
+    rt: &Runtime,
+    adapter: &LoadedAdapter,
+    config: &MerchantConfig,
+    second: CallContext,
+) -> Report {
+    check_in(rt, adapter, config, second).await
+}
+
+async fn check_in(
+    rt: &Runtime,
+    adapter: &LoadedAdapter,
+    config: &MerchantConfig,
+    second: CallContext,
+) -> Report {
     let info = &adapter.info;
     let mut checks = describe_checks(info);
     checks.push(Check::new(
@@ -121,7 +180,7 @@ pub async fn check(rt: &Runtime, adapter: &LoadedAdapter, config: &MerchantConfi
     ));
     let mut seen = Vec::new();
     for (name, op) in operations(info) {
-        checks.extend(check_operation(rt, adapter, config, &name, op, &mut seen).await);
+        checks.extend(check_operation(rt, adapter, config, &name, op, &second, &mut seen).await);
     }
     checks.extend(check_notify(rt, adapter, config, &mut seen).await);
     let leaked = seen.iter().find(|text| leaks(text, config));
@@ -150,12 +209,17 @@ pub async fn check(rt: &Runtime, adapter: &LoadedAdapter, config: &MerchantConfi
     }
 }
 
+/// The values a leak would show: every secret, and the text of fields
+/// whose names say they are secrets.
 fn secret_values(config: &MerchantConfig) -> Vec<secrecy::SecretString> {
     config
         .fields
-        .values()
-        .filter_map(|v| match v {
+        .iter()
+        .filter_map(|(name, v)| match v {
             FieldValue::Secret(s) => Some(s.clone()),
+            FieldValue::Text(t) if looks_secret(name) => {
+                Some(secrecy::SecretString::from(t.clone()))
+            }
             FieldValue::Text(_) => None,
         })
         .collect()
@@ -216,6 +280,13 @@ fn describe_checks(info: &AdapterInfo) -> Vec<Check> {
         problems.push("a config field is declared twice".into());
     }
     for f in &info.config_schema {
+        // A default would be published with the adapter: not a secret.
+        if f.kind == FieldKind::Text && f.default.is_none() && looks_secret(&f.name) {
+            problems.push(format!(
+                "field `{}` looks like a secret but is declared text: its value would reach the adapter, its requests and its logs in the clear",
+                f.name
+            ));
+        }
         if f.kind == FieldKind::Secret && f.default.is_some() {
             problems.push(format!(
                 "secret field `{}` has a default, which would be a published secret",
@@ -343,7 +414,8 @@ fn operations(info: &AdapterInfo) -> Vec<(String, Operation)> {
     ops
 }
 
-fn ctx() -> CallContext {
+/// The call context every step of the check runs with.
+pub fn call_context() -> CallContext {
     CallContext {
         request_id: "conformance".into(),
         timestamp: 1_767_225_600,
@@ -443,17 +515,15 @@ async fn check_operation(
     config: &MerchantConfig,
     name: &str,
     op: Operation,
+    second: &CallContext,
     seen: &mut Vec<String>,
 ) -> Vec<Check> {
-    let step = |exchanges: Vec<Exchange>| {
+    let step = |exchanges: Vec<Exchange>, call: CallContext| {
         let op = op.clone();
-        async move {
-            rt.step_offline(adapter, config, ctx(), op, &exchanges)
-                .await
-        }
+        async move { rt.step_offline(adapter, config, call, op, &exchanges).await }
     };
-    let first = step(Vec::new()).await;
-    let again = step(Vec::new()).await;
+    let first = step(Vec::new(), call_context()).await;
+    let again = step(Vec::new(), second.clone()).await;
     seen.extend(texts(&first));
     let first_step = format!("{name}/first-step");
     let request = match (&first, &again) {
@@ -551,7 +621,7 @@ async fn drive(
 ) -> Driven {
     loop {
         let r = rt
-            .step_offline(adapter, config, ctx(), op.clone(), &exchanges)
+            .step_offline(adapter, config, call_context(), op.clone(), &exchanges)
             .await;
         seen.extend(texts(&r));
         match r {
@@ -662,4 +732,41 @@ async fn check_notify(
     } else {
         Check::new("parse-notify/forged", "fail", problems.join("; "))
     }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_secret;
+
+    #[test]
+    fn credential_names_look_secret_and_public_ones_do_not() {
+        for name in [
+            "key",
+            "api_key",
+            "api_v3_key",
+            "client_secret",
+            "password",
+            "access-token",
+            "private_key",
+            "client_cert",
+            "API_KEY",
+        ] {
+            assert!(looks_secret(name), "{name}");
+        }
+        for name in [
+            "mid",
+            "mch_id",
+            "wechatpay_public_key",
+            "wechatpay_public_key_id",
+            "key_id",
+            "base_url",
+            "monkey",
+            "keystone",
+            "store_name",
+            "callback_key_preference",
+            "key_source",
+        ] {
+            assert!(!looks_secret(name), "{name}");
+        }
+    }
 }

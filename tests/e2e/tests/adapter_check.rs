@@ -132,3 +132,242 @@ async fn a_describe_without_hosts_or_semver_fails() {
         describe.detail
     );
 }
+
+/// An edit of a broken copy: in `file`, `from` (found exactly `count`
+/// times, so a changed adapter breaks the test loudly) becomes `to`.
+struct Edit {
+    file: &'static str,
+    from: &'static str,
+    to: &'static str,
+    count: usize,
+}
+
+const fn edit(file: &'static str, from: &'static str, to: &'static str) -> Edit {
+    Edit {
+        file,
+        from,
+        to,
+        count: 1,
+    }
+}
+
+/// The real 2paynow adapter copied to `target/broken-adapters/<variant>`
+/// as a crate of its own, `edits` applied, built as `adapter build` builds
+/// it; returns the component.
+fn broken_copy(variant: &str, edits: &[Edit]) -> Vec<u8> {
+    let ws = payhost_e2e::workspace();
+    let root = ws.join("target").join("broken-adapters");
+    let dir = root.join(variant);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let original = ws.join("adapters").join("2paynow");
+    for entry in std::fs::read_dir(original.join("src")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("src").join(path.file_name().unwrap())).unwrap();
+    }
+    // The workspace's inherited keys made explicit; no dev-dependencies
+    // (the component needs none); its own workspace, the adapter profile.
+    let manifest = std::fs::read_to_string(original.join("Cargo.toml")).unwrap();
+    // A package name of its own: it shares the adapters' target dir, where
+    // the real 2paynow's artifact has the real name.
+    let manifest = manifest
+        .split("[dev-dependencies]")
+        .next()
+        .unwrap()
+        .replace(
+            "name = \"twopaynow\"",
+            &format!("name = \"twopaynow-broken-{variant}\""),
+        )
+        .replace(
+            "version.workspace = true\nedition.workspace = true\nlicense.workspace = true",
+            "version = \"0.1.0\"\nedition = \"2024\"\nlicense = \"Apache-2.0\"",
+        )
+        .replace(
+            "payhost-sdk.workspace = true",
+            &format!("payhost-sdk = {{ path = {:?} }}", ws.join("sdk")),
+        );
+    let root_manifest = std::fs::read_to_string(ws.join("Cargo.toml")).unwrap();
+    let profile = root_manifest
+        .split("\n[")
+        .find(|s| s.starts_with("profile.adapter]"))
+        .expect("the workspace's adapter profile");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("{manifest}\n[{profile}\n[workspace]\n"),
+    )
+    .unwrap();
+    // Locked to the workspace's versions: nothing new to download.
+    std::fs::copy(ws.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    for e in edits {
+        let path = dir.join("src").join(e.file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.matches(e.from).count(),
+            e.count,
+            "{}: `{}` is not there {} time(s); update this broken copy",
+            e.file,
+            e.from,
+            e.count
+        );
+        std::fs::write(&path, text.replace(e.from, e.to)).unwrap();
+    }
+    let out_dir = root.join(format!("{variant}-out"));
+    let built = payhost::builder::build(&payhost::builder::BuildOptions {
+        workspace: ws.clone(),
+        dirs: vec![dir],
+        out_dir,
+        // The main adapters' target dir: the SDK's dependencies are built.
+        target_dir: Some(ws.join("target").join("wasm")),
+    })
+    .expect("building the broken copy");
+    std::fs::read(&built[0].path).unwrap()
+}
+
+async fn check_bytes(bytes: &[u8]) -> Report {
+    let rt = runtime();
+    let adapter = rt.load(bytes).unwrap();
+    let config = conformance::synthetic_config(&adapter.info);
+    conformance::check(&rt, &adapter, &config).await
+}
+
+#[tokio::test]
+async fn a_copy_of_2paynow_with_a_bad_describe_fails_describe_only() {
+    let report = check_bytes(&broken_copy(
+        "bad-describe",
+        &[
+            edit(
+                "lib.rs",
+                "version: env!(\"CARGO_PKG_VERSION\").into(),",
+                "version: \"latest\".into(),",
+            ),
+            edit(
+                "lib.rs",
+                "egress_hosts: vec![\"www.2paynow.com\".into()],",
+                "egress_hosts: vec![],",
+            ),
+        ],
+    ))
+    .await;
+    let describe = line(&report, "describe");
+    assert_eq!(describe.result, "fail");
+    for reason in ["version `latest` is not semver", "no egress hosts"] {
+        assert!(describe.detail.contains(reason), "{}", describe.detail);
+    }
+    let failed: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.result == "fail")
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", report.table());
+}
+
+#[tokio::test]
+async fn a_copy_of_2paynow_that_traps_on_garbage_fails_every_operation_reading_answers() {
+    let report = check_bytes(&broken_copy(
+        "trap-on-garbage",
+        // `expect` where the adapter answered the contract's error.
+        &[edit(
+            "wire.rs",
+            ".map_err(|e| Error::malformed(format!(\"{function} answer: {e}\")))?;",
+            ".expect(\"2paynow answers JSON\");",
+        )],
+    ))
+    .await;
+    assert!(!report.passed());
+    assert_eq!(line(&report, "describe").result, "pass");
+    let mut trapped = 0;
+    for c in report
+        .checks
+        .iter()
+        .filter(|c| c.name.ends_with("/garbage"))
+    {
+        if c.name == "parse-notify/forged" {
+            continue;
+        }
+        assert_eq!(c.result, "fail", "{}", report.table());
+        assert!(
+            c.detail.contains("random bytes: adapter trapped"),
+            "{}",
+            c.detail
+        );
+        trapped += 1;
+    }
+    assert!(trapped >= 2, "{}", report.table());
+}
+
+#[tokio::test]
+async fn a_copy_of_2paynow_that_declares_its_key_as_text_and_sends_it_fails_describe_and_canary() {
+    let report = check_bytes(&broken_copy(
+        "leaked-key",
+        &[
+            edit(
+                "lib.rs",
+                "\"The key 2paynow issued with the merchant id\",\n                    FieldKind::Secret,",
+                "\"The key 2paynow issued with the merchant id\",\n                    FieldKind::Text,",
+            ),
+            edit("lib.rs", "    key: Secret,\n", "    key: &'a str,\n"),
+            edit("lib.rs", "key: c.secret(\"key\")?,", "key: c.text(\"key\")?,"),
+            // An older 2paynow API took the key as a parameter: sent in the clear.
+            edit(
+                "lib.rs",
+                "(\"sign\", sign),",
+                "(\"sign\", sign),\n            (\"key\", self.key.to_string()),",
+            ),
+            Edit {
+                file: "sign.rs",
+                from: "key: Secret",
+                to: "key: &str",
+                count: 2,
+            },
+            edit("sign.rs", "Part::Secret(key),", "Part::Text(key.to_string()),"),
+        ],
+    ))
+    .await;
+    let describe = line(&report, "describe");
+    assert_eq!(describe.result, "fail");
+    assert!(
+        describe
+            .detail
+            .contains("field `key` looks like a secret but is declared text"),
+        "{}",
+        describe.detail
+    );
+    let canary = line(&report, "canary");
+    assert_eq!(canary.result, "fail", "{}", report.table());
+    assert!(
+        canary.detail.contains("a secret's bytes appear"),
+        "{}",
+        canary.detail
+    );
+    // The report itself never prints the value.
+    assert!(
+        !report.table().contains(conformance::CANARY),
+        "{}",
+        report.table()
+    );
+}
+
+#[tokio::test]
+async fn wechat_v2_fails_the_determinism_check_when_its_second_run_sees_another_seed() {
+    // A guest has no clock or randomness but the call context's; a host
+    // that leaked either would look like this.
+    let rt = runtime();
+    let adapter = rt.load(&payhost_e2e::component("wechat-v2")).unwrap();
+    let config = conformance::synthetic_config(&adapter.info);
+    let mut second = conformance::call_context();
+    second.seed += 1;
+    let report = conformance::check_with_second_context(&rt, &adapter, &config, second).await;
+    let first = line(&report, "unified-order[wechat_mini_program]/first-step");
+    assert_eq!(first.result, "fail", "{}", report.table());
+    assert!(
+        first.detail.starts_with("not deterministic"),
+        "{}",
+        first.detail
+    );
+    // The same adapter with the same context twice passes.
+    let honest = conformance::check(&rt, &adapter, &config).await;
+    assert_eq!(
+        line(&honest, "unified-order[wechat_mini_program]/first-step").result,
+        "pass"
+    );
+}
