@@ -2,6 +2,7 @@
 //! per process, a local HTTP responder, a test runtime configuration and a
 //! capture of everything logged through `tracing`.
 
+pub mod balancer;
 pub mod front;
 
 use axum::Router;
