@@ -52,6 +52,9 @@ pub struct BuildOptions {
     /// crate's workspace). Workspaces may share one, so that dependencies
     /// they have in common compile once.
     pub target_dir: Option<PathBuf>,
+    /// Where JavaScript toolchains and kept builds go (default:
+    /// `<workspace>/target/js`). Shared, a toolchain installs once.
+    pub js_dir: Option<PathBuf>,
 }
 
 /// One component produced by [`build`].
@@ -63,6 +66,13 @@ pub struct Built {
     pub path: PathBuf,
     /// Size of the component in bytes.
     pub bytes: u64,
+}
+
+/// Whether `dir` is a JavaScript adapter (a package.json declaring one).
+/// Standing alone, outside any cargo workspace, it is its own root: its
+/// components go to its `target/`.
+pub fn is_js_adapter(dir: &Path) -> bool {
+    js::discover(dir).is_ok_and(|a| a.is_some())
 }
 
 /// The workspace root above `start`: the nearest `Cargo.toml` with a
@@ -99,7 +109,12 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     for (workspace, crates) in &workspaces {
         built.extend(build_in(opts, workspace, crates)?);
     }
-    built.extend(js::build(&opts.workspace, &scripts, &opts.out_dir)?);
+    built.extend(js::build(
+        &opts.workspace,
+        &scripts,
+        &opts.out_dir,
+        opts.js_dir.as_deref(),
+    )?);
     Ok(built)
 }
 

@@ -131,6 +131,10 @@ pub enum AdapterCommand {
         /// Where cargo compiles (default: <workspace>/target/wasm).
         #[arg(long)]
         target_dir: Option<PathBuf>,
+        /// Where JavaScript adapters' toolchains and kept builds go
+        /// (default: <workspace>/target/js).
+        #[arg(long)]
+        js_dir: Option<PathBuf>,
     },
     /// Print an adapter's self-description as JSON, with the egress hosts
     /// the operator's configuration lets it reach (`effective_egress_hosts`).
@@ -558,6 +562,7 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
             dirs,
             out,
             target_dir,
+            js_dir,
         } => {
             let cwd = std::env::current_dir()?;
             let dirs: Vec<PathBuf> = dirs
@@ -568,19 +573,24 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
                     _ => d,
                 })
                 .collect();
-            // The first crate's workspace: a crate standing alone is its own.
+            // The first adapter's workspace: a crate standing alone is its
+            // own, and so is a JavaScript package outside any workspace.
             let workspace = dirs
                 .iter()
                 .filter(|d| d.is_absolute())
-                .find_map(|d| builder::find_workspace(d))
+                .find_map(|d| {
+                    builder::find_workspace(d)
+                        .or_else(|| builder::is_js_adapter(d).then(|| d.clone()))
+                })
                 .or_else(|| builder::find_workspace(&cwd))
-                .context("not inside a cargo workspace, and no adapter crate given")?;
+                .context("not inside a cargo workspace, and no adapter given")?;
             let out_dir = out.unwrap_or_else(|| workspace.join("target").join("components"));
             builder::build(&BuildOptions {
                 workspace,
                 dirs,
                 out_dir,
                 target_dir,
+                js_dir,
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -2,10 +2,14 @@
 // contract's exports for an adapter. Only a component's entry module
 // imports this (node cannot resolve `payhost:adapter/*`):
 //
-//   import { exportAdapter } from '<sdk-js>/src/component.js';
+//   import { serve } from '<sdk-js>/src/component.js';
 //   import { MyProvider } from './adapter.js';
-//   const a = exportAdapter(MyProvider);
-//   export const { describe, unifiedOrder, query, close, refund, refundQuery, parseNotify } = a;
+//   serve(MyProvider);
+//   export * from '<sdk-js>/src/exports.js';
+//
+// The export list then lives here, in the SDK: an operation a newer
+// contract adds gets its default (glue.js answers `unsupported` for an
+// operation the adapter lacks) without touching any adapter.
 
 import {
   digest,
@@ -16,8 +20,28 @@ import {
   aes256EcbDecryptMd5Key,
 } from 'payhost:adapter/secrets@0.4.0';
 import { log } from 'payhost:adapter/log@0.4.0';
-import { steps } from './glue.js';
+import { OPERATIONS, steps } from './glue.js';
 
 const host = { digest, hmac, rsaSha256Sign, rsaSha256Verify, aes256GcmDecrypt, aes256EcbDecryptMd5Key, log };
 
 export const exportAdapter = (adapter) => steps(adapter, host);
+
+let served;
+
+/** Makes `adapter` the one the contract's exports (exports.js) run. */
+export function serve(adapter) {
+  served = exportAdapter(adapter);
+}
+
+/** The contract's exports, each calling the served adapter's. */
+export const contractExports = Object.freeze(
+  Object.fromEntries(
+    ['describe', ...OPERATIONS].map((name) => [
+      name,
+      (...args) => {
+        if (served === undefined) throw new Error('the entry module never called serve(adapter)');
+        return served[name](...args);
+      },
+    ]),
+  ),
+);

@@ -6,7 +6,8 @@
 import { AdapterError, Suspend } from './error.js';
 import { Ctx } from './ctx.js';
 
-const OPERATIONS = ['unifiedOrder', 'query', 'close', 'refund', 'refundQuery', 'parseNotify'];
+/** The contract's operations, by their names in the component bindings. */
+export const OPERATIONS = ['unifiedOrder', 'query', 'close', 'refund', 'refundQuery', 'parseNotify'];
 
 /**
  * Runs one step. Answers `{ send: request }` or `{ done: value }` /

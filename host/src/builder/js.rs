@@ -3,11 +3,17 @@
 //!
 //! The toolchain installs itself: node and npm (Debian's `nodejs` and `npm`
 //! when missing, as root), then the adapter's `package-lock.json` with `npm
-//! ci` into `target/js/toolchain-<lock digest>/`, so the source tree gets no
-//! `node_modules` and adapters pinning the same versions share one install.
-//! The component is rebuilt only when its sources changed: the entry module
-//! and every module it imports by relative path, the lock file and the
-//! contract (a digest kept next to the build in `target/js/`).
+//! ci` into `target/js/toolchain-<digest>/`, so the source tree gets no
+//! `node_modules`. The digest is of the locked dependencies only (not the
+//! package's own name and version), so adapters pinning the same versions
+//! share one install, wherever they are.
+//!
+//! The contract is `payhost.wit` of the package.json (relative to it), else
+//! the workspace's `wit/adapter.wit`. A component is compiled only when no
+//! build of the same sources is kept in `target/js/built/`: the digest
+//! covers the entry module and every module it imports by relative path
+//! (by their paths relative to each other, so a copy elsewhere hits), the
+//! lock, the contract and the build script. One build per slot is kept.
 
 use super::{Built, run_with_timeout};
 use anyhow::{Context, Result, bail};
@@ -35,6 +41,8 @@ pub(super) struct JsAdapter {
     pub slot: String,
     /// The component's entry module (`payhost.component`).
     pub entry: PathBuf,
+    /// The contract (`payhost.wit`), when the package names its own.
+    pub wit: Option<PathBuf>,
 }
 
 /// The JavaScript adapter in `dir`, if its `package.json` declares one.
@@ -69,25 +77,39 @@ pub(super) fn discover(dir: &Path) -> Result<Option<JsAdapter>> {
                 manifest.display()
             )
         })?;
+    let wit =
+        match payhost.get("wit") {
+            None => None,
+            Some(w) => Some(dir.join(w.as_str().with_context(|| {
+                format!("{}: `payhost.wit` must be a path", manifest.display())
+            })?)),
+        };
     Ok(Some(JsAdapter {
         dir: dir.to_path_buf(),
         slot,
         entry: dir.join(entry),
+        wit,
     }))
 }
 
-/// Builds each adapter into `out_dir/<slot>.wasm`.
+/// Builds each adapter into `out_dir/<slot>.wasm`; toolchains and kept
+/// builds go to `work` (by default `<workspace>/target/js`).
 pub(super) fn build(
     workspace: &Path,
     adapters: &[JsAdapter],
     out_dir: &Path,
+    work: Option<&Path>,
 ) -> Result<Vec<Built>> {
-    let wit = workspace.join("wit").join("adapter.wit");
-    let work = workspace.join("target").join("js");
-    std::fs::create_dir_all(&work)?;
+    let work = work.map_or_else(|| workspace.join("target").join("js"), Path::to_path_buf);
+    let kept = work.join("built");
+    std::fs::create_dir_all(&kept)?;
     std::fs::create_dir_all(out_dir)?;
     let mut built = Vec::new();
     for a in adapters {
+        let wit = a
+            .wit
+            .clone()
+            .unwrap_or_else(|| workspace.join("wit").join("adapter.wit"));
         let lock = std::fs::read(a.dir.join("package-lock.json")).with_context(|| {
             format!(
                 "{}: a JavaScript adapter needs its package-lock.json (run `npm install` there once)",
@@ -95,21 +117,19 @@ pub(super) fn build(
             )
         })?;
         let out = out_dir.join(format!("{}.wasm", a.slot));
-        let stamp = work.join(format!("{}.sources", a.slot));
         // One build of a slot at a time (parallel test processes).
         let guard = std::fs::File::create(work.join(format!("{}.lock", a.slot)))?;
         guard.lock().context("locking the JavaScript build")?;
         let modules = module_graph(&a.entry)?;
         let digest = sources_digest(&modules, &lock, &wit)?;
-        let current =
-            out.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == digest);
-        if !current {
+        let keep = kept.join(format!("{}-{}.wasm", a.slot, &digest[..32]));
+        if !keep.is_file() {
             let toolchain = ensure_toolchain(a, &lock, &work)?;
             let script = toolchain.join("componentize.mjs");
             if std::fs::read_to_string(&script).ok().as_deref() != Some(BUILD_SCRIPT) {
                 std::fs::write(&script, BUILD_SCRIPT)?;
             }
-            let tmp = out_dir.join(format!(".{}.wasm.tmp-{}", a.slot, std::process::id()));
+            let tmp = kept.join(format!(".{}.wasm.tmp-{}", a.slot, std::process::id()));
             // componentize-js resolves imports inside its working directory
             // only: the deepest directory holding every module.
             let mut node = Command::new("node");
@@ -121,10 +141,14 @@ pub(super) fn build(
                 .arg(&tmp);
             run_with_timeout(node, COMPONENTIZE_TIMEOUT)
                 .with_context(|| format!("componentize-js could not build `{}`", a.slot))?;
-            std::fs::rename(&tmp, &out).inspect_err(|_| {
+            std::fs::rename(&tmp, &keep).inspect_err(|_| {
                 let _ = std::fs::remove_file(&tmp);
             })?;
-            std::fs::write(&stamp, &digest)?;
+            forget_other_builds(&kept, &a.slot, &keep)?;
+        }
+        if !same_file_contents(&keep, &out)? {
+            crate::runtime::write_atomic(&out, &std::fs::read(&keep)?)
+                .with_context(|| format!("writing {}", out.display()))?;
         }
         drop(guard);
         let bytes = std::fs::metadata(&out)?.len();
@@ -138,18 +162,53 @@ pub(super) fn build(
     Ok(built)
 }
 
+/// Removes the kept builds of `slot` other than `keep`: an author editing
+/// an adapter keeps one build of it, not one per edit.
+fn forget_other_builds(kept: &Path, slot: &str, keep: &Path) -> Result<()> {
+    let prefix = format!("{slot}-");
+    for entry in std::fs::read_dir(kept)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        // `<slot>-<32 hex>.wasm` exactly: another slot may start with this one's name.
+        let is_build_of_slot = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".wasm"))
+            .is_some_and(|d| d.len() == 32 && d.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_build_of_slot && path != keep {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `b` exists with the same bytes as `a`.
+fn same_file_contents(a: &Path, b: &Path) -> Result<bool> {
+    let same_len = std::fs::metadata(b)
+        .is_ok_and(|m| Some(m.len()) == std::fs::metadata(a).ok().map(|m| m.len()));
+    Ok(same_len && std::fs::read(a)? == std::fs::read(b)?)
+}
+
 /// The digest of everything the component is made of: the entry module and
-/// the modules it imports by relative path, the lock file, the contract and
-/// the build script.
+/// the modules it imports by relative path (named relative to their common
+/// directory), the lock file, the contract and the build script.
 fn sources_digest(modules: &BTreeSet<PathBuf>, lock: &[u8], wit: &Path) -> Result<String> {
     let mut h = Sha256::new();
     for part in [lock, BUILD_SCRIPT.as_bytes(), &std::fs::read(wit)?] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);
     }
+    let root = common_ancestor(modules);
     for module in modules {
         let text = std::fs::read(module)?;
-        h.update(module.to_string_lossy().as_bytes());
+        let name = module
+            .strip_prefix(&root)
+            .unwrap_or(module)
+            .to_string_lossy();
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
         h.update((text.len() as u64).to_le_bytes());
         h.update(&text);
     }
@@ -236,7 +295,7 @@ fn ensure_toolchain(a: &JsAdapter, lock: &[u8], work: &Path) -> Result<PathBuf> 
     ensure_node()?;
     let dir = work.join(format!(
         "toolchain-{}",
-        &hex::encode(Sha256::digest(lock))[..16]
+        &locked_dependencies_digest(lock)?[..16]
     ));
     let done = dir.join(".installed");
     if done.is_file() {
@@ -265,6 +324,24 @@ fn ensure_toolchain(a: &JsAdapter, lock: &[u8], work: &Path) -> Result<PathBuf> 
             dir.display()
         )
     })
+}
+
+/// The digest of what a lock installs: its `packages` without the root
+/// entry (the package's own name, version and license), so packages that
+/// pin the same dependencies share one toolchain.
+fn locked_dependencies_digest(lock: &[u8]) -> Result<String> {
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(lock).context("package-lock.json is not JSON")?;
+    let packages = doc
+        .get_mut("packages")
+        .and_then(|p| p.as_object_mut())
+        .context("package-lock.json has no `packages` (lockfileVersion 2 or 3 is needed)")?;
+    let dependencies = packages
+        .get("")
+        .and_then(|root| root.get("devDependencies").cloned());
+    packages.remove("");
+    let installed = serde_json::json!({ "root": dependencies, "packages": packages });
+    Ok(hex::encode(Sha256::digest(serde_json::to_vec(&installed)?)))
 }
 
 /// The major version `node --version` reports, if node runs.
@@ -382,5 +459,54 @@ mod tests {
         assert_eq!(module_graph(&dir.join("src/main.js")).unwrap(), graph);
         assert!(module_graph(&dir.join("src/none.js")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn packages_pinning_the_same_dependencies_share_a_toolchain() {
+        let lock = |name: &str, shim: &str| {
+            format!(
+                r#"{{"name": "{name}", "lockfileVersion": 3, "packages": {{
+                    "": {{"name": "{name}", "version": "0.1.0", "devDependencies": {{"shim": "{shim}"}}}},
+                    "node_modules/shim": {{"version": "{shim}"}}}}}}"#
+            )
+        };
+        let digest = |l: String| locked_dependencies_digest(l.as_bytes()).unwrap();
+        assert_eq!(digest(lock("a-js", "1.0.0")), digest(lock("b-js", "1.0.0")));
+        assert_ne!(digest(lock("a-js", "1.0.0")), digest(lock("a-js", "1.0.1")));
+        assert!(locked_dependencies_digest(br#"{"lockfileVersion": 1}"#).is_err());
+    }
+
+    #[test]
+    fn the_same_sources_elsewhere_are_the_same_build_and_one_build_per_slot_is_kept() {
+        let base = std::env::temp_dir().join(format!("payhost-js-digest-{}", std::process::id()));
+        let write = |dir: &Path, body: &str| {
+            std::fs::create_dir_all(dir.join("src")).unwrap();
+            std::fs::write(dir.join("src/main.js"), "import './x.js';\n").unwrap();
+            std::fs::write(dir.join("src/x.js"), body).unwrap();
+            std::fs::write(dir.join("adapter.wit"), "package a:b;").unwrap();
+            module_graph(&dir.join("src/main.js")).unwrap()
+        };
+        let digest =
+            |dir: &Path, graph| sources_digest(&graph, b"{}", &dir.join("adapter.wit")).unwrap();
+        let (one, two) = (base.join("one"), base.join("two"));
+        let first = digest(&one, write(&one, "export const x = 1;"));
+        assert_eq!(first, digest(&two, write(&two, "export const x = 1;")));
+        assert_ne!(first, digest(&two, write(&two, "export const x = 2;")));
+
+        let kept = base.join("built");
+        std::fs::create_dir_all(&kept).unwrap();
+        let names = ["acme-js-", "acme-js-", "acme-js-pro-"];
+        let files: Vec<PathBuf> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| kept.join(format!("{n}{}.wasm", i.to_string().repeat(32))))
+            .collect();
+        for f in &files {
+            std::fs::write(f, b"").unwrap();
+        }
+        forget_other_builds(&kept, "acme-js", &files[1]).unwrap();
+        let left: Vec<bool> = files.iter().map(|f| f.exists()).collect();
+        assert_eq!(left, [false, true, true], "another slot's build stays");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -183,6 +183,7 @@ pub async fn run(provider: Provider) -> Result<()> {
                 workspace: ws,
                 out_dir,
                 target_dir: None,
+                js_dir: None,
             })
         }
     })

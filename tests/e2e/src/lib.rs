@@ -40,6 +40,7 @@ pub fn components_dir() -> PathBuf {
                 dirs: vec![ws.join(dir)],
                 out_dir: out,
                 target_dir: None,
+                js_dir: None,
             })
             .expect("building the adapter components");
         }

@@ -218,6 +218,7 @@ fn broken_copy(variant: &str, edits: &[Edit]) -> Vec<u8> {
         out_dir,
         // The main adapters' target dir: the SDK's dependencies are built.
         target_dir: Some(ws.join("target").join("wasm")),
+        js_dir: None,
     })
     .expect("building the broken copy");
     std::fs::read(&built[0].path).unwrap()
