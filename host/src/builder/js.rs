@@ -124,7 +124,11 @@ pub(super) fn build(
         let digest = sources_digest(&modules, &lock, &wit)?;
         let keep = kept.join(format!("{}-{}.wasm", a.slot, &digest[..32]));
         if !keep.is_file() {
+            // Adapters of other slots may share the toolchain: one install at a time.
+            let install = std::fs::File::create(work.join("toolchain.lock"))?;
+            install.lock().context("locking the JavaScript toolchain")?;
             let toolchain = ensure_toolchain(a, &lock, &work)?;
+            drop(install);
             let script = toolchain.join("componentize.mjs");
             if std::fs::read_to_string(&script).ok().as_deref() != Some(BUILD_SCRIPT) {
                 std::fs::write(&script, BUILD_SCRIPT)?;

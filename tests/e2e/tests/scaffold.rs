@@ -1,9 +1,9 @@
-//! From `payhost adapter new` to a served payment, with no host change:
-//! the adapter is scaffolded in a temporary directory outside the
-//! repository, its own unit tests run there (`cargo test`), `payhost
-//! adapter build` and `payhost adapter check` run on it as an author runs
-//! them, and the component is uploaded to a running payhost through the
-//! admin API. A merchant configured for the new slot then creates orders
+//! From `payhost adapter new` to a served payment, with no host change, in
+//! Rust and in JavaScript: the adapter is scaffolded in a temporary
+//! directory outside the repository, its own unit tests run there (`cargo
+//! test`, `node --test`), `payhost adapter build` and `payhost adapter
+//! check` run on it as an author runs them, and the component is uploaded
+//! to a running payhost through the admin API. A merchant configured for the new slot then creates orders
 //! against a scripted Acme Pay on loopback, which checks every signature:
 //! paid by notification and by query, refunded and settled by the refund
 //! notification; a forged notification changes nothing.
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const SLOT: &str = "acme-pay";
+const JS_SLOT: &str = "acme-pay-js";
 const MERCHANT_ID: &str = "M-ACME-1";
 const ACME_KEY: &str = "acme-test-key-5f0c2b9e";
 const API_KEY: &str = "pk_test_shop_acme_81d2";
@@ -30,9 +31,9 @@ fn payhost(args: &[&str]) -> ExitCode {
     payhost::cli::run(cli).unwrap_or_else(|e| panic!("payhost {args:?}: {e:#}"))
 }
 
-/// A directory outside the repository, fresh for this process.
-fn outside_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("payhost-scaffold-{}", std::process::id()));
+/// A directory outside the repository, fresh for this process and test.
+fn outside_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("payhost-scaffold-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     assert!(
@@ -86,7 +87,7 @@ fn a_scaffolded_adapter_is_built_checked_uploaded_and_serves_payments() {
     // wasm target dir for the scaffold: common dependencies compile once.
     let components = payhost_e2e::components_dir();
     let wasm_target = ws.join("target").join("wasm");
-    let dir = outside_dir();
+    let dir = outside_dir("rust");
     let dir_arg = dir.to_str().unwrap();
     assert_eq!(
         payhost(&["adapter", "new", SLOT, "--dir", dir_arg]),
@@ -124,11 +125,93 @@ fn a_scaffolded_adapter_is_built_checked_uploaded_and_serves_payments() {
 
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(serve(&components, bytes));
+        .block_on(serve(&components, SLOT, bytes));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn serve(components: &Path, component: Vec<u8>) {
+/// `node --test` in the scaffolded package, unchanged.
+fn node_test(package: &Path) {
+    payhost::builder::ensure_node().expect("node and npm");
+    let out = std::process::Command::new("node")
+        .args(["--test", "test/"])
+        .current_dir(package)
+        .output()
+        .expect("running node --test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node --test of the scaffold failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\n# fail 0"), "{stdout}");
+    assert!(!stdout.contains("\n# pass 0"), "{stdout}");
+}
+
+#[test]
+fn a_scaffolded_javascript_adapter_is_built_checked_uploaded_and_serves_payments() {
+    let ws = payhost_e2e::workspace();
+    let components = payhost_e2e::components_dir();
+    let dir = outside_dir("js");
+    let dir_arg = dir.to_str().unwrap();
+    assert_eq!(
+        payhost(&["adapter", "new", JS_SLOT, "--lang", "js", "--dir", dir_arg]),
+        ExitCode::SUCCESS
+    );
+    let package = dir.join(JS_SLOT);
+    for file in ["package.json", "src/adapter.js", "test/adapter.test.js"] {
+        let text = std::fs::read_to_string(package.join(file)).unwrap();
+        assert!(
+            !text.contains(ws.to_str().unwrap()) && !text.contains("../sdk-js"),
+            "{file} must not name the repository"
+        );
+    }
+    assert!(
+        payhost::scaffold::create(JS_SLOT, payhost::scaffold::Lang::Js, &dir).is_err(),
+        "an existing package is never overwritten"
+    );
+
+    node_test(&package);
+    // The checkout's componentize-js install (and build cache) is shared:
+    // what would be `npm ci` and a compile on a first build only.
+    let js_dir = ws.join("target").join("js");
+    assert_eq!(
+        payhost(&[
+            "adapter",
+            "build",
+            package.to_str().unwrap(),
+            "--js-dir",
+            js_dir.to_str().unwrap()
+        ]),
+        ExitCode::SUCCESS
+    );
+    let component = package
+        .join("target")
+        .join("components")
+        .join(format!("{JS_SLOT}.wasm"));
+    // The compiled-component cache the fronts use: the same sources give
+    // the same component, so a rerun skips the ~80 s debug-build compile.
+    let cache = ws.join("target").join("payhost-cache");
+    assert_eq!(
+        payhost(&[
+            "adapter",
+            "check",
+            component.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap()
+        ]),
+        ExitCode::SUCCESS,
+        "adapter check must pass on a fresh JavaScript scaffold"
+    );
+    let bytes = std::fs::read(&component).unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(serve(&components, JS_SLOT, bytes));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Uploads `component` as `slot` to a running payhost and walks Acme Pay
+/// orders through it.
+async fn serve(components: &Path, slot: &str, component: Vec<u8>) {
     // Acme Pay checks every signature; the test says when payers pay.
     let acme = Simulator::start(SimConfig {
         merchant_id: MERCHANT_ID.into(),
@@ -138,7 +221,7 @@ async fn serve(components: &Path, component: Vec<u8>) {
     .await;
 
     // A running payhost that has never heard of Acme Pay.
-    let data = payhost_e2e::temp_dir("scaffold");
+    let data = payhost_e2e::temp_dir(&format!("scaffold-{slot}"));
     let adapters = data.join("adapters");
     std::fs::create_dir_all(&adapters).unwrap();
     std::fs::copy(
@@ -148,7 +231,7 @@ async fn serve(components: &Path, component: Vec<u8>) {
     .unwrap();
     std::fs::write(data.join("acme.key"), ACME_KEY).unwrap();
     let mut f = Front::start(
-        "scaffold",
+        &format!("scaffold-{slot}"),
         Options {
             admin_token: Some(ADMIN_TOKEN.into()),
             adapters_dir: Some(adapters),
@@ -158,7 +241,7 @@ async fn serve(components: &Path, component: Vec<u8>) {
     )
     .await;
     let r = f
-        .as_admin(Method::PUT, &format!("/admin/adapters/{SLOT}"))
+        .as_admin(Method::PUT, &format!("/admin/adapters/{slot}"))
         .header("content-type", "application/wasm")
         .body(component)
         .send()
@@ -176,7 +259,7 @@ async fn serve(components: &Path, component: Vec<u8>) {
 [[merchants]]
 id = "acme-shop"
 api_keys = ["{hash}"]
-adapter = "{SLOT}"
+adapter = "{slot}"
 currency = "EUR"
 industry = "physical"
 
@@ -201,7 +284,7 @@ base_url = "{base}"
             .unwrap();
         (r.status(), r.json::<Value>().await.unwrap())
     };
-    assert!(adapters.to_string().contains(SLOT), "{adapters}");
+    assert!(adapters.to_string().contains(slot), "{adapters}");
 
     // Paid by notification.
     let (status, p) = api(&f, Method::POST, "/v1/payments", Some(order("ACME1"))).await;
@@ -212,7 +295,7 @@ base_url = "{base}"
         "https://qr.acme-pay.example/T-ACME1"
     );
     let (notify_url, body) = acme.pay("ACME1").unwrap();
-    assert_eq!(notify_url, f.url(&format!("/v1/notify/{SLOT}/acme-shop")));
+    assert_eq!(notify_url, f.url(&format!("/v1/notify/{slot}/acme-shop")));
     let forged = body.replace("amount=19.99", "amount=0.01");
     assert_eq!(notify(&notify_url, forged).await, (400, "FAIL".into()));
     let (_, p) = api(&f, Method::GET, "/v1/payments/ACME1", None).await;
