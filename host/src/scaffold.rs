@@ -90,10 +90,12 @@ const WORKSPACE_MANIFEST: &str = include_str!("../../Cargo.toml");
 const WORKSPACE_LOCK: &str = include_str!("../../Cargo.lock");
 const CONTRACT: &str = include_str!("../../wit/adapter.wit");
 
+/// The JavaScript template's package.json; its devDependencies are the lock's.
+const JS_PACKAGE: &str = include_str!("../templates/js/package.json");
 /// The JavaScript template: path in the package, contents.
 const JS_FILES: &[(&str, &str)] = &[
     ("README.md", include_str!("../templates/js/README.md")),
-    ("package.json", include_str!("../templates/js/package.json")),
+    ("package.json", JS_PACKAGE),
     (
         "src/adapter.js",
         include_str!("../templates/js/src/adapter.js"),
@@ -408,7 +410,7 @@ fn js_files(
 /// `npm ci` installs exactly what payhost builds with.
 fn js_lock(name: &str) -> Result<String> {
     let template: serde_json::Value =
-        serde_json::from_str(JS_FILES[1].1).context("the embedded JavaScript package.json")?;
+        serde_json::from_str(JS_PACKAGE).context("the embedded JavaScript package.json")?;
     let mut lock: serde_json::Value =
         serde_json::from_str(JS_LOCK).context("the embedded package-lock.json")?;
     let version = template["version"].clone();
