@@ -496,6 +496,7 @@ impl Runtime {
             limits: MemoryCap {
                 limit: self.config.memory_limit,
                 hit: false,
+                granted: 0,
             },
             deadline: StepDeadline {
                 at: Instant::now() + allowance.time,
@@ -692,6 +693,28 @@ impl Runtime {
             Step::Send(req) => OfflineStep::Send(req),
             Step::Done(r) => OfflineStep::Done(r.map_err(|(e, _)| e)),
         })
+    }
+
+    /// The linear memory, in bytes over all its memories, that one fresh
+    /// instance of `adapter` holds after one step of `op` with no
+    /// exchanges (`memory_limit` caps each memory). It depends on the
+    /// component and the input only, not on the machine or its load.
+    /// The step runs as a full step on the calling thread.
+    pub fn step_linear_memory(
+        &self,
+        adapter: &LoadedAdapter,
+        merchant: &MerchantConfig,
+        call: CallContext,
+        op: Operation,
+    ) -> Result<u64, CallError> {
+        let resolved = merchant.validate(&adapter.info)?;
+        let masker = resolved.masker();
+        let (entries, secrets) = resolved.entries();
+        let log = step_log(adapter, &call, Arc::default());
+        let mut store = self.new_store(log, secrets, masker.clone(), &call, self.full_step());
+        let result = run_step(&mut store, &adapter.pre, &call, &entries, &op, &[]);
+        finish(result, store.data(), &masker).and_then(checked)?;
+        Ok(store.data().limits.granted as u64)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1202,16 +1225,19 @@ impl StepDeadline {
 
 /// Enforces the memory cap and remembers that it was hit, so the error is
 /// `MemoryLimit` rather than whatever trap the guest's allocator raises.
+/// It also adds up the linear memory the instance was granted (its
+/// memories' initial sizes at instantiation, then every growth).
 #[derive(Debug)]
 pub(crate) struct MemoryCap {
     limit: usize,
     hit: bool,
+    granted: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -1219,6 +1245,7 @@ impl wasmtime::ResourceLimiter for MemoryCap {
             self.hit = true;
             return Ok(false);
         }
+        self.granted += desired.saturating_sub(current);
         Ok(true)
     }
 

@@ -1,7 +1,9 @@
 //! The 2paynow adapter in Rust and its JavaScript twin (componentize-js),
 //! side by side in one run: component size, compile time, the cost of one
 //! step of a unified order and of a notification parse, and the memory one
-//! instance takes. Read the ratios (docs/benchmarks.md).
+//! instance takes: the linear memory it was granted over instantiation and
+//! one unified-order step (exact, the same on every machine), and the RSS
+//! growth of a first step (noisy). Read the ratios (docs/benchmarks.md).
 //!
 //! Run: `cargo bench -p payhost-e2e --bench js_adapter`.
 
@@ -96,6 +98,9 @@ struct Side {
     /// RSS growth over the first step of a fresh runtime: the memory one
     /// instance touches (its linear memory as initialised, its stack).
     first_step_rss: u64,
+    /// Linear memory granted to one fresh instance over instantiation and
+    /// one unified-order step, over all its memories.
+    linear_memory: u64,
     rt: Runtime,
     adapter: Arc<LoadedAdapter>,
     merchant: MerchantConfig,
@@ -135,6 +140,7 @@ fn setup(tokio: &tokio::runtime::Runtime) -> Vec<Side> {
                 bytes: bytes.len(),
                 compile: compiles[1],
                 first_step_rss: 0,
+                linear_memory: 0,
                 rt,
                 adapter,
                 merchant,
@@ -142,6 +148,10 @@ fn setup(tokio: &tokio::runtime::Runtime) -> Vec<Side> {
             let before = rss_bytes();
             black_box(tokio.block_on(side.step(order())));
             side.first_step_rss = rss_bytes().saturating_sub(before);
+            side.linear_memory = side
+                .rt
+                .step_linear_memory(&side.adapter, &side.merchant, ctx(), order())
+                .expect("linear memory of a step");
             // Both sides must do the work they claim: ask for the precreate
             // and, for the notification, for the confirming query.
             for (op, function) in [
@@ -203,6 +213,12 @@ fn twopaynow(crit: &mut Criterion) {
         r.compile.as_secs_f64() * 1e3,
         j.compile.as_secs_f64() * 1e3,
         j.compile.as_secs_f64() / r.compile.as_secs_f64()
+    );
+    println!(
+        "| linear memory of one instance after a unified-order step, KiB | {} | {} | {:.1}x |",
+        r.linear_memory / 1024,
+        j.linear_memory / 1024,
+        j.linear_memory as f64 / r.linear_memory as f64
     );
     println!(
         "| RSS growth of a first step, KiB | {} | {} | {:.1}x |",

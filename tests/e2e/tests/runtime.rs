@@ -735,3 +735,25 @@ async fn a_whole_operation_ends_at_its_deadline_while_a_request_hangs() {
         started.elapsed()
     );
 }
+
+/// `Runtime::step_linear_memory`: the bytes one instance was granted, the
+/// same every time for the same component and input, whole wasm pages,
+/// never above the cap; a step that runs into the cap is that error.
+#[test]
+fn the_linear_memory_of_a_step_is_exact_and_within_the_cap() {
+    let rt = Runtime::new(test_config()).unwrap();
+    let a = rt.load(&component("hostile")).unwrap();
+    let measure = |behaviour: &str| {
+        rt.step_linear_memory(
+            &a,
+            &merchant(),
+            ctx(),
+            order(behaviour, Some("http://127.0.0.1:9/pay".into())),
+        )
+    };
+    let bytes = measure("pay").unwrap();
+    assert_eq!(bytes, measure("pay").unwrap(), "deterministic");
+    assert!(bytes >= 65_536 && bytes % 65_536 == 0, "{bytes}");
+    assert!(bytes <= test_config().memory_limit as u64, "{bytes}");
+    assert!(matches!(measure("oom"), Err(CallError::MemoryLimit)));
+}
