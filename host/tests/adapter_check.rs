@@ -64,4 +64,24 @@ fn a_conforming_adapter_exits_0_and_a_broken_one_1() {
         out.starts_with("load  fail") && out.contains("evil:exfil/net"),
         "{out}"
     );
+
+    // WASI sockets are not linked: refused at load, naming the import.
+    let sockets = payhost(&["adapter", "check", &path(&guests, "wasi-sockets")]);
+    assert_eq!(sockets.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&sockets.stdout);
+    assert!(
+        out.starts_with("load  fail") && out.contains("wasi:sockets/network"),
+        "{out}"
+    );
+
+    // A wechat-v2 whose API key is declared text: describe names it.
+    let plain = payhost(&["adapter", "check", &path(&guests, "wechat-v2-plainkey")]);
+    assert_eq!(plain.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        out.lines().any(|l| l.starts_with("describe ")
+            && l.contains("fail")
+            && l.contains("field `api_key` looks like a secret but is declared text")),
+        "{out}"
+    );
 }
