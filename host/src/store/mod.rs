@@ -2,9 +2,11 @@
 //! notifications, idempotency records and the merchant-webhook outbox.
 //!
 //! [`Store`] is the one interface the rest of the host uses, as
-//! `Arc<dyn Store>`. [`SqliteStore`] is the embedded default; the SQL it
-//! runs is plain enough that a PostgreSQL implementation can follow with the
-//! same statements.
+//! `Arc<dyn Store>`. [`SqliteStore`] is the embedded default, for one
+//! machine; [`PgStore`] keeps the same state in PostgreSQL for several
+//! replicas. Both run the same statements (`sql`), map rows the same way
+//! (`rows`) and answer held idempotency keys the same way (`keys`); one
+//! test suite (`suite`) runs against each.
 //!
 //! Every method returns only after the change is committed, so whatever a
 //! caller acknowledges (an HTTP answer, a provider's notification) is
@@ -61,7 +63,14 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+mod keys;
+mod rows;
+mod sql;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
+#[cfg(test)]
+pub(crate) mod test_db;
 
 pub use sqlite::SqliteStore;
 pub mod postgres;
@@ -101,6 +110,13 @@ pub struct DailyCap {
     /// the cap is in (a CNY order of a EUR merchant, converted). Stored
     /// with the order, so later sums count it the same way.
     pub counts_minor: i64,
+}
+
+/// What an inserted order stores as `limit_minor`: its count against
+/// `cap` when that differs from its amount (NULL: the amount counts).
+fn limit_minor(order: &Order, cap: Option<&DailyCap>) -> Option<i64> {
+    cap.map(|c| c.counts_minor)
+        .filter(|&counts| counts != order.amount_minor)
 }
 
 /// Completes an `Idempotency-Key` in the transaction that writes the

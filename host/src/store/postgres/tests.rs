@@ -1,42 +1,63 @@
-//! The PostgreSQL store against a throwaway cluster (tests/pgtest); each
-//! test skips only where PostgreSQL cannot be installed outside CI.
+//! The PostgreSQL store's own tests against a throwaway cluster
+//! (tests/pgtest, shared by the tests of this binary): migrations, several
+//! replicas on one database, retried transactions. The behaviour it shares
+//! with SQLite is in `store/suite.rs`. Each test skips only where
+//! PostgreSQL cannot be installed outside CI.
 
-use super::PgStore;
 use super::schema::MIGRATIONS;
-use crate::store::StoreError;
+use super::{MAX_ATTEMPTS, PgStore};
 use crate::store::sqlite::schema::MIGRATIONS as SQLITE_MIGRATIONS;
-use payhost_pgtest::PgCluster;
+use crate::store::suite::{capped_creates, claims_of_one_key_insert_one_order, ev, order};
+use crate::store::test_db::PgDatabase;
+use crate::store::{DailyCap, Inserted, Store, StoreError};
+use std::sync::Arc;
 
 /// Concurrent opens of one fresh database: as many as replicas starting
 /// together.
 const REPLICAS: usize = 8;
 
+/// Concurrent requests in the replica races, spread over two replicas.
+const RACERS: usize = 20;
+
+/// Two replicas of payhost: two stores (two pools) on one database.
+async fn two_replicas(test: &str) -> Option<(PgDatabase, [Arc<dyn Store>; 2])> {
+    let db = PgDatabase::create(test)?;
+    let a: Arc<dyn Store> = Arc::new(db.open().await);
+    let b: Arc<dyn Store> = Arc::new(db.open().await);
+    Some((db, [a, b]))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_opening_a_fresh_database_together_all_succeed_and_migrate_once() {
-    let Some(cluster) = PgCluster::start_or_skip() else {
+    let Some(db) = PgDatabase::create("fresh") else {
         return;
     };
-    let url = cluster.create_database("fresh").unwrap();
     let opens = (0..REPLICAS).map(|_| {
-        let url = url.clone();
+        let url = db.url.clone();
         tokio::spawn(async move { PgStore::open(&url).await })
     });
     for open in futures_util::future::join_all(opens).await {
         let store = open.unwrap().expect("every replica opens the store");
         assert_eq!(store.schema_version().await.unwrap(), 5);
     }
-    let applied = cluster
+    let applied = db
+        .cluster
         .psql(
-            "fresh",
+            &db.name,
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations",
         )
         .unwrap();
     assert_eq!(applied, "1,2,3,4,5", "each migration recorded once");
-    // No one left holding the migration lock.
-    let held = cluster
+    // No one left holding the migration lock (other tests' databases may
+    // hold transaction locks of their own meanwhile).
+    let held = db
+        .cluster
         .psql(
-            "fresh",
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+            &db.name,
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {}",
+                super::schema::MIGRATION_LOCK & 0xffff_ffff
+            ),
         )
         .unwrap();
     assert_eq!(held, "0");
@@ -44,11 +65,10 @@ async fn replicas_opening_a_fresh_database_together_all_succeed_and_migrate_once
 
 #[tokio::test]
 async fn the_schema_has_sqlite_columns_table_by_table() {
-    let Some(cluster) = PgCluster::start_or_skip() else {
+    let Some(db) = PgDatabase::create("columns") else {
         return;
     };
-    let url = cluster.create_database("columns").unwrap();
-    PgStore::open(&url).await.unwrap();
+    db.open().await;
 
     let sqlite = rusqlite::Connection::open_in_memory().unwrap();
     for (_, sql) in SQLITE_MIGRATIONS {
@@ -82,9 +102,10 @@ async fn the_schema_has_sqlite_columns_table_by_table() {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        let pg_columns = cluster
+        let pg_columns = db
+            .cluster
             .psql(
-                "columns",
+                &db.name,
                 &format!(
                     "SELECT string_agg(column_name || ':' || (is_nullable = 'NO')::text, ',' ORDER BY ordinal_position) \
                      FROM information_schema.columns WHERE table_name = '{table}'"
@@ -97,19 +118,18 @@ async fn the_schema_has_sqlite_columns_table_by_table() {
 
 #[tokio::test]
 async fn a_database_from_a_newer_build_is_refused() {
-    let Some(cluster) = PgCluster::start_or_skip() else {
+    let Some(db) = PgDatabase::create("newer") else {
         return;
     };
-    let url = cluster.create_database("newer").unwrap();
-    PgStore::open(&url).await.unwrap();
+    db.open().await;
     let next = MIGRATIONS.last().unwrap().0 + 1;
-    cluster
+    db.cluster
         .psql(
-            "newer",
+            &db.name,
             &format!("INSERT INTO schema_migrations VALUES ({next}, 0)"),
         )
         .unwrap();
-    let err = PgStore::open(&url).await.unwrap_err();
+    let err = PgStore::open(&db.url).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Corrupt(m) if m.contains("newer than this build")),
         "{err}"
@@ -128,4 +148,114 @@ async fn the_password_in_the_url_never_reaches_an_error() {
         assert!(!err.to_string().contains("s3cret-pw"), "{err}");
         assert!(!format!("{err:?}").contains("s3cret-pw"), "{err:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_racing_on_one_idempotency_key_run_it_once() {
+    let Some((_db, replicas)) = two_replicas("race_key").await else {
+        return;
+    };
+    claims_of_one_key_insert_one_order(&replicas).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_racing_on_one_merchant_order_number_insert_it_once() {
+    let Some((_db, replicas)) = two_replicas("race_order").await else {
+        return;
+    };
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let s = replicas[i % 2].clone();
+            let mut o = order("o1");
+            o.amount_minor = 100 + i as i64;
+            tokio::spawn(async move { s.insert_order(&o).await.unwrap() })
+        })
+        .collect();
+    let mut new = Vec::new();
+    let mut existing = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Inserted::New(o) => new.push(o),
+            Inserted::Existing(o) => existing.push(o),
+        }
+    }
+    assert_eq!(new.len(), 1);
+    // Every other request got the one stored order back, unchanged.
+    assert!(existing.iter().all(|o| *o == new[0]));
+    assert_eq!(
+        replicas[1].get_order("m1", "o1").await.unwrap().as_ref(),
+        Some(&new[0])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payer_cap_holds_across_replicas() {
+    let Some((_db, replicas)) = two_replicas("race_cap").await else {
+        return;
+    };
+    let cap = DailyCap {
+        payer_openid: "openid-1".into(),
+        since: 0,
+        max_minor: 1_000,
+        counts_minor: 300,
+    };
+    // 10 concurrent creates of 300 for one payer under a cap of 1,000.
+    assert_eq!(capped_creates(&replicas, &cap, 10).await, 3);
+}
+
+/// Makes the first `failures` inserts into `mismatches` fail as a
+/// serialization failure would. A sequence counts them: its increments
+/// survive the rollbacks they cause.
+fn inject_serialization_failures(db: &PgDatabase, failures: u32) {
+    db.cluster
+        .psql(
+            &db.name,
+            &format!(
+                "CREATE SEQUENCE injected;
+                 CREATE FUNCTION fail_first() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF nextval('injected') <= {failures} THEN
+                         RAISE EXCEPTION 'injected' USING ERRCODE = 'serialization_failure';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER fail_first BEFORE INSERT ON mismatches
+                     FOR EACH ROW EXECUTE FUNCTION fail_first();"
+            ),
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_serialization_failure_runs_the_transaction_again_from_the_start() {
+    let Some(db) = PgDatabase::create("retried") else {
+        return;
+    };
+    let s = db.open().await;
+    s.insert_order(&order("o1")).await.unwrap();
+    inject_serialization_failures(&db, MAX_ATTEMPTS - 1);
+    let e = ev("payment.provider_mismatch");
+    assert!(s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap());
+    // The runs that failed left nothing: one event, counted once.
+    assert_eq!(s.list_events("m1", 10, None).await.unwrap().len(), 1);
+    assert!(!s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap());
+}
+
+#[tokio::test]
+async fn serialization_failures_past_the_attempts_are_unavailable_and_write_nothing() {
+    let Some(db) = PgDatabase::create("given_up") else {
+        return;
+    };
+    let s = db.open().await;
+    s.insert_order(&order("o1")).await.unwrap();
+    inject_serialization_failures(&db, MAX_ATTEMPTS);
+    let e = ev("payment.provider_mismatch");
+    let err = s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains(&format!("after {MAX_ATTEMPTS} attempts"))),
+        "{err}"
+    );
+    assert!(s.list_events("m1", 10, None).await.unwrap().is_empty());
+    // The next call is a first run again.
+    assert!(s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap());
 }

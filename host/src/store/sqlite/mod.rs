@@ -39,6 +39,11 @@ use crate::clock::now_ms;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, params};
 
+use super::limit_minor;
+use super::sql::{
+    DELETE_UNSENT_ORDER, DUE_EVENTS, INSERT_ORDER, INSERT_REFUND, LIST_EVENTS, LIST_REFUNDS,
+    MARK_DELIVERED, MARK_FAILED, ORDERS_TO_POLL, RECORD_MISMATCH, REFUNDS_TO_POLL,
+};
 use super::{
     Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
     NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store,
@@ -65,11 +70,6 @@ use writer::{WriteJob, configure_writer, writer_loop};
 /// Most writes committed in one transaction. Larger batches gain little
 /// (the fsync dominates) and make a failed COMMIT fail more callers.
 pub const MAX_BATCH: usize = 64;
-
-/// How long an `Idempotency-Key` may stay in progress before a new request
-/// may take it over. Far above any request's own time-out; it only frees
-/// keys whose request died with the process.
-const IDEMPOTENCY_LEASE_MS: i64 = 5 * 60 * 1000;
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -215,37 +215,17 @@ fn insert_capped(
         }
     }
     let inserted = conn
-        .prepare_cached(&format!(
-            "INSERT INTO orders ({ORDER_COLUMNS}) VALUES
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-              ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
-             ON CONFLICT (merchant_id, merchant_order_no) DO NOTHING"
-        ))
+        .prepare_cached(&INSERT_ORDER)
         .and_then(|mut s| {
             let mut values = order_values(order);
             values.push(Box::new(order.created_at));
             values.push(Box::new(order.updated_at));
             values.push(Box::new(order.version));
+            values.push(Box::new(limit_minor(order, cap)));
             s.execute(rusqlite::params_from_iter(values))
         })
         .map_err(sql_err)?;
     if inserted == 1 {
-        if let Some(cap) = cap
-            && cap.counts_minor != order.amount_minor
-        {
-            conn.prepare_cached(
-                "UPDATE orders SET limit_minor = ?3
-                 WHERE merchant_id = ?1 AND merchant_order_no = ?2",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    order.merchant_id,
-                    order.merchant_order_no,
-                    cap.counts_minor
-                ])
-            })
-            .map_err(sql_err)?;
-        }
         return Ok(Inserted::New(order.clone()));
     }
     select_order(conn, &order.merchant_id, &order.merchant_order_no)?
@@ -306,14 +286,10 @@ impl Store for SqliteStore {
             order.version,
         );
         self.write(move |conn| {
-            conn.prepare_cached(
-                "DELETE FROM orders WHERE merchant_id = ?1 AND merchant_order_no = ?2
-                 AND version = ?3 AND state = 'created' AND pay_action IS NULL
-                 AND provider_trade_no IS NULL",
-            )
-            .and_then(|mut s| s.execute(params![m, o, v]))
-            .map(|n| n == 1)
-            .map_err(sql_err)
+            conn.prepare_cached(DELETE_UNSENT_ORDER)
+                .and_then(|mut s| s.execute(params![m, o, v]))
+                .map(|n| n == 1)
+                .map_err(sql_err)
         })
         .await
     }
@@ -355,14 +331,7 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let now = now_ms();
             let first = conn
-                .prepare_cached(
-                    "INSERT INTO mismatches (merchant_id, merchant_order_no, fingerprint,
-                         first_seen_at, last_seen_at, seen)
-                     VALUES (?1, ?2, ?3, ?4, ?4, 1)
-                     ON CONFLICT (merchant_id, merchant_order_no, fingerprint)
-                     DO UPDATE SET last_seen_at = excluded.last_seen_at, seen = seen + 1
-                     RETURNING seen",
-                )
+                .prepare_cached(RECORD_MISMATCH)
                 .and_then(|mut s| s.query_row(params![m, o, f, now], |r| r.get::<_, i64>(0)))
                 .map_err(sql_err)?
                 == 1;
@@ -393,11 +362,7 @@ impl Store for SqliteStore {
         }
         self.write(move |conn| {
             let inserted = conn
-                .prepare_cached(&format!(
-                    "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                     ON CONFLICT (merchant_id, merchant_order_no, refund_no) DO NOTHING"
-                ))
+                .prepare_cached(&INSERT_REFUND)
                 .and_then(|mut s| {
                     s.execute(params![
                         refund.merchant_id,
@@ -479,19 +444,8 @@ impl Store for SqliteStore {
         merchant_order_no: &str,
     ) -> Result<Vec<Refund>, StoreError> {
         let (m, o) = (merchant_id.to_owned(), merchant_order_no.to_owned());
-        self.read(move |conn| {
-            query_all(
-                conn,
-                &format!(
-                    "SELECT {REFUND_COLUMNS} FROM refunds
-                     WHERE merchant_id = ?1 AND merchant_order_no = ?2
-                     ORDER BY created_at, refund_no"
-                ),
-                params![m, o],
-                refund_from_row,
-            )
-        })
-        .await
+        self.read(move |conn| query_all(conn, &LIST_REFUNDS, params![m, o], refund_from_row))
+            .await
     }
 
     async fn record_notification(&self, record: &NotificationRecord) -> Result<i64, StoreError> {
@@ -584,29 +538,15 @@ impl Store for SqliteStore {
     }
 
     async fn due_events(&self, now: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.read(move |conn| {
-            query_all(
-                conn,
-                &format!(
-                    "SELECT {OUTBOX_COLUMNS} FROM outbox
-                     WHERE delivered_at IS NULL AND gave_up = 0 AND next_attempt_at <= ?1
-                     ORDER BY id LIMIT ?2"
-                ),
-                params![now, limit],
-                event_from_row,
-            )
-        })
-        .await
+        self.read(move |conn| query_all(conn, &DUE_EVENTS, params![now, limit], event_from_row))
+            .await
     }
 
     async fn mark_delivered(&self, id: i64, at: i64) -> Result<(), StoreError> {
         self.write(move |conn| {
-            conn.prepare_cached(
-                "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL
-                 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, at]))
-            .map_err(sql_err)?;
+            conn.prepare_cached(MARK_DELIVERED)
+                .and_then(|mut s| s.execute(params![id, at]))
+                .map_err(sql_err)?;
             Ok(())
         })
         .await
@@ -621,13 +561,11 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let error = error.to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
-                     next_attempt_at = ?3, gave_up = ?4
-                 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, error, next_attempt_at, i64::from(give_up)]))
-            .map_err(sql_err)?;
+            conn.prepare_cached(MARK_FAILED)
+                .and_then(|mut s| {
+                    s.execute(params![id, error, next_attempt_at, i64::from(give_up)])
+                })
+                .map_err(sql_err)?;
             Ok(())
         })
         .await
@@ -643,11 +581,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             query_all(
                 conn,
-                &format!(
-                    "SELECT {OUTBOX_COLUMNS} FROM outbox
-                     WHERE merchant_id = ?1 AND id > ?2
-                     ORDER BY id LIMIT ?3"
-                ),
+                &LIST_EVENTS,
                 params![m, after_id.unwrap_or(0), limit],
                 event_from_row,
             )
@@ -656,33 +590,13 @@ impl Store for SqliteStore {
     }
 
     async fn orders_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Order>, StoreError> {
-        self.read(move |conn| {
-            query_all(
-                conn,
-                &format!(
-                    "SELECT {ORDER_COLUMNS} FROM orders
-                     WHERE state IN ('created', 'pending') AND next_poll_at <= ?1
-                     ORDER BY next_poll_at LIMIT ?2"
-                ),
-                params![now, limit],
-                order_from_row,
-            )
-        })
-        .await
+        self.read(move |conn| query_all(conn, &ORDERS_TO_POLL, params![now, limit], order_from_row))
+            .await
     }
 
     async fn refunds_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Refund>, StoreError> {
         self.read(move |conn| {
-            query_all(
-                conn,
-                &format!(
-                    "SELECT {REFUND_COLUMNS} FROM refunds
-                     WHERE state = 'pending' AND next_poll_at <= ?1
-                     ORDER BY next_poll_at LIMIT ?2"
-                ),
-                params![now, limit],
-                refund_from_row,
-            )
+            query_all(conn, &REFUNDS_TO_POLL, params![now, limit], refund_from_row)
         })
         .await
     }

@@ -1,0 +1,972 @@
+//! The behaviour every [`Store`] must have, one test suite run against
+//! each store: SQLite on a fresh file, PostgreSQL on a fresh database of a
+//! cluster the suite shares (`test_db`). Each `async fn` here is one test;
+//! [`both_stores!`] instantiates it as `on_sqlite::NAME` and
+//! `on_postgres::NAME` (which skips only where PostgreSQL cannot be
+//! installed outside CI). What only one store has (group commit, file
+//! durability, several replicas on one database) is tested beside it.
+
+use super::keys::IDEMPOTENCY_LEASE_MS;
+use super::*;
+use crate::clock::now_ms;
+use serde_json::json;
+use std::sync::Arc;
+
+pub(in crate::store) fn order(no: &str) -> Order {
+    Order {
+        merchant_id: "m1".into(),
+        merchant_order_no: no.into(),
+        adapter: "wechat-v2".into(),
+        adapter_digest: "sha256:abc".into(),
+        method: "wechat_mini_program".into(),
+        description: "green tea".into(),
+        amount_minor: 1000,
+        currency: "CNY".into(),
+        state: OrderState::Created,
+        provider_trade_no: None,
+        channel_transaction_id: None,
+        payer_app_id: Some("wxapp".into()),
+        payer_openid: Some("openid-1".into()),
+        client_ip: Some("127.0.0.1".into()),
+        pay_action: Some(json!({"mini_program": {"package": "prepay_id=1"}})),
+        refunded_minor: 0,
+        expires_at: Some(10_000),
+        paid_at: None,
+        attach: Some("a".into()),
+        metadata: json!({"k": [1, 2]}),
+        next_poll_at: Some(100),
+        poll_attempts: 0,
+        created_at: 50,
+        updated_at: 50,
+        version: 1,
+    }
+}
+
+/// A notification about order `o1` of merchant `m1`.
+pub(in crate::store) fn notification(verdict: &str, detail: &str) -> NotificationRecord {
+    NotificationRecord {
+        id: 0,
+        merchant_id: "m1".into(),
+        adapter: "wechat-v2".into(),
+        received_at: 70,
+        method: "POST".into(),
+        path: "/v1/notify/wechat-v2/m1".into(),
+        query: String::new(),
+        headers: json!([["content-type", "text/xml"]]),
+        body: b"<xml>\x00\xff</xml>".to_vec(),
+        verdict: verdict.into(),
+        detail: Some(detail.into()),
+        merchant_order_no: Some("o1".into()),
+        received_bytes: 13,
+    }
+}
+
+/// A notification of merchant `m1` about no order, received at `received_at`.
+pub(in crate::store) fn received(verdict: &str, received_at: i64) -> NotificationRecord {
+    NotificationRecord {
+        received_at,
+        headers: json!([]),
+        body: b"<xml/>".to_vec(),
+        detail: None,
+        merchant_order_no: None,
+        received_bytes: 6,
+        ..notification(verdict, "")
+    }
+}
+
+pub(in crate::store) fn refund(no: &str, amount: i64) -> Refund {
+    Refund {
+        merchant_id: "m1".into(),
+        merchant_order_no: "o1".into(),
+        refund_no: no.into(),
+        amount_minor: amount,
+        currency: "CNY".into(),
+        state: RefundState::Pending,
+        provider_refund_id: None,
+        reason: Some("broken cup".into()),
+        next_poll_at: None,
+        poll_attempts: 0,
+        created_at: 60,
+        updated_at: 60,
+        version: 1,
+    }
+}
+
+pub(in crate::store) fn ev(t: &str) -> NewEvent {
+    NewEvent {
+        event_type: t.into(),
+        payload: json!({"t": t}),
+    }
+}
+
+pub(in crate::store) fn claim(key: &str, hash: &str, now: i64) -> KeyClaim {
+    KeyClaim {
+        merchant_id: "m1".into(),
+        key: key.into(),
+        request_hash: hash.into(),
+        now,
+    }
+}
+
+async fn all_events(s: &dyn Store) -> Vec<OutboxEvent> {
+    s.list_events("m1", 10_000, None).await.unwrap()
+}
+
+/// An order of `merchant` with `n` events; returns the events' ids.
+async fn events(s: &dyn Store, merchant: &str, no: &str, n: usize) -> Vec<i64> {
+    let mut o = order(no);
+    o.merchant_id = merchant.into();
+    let o = s.insert_order(&o).await.unwrap().into_inner();
+    let evs: Vec<NewEvent> = (0..n)
+        .map(|i| NewEvent {
+            event_type: format!("payment.e{i}"),
+            payload: json!({"no": no}),
+        })
+        .collect();
+    s.update_order(&o, &evs).await.unwrap();
+    let all = s.list_events(merchant, 1000, None).await.unwrap();
+    all.iter().rev().take(n).rev().map(|e| e.id).collect()
+}
+
+/// Each test once per store, named after it: `on_sqlite::NAME` and
+/// `on_postgres::NAME`.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let path = crate::store::test_db::sqlite_path(stringify!($name));
+                    let store = crate::store::SqliteStore::open(path).unwrap();
+                    super::$name(std::sync::Arc::new(store)).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = crate::store::test_db::PgDatabase::create(stringify!($name))
+                    else {
+                        return;
+                    };
+                    super::$name(std::sync::Arc::new(db.open().await)).await
+                }
+            )*
+        }
+    };
+}
+
+both_stores!(
+    order_round_trip_and_duplicate_insert,
+    update_is_compare_and_set_with_atomic_events,
+    refunds_insert_update_list,
+    concurrent_idempotency_begin_has_one_winner,
+    outbox_due_failed_give_up_delivered,
+    poll_scan_counts_and_payer_totals,
+    a_capped_insert_counts_and_inserts_in_one_step,
+    a_key_completes_with_the_order_write_or_not_at_all,
+    a_mismatch_is_told_once_and_counted_after,
+    pending_refunds_come_up_for_polling_when_due,
+    a_key_is_claimed_with_the_order_in_one_commit_or_not_at_all,
+    concurrent_claims_of_one_key_insert_one_order,
+    settling_a_key_keeps_a_final_answer_and_never_overwrites_one,
+    a_change_and_its_notification_commit_together_or_not_at_all,
+    prune_deletes_only_what_is_past_its_retention,
+    prune_stops_at_the_batch_size,
+    due_merchants_undeliverable_and_revived,
+    an_unsent_order_is_deleted_only_while_untouched,
+    notifications_keep_their_bytes_and_ids_increase,
+);
+
+async fn an_unsent_order_is_deleted_only_while_untouched(s: Arc<dyn Store>) {
+    let mut unsent = order("o1");
+    unsent.pay_action = None;
+    let o = s.insert_order(&unsent).await.unwrap().into_inner();
+    // Another version (someone changed it meanwhile) stays.
+    let mut stale = o.clone();
+    stale.version = 2;
+    assert!(!s.delete_unsent_order(&stale).await.unwrap());
+    assert!(s.delete_unsent_order(&o).await.unwrap());
+    assert_eq!(s.get_order("m1", "o1").await.unwrap(), None);
+    // Its number is free again.
+    assert!(s.insert_order(&unsent).await.unwrap().is_new());
+    // An order the provider was asked about stays, whatever its version.
+    let sent = s.insert_order(&order("o2")).await.unwrap().into_inner();
+    assert!(!s.delete_unsent_order(&sent).await.unwrap());
+    let mut pending = s.get_order("m1", "o1").await.unwrap().unwrap();
+    pending.state = OrderState::Pending;
+    let pending = s.update_order(&pending, &[]).await.unwrap();
+    assert!(!s.delete_unsent_order(&pending).await.unwrap());
+    assert!(s.get_order("m1", "o2").await.unwrap().is_some());
+}
+
+async fn notifications_keep_their_bytes_and_ids_increase(s: Arc<dyn Store>) {
+    let note = notification("rejected", "bad signature");
+    let first = s.record_notification(&note).await.unwrap();
+    let second = s.record_notification(&note).await.unwrap();
+    assert!(first > 0 && second > first, "{first} {second}");
+    let stored = s.list_notifications("m1", 10, None).await.unwrap();
+    assert_eq!(stored.len(), 2);
+    // The raw bytes are kept exactly (a NUL and a byte no UTF-8 has).
+    assert_eq!(
+        stored[0],
+        NotificationRecord {
+            id: first,
+            ..note.clone()
+        }
+    );
+    assert_eq!(
+        s.list_notifications("m1", 10, Some(first)).await.unwrap()[0].id,
+        second
+    );
+    assert!(
+        s.list_notifications("m2", 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.ping().await.unwrap();
+}
+
+async fn order_round_trip_and_duplicate_insert(s: Arc<dyn Store>) {
+    let o = order("o1");
+    let Inserted::New(stored) = s.insert_order(&o).await.unwrap() else {
+        panic!("first insert must be new")
+    };
+    assert_eq!(stored, o);
+    assert_eq!(s.get_order("m1", "o1").await.unwrap(), Some(o.clone()));
+    assert_eq!(s.get_order("m1", "nope").await.unwrap(), None);
+    assert_eq!(s.get_order("m2", "o1").await.unwrap(), None);
+
+    let mut other = order("o1");
+    other.amount_minor = 5;
+    assert_eq!(
+        s.insert_order(&other).await.unwrap(),
+        Inserted::Existing(o.clone())
+    );
+    // Options that are None and JSON null survive too.
+    let mut bare = order("o2");
+    bare.pay_action = None;
+    bare.payer_openid = None;
+    bare.metadata = serde_json::Value::Null;
+    s.insert_order(&bare).await.unwrap();
+    assert_eq!(s.get_order("m1", "o2").await.unwrap(), Some(bare));
+}
+
+async fn update_is_compare_and_set_with_atomic_events(s: Arc<dyn Store>) {
+    let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+    let mut paid = o.clone();
+    paid.state = OrderState::Paid;
+    paid.channel_transaction_id = Some("wx1".into());
+    let stored = s.update_order(&paid, &[ev("payment.paid")]).await.unwrap();
+    assert_eq!(stored.version, 2);
+    assert!(stored.updated_at >= o.updated_at);
+    assert_eq!(s.get_order("m1", "o1").await.unwrap(), Some(stored.clone()));
+
+    // The stale copy loses, and its events are not appended.
+    let mut stale = o.clone();
+    stale.state = OrderState::Closed;
+    assert!(matches!(
+        s.update_order(&stale, &[ev("payment.closed")]).await,
+        Err(StoreError::Conflict)
+    ));
+    let events = all_events(&*s).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "payment.paid");
+    assert!(events[0].event_id.starts_with("evt_"));
+    assert_eq!(events[0].payload, json!({"t": "payment.paid"}));
+    assert_eq!(
+        s.get_order("m1", "o1").await.unwrap().unwrap().state,
+        OrderState::Paid
+    );
+    // Unknown order: nothing to compare with.
+    assert!(matches!(
+        s.update_order(&order("ghost"), &[ev("x")]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(all_events(&*s).await.len(), 1);
+}
+
+async fn refunds_insert_update_list(s: Arc<dyn Store>) {
+    let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+
+    let r1 = s.insert_refund(&refund("r1", 300), &o, &[]).await.unwrap();
+    assert!(r1.is_new());
+    // The order's version moved, so a refund decided on the old copy
+    // loses and leaves no row behind.
+    assert!(matches!(
+        s.insert_refund(&refund("r2", 300), &o, &[ev("x")]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.get_refund("m1", "o1", "r2").await.unwrap(), None);
+    assert!(all_events(&*s).await.is_empty());
+
+    // Same refund number again: Existing, nothing written.
+    let o2 = s.get_order("m1", "o1").await.unwrap().unwrap();
+    assert_eq!(o2.version, 2);
+    let again = s
+        .insert_refund(&refund("r1", 999), &o2, &[ev("x")])
+        .await
+        .unwrap();
+    assert_eq!(again, Inserted::Existing(r1.clone().into_inner()));
+    assert_eq!(s.get_order("m1", "o1").await.unwrap().unwrap().version, 2);
+
+    let mut done = r1.into_inner();
+    done.state = RefundState::Succeeded;
+    done.provider_refund_id = Some("wxr".into());
+    let mut o3 = o2.clone();
+    o3.refunded_minor = 300;
+    o3.state = OrderState::PartiallyRefunded;
+    let stored = s
+        .update_refund(&done, Some(&o3), &[ev("refund.succeeded")])
+        .await
+        .unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(s.get_refund("m1", "o1", "r1").await.unwrap(), Some(stored));
+    let o4 = s.get_order("m1", "o1").await.unwrap().unwrap();
+    assert_eq!((o4.refunded_minor, o4.version), (300, 3));
+    // A stale refund update (same version) conflicts and rolls back the
+    // order change with it.
+    let mut o5 = o4.clone();
+    o5.refunded_minor = 600;
+    assert!(matches!(
+        s.update_refund(&done, Some(&o5), &[ev("refund.succeeded")])
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.get_order("m1", "o1").await.unwrap().unwrap(), o4);
+    assert_eq!(all_events(&*s).await.len(), 1);
+
+    let r2 = s
+        .insert_refund(&refund("r2", 100), &o4, &[])
+        .await
+        .unwrap()
+        .into_inner();
+    let list = s.list_refunds("m1", "o1").await.unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|r| r.refund_no.as_str())
+            .collect::<Vec<_>>(),
+        ["r1", "r2"]
+    );
+    assert_eq!(list[1], r2);
+    assert!(s.list_refunds("m1", "o9").await.unwrap().is_empty());
+}
+
+async fn concurrent_idempotency_begin_has_one_winner(s: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.idempotency_begin("m1", "k", "h", 1_000).await })
+        })
+        .collect();
+    let mut started = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            IdempotencyBegin::Started => started += 1,
+            IdempotencyBegin::InProgress => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(started, 1);
+
+    assert_eq!(
+        s.idempotency_begin("m1", "k", "other", 1_001)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Mismatch
+    );
+    // Another merchant's key space is separate.
+    assert_eq!(
+        s.idempotency_begin("m2", "k", "h", 1_001).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    s.idempotency_complete("m1", "k", 201, b"{\"ok\":1}")
+        .await
+        .unwrap();
+    // Release never forgets a completed answer.
+    s.idempotency_release("m1", "k").await.unwrap();
+    assert_eq!(
+        s.idempotency_begin("m1", "k", "h", 1_002).await.unwrap(),
+        IdempotencyBegin::Completed {
+            status: 201,
+            body: b"{\"ok\":1}".to_vec()
+        }
+    );
+    // Released in-progress keys can be claimed again.
+    s.idempotency_release("m2", "k").await.unwrap();
+    assert_eq!(
+        s.idempotency_begin("m2", "k", "h2", 1_003).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    // An abandoned claim is taken over after the lease.
+    assert_eq!(
+        s.idempotency_begin("m2", "k", "h2", 1_004).await.unwrap(),
+        IdempotencyBegin::InProgress
+    );
+    assert_eq!(
+        s.idempotency_begin("m2", "k", "h2", 1_003 + IDEMPOTENCY_LEASE_MS + 1)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started
+    );
+}
+
+async fn outbox_due_failed_give_up_delivered(s: Arc<dyn Store>) {
+    let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+    let o = s
+        .update_order(&o, &[ev("a"), ev("b"), ev("c")])
+        .await
+        .unwrap();
+    let now = now_ms() + 1;
+    let due = s.due_events(now, 10).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert_eq!(s.due_events(now, 2).await.unwrap().len(), 2);
+    let (a, b, c) = (due[0].id, due[1].id, due[2].id);
+
+    s.mark_failed(a, "HTTP 500", now + 1_000, false)
+        .await
+        .unwrap();
+    s.mark_failed(b, "refused", now, true).await.unwrap();
+    s.mark_delivered(c, now).await.unwrap();
+    assert!(s.due_events(now, 10).await.unwrap().is_empty());
+    let later = s.due_events(now + 1_000, 10).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].id, a);
+    assert_eq!(later[0].attempts, 1);
+    assert_eq!(later[0].last_error.as_deref(), Some("HTTP 500"));
+
+    let all = all_events(&*s).await;
+    assert!(all[1].gave_up && all[1].delivered_at.is_none());
+    assert_eq!(all[2].delivered_at, Some(now));
+    // Paging by id and by merchant.
+    let page = s.list_events("m1", 10, Some(a)).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), [b, c]);
+    assert!(s.list_events("m2", 10, None).await.unwrap().is_empty());
+    let _ = o;
+}
+
+async fn poll_scan_counts_and_payer_totals(s: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for (no, state, poll) in [
+        ("a", OrderState::Created, Some(100)),
+        ("b", OrderState::Pending, Some(50)),
+        ("c", OrderState::Pending, Some(500)),
+        ("d", OrderState::Pending, None),
+        ("e", OrderState::Paid, Some(10)),
+        ("f", OrderState::Closed, Some(10)),
+    ] {
+        let mut o = order(no);
+        o.next_poll_at = poll;
+        let mut stored = s.insert_order(&o).await.unwrap().into_inner();
+        if state != OrderState::Created {
+            stored.state = state;
+            s.update_order(&stored, &[]).await.unwrap();
+        }
+        ids.push(no);
+    }
+    let due = s.orders_to_poll(100, 10).await.unwrap();
+    assert_eq!(
+        due.iter()
+            .map(|o| o.merchant_order_no.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "a"]
+    );
+    assert_eq!(s.orders_to_poll(100, 1).await.unwrap().len(), 1);
+
+    let mut counts = s.count_orders_by_state().await.unwrap();
+    counts.sort_by_key(|c| c.0.as_str());
+    assert_eq!(
+        counts,
+        vec![
+            (OrderState::Closed, 1),
+            (OrderState::Created, 1),
+            (OrderState::Paid, 1),
+            (OrderState::Pending, 3),
+        ]
+    );
+    // Created (a: it may still be accepted), pending (b, c, d) and paid
+    // (e) count; closed does not.
+    assert_eq!(
+        s.paid_total_since("m1", "openid-1", 0).await.unwrap(),
+        5_000
+    );
+    assert_eq!(s.paid_total_since("m1", "openid-1", 51).await.unwrap(), 0);
+    assert_eq!(s.paid_total_since("m1", "someone", 0).await.unwrap(), 0);
+    assert_eq!(ids.len(), 6);
+}
+
+/// `n` concurrent creates for `cap`'s payer, each of `cap.counts_minor`,
+/// spread over `stores`; returns how many were admitted, checking that
+/// each refusal counted exactly what the admitted ones add up to.
+pub(in crate::store) async fn capped_creates(
+    stores: &[Arc<dyn Store>],
+    cap: &DailyCap,
+    n: usize,
+) -> i64 {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (s, cap) = (stores[i % stores.len()].clone(), cap.clone());
+            let mut o = order(&format!("o{i}"));
+            o.amount_minor = cap.counts_minor;
+            tokio::spawn(async move { s.insert_order_capped(&o, Some(&cap)).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    let mut refusals = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Inserted::New(_)) => admitted += 1,
+            Err(StoreError::CapExceeded { counted_minor }) => refusals.push(counted_minor),
+            other => panic!("{other:?}"),
+        }
+    }
+    let admitted_minor = admitted * cap.counts_minor;
+    assert!(
+        refusals.iter().all(|&c| c == admitted_minor),
+        "{refusals:?}"
+    );
+    for s in stores {
+        let total = s.paid_total_since("m1", &cap.payer_openid, cap.since);
+        assert_eq!(total.await.unwrap(), admitted_minor);
+    }
+    admitted
+}
+
+async fn a_capped_insert_counts_and_inserts_in_one_step(s: Arc<dyn Store>) {
+    let cap = DailyCap {
+        payer_openid: "openid-1".into(),
+        since: 0,
+        max_minor: 3_500,
+        counts_minor: 1_000,
+    };
+    // 10 concurrent orders of 1,000 for one payer under a 3,500 cap.
+    assert_eq!(capped_creates(std::slice::from_ref(&s), &cap, 10).await, 3);
+    // Retrying an existing order is not a new amount.
+    assert!(matches!(
+        s.insert_order_capped(&order("o0"), Some(&cap)).await,
+        Ok(Inserted::Existing(_)) | Err(StoreError::CapExceeded { .. })
+    ));
+    // A closed order frees its share of the day.
+    let mut o = s
+        .get_order("m1", "o0")
+        .await
+        .unwrap()
+        .or(s.get_order("m1", "o1").await.unwrap())
+        .unwrap();
+    o.state = OrderState::Closed;
+    s.update_order(&o, &[]).await.unwrap();
+    assert!(
+        s.insert_order_capped(&order("late"), Some(&cap))
+            .await
+            .unwrap()
+            .is_new()
+    );
+}
+
+async fn a_key_completes_with_the_order_write_or_not_at_all(s: Arc<dyn Store>) {
+    let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+    assert_eq!(
+        s.idempotency_begin("m1", "k1", "h", 1).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    let completion = |status| KeyCompletion {
+        merchant_id: "m1".into(),
+        key: "k1".into(),
+        status,
+        render: Box::new(|o: &Order| format!("v{}", o.version).into_bytes()),
+    };
+    // A lost compare-and-set writes neither the order nor the key.
+    let mut stale = o.clone();
+    stale.version = 99;
+    assert!(matches!(
+        s.update_order_completing(&stale, &[], Some(completion(201)))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.idempotency_begin("m1", "k1", "h", 2).await.unwrap(),
+        IdempotencyBegin::InProgress
+    );
+    let saved = s
+        .update_order_completing(&o, &[], Some(completion(201)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.idempotency_begin("m1", "k1", "h", 3).await.unwrap(),
+        IdempotencyBegin::Completed {
+            status: 201,
+            body: format!("v{}", saved.version).into_bytes()
+        }
+    );
+}
+
+async fn a_mismatch_is_told_once_and_counted_after(s: Arc<dyn Store>) {
+    s.insert_order(&order("o1")).await.unwrap();
+    let e = ev("payment.provider_mismatch");
+    assert!(s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap());
+    assert!(!s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap());
+    assert!(s.record_mismatch("m1", "o1", "fp-2", &e).await.unwrap());
+    let events = s.list_events("m1", 10, None).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(
+        events
+            .iter()
+            .all(|x| x.event_type == "payment.provider_mismatch")
+    );
+}
+
+async fn pending_refunds_come_up_for_polling_when_due(s: Arc<dyn Store>) {
+    let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+    let mut r = refund("r1", 100);
+    r.next_poll_at = Some(500);
+    s.insert_refund(&r, &o, &[]).await.unwrap();
+    assert!(s.refunds_to_poll(499, 10).await.unwrap().is_empty());
+    let due = s.refunds_to_poll(500, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].next_poll_at, due[0].poll_attempts), (Some(500), 0));
+    let mut done = due[0].clone();
+    done.state = RefundState::Succeeded;
+    done.poll_attempts = 2;
+    let saved = s.update_refund(&done, None, &[]).await.unwrap();
+    assert_eq!(saved.poll_attempts, 2);
+    assert!(s.refunds_to_poll(10_000, 10).await.unwrap().is_empty());
+}
+
+async fn a_key_is_claimed_with_the_order_in_one_commit_or_not_at_all(s: Arc<dyn Store>) {
+    let waits = || s.commit_waits().unwrap();
+    let before = waits();
+    let first = s
+        .insert_order_claiming(&order("o1"), None, Some(&claim("k1", "h", 1)))
+        .await
+        .unwrap();
+    assert!(matches!(first, Claimed::Ran(Inserted::New(_))), "{first:?}");
+    assert_eq!(waits() - before, 1, "the claim shares the insert's commit");
+    // The key is taken: a second request with it writes nothing, whatever
+    // order it names.
+    assert_eq!(
+        s.insert_order_claiming(&order("o2"), None, Some(&claim("k1", "h", 2)))
+            .await
+            .unwrap(),
+        Claimed::Held(IdempotencyBegin::InProgress)
+    );
+    assert_eq!(
+        s.insert_order_claiming(&order("o2"), None, Some(&claim("k1", "other", 2)))
+            .await
+            .unwrap(),
+        Claimed::Held(IdempotencyBegin::Mismatch)
+    );
+    assert_eq!(s.get_order("m1", "o2").await.unwrap(), None);
+    // Completed with the order's update, the key replays.
+    let o = first.clone();
+    let Claimed::Ran(Inserted::New(o)) = o else {
+        unreachable!()
+    };
+    let completion = KeyCompletion {
+        merchant_id: "m1".into(),
+        key: "k1".into(),
+        status: 201,
+        render: Box::new(|o: &Order| format!("v{}", o.version).into_bytes()),
+    };
+    s.update_order_completing(&o, &[], Some(completion))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.insert_order_claiming(&order("o1"), None, Some(&claim("k1", "h", 3)))
+            .await
+            .unwrap(),
+        Claimed::Held(IdempotencyBegin::Completed {
+            status: 201,
+            body: b"v2".to_vec()
+        })
+    );
+    // A refused insert (the payer's cap) leaves the key unclaimed.
+    let cap = DailyCap {
+        payer_openid: "openid-1".into(),
+        since: 0,
+        max_minor: 1_500,
+        counts_minor: 1_000,
+    };
+    assert!(matches!(
+        s.insert_order_claiming(&order("o3"), Some(&cap), Some(&claim("k3", "h", 4)))
+            .await,
+        Err(StoreError::CapExceeded { .. })
+    ));
+    assert_eq!(
+        s.idempotency_begin("m1", "k3", "h", 5).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+}
+
+async fn concurrent_claims_of_one_key_insert_one_order(s: Arc<dyn Store>) {
+    claims_of_one_key_insert_one_order(&[s]).await
+}
+
+/// Concurrent creates spread over `stores` (one store, or replicas of one
+/// database) sharing one key, each naming its own order: exactly one runs,
+/// and every store then counts one order.
+pub(in crate::store) async fn claims_of_one_key_insert_one_order(stores: &[Arc<dyn Store>]) {
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = stores[i % stores.len()].clone();
+            tokio::spawn(async move {
+                s.insert_order_claiming(&order(&format!("o{i}")), None, Some(&claim("k", "h", 1)))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ran = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Claimed::Ran(Inserted::New(_)) => ran += 1,
+            Claimed::Held(IdempotencyBegin::InProgress) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(ran, 1);
+    for s in stores {
+        assert_eq!(
+            s.count_orders_by_state().await.unwrap(),
+            vec![(OrderState::Created, 1)]
+        );
+    }
+}
+
+async fn settling_a_key_keeps_a_final_answer_and_never_overwrites_one(s: Arc<dyn Store>) {
+    let before = s.commit_waits().unwrap();
+    // Free key, final answer: claimed and completed in one commit.
+    assert_eq!(
+        s.idempotency_settle(&claim("k1", "h", 1), Some((400, b"bad")))
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(s.commit_waits().unwrap() - before, 1);
+    let replay = IdempotencyBegin::Completed {
+        status: 400,
+        body: b"bad".to_vec(),
+    };
+    assert_eq!(
+        s.idempotency_begin("m1", "k1", "h", 2).await.unwrap(),
+        replay
+    );
+    // A later answer under the same key is not stored: the first replays.
+    assert_eq!(
+        s.idempotency_settle(&claim("k1", "h", 3), Some((201, b"ok")))
+            .await
+            .unwrap(),
+        replay
+    );
+    assert_eq!(
+        s.idempotency_settle(&claim("k1", "other", 3), Some((201, b"ok")))
+            .await
+            .unwrap(),
+        IdempotencyBegin::Mismatch
+    );
+    // A "try again" answer leaves a free key free...
+    assert_eq!(
+        s.idempotency_settle(&claim("k2", "h", 4), None)
+            .await
+            .unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert_eq!(
+        s.idempotency_begin("m1", "k2", "h", 5).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    // ...and a key in progress in progress.
+    assert_eq!(
+        s.idempotency_settle(&claim("k2", "h", 6), None)
+            .await
+            .unwrap(),
+        IdempotencyBegin::InProgress
+    );
+    assert_eq!(
+        s.idempotency_begin("m1", "k2", "h", 7).await.unwrap(),
+        IdempotencyBegin::InProgress
+    );
+}
+
+async fn a_change_and_its_notification_commit_together_or_not_at_all(s: Arc<dyn Store>) {
+    let o = s.insert_order(&order("o1")).await.unwrap().into_inner();
+    let note = |detail: &str| notification("applied", detail);
+    // A lost compare-and-set writes neither.
+    let mut stale = o.clone();
+    stale.version = 99;
+    assert!(matches!(
+        s.update_order_noting(&stale, &[ev("payment.paid")], &note("lost"))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        s.list_notifications("m1", 10, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(all_events(&*s).await.is_empty());
+    let before = s.commit_waits().unwrap();
+    let mut paid = o.clone();
+    paid.state = OrderState::Paid;
+    let saved = s
+        .update_order_noting(&paid, &[ev("payment.paid")], &note("won"))
+        .await
+        .unwrap();
+    assert_eq!(s.commit_waits().unwrap() - before, 1);
+    assert_eq!(saved.version, o.version + 1);
+    let notes = s.list_notifications("m1", 10, None).await.unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].detail.as_deref(), Some("won"));
+    assert_eq!(all_events(&*s).await.len(), 1);
+}
+
+async fn prune_deletes_only_what_is_past_its_retention(s: Arc<dyn Store>) {
+    for (key, at) in [("old", 1000), ("new", 5000)] {
+        assert_eq!(
+            s.idempotency_begin("m1", key, "h", at).await.unwrap(),
+            IdempotencyBegin::Started
+        );
+        s.idempotency_complete("m1", key, 201, b"{}").await.unwrap();
+    }
+    for (verdict, at) in [
+        ("unverified", 1000),
+        ("too_large", 1000),
+        ("unverified", 5000),
+        ("applied", 1000),
+        ("rejected", 1000),
+        ("duplicate", 1000),
+    ] {
+        s.record_notification(&received(verdict, at)).await.unwrap();
+    }
+    let ids = events(&*s, "m1", "o1", 5).await;
+    s.mark_delivered(ids[0], 1000).await.unwrap();
+    s.mark_delivered(ids[1], 5000).await.unwrap();
+    s.mark_failed(ids[2], "gone", 0, true).await.unwrap();
+    // ids[3] and ids[4] stay to deliver; another merchant's event is
+    // undeliverable.
+    events(&*s, "m2", "o2", 1).await;
+    s.mark_undeliverable("m2", "merchant_not_configured", "gone")
+        .await
+        .unwrap();
+
+    let policy = PrunePolicy {
+        idempotency_before: 3000,
+        unverified_before: 3000,
+        delivered_before: 3000,
+        batch: 100,
+    };
+    let r = s.prune(&policy).await.unwrap();
+    assert_eq!(
+        r,
+        PruneReport {
+            idempotency: 1,
+            notifications: 2,
+            outbox: 1
+        }
+    );
+    assert!(!r.full(policy.batch));
+    // Only the expired rows went.
+    assert_eq!(
+        s.idempotency_begin("m1", "old", "h", 6000).await.unwrap(),
+        IdempotencyBegin::Started
+    );
+    assert!(matches!(
+        s.idempotency_begin("m1", "new", "h", 6000).await.unwrap(),
+        IdempotencyBegin::Completed { status: 201, .. }
+    ));
+    let left: Vec<(String, i64)> = s
+        .list_notifications("m1", 100, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.verdict, n.received_at))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("unverified".to_string(), 5000),
+            ("applied".into(), 1000),
+            ("rejected".into(), 1000),
+            ("duplicate".into(), 1000)
+        ]
+    );
+    let m1: Vec<i64> = s
+        .list_events("m1", 100, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(m1, ids[1..]);
+    assert_eq!(s.list_events("m2", 100, None).await.unwrap().len(), 1);
+    assert!(s.get_order("m1", "o1").await.unwrap().is_some());
+    // Nothing more to do: a second pass deletes nothing.
+    assert_eq!(s.prune(&policy).await.unwrap(), PruneReport::default());
+}
+
+async fn prune_stops_at_the_batch_size(s: Arc<dyn Store>) {
+    for _ in 0..3 {
+        s.record_notification(&received("unverified", 10))
+            .await
+            .unwrap();
+    }
+    let policy = PrunePolicy {
+        idempotency_before: 0,
+        unverified_before: 100,
+        delivered_before: 0,
+        batch: 2,
+    };
+    let first = s.prune(&policy).await.unwrap();
+    assert_eq!(first.notifications, 2);
+    assert!(first.full(policy.batch));
+    assert_eq!(s.prune(&policy).await.unwrap().notifications, 1);
+}
+
+async fn due_merchants_undeliverable_and_revived(s: Arc<dyn Store>) {
+    events(&*s, "m1", "o1", 2).await;
+    events(&*s, "m2", "o2", 1).await;
+    let now = i64::MAX;
+    assert_eq!(s.due_merchants(now, 10).await.unwrap(), ["m1", "m2"]);
+    assert_eq!(s.due_events_of("m2", now, 10).await.unwrap().len(), 1);
+
+    assert_eq!(
+        s.mark_undeliverable("m1", "no_callback_url", "no URL")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(s.due_merchants(now, 10).await.unwrap(), ["m2"]);
+    assert!(s.due_events_of("m1", now, 10).await.unwrap().is_empty());
+    let marked = s.list_events("m1", 10, None).await.unwrap();
+    assert!(marked.iter().all(|e| e.gave_up
+        && e.undeliverable.as_deref() == Some("no_callback_url")
+        && e.last_error.as_deref() == Some("no URL")));
+
+    // Only events marked for that reason come back.
+    assert_eq!(
+        s.revive_undeliverable("m1", "merchant_not_configured", 5)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.revive_undeliverable("m1", "no_callback_url", 5)
+            .await
+            .unwrap(),
+        2
+    );
+    let revived = s.due_events_of("m1", 5, 10).await.unwrap();
+    assert_eq!(revived.len(), 2);
+    assert!(
+        revived
+            .iter()
+            .all(|e| !e.gave_up && e.undeliverable.is_none())
+    );
+}
