@@ -16,12 +16,14 @@
 
 use crate::api::{self, AppState, Merchant};
 use crate::config::Config;
+use crate::config::StoreSettings;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, SlotUser};
 use crate::runtime::Runtime;
-use crate::store::SqliteStore;
+use crate::store::{PgStore, SqliteStore, Store};
 use anyhow::{Context, Result, bail};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -100,6 +102,22 @@ impl HttpLimits {
     }
 }
 
+/// The store `[store]` names. Errors name the file, or the database as the
+/// summary does: never the URL, which may hold the password.
+async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
+    Ok(match settings {
+        StoreSettings::Sqlite { path } => Arc::new(
+            SqliteStore::open(path)
+                .with_context(|| format!("opening the store {}", path.display()))?,
+        ),
+        StoreSettings::Postgres { url } => Arc::new(
+            PgStore::open(url.expose_secret())
+                .await
+                .with_context(|| format!("opening the store ({settings})"))?,
+        ),
+    })
+}
+
 /// Opens the store, loads the adapters and resolves every merchant against
 /// its adapter's schema. Anything wrong is an error naming what to fix.
 pub async fn build_state(config: &Config) -> Result<AppState> {
@@ -132,8 +150,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
         move || registry.load_dir(&dir)
     })
     .await??;
-    let store = SqliteStore::open(&config.store.sqlite_path)
-        .with_context(|| format!("opening the store {}", config.store.sqlite_path.display()))?;
+    let store = open_store(&config.store).await?;
 
     let mut merchants = HashMap::new();
     let mut api_keys = HashMap::new();
@@ -194,7 +211,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
     Ok(AppState {
         runtime,
         registry,
-        store: Arc::new(store),
+        store,
         merchants: Arc::new(merchants),
         api_keys: Arc::new(api_keys),
         public_base_url: config.server.public_base_url.clone(),

@@ -24,6 +24,7 @@
 //!   resolved settings;
 //! - `secret_refs`: `env:`/`file:` references, API key hashes, webhook
 //!   secrets, and which adapter-config values are secrets;
+//! - `store_url`: `[store]`, SQLite or PostgreSQL, by `url` or `sqlite_path`;
 //! - `overrides`: `PAYHOST_*` environment variables layered on the file;
 //! - `validation`: raw sections to [`Config`], every error naming the field
 //!   (amount limits themselves are resolved by [`crate::limits`]);
@@ -37,6 +38,7 @@ mod overrides;
 mod schema;
 mod secret_refs;
 mod starter;
+mod store_url;
 mod summary;
 mod validation;
 
@@ -45,10 +47,11 @@ pub use check::{
 };
 pub use schema::{
     AdapterSlotSettings, EMBEDDED_DEFAULT, EgressSettings, LogSettings, MerchantSettings,
-    ReconcilerSettings, RuntimeSettings, ServerSettings, StoreSettings, WebhookSettings,
+    ReconcilerSettings, RuntimeSettings, ServerSettings, WebhookSettings,
 };
 pub use secret_refs::{ApiKeyHash, SecretRef, api_key_hash};
 pub use starter::{STARTER_MERCHANT, Starter, StarterOptions, write_starter};
+pub use store_url::StoreSettings;
 pub use validation::parse_digest;
 
 use crate::egress::EgressPolicy;

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ApiKeyHash;
+use super::store_url::RawStore;
 
 /// Used when no file is given: a local host with no merchants.
 pub const EMBEDDED_DEFAULT: &str = r#"
@@ -31,20 +32,6 @@ adapters_dir = "target/components"
 
 // ---------------------------------------------------------------------------
 // Sections without secrets: deserialized as they are.
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreSettings {
-    pub sqlite_path: PathBuf,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        Self {
-            sqlite_path: "payhost.db".into(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -224,7 +211,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) server: RawServer,
     #[serde(default)]
-    pub(super) store: StoreSettings,
+    pub(super) store: RawStore,
     #[serde(default)]
     pub(super) runtime: RuntimeSettings,
     #[serde(default)]

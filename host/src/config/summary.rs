@@ -15,7 +15,7 @@ impl fmt::Display for Config {
             self.server.public_base_url,
             set(self.server.admin_token.is_some())
         )?;
-        writeln!(f, "store:      SQLite {}", self.store.sqlite_path.display())?;
+        writeln!(f, "store:      {}", self.store)?;
         writeln!(
             f,
             "runtime:    adapters in {} ({}watched, {} previous versions kept), {} MiB, {} ms per step, {} steps, {} instances",

@@ -138,7 +138,7 @@ impl RawConfig {
                 admin_token,
                 limits: self.server.limits,
             },
-            store: self.store,
+            store: self.store.resolve()?,
             runtime: self.runtime,
             egress: self.egress,
             adapters,

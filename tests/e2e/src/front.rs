@@ -91,6 +91,9 @@ pub struct Options {
     pub egress_toml: String,
     /// TOML inside shop-1's `[merchants.config]` (e.g. `client_cert`).
     pub merchant_config_toml: String,
+    /// `[store] url` (e.g. a PostgreSQL database); `None`: a SQLite file
+    /// in the data directory.
+    pub store_url: Option<String>,
 }
 
 /// Another merchant like shop-1 (same provider account, same limits).
@@ -138,6 +141,7 @@ impl Default for Options {
             server_toml: String::new(),
             egress_toml: String::new(),
             merchant_config_toml: String::new(),
+            store_url: None,
         }
     }
 }
@@ -243,7 +247,7 @@ public_base_url = "http://{addr}"
 {server_toml}
 
 [store]
-sqlite_path = "{db}"
+{store}
 
 [runtime]
 adapters_dir = "{adapters}"
@@ -300,7 +304,13 @@ base_url = "{sim}"
                 .replace("$DATA_DIR", &data_dir.display().to_string()),
             watch = options.watch,
             keep = options.keep_versions,
-            db = data_dir.join("payhost.db").display(),
+            store = match &options.store_url {
+                Some(url) => format!("url = \"{url}\""),
+                None => format!(
+                    "sqlite_path = \"{}\"",
+                    data_dir.join("payhost.db").display()
+                ),
+            },
             adapters = adapters.display(),
             cache = components_dir()
                 .parent()

@@ -48,16 +48,14 @@ async fn replicas_opening_a_fresh_database_together_all_succeed_and_migrate_once
         )
         .unwrap();
     assert_eq!(applied, "1,2,3,4,5", "each migration recorded once");
-    // No one left holding the migration lock (other tests' databases may
-    // hold transaction locks of their own meanwhile).
+    // No one left holding an advisory lock on this database (the other
+    // tests' databases on the cluster have their own).
     let held = db
         .cluster
         .psql(
             &db.name,
-            &format!(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {}",
-                super::schema::MIGRATION_LOCK & 0xffff_ffff
-            ),
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .unwrap();
     assert_eq!(held, "0");
