@@ -254,6 +254,14 @@ impl PgStore {
     }
 }
 
+/// A fresh row always starts at version 1, whatever the caller built.
+fn first_version(order: &Order) -> Order {
+    Order {
+        version: 1,
+        ..order.clone()
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn insert_order_capped(
@@ -261,12 +269,8 @@ impl Store for PgStore {
         order: &Order,
         cap: Option<&DailyCap>,
     ) -> Result<Inserted<Order>, StoreError> {
-        self.insert_order_claiming(order, cap, None)
-            .await
-            .map(|claimed| match claimed {
-                Claimed::Ran(inserted) => inserted,
-                Claimed::Held(_) => unreachable!("no key to hold"),
-            })
+        let order = first_version(order);
+        transaction!(self, |tx| insert_capped(&tx, &order, cap).await)
     }
 
     async fn insert_order_claiming(
@@ -275,9 +279,7 @@ impl Store for PgStore {
         cap: Option<&DailyCap>,
         claim: Option<&KeyClaim>,
     ) -> Result<Claimed<Inserted<Order>>, StoreError> {
-        let mut order = order.clone();
-        // A fresh row always starts at version 1, whatever the caller built.
-        order.version = 1;
+        let order = first_version(order);
         // One transaction: the claim commits with the order or not at all.
         transaction!(self, |tx| {
             if let Some(c) = claim {

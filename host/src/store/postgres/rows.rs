@@ -4,7 +4,7 @@
 //! `i32`, `BIGINT` ones `i64`).
 
 use crate::store::rows::{Columns, json_text};
-use crate::store::{DailyCap, Order, Refund, StoreError, limit_minor};
+use crate::store::{Order, Refund, StoreError};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -110,11 +110,6 @@ pub(super) fn insert_values<'a>(
         limit,
     ]);
     all
-}
-
-/// What [`insert_values`] binds as `limit_minor`.
-pub(super) fn limit_of(order: &Order, cap: Option<&DailyCap>) -> Option<i64> {
-    limit_minor(order, cap)
 }
 
 /// A refund's values as bound by [`crate::store::sql::INSERT_REFUND`].

@@ -4,16 +4,17 @@
 //! recording a notification.
 
 use super::TxError;
-use super::rows::{OrderValues, RefundValues, insert_values, limit_of, pg_sql};
+use super::rows::{OrderValues, RefundValues, insert_values, pg_sql};
 use crate::store::keys::{self, HeldKey, Verdict};
 use crate::store::rows::{Columns, json_text, order_from};
 use crate::store::sql::{
     APPEND_EVENT, CAS_ORDER, CAS_REFUND, CLAIM_KEY, COMPLETE_KEY, INSERT_NOTIFICATION,
-    INSERT_ORDER, PAYER_TOTAL_SINCE, RELEASE_KEY, SELECT_KEY, SELECT_ORDER, TAKE_OVER_KEY,
+    INSERT_ORDER, INSERT_REFUND, PAYER_TOTAL_SINCE, RELEASE_KEY, SELECT_KEY, SELECT_ORDER,
+    TAKE_OVER_KEY,
 };
 use crate::store::{
     DailyCap, IdempotencyBegin, Inserted, KeyClaim, NewEvent, NotificationRecord, Order, Refund,
-    StoreError,
+    StoreError, limit_minor,
 };
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
@@ -153,7 +154,7 @@ pub(super) async fn insert_capped(
         }
     }
     let values = OrderValues::new(order);
-    let limit = limit_of(order, cap);
+    let limit = limit_minor(order, cap);
     // On a conflicting insert not yet committed, READ COMMITTED waits for
     // it, then does nothing; the select below then sees that row.
     if execute(tx, &INSERT_ORDER, &insert_values(&values, &limit)).await? == 1 {
@@ -170,7 +171,7 @@ pub(super) async fn insert_refund_row(
     refund: &Refund,
 ) -> Result<bool, TxError> {
     let values = RefundValues::new(refund);
-    Ok(execute(tx, &crate::store::sql::INSERT_REFUND, &values.insert()).await? == 1)
+    Ok(execute(tx, &INSERT_REFUND, &values.insert()).await? == 1)
 }
 
 pub(super) async fn append_events(
