@@ -7,6 +7,8 @@
 //! Merchants are delivered to concurrently (at most
 //! `webhooks.max_concurrent` at once), each merchant's events in order by
 //! one task, so a merchant whose endpoint hangs holds only its own task.
+//! Replicas sharing a PostgreSQL store each run this worker; the store
+//! leases the events it hands one of them (`Store::due_events_of`).
 //! Events that can never be delivered -- their merchant is no longer
 //! configured, or has no callback URL -- are marked `undeliverable` with
 //! the reason instead of being read again and again; when the merchant is

@@ -655,7 +655,7 @@ pub trait Store: Send + Sync {
     }
 
     /// Undelivered events not given up whose `next_attempt_at <= now`,
-    /// oldest first.
+    /// oldest first, leased or not: a read, which takes no lease.
     async fn due_events(&self, now: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError>;
 
     async fn mark_delivered(&self, id: i64, at: i64) -> Result<(), StoreError>;
@@ -710,11 +710,15 @@ pub trait Store: Send + Sync {
         after_id: Option<i64>,
     ) -> Result<Vec<NotificationRecord>, StoreError>;
 
-    /// Merchants with at least one due event (as [`Store::due_events`]
-    /// counts them), the one with the oldest due event first.
+    /// Merchants with at least one due event not leased (as
+    /// [`Store::due_events_of`] finds them), the one with the oldest first.
     async fn due_merchants(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError>;
 
-    /// [`Store::due_events`] of one merchant.
+    /// [`Store::due_events`] of one merchant, for delivering them: leased
+    /// events left out. A store several replicas share leases what it
+    /// returns (until `now` plus its lease time, or until
+    /// [`Store::mark_delivered`] / [`Store::mark_failed`]), so concurrent
+    /// callers never get one event both; SQLite, one process, takes none.
     async fn due_events_of(
         &self,
         merchant_id: &str,

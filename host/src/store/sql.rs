@@ -172,18 +172,20 @@ pub(in crate::store) static DUE_EVENTS: Built = LazyLock::new(|| {
     )
 });
 
+/// A merchant's (?1) events to deliver at ?2 that no replica holds.
+pub(in crate::store) const DUE_OF_MERCHANT: &str =
+    "merchant_id = ?1 AND delivered_at IS NULL AND gave_up = 0 AND next_attempt_at <= ?2
+     AND (lease_until IS NULL OR lease_until <= ?2)";
+
 pub(in crate::store) static DUE_EVENTS_OF: Built = LazyLock::new(|| {
-    format!(
-        "SELECT {OUTBOX_COLUMNS} FROM outbox
-         WHERE merchant_id = ?1 AND delivered_at IS NULL AND gave_up = 0
-           AND next_attempt_at <= ?2
-         ORDER BY id LIMIT ?3"
-    )
+    format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {DUE_OF_MERCHANT} ORDER BY id LIMIT ?3")
 });
 
-/// The same condition as the `outbox_due` index, so it serves this scan.
+/// The same condition as the `outbox_due` index, so it serves this scan;
+/// events a replica holds do not make their merchant due.
 pub(in crate::store) const DUE_MERCHANTS: &str = "SELECT merchant_id FROM outbox
      WHERE delivered_at IS NULL AND gave_up = 0 AND next_attempt_at <= ?1
+       AND (lease_until IS NULL OR lease_until <= ?1)
      GROUP BY merchant_id ORDER BY MIN(id) LIMIT ?2";
 
 pub(in crate::store) static LIST_EVENTS: Built = LazyLock::new(|| {
@@ -195,12 +197,13 @@ pub(in crate::store) static LIST_EVENTS: Built = LazyLock::new(|| {
 });
 
 pub(in crate::store) const MARK_DELIVERED: &str =
-    "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL
+    "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL,
+         lease_until = NULL
      WHERE id = ?1";
 
 pub(in crate::store) const MARK_FAILED: &str =
     "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
-         next_attempt_at = ?3, gave_up = ?4
+         next_attempt_at = ?3, gave_up = ?4, lease_until = NULL
      WHERE id = ?1";
 
 pub(in crate::store) const MARK_UNDELIVERABLE: &str =

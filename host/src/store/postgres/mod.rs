@@ -32,10 +32,15 @@
 //! as [`StoreError::Unavailable`]. A failed commit whose outcome is unknown
 //! (the connection dropped) is never retried: it is `Unavailable`.
 //!
-//! Not shared yet: the webhook outbox is read by every replica's delivery
-//! worker without a lease (an event may be delivered by two replicas at
-//! once; receivers deduplicate by `webhook-id`), and the reconciler polls
-//! without one.
+//! - *The webhook outbox*: [`Store::due_events_of`] leases the events it
+//!   returns (`lease_until`, taken with `FOR UPDATE SKIP LOCKED`), so two
+//!   replicas' delivery workers never get one event both; events of a
+//!   replica that died are delivered by another once [`OUTBOX_LEASE_MS`]
+//!   ends. One merchant's events may then go out of order across replicas.
+//!
+//! Not shared yet: the reconciler polls without a lease (two replicas may
+//! ask the provider about one order at once; the compare-and-set keeps
+//! one answer), and request rate limits are counted per process.
 //!
 //! - `schema`: the migrations (SQLite's, translated) and applying them
 //!   under an advisory lock.
@@ -53,10 +58,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::rows::{Columns, event_from, notification_from, order_from, refund_from};
 use super::sql::{
-    DELETE_UNSENT_ORDER, DUE_EVENTS, DUE_EVENTS_OF, DUE_MERCHANTS, LIST_EVENTS, LIST_REFUNDS,
+    DELETE_UNSENT_ORDER, DUE_EVENTS, DUE_MERCHANTS, DUE_OF_MERCHANT, LIST_EVENTS, LIST_REFUNDS,
     MARK_DELIVERED, MARK_FAILED, MARK_UNDELIVERABLE, NOTIFICATIONS_OF, ORDERS_TO_POLL,
-    PAYER_TOTAL_SINCE, PRUNE_IDEMPOTENCY, PRUNE_NOTIFICATIONS, PRUNE_OUTBOX, RECORD_MISMATCH,
-    REFUNDS_TO_POLL, REVIVE_UNDELIVERABLE, SELECT_REFUND,
+    OUTBOX_COLUMNS, PAYER_TOTAL_SINCE, PRUNE_IDEMPOTENCY, PRUNE_NOTIFICATIONS, PRUNE_OUTBOX,
+    RECORD_MISMATCH, REFUNDS_TO_POLL, REVIVE_UNDELIVERABLE, SELECT_REFUND,
 };
 use super::{
     Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
@@ -78,6 +83,24 @@ const POOL_SIZE: usize = 16;
 /// answered as unavailable. Such failures need two transactions crossing
 /// each other; a few runs settle them.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+/// How long a replica holds the events [`Store::due_events_of`] gave it:
+/// above a whole batch at the default webhook time-out (16 x 10 s), so
+/// a replica still delivering keeps them; if it died, another replica
+/// delivers them once the lease ends.
+pub const OUTBOX_LEASE_MS: i64 = 5 * 60 * 1000;
+
+/// Leases a merchant's due events (?4: until when). Rows another
+/// replica's lease is being taken on are skipped, not waited for; once
+/// that commits, the lease keeps them out of this scan.
+static LEASE_DUE_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "UPDATE outbox SET lease_until = ?4 WHERE id IN (
+             SELECT id FROM outbox WHERE {DUE_OF_MERCHANT}
+             ORDER BY id LIMIT ?3 FOR UPDATE SKIP LOCKED)
+         RETURNING {OUTBOX_COLUMNS}"
+    )
+});
 
 /// A PostgreSQL-backed store; cheap to clone (the pool is shared).
 #[derive(Clone)]
@@ -636,8 +659,19 @@ impl Store for PgStore {
         now: i64,
         limit: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.read(&DUE_EVENTS_OF, &[&merchant_id, &now, &limit], event_from)
-            .await
+        let until = now.saturating_add(OUTBOX_LEASE_MS);
+        let mut leased = transaction!(self, |tx| {
+            let rows = query(
+                &tx,
+                &LEASE_DUE_EVENTS,
+                &[&merchant_id, &now, &limit, &until],
+            )
+            .await?;
+            Ok(rows.iter().map(event_from).collect::<Result<Vec<_>, _>>()?)
+        })?;
+        // RETURNING keeps no order.
+        leased.sort_by_key(|e| e.id);
+        Ok(leased)
     }
 
     async fn mark_undeliverable(

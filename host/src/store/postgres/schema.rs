@@ -23,6 +23,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     // SQLite's order_counts triggers: see the module docs.
     (4, ""),
     (5, sqlite::MIGRATION_5),
+    (6, sqlite::MIGRATION_6),
 ];
 
 /// The advisory lock key migrations hold: any constant only payhost uses

@@ -38,7 +38,7 @@ async fn replicas_opening_a_fresh_database_together_all_succeed_and_migrate_once
     });
     for open in futures_util::future::join_all(opens).await {
         let store = open.unwrap().expect("every replica opens the store");
-        assert_eq!(store.schema_version().await.unwrap(), 5);
+        assert_eq!(store.schema_version().await.unwrap(), 6);
     }
     let applied = db
         .cluster
@@ -47,7 +47,7 @@ async fn replicas_opening_a_fresh_database_together_all_succeed_and_migrate_once
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations",
         )
         .unwrap();
-    assert_eq!(applied, "1,2,3,4,5", "each migration recorded once");
+    assert_eq!(applied, "1,2,3,4,5,6", "each migration recorded once");
     // No one left holding an advisory lock on this database (the other
     // tests' databases on the cluster have their own).
     let held = db
@@ -256,4 +256,84 @@ async fn serialization_failures_past_the_attempts_are_unavailable_and_write_noth
     assert!(s.list_events("m1", 10, None).await.unwrap().is_empty());
     // The next call is a first run again.
     assert!(s.record_mismatch("m1", "o1", "fp-1", &e).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_draining_one_outbox_never_get_one_event_both() {
+    let Some((_db, replicas)) = two_replicas("drain").await else {
+        return;
+    };
+    const EVENTS: usize = 120;
+    let o = replicas[0].insert_order(&order("o1")).await.unwrap();
+    let evs: Vec<_> = (0..EVENTS).map(|i| ev(&format!("e{i}"))).collect();
+    replicas[0]
+        .update_order(&o.into_inner(), &evs)
+        .await
+        .unwrap();
+    let now = i64::MAX / 2;
+    // Each replica drains as its delivery worker does: take a batch,
+    // mark each delivered, until nothing is due.
+    let drains = replicas.iter().map(|s| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let due = s.due_events_of("m1", now, 7).await.unwrap();
+                if due.is_empty() {
+                    return got;
+                }
+                for e in due {
+                    s.mark_delivered(e.id, now).await.unwrap();
+                    got.push(e.id);
+                }
+            }
+        })
+    });
+    let got: Vec<Vec<i64>> = futures_util::future::join_all(drains)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let mut all: Vec<i64> = got.concat();
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "an event was handed to both replicas");
+    assert_eq!(all.len(), EVENTS, "every event delivered");
+    assert!(
+        got.iter().all(|g| g.windows(2).all(|w| w[0] < w[1])),
+        "each replica's batches come oldest first"
+    );
+}
+
+#[tokio::test]
+async fn a_leased_event_is_due_again_when_its_lease_ends_unless_marked() {
+    let Some(db) = PgDatabase::create("lease_ends") else {
+        return;
+    };
+    let (a, b) = (db.open().await, db.open().await);
+    let o = a.insert_order(&order("o1")).await.unwrap().into_inner();
+    a.update_order(&o, &[ev("a"), ev("b")]).await.unwrap();
+    let now = crate::clock::now_ms() + 1;
+    let leased = a.due_events_of("m1", now, 10).await.unwrap();
+    assert_eq!(leased.len(), 2);
+    // Held by replica a: not due for b, nor is its merchant.
+    assert!(b.due_events_of("m1", now, 10).await.unwrap().is_empty());
+    assert!(b.due_merchants(now, 10).await.unwrap().is_empty());
+    // A read still lists them as undelivered.
+    assert_eq!(b.due_events(now, 10).await.unwrap().len(), 2);
+    // a delivers one and dies holding the other: once the lease ends,
+    // b gets that one, and only that one.
+    a.mark_delivered(leased[0].id, now).await.unwrap();
+    let later = now + super::OUTBOX_LEASE_MS;
+    let retaken = b.due_events_of("m1", later, 10).await.unwrap();
+    assert_eq!(
+        retaken.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [leased[1].id]
+    );
+    // A failed attempt gives the lease up: due again at its next attempt.
+    b.mark_failed(leased[1].id, "HTTP 500", later, false)
+        .await
+        .unwrap();
+    assert_eq!(a.due_events_of("m1", later, 10).await.unwrap().len(), 1);
 }

@@ -14,6 +14,7 @@ pub(in crate::store) const MIGRATIONS: &[(i64, &str)] = &[
     (3, MIGRATION_3),
     (4, order_counts::MIGRATION),
     (5, MIGRATION_5),
+    (6, MIGRATION_6),
 ];
 
 /// Housekeeping: bounded notification bodies, undeliverable events, pruning.
@@ -22,6 +23,11 @@ pub(in crate::store) const MIGRATION_3: &str = housekeeping::MIGRATION;
 /// Orders in a currency other than the merchant's count against its
 /// per-payer daily cap converted (NULL: the amount as it is).
 pub(in crate::store) const MIGRATION_5: &str = "ALTER TABLE orders ADD COLUMN limit_minor BIGINT;";
+
+/// Until when a replica delivering an event holds it (NULL: no one). Only
+/// a store several replicas share takes leases; SQLite's one process has
+/// one delivery worker and keeps the column in step with PostgreSQL's.
+pub(in crate::store) const MIGRATION_6: &str = "ALTER TABLE outbox ADD COLUMN lease_until BIGINT;";
 
 /// Contract 0.2's money safety: pending refunds are polled (`refund-query`)
 /// until they settle, and contradicting provider statements are recorded
