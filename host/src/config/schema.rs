@@ -18,13 +18,12 @@ use std::time::Duration;
 use super::ApiKeyHash;
 use super::store_url::RawStore;
 
-/// Used when no file is given: a local host with no merchants.
+/// Used when no file is given: a local host with no merchants. It names
+/// no store, so `PAYHOST_STORE__URL` alone selects one (SQLite in
+/// `payhost.db` otherwise).
 pub const EMBEDDED_DEFAULT: &str = r#"
 [server]
 bind = "127.0.0.1:8080"
-
-[store]
-sqlite_path = "payhost.db"
 
 [runtime]
 adapters_dir = "target/components"

@@ -166,6 +166,21 @@ mod tests {
     }
 
     #[test]
+    fn an_override_alone_selects_postgres_over_the_embedded_default() {
+        use figment::Figment;
+        use figment::providers::{Format, Toml};
+        // What PAYHOST_STORE__URL yields, on the file used when none is given.
+        let base = Figment::from(Toml::string(crate::config::EMBEDDED_DEFAULT));
+        let env = Toml::string(r#"store.url = "postgres://payhost@127.0.0.1/pay""#);
+        let c = Config::build(base, env).unwrap();
+        assert!(
+            matches!(c.store, StoreSettings::Postgres { .. }),
+            "{:?}",
+            c.store
+        );
+    }
+
+    #[test]
     fn url_and_sqlite_path_together_are_refused() {
         let err = store("sqlite_path = \"a.db\"\nurl = \"sqlite://b.db\"").unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
