@@ -679,9 +679,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<OutboxEvent>, StoreError>;
 
     /// Created or pending orders with `next_poll_at <= now`, earliest first.
+    /// A store that replicas share leases them: they are not due again
+    /// for another caller until the lease ends or the order is rescheduled,
+    /// so one order is polled by one replica at a time.
     async fn orders_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Order>, StoreError>;
 
-    /// Pending refunds with `next_poll_at <= now`, earliest first.
+    /// Pending refunds with `next_poll_at <= now`, earliest first, leased
+    /// as [`Store::orders_to_poll`] leases orders.
     async fn refunds_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Refund>, StoreError>;
 
     /// Number of orders in each state (states with no orders may be absent).

@@ -38,9 +38,14 @@
 //!   replica that died are delivered by another once [`OUTBOX_LEASE_MS`]
 //!   ends. One merchant's events may then go out of order across replicas.
 //!
-//! Not shared yet: the reconciler polls without a lease (two replicas may
-//! ask the provider about one order at once; the compare-and-set keeps
-//! one answer), and request rate limits are counted per process.
+//! - *The reconciler*: [`Store::orders_to_poll`] and
+//!   [`Store::refunds_to_poll`] lease what they return by moving its
+//!   `next_poll_at` [`POLL_LEASE_MS`] ahead (`FOR UPDATE SKIP LOCKED`), so
+//!   each order is polled by one replica at a time. The poll's reschedule
+//!   replaces the lease; an order of a replica that died mid-poll is due
+//!   again once the lease ends.
+//!
+//! Not shared yet: request rate limits are counted per process.
 //!
 //! - `schema`: the migrations (SQLite's, translated) and applying them
 //!   under an advisory lock.
@@ -59,9 +64,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::rows::{Columns, event_from, notification_from, order_from, refund_from};
 use super::sql::{
     DELETE_UNSENT_ORDER, DUE_EVENTS, DUE_MERCHANTS, DUE_OF_MERCHANT, LIST_EVENTS, LIST_REFUNDS,
-    MARK_DELIVERED, MARK_FAILED, MARK_UNDELIVERABLE, NOTIFICATIONS_OF, ORDERS_TO_POLL,
+    MARK_DELIVERED, MARK_FAILED, MARK_UNDELIVERABLE, NOTIFICATIONS_OF, ORDER_COLUMNS,
     OUTBOX_COLUMNS, PAYER_TOTAL_SINCE, PRUNE_IDEMPOTENCY, PRUNE_NOTIFICATIONS, PRUNE_OUTBOX,
-    RECORD_MISMATCH, REFUNDS_TO_POLL, REVIVE_UNDELIVERABLE, SELECT_REFUND,
+    RECORD_MISMATCH, REFUND_COLUMNS, REVIVE_UNDELIVERABLE, SELECT_REFUND,
 };
 use super::{
     Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
@@ -99,6 +104,45 @@ static LEASE_DUE_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(
              SELECT id FROM outbox WHERE {DUE_OF_MERCHANT}
              ORDER BY id LIMIT ?3 FOR UPDATE SKIP LOCKED)
          RETURNING {OUTBOX_COLUMNS}"
+    )
+});
+
+/// How long a replica's reconciler holds the orders and refunds it polls:
+/// above one poll (a provider operation within its 30 s deadline) and its
+/// reschedule, which sets the real next poll time.
+pub const POLL_LEASE_MS: i64 = 2 * 60 * 1000;
+
+/// Leases due orders (?3: until when), skipping rows another replica is
+/// leasing at this moment, and answers them as they were before the lease
+/// (every part of one statement reads the same snapshot), earliest first.
+static LEASE_ORDERS_TO_POLL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH due AS (
+             SELECT merchant_id, merchant_order_no FROM orders
+             WHERE state IN ('created', 'pending') AND next_poll_at <= ?1
+             ORDER BY next_poll_at LIMIT ?2 FOR UPDATE SKIP LOCKED),
+         leased AS (
+             UPDATE orders SET next_poll_at = ?3
+             WHERE (merchant_id, merchant_order_no) IN (SELECT * FROM due))
+         SELECT {ORDER_COLUMNS} FROM orders
+         WHERE (merchant_id, merchant_order_no) IN (SELECT * FROM due)
+         ORDER BY next_poll_at"
+    )
+});
+
+/// [`LEASE_ORDERS_TO_POLL`] for pending refunds.
+static LEASE_REFUNDS_TO_POLL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH due AS (
+             SELECT merchant_id, merchant_order_no, refund_no FROM refunds
+             WHERE state = 'pending' AND next_poll_at <= ?1
+             ORDER BY next_poll_at LIMIT ?2 FOR UPDATE SKIP LOCKED),
+         leased AS (
+             UPDATE refunds SET next_poll_at = ?3
+             WHERE (merchant_id, merchant_order_no, refund_no) IN (SELECT * FROM due))
+         SELECT {REFUND_COLUMNS} FROM refunds
+         WHERE (merchant_id, merchant_order_no, refund_no) IN (SELECT * FROM due)
+         ORDER BY next_poll_at"
     )
 });
 
@@ -588,13 +632,22 @@ impl Store for PgStore {
     }
 
     async fn orders_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Order>, StoreError> {
-        self.read(&ORDERS_TO_POLL, &[&now, &limit], order_from)
-            .await
+        let until = now.saturating_add(POLL_LEASE_MS);
+        transaction!(self, |tx| {
+            let rows = query(&tx, &LEASE_ORDERS_TO_POLL, &[&now, &limit, &until]).await?;
+            Ok(rows.iter().map(order_from).collect::<Result<Vec<_>, _>>()?)
+        })
     }
 
     async fn refunds_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Refund>, StoreError> {
-        self.read(&REFUNDS_TO_POLL, &[&now, &limit], refund_from)
-            .await
+        let until = now.saturating_add(POLL_LEASE_MS);
+        transaction!(self, |tx| {
+            let rows = query(&tx, &LEASE_REFUNDS_TO_POLL, &[&now, &limit, &until]).await?;
+            Ok(rows
+                .iter()
+                .map(refund_from)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
     }
 
     async fn count_orders_by_state(&self) -> Result<Vec<(OrderState, i64)>, StoreError> {

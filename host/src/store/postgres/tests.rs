@@ -7,7 +7,7 @@
 use super::schema::MIGRATIONS;
 use super::{MAX_ATTEMPTS, PgStore};
 use crate::store::sqlite::schema::MIGRATIONS as SQLITE_MIGRATIONS;
-use crate::store::suite::{capped_creates, claims_of_one_key_insert_one_order, ev, order};
+use crate::store::suite::{capped_creates, claims_of_one_key_insert_one_order, ev, order, refund};
 use crate::store::test_db::PgDatabase;
 use crate::store::{DailyCap, Inserted, Store, StoreError};
 use std::sync::Arc;
@@ -336,4 +336,75 @@ async fn a_leased_event_is_due_again_when_its_lease_ends_unless_marked() {
         .await
         .unwrap();
     assert_eq!(a.due_events_of("m1", later, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_polling_together_never_get_one_order_or_refund_both() {
+    let Some((_db, replicas)) = two_replicas("poll").await else {
+        return;
+    };
+    const ORDERS: usize = 60;
+    for i in 0..ORDERS {
+        replicas[0]
+            .insert_order(&order(&format!("o{i}")))
+            .await
+            .unwrap();
+    }
+    for i in 0..ORDERS {
+        // Each refund moves the order's version.
+        let o1 = replicas[0].get_order("m1", "o1").await.unwrap().unwrap();
+        let mut r = refund(&format!("r{i}"), 1);
+        r.next_poll_at = Some(100);
+        replicas[0].insert_refund(&r, &o1, &[]).await.unwrap();
+    }
+    let now = 1_000;
+    let polls = replicas.iter().map(|s| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let (mut orders, mut refunds) = (Vec::new(), Vec::new());
+            // Without leases the same rows come back for ever: bounded.
+            for _ in 0..2 * ORDERS {
+                let o = s.orders_to_poll(now, 7).await.unwrap();
+                let r = s.refunds_to_poll(now, 7).await.unwrap();
+                if o.is_empty() && r.is_empty() {
+                    return (orders, refunds);
+                }
+                orders.extend(o.into_iter().map(|o| o.merchant_order_no));
+                refunds.extend(r.into_iter().map(|r| r.refund_no));
+            }
+            (orders, refunds)
+        })
+    });
+    let got: Vec<(Vec<String>, Vec<String>)> = futures_util::future::join_all(polls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for (what, all) in [
+        (
+            "order",
+            got.iter().flat_map(|g| g.0.clone()).collect::<Vec<_>>(),
+        ),
+        ("refund", got.iter().flat_map(|g| g.1.clone()).collect()),
+    ] {
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            all.len(),
+            "an {what} was handed to both replicas"
+        );
+        assert_eq!(all.len(), ORDERS, "every {what} polled");
+    }
+    // Leased, not done: due again for anyone once the lease ends.
+    let later = now + super::POLL_LEASE_MS + 1;
+    assert_eq!(
+        replicas[1].orders_to_poll(later, 100).await.unwrap().len(),
+        ORDERS
+    );
+    assert_eq!(
+        replicas[0].refunds_to_poll(later, 100).await.unwrap().len(),
+        ORDERS
+    );
 }
