@@ -280,6 +280,10 @@ pub enum OperationName {
     Refund,
     RefundQuery,
     ParseNotify,
+    /// Contract 0.5: input is a payout-request.
+    Payout,
+    /// Contract 0.5: input is a payout-query-request.
+    PayoutQuery,
 }
 
 /// Runs a parsed command line; the exit code reports failure.
@@ -683,6 +687,7 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
                         Output::TradeStatus(v) => serde_json::to_value(v)?,
                         Output::RefundStatus(v) => serde_json::to_value(v)?,
                         Output::Notify(v) => serde_json::to_value(v)?,
+                        Output::PayoutStatus(v) => serde_json::to_value(v)?,
                     };
                     println!("{}", serde_json::to_string_pretty(&json)?);
                     Ok(ExitCode::SUCCESS)
@@ -829,6 +834,10 @@ fn operation_from_json(op: OperationName, v: serde_json::Value) -> Result<Operat
         }
         OperationName::ParseNotify => {
             Operation::ParseNotify(serde_json::from_value(v).context(what)?)
+        }
+        OperationName::Payout => Operation::Payout(serde_json::from_value(v).context(what)?),
+        OperationName::PayoutQuery => {
+            Operation::PayoutQuery(serde_json::from_value(v).context(what)?)
         }
     })
 }

@@ -647,6 +647,7 @@ fn summary(out: &Output) -> String {
         Output::TradeStatus(t) => format!("trade state {:?}", t.state),
         Output::RefundStatus(r) => format!("refund state {:?}", r.state),
         Output::Notify(n) => format!("{} notification events", n.events.len()),
+        Output::PayoutStatus(p) => format!("payout state {:?}", p.state),
     }
 }
 

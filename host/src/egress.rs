@@ -751,6 +751,8 @@ mod tests {
                 query_by_merchant_order_no: false,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: hosts.iter().map(|h| h.to_string()).collect(),
             field_rules: vec![],

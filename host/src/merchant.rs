@@ -270,6 +270,8 @@ mod tests {
                 query_by_merchant_order_no: true,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec![],
             field_rules: vec![],

@@ -29,10 +29,11 @@ mod wasi;
 use crate::contract::{
     self, AdapterError, AdapterInfo, AdapterPre, AnyAdapterPre, CallContext, CloseRequest,
     CloseStep, Exchange, HttpRequest, HttpResponse, InboundHttp, Level, NotifyOutcome, NotifyStep,
-    OrderCreated, OrderRequest, OrderStep, QueryRequest, QueryStep, RefundQueryRequest,
-    RefundQueryStep, RefundRequest, RefundStatus, RefundStep, TradeStatus,
+    OrderCreated, OrderRequest, OrderStep, PayoutQueryRequest, PayoutQueryStep, PayoutRequest,
+    PayoutStatus, PayoutStep, QueryRequest, QueryStep, RefundQueryRequest, RefundQueryStep,
+    RefundRequest, RefundStatus, RefundStep, TradeStatus,
 };
-use crate::contract::{Bridge, v0_1, v0_2, v0_3};
+use crate::contract::{Bridge, v0_1, v0_2, v0_3, v0_4};
 use crate::egress::{Egress, EgressPolicy};
 use crate::error::{CallError, LoadError};
 use crate::merchant::{Masker, MerchantConfig, ResolvedConfig};
@@ -146,6 +147,10 @@ pub enum Operation {
     /// Contract 0.2.
     RefundQuery(RefundQueryRequest),
     ParseNotify(InboundHttp),
+    /// Contract 0.5.
+    Payout(PayoutRequest),
+    /// Contract 0.5.
+    PayoutQuery(PayoutQueryRequest),
 }
 
 impl Operation {
@@ -158,18 +163,22 @@ impl Operation {
             Operation::Refund(_) => "refund",
             Operation::RefundQuery(_) => "refund-query",
             Operation::ParseNotify(_) => "parse-notify",
+            Operation::Payout(_) => "payout",
+            Operation::PayoutQuery(_) => "payout-query",
         }
     }
 }
 
 /// The result of an [`Operation`]: `query` and `close` answer a trade
-/// status, `refund` and `refund-query` a refund status.
+/// status, `refund` and `refund-query` a refund status, `payout` and
+/// `payout-query` a payout status.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Output {
     OrderCreated(OrderCreated),
     TradeStatus(TradeStatus),
     RefundStatus(RefundStatus),
     Notify(NotifyOutcome),
+    PayoutStatus(PayoutStatus),
 }
 
 /// Counters for tests and metrics.
@@ -241,8 +250,10 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         contract::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
-        // Components built against contracts 0.3, 0.2 and 0.1 import their
+        // Components built against contracts 0.4 to 0.1 import their
         // (differently versioned) interfaces; all sets live side by side.
+        v0_4::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .map_err(wt)?;
         v0_3::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
         v0_2::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
@@ -362,16 +373,19 @@ impl Runtime {
         // The exports decide which contract the component speaks.
         let pre = match AdapterPre::new(pre.clone()) {
             Ok(p) => AnyAdapterPre::Current(p),
-            Err(current) => match v0_3::AdapterPre::new(pre.clone()) {
-                Ok(p) => AnyAdapterPre::V0_3(p),
-                Err(_) => match v0_2::AdapterPre::new(pre.clone()) {
-                    Ok(p) => AnyAdapterPre::V0_2(p),
-                    Err(_) => match v0_1::AdapterPre::new(pre) {
-                        Ok(p) => AnyAdapterPre::V0_1(p),
-                        Err(_) => return Err(LoadError::NotAnAdapter(format!("{current:#}"))),
-                    },
-                },
-            },
+            Err(current) => {
+                if let Ok(p) = v0_4::AdapterPre::new(pre.clone()) {
+                    AnyAdapterPre::V0_4(p)
+                } else if let Ok(p) = v0_3::AdapterPre::new(pre.clone()) {
+                    AnyAdapterPre::V0_3(p)
+                } else if let Ok(p) = v0_2::AdapterPre::new(pre.clone()) {
+                    AnyAdapterPre::V0_2(p)
+                } else if let Ok(p) = v0_1::AdapterPre::new(pre) {
+                    AnyAdapterPre::V0_1(p)
+                } else {
+                    return Err(LoadError::NotAnAdapter(format!("{current:#}")));
+                }
+            }
         };
         let info = self.describe(&pre)?;
         let (found, expected) = (info.contract_version.as_str(), pre.contract_version());
@@ -540,6 +554,10 @@ impl Runtime {
             AnyAdapterPre::Current(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|a| a.call_describe(&mut store)),
+            AnyAdapterPre::V0_4(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|a| a.call_describe(&mut store))
+                .map(Bridge::bridge),
             AnyAdapterPre::V0_3(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|a| a.call_describe(&mut store))
@@ -925,6 +943,7 @@ fn run_step(
 ) -> wasmtime::Result<Step> {
     match pre {
         AnyAdapterPre::Current(pre) => run_current(store, pre, call, config, op, exchanges),
+        AnyAdapterPre::V0_4(pre) => run_v0_4(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_3(pre) => run_v0_3(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_2(pre) => run_v0_2(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_1(pre) => run_v0_1(store, pre, call, config, op, exchanges),
@@ -971,7 +990,27 @@ fn run_current(
             NotifyStep::Send(req) => Step::Send(req),
             NotifyStep::Done(r) => Step::Done(r.map(Output::Notify).map_err(|f| (f.error, f.ack))),
         },
+        Operation::Payout(r) => match a.call_payout(s, call, config, r, exchanges)? {
+            PayoutStep::Send(req) => Step::Send(req),
+            PayoutStep::Done(r) => done(r, Output::PayoutStatus),
+        },
+        Operation::PayoutQuery(r) => match a.call_payout_query(s, call, config, r, exchanges)? {
+            PayoutQueryStep::Send(req) => Step::Send(req),
+            PayoutQueryStep::Done(r) => done(r, Output::PayoutStatus),
+        },
     })
+}
+
+/// The answer of an operation that is not in the contract `version` a
+/// component was built against: `unsupported`, without instantiating it.
+fn not_in_contract(op: &Operation, version: &str) -> Step {
+    Step::Done(Err((
+        AdapterError::Unsupported(format!(
+            "`{}` is not in contract {version} that this adapter was built against",
+            op.name(),
+        )),
+        None,
+    )))
 }
 
 /// One step of a component built against an older contract (its `types`
@@ -1021,8 +1060,8 @@ macro_rules! run_bridged {
     }};
 }
 
-/// A component of contract `$version` (0.3, 0.2): the same six operations
-/// as today.
+/// A component of contract `$version` (0.4, 0.3, 0.2): the six operations
+/// before payouts, which answer `unsupported`.
 macro_rules! run_six_operations {
     ($name:ident, $version:ident) => {
         fn $name(
@@ -1034,6 +1073,9 @@ macro_rules! run_six_operations {
             exchanges: &[Exchange],
         ) -> wasmtime::Result<Step> {
             use $version::payhost::adapter::types as old;
+            if matches!(op, Operation::Payout(_) | Operation::PayoutQuery(_)) {
+                return Ok(not_in_contract(op, $version::CONTRACT_VERSION));
+            }
             run_bridged!(store, pre, op, |a, s, call, config, exchanges, back| {
                 Operation::Close(r) => {
                     match a.call_close(s, call, config, &r.clone().bridge(), exchanges)? {
@@ -1047,10 +1089,12 @@ macro_rules! run_six_operations {
                         old::RefundQueryStep::Done(r) => done(r.bridge(), Output::RefundStatus),
                     }
                 }
+                Operation::Payout(_) | Operation::PayoutQuery(_) => unreachable!("answered above"),
             })
         }
     };
 }
+run_six_operations!(run_v0_4, v0_4);
 run_six_operations!(run_v0_3, v0_3);
 run_six_operations!(run_v0_2, v0_2);
 
@@ -1065,18 +1109,20 @@ fn run_v0_1(
     exchanges: &[Exchange],
 ) -> wasmtime::Result<Step> {
     use v0_1::payhost::adapter::types as old;
-    if matches!(op, Operation::Close(_) | Operation::RefundQuery(_)) {
-        return Ok(Step::Done(Err((
-            AdapterError::Unsupported(format!(
-                "`{}` is not in contract {} that this adapter was built against",
-                op.name(),
-                v0_1::CONTRACT_VERSION
-            )),
-            None,
-        ))));
+    if matches!(
+        op,
+        Operation::Close(_)
+            | Operation::RefundQuery(_)
+            | Operation::Payout(_)
+            | Operation::PayoutQuery(_)
+    ) {
+        return Ok(not_in_contract(op, v0_1::CONTRACT_VERSION));
     }
     run_bridged!(store, pre, op, |a, s, call, config, exchanges, back| {
-        Operation::Close(_) | Operation::RefundQuery(_) => unreachable!("answered above"),
+        Operation::Close(_)
+        | Operation::RefundQuery(_)
+        | Operation::Payout(_)
+        | Operation::PayoutQuery(_) => unreachable!("answered above"),
     })
 }
 

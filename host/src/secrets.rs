@@ -115,6 +115,21 @@ impl secrets::Host for StepState {
             .aes_256_ecb_decrypt_md5_key(key, &ciphertext)
             .map_err(err)
     }
+
+    fn rsa_oaep_sha1_encrypt(
+        &mut self,
+        public_key_pem: String,
+        plaintext: Vec<u8>,
+        seed: u64,
+    ) -> Result<Vec<u8>, SecretError> {
+        if self
+            .deadline
+            .refuses(public_key_pem.len() + plaintext.len())
+        {
+            return Err(past_deadline());
+        }
+        native::rsa_oaep_sha1_encrypt(&public_key_pem, &plaintext, seed).map_err(err)
+    }
 }
 
 impl log::Host for StepState {

@@ -18,11 +18,12 @@ import {
   rsaSha256Verify,
   aes256GcmDecrypt,
   aes256EcbDecryptMd5Key,
-} from 'payhost:adapter/secrets@0.4.0';
-import { log } from 'payhost:adapter/log@0.4.0';
+  rsaOaepSha1Encrypt,
+} from 'payhost:adapter/secrets@0.5.0';
+import { log } from 'payhost:adapter/log@0.5.0';
 import { OPERATIONS, steps } from './glue.js';
 
-const host = { digest, hmac, rsaSha256Sign, rsaSha256Verify, aes256GcmDecrypt, aes256EcbDecryptMd5Key, log };
+const host = { digest, hmac, rsaSha256Sign, rsaSha256Verify, aes256GcmDecrypt, aes256EcbDecryptMd5Key, rsaOaepSha1Encrypt, log };
 
 export const exportAdapter = (adapter) => steps(adapter, host);
 

@@ -14,4 +14,6 @@ export const query = e.query;
 export const close = e.close;
 export const refund = e.refund;
 export const refundQuery = e.refundQuery;
+export const payout = e.payout;
+export const payoutQuery = e.payoutQuery;
 export const parseNotify = e.parseNotify;

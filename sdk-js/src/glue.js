@@ -6,8 +6,21 @@
 import { AdapterError, Suspend } from './error.js';
 import { Ctx } from './ctx.js';
 
-/** The contract's operations, by their names in the component bindings. */
-export const OPERATIONS = ['unifiedOrder', 'query', 'close', 'refund', 'refundQuery', 'parseNotify'];
+/**
+ * The contract's operations, by their names in the component bindings. An
+ * adapter may leave out any of them: it then answers `unsupported`
+ * (payouts, contract 0.5, are the usual ones to leave out).
+ */
+export const OPERATIONS = ['unifiedOrder', 'query', 'close', 'refund', 'refundQuery', 'payout', 'payoutQuery', 'parseNotify'];
+
+/** Capability flags later contracts added, off unless the adapter sets them. */
+const CAPABILITY_DEFAULTS = { payouts: false, payoutNotifications: false };
+
+function described(adapter) {
+  const info = adapter.describe();
+  if (!info || typeof info !== 'object' || !info.capabilities) return info;
+  return { ...info, capabilities: { ...CAPABILITY_DEFAULTS, ...info.capabilities } };
+}
 
 /**
  * Runs one step. Answers `{ send: request }` or `{ done: value }` /
@@ -56,7 +69,7 @@ function step(outcome, notify) {
 
 /** The contract's exports for `adapter`, over `host` (component imports or native). */
 export function steps(adapter, host) {
-  const exports = { describe: () => adapter.describe() };
+  const exports = { describe: () => described(adapter) };
   for (const op of OPERATIONS) {
     exports[op] = (call, config, request, exchanges) =>
       step(run(host, adapter, op, call, config, request, exchanges), op === 'parseNotify');

@@ -101,3 +101,19 @@ test('configuration, secret and contract errors keep their kinds; bugs trap', ()
   assert.equal(encoding.fromUtf8(notify.val.val.ack.body), 'fail');
   assert.throws(() => secrets.secret('plain text'), /expected a Secret/);
 });
+
+test('payouts (contract 0.5) answer unsupported and describe says so unless implemented', () => {
+  const NoPayouts = { describe: () => ({ name: 'np', capabilities: { close: true } }) };
+  const h = new Harness(NoPayouts);
+  const info = h.exports.describe();
+  assert.equal(info.capabilities.payouts, false);
+  assert.equal(info.capabilities.payoutNotifications, false);
+  assert.equal(info.capabilities.close, true);
+  for (const op of ['payout', 'payoutQuery']) {
+    assert.throws(() => h[op]({}), (e) => e instanceof AdapterError && e.kind === 'unsupported');
+  }
+  assert.equal(h.sent.length, 0);
+  // An adapter that sets the flags keeps them.
+  const Payer = { describe: () => ({ capabilities: { payouts: true, payoutNotifications: true } }) };
+  assert.equal(new Harness(Payer).exports.describe().capabilities.payouts, true);
+});

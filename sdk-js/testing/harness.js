@@ -123,6 +123,14 @@ export class Harness {
     return this.#drive('refundQuery', r);
   }
 
+  payout(r) {
+    return this.#drive('payout', r);
+  }
+
+  payoutQuery(r) {
+    return this.#drive('payoutQuery', r);
+  }
+
   parseNotify(r) {
     return this.#drive('parseNotify', r);
   }

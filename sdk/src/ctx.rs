@@ -158,6 +158,25 @@ impl<'a> Ctx<'a> {
             .aes_256_ecb_decrypt_md5_key(key, ciphertext)
             .map_err(secret_error)
     }
+
+    /// RSA-OAEP-SHA1 encryption by a provider's public key (WeChat Pay's
+    /// sensitive fields), padded from the call's seed so replays match.
+    /// An unusable key is a configuration error naming `key_field`.
+    pub fn rsa_oaep_sha1_encrypt(
+        &self,
+        public_key_pem: &str,
+        plaintext: &[u8],
+        key_field: &str,
+    ) -> Result<Vec<u8>> {
+        self.host
+            .rsa_oaep_sha1_encrypt(public_key_pem, plaintext, self.call.seed)
+            .map_err(|e| match e {
+                SecretError::UnusableKey(m) => Error::invalid_config(format!("{key_field}: {m}")),
+                // Never echo the plaintext: it is personal data.
+                SecretError::InvalidInput(m) => Error::invalid_request(m),
+                other => secret_error(other),
+            })
+    }
 }
 
 /// A failed secret operation is a configuration problem (the key is not

@@ -52,6 +52,14 @@ impl HostOps for Imports {
     ) -> Result<Vec<u8>, SecretError> {
         secrets::aes_256_ecb_decrypt_md5_key(key, ciphertext)
     }
+    fn rsa_oaep_sha1_encrypt(
+        &self,
+        public_key_pem: &str,
+        plaintext: &[u8],
+        seed: u64,
+    ) -> Result<Vec<u8>, SecretError> {
+        secrets::rsa_oaep_sha1_encrypt(public_key_pem, plaintext, seed)
+    }
     fn log(&self, level: Level, message: &str) {
         log::log(level, message)
     }
@@ -170,6 +178,36 @@ pub fn refund<A: Adapter>(
     }) {
         Outcome::Send(r) => RefundStep::Send(r),
         Outcome::Done(r) => RefundStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
+pub fn payout<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: PayoutRequest,
+    exchanges: Vec<Exchange>,
+) -> PayoutStep {
+    match run(host, call, config, exchanges, |ctx| {
+        A::payout(ctx, &request)
+    }) {
+        Outcome::Send(r) => PayoutStep::Send(r),
+        Outcome::Done(r) => PayoutStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
+pub fn payout_query<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: PayoutQueryRequest,
+    exchanges: Vec<Exchange>,
+) -> PayoutQueryStep {
+    match run(host, call, config, exchanges, |ctx| {
+        A::payout_query(ctx, &request)
+    }) {
+        Outcome::Send(r) => PayoutQueryStep::Send(r),
+        Outcome::Done(r) => PayoutQueryStep::Done(r.map_err(|(e, _)| e)),
     }
 }
 

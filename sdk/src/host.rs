@@ -34,5 +34,12 @@ pub trait HostOps {
         key: Secret,
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, SecretError>;
+    /// Contract 0.5.
+    fn rsa_oaep_sha1_encrypt(
+        &self,
+        public_key_pem: &str,
+        plaintext: &[u8],
+        seed: u64,
+    ) -> Result<Vec<u8>, SecretError>;
     fn log(&self, level: Level, message: &str);
 }

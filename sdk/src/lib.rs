@@ -77,7 +77,7 @@ pub mod types {
 
 /// The version of the contract this SDK implements; put it in
 /// `AdapterInfo::contract_version`.
-pub const CONTRACT_VERSION: &str = "0.4.0";
+pub const CONTRACT_VERSION: &str = "0.5.0";
 
 /// What an adapter implements: the provider's side of the contract's operations.
 ///
@@ -113,6 +113,22 @@ pub trait Adapter {
         _request: &types::RefundQueryRequest,
     ) -> Result<types::RefundStatus> {
         Err(Error::unsupported("this adapter cannot query refunds"))
+    }
+
+    /// Pay money to a user's wallet (contract 0.5). Set
+    /// `capabilities.payouts` when implemented; the default answers
+    /// `unsupported`, so adapters without payouts need nothing.
+    fn payout(_ctx: &mut Ctx, _request: &types::PayoutRequest) -> Result<types::PayoutStatus> {
+        Err(Error::unsupported("this adapter cannot pay out"))
+    }
+
+    /// One payout's state at the provider (contract 0.5); the default
+    /// answers `unsupported`.
+    fn payout_query(
+        _ctx: &mut Ctx,
+        _request: &types::PayoutQueryRequest,
+    ) -> Result<types::PayoutStatus> {
+        Err(Error::unsupported("this adapter cannot query payouts"))
     }
 
     /// Verify a notification and turn it into events plus the exact answer
@@ -179,6 +195,22 @@ macro_rules! export_adapter {
                 exchanges: ::std::vec::Vec<$crate::types::Exchange>,
             ) -> $crate::types::RefundStep {
                 $crate::glue::refund::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn payout(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::PayoutRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::PayoutStep {
+                $crate::glue::payout::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn payout_query(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::PayoutQueryRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::PayoutQueryStep {
+                $crate::glue::payout_query::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
             }
             fn parse_notify(
                 ctx: $crate::types::CallContext,

@@ -352,22 +352,132 @@ pub fn rsa_sha256_verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<bool, CryptoError> {
-    use rsa::pkcs1::DecodeRsaPublicKey;
-    use rsa::pkcs8::DecodePublicKey;
     if public_key_pem.len() > MAX_PUBLIC_KEY_PEM {
         return Err(CryptoError::InvalidInput(format!(
             "the public key is over the limit of {MAX_PUBLIC_KEY_PEM} bytes"
         )));
     }
     check_input_len("message", message.len())?;
-    let key = rsa::RsaPublicKey::from_public_key_pem(public_key_pem)
-        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(public_key_pem))
-        .map_err(|_| CryptoError::UnusableKey("not a PEM RSA public key".into()))?;
+    let key = public_key(public_key_pem)?;
     let hashed = sha2::Sha256::digest(message);
     Ok(key
         .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &hashed, signature)
         .is_ok())
 }
+
+/// Longest plaintext `rsa-oaep-sha1-encrypt` takes: what OAEP-SHA1 fits
+/// in a 4096-bit key. WeChat's fields (a payee's name) are far shorter.
+pub const MAX_OAEP_PLAINTEXT: usize = 512 - 42;
+
+/// RSAES-OAEP (SHA-1, MGF1-SHA-1, empty label) encryption by a PEM public
+/// key, SPKI or PKCS#1: WeChat Pay's sensitive fields. The padding's
+/// random bytes come from [`SeededBytes`] over `seed`, the key and the
+/// plaintext, so the same step asks for the same ciphertext when replayed.
+pub fn rsa_oaep_sha1_encrypt(
+    public_key_pem: &str,
+    plaintext: &[u8],
+    seed: u64,
+) -> Result<Vec<u8>, CryptoError> {
+    if public_key_pem.len() > MAX_PUBLIC_KEY_PEM {
+        return Err(CryptoError::InvalidInput(format!(
+            "the public key is over the limit of {MAX_PUBLIC_KEY_PEM} bytes"
+        )));
+    }
+    if plaintext.len() > MAX_OAEP_PLAINTEXT {
+        return Err(CryptoError::InvalidInput(format!(
+            "the plaintext is over the limit of {MAX_OAEP_PLAINTEXT} bytes"
+        )));
+    }
+    let key = public_key(public_key_pem)?;
+    let mut rng = SeededBytes::new(&[&seed.to_le_bytes(), public_key_pem.as_bytes(), plaintext]);
+    key.encrypt(&mut rng, rsa::Oaep::new::<sha1::Sha1>(), plaintext)
+        .map_err(|_| CryptoError::InvalidInput("the plaintext is too long for this RSA key".into()))
+}
+
+/// RSAES-OAEP (SHA-1) decryption by a PEM private key given in the clear:
+/// what a simulator or a test does with a field an adapter encrypted (the
+/// host never decrypts with it, so it is no secret operation).
+pub fn rsa_oaep_sha1_decrypt(
+    private_key_pem: &str,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_key_pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(private_key_pem))
+        .map_err(|_| not_rsa_private_key())?;
+    key.decrypt(rsa::Oaep::new::<sha1::Sha1>(), ciphertext)
+        .map_err(|_| CryptoError::InvalidInput("RSA-OAEP decryption failed".into()))
+}
+
+fn public_key(pem: &str) -> Result<rsa::RsaPublicKey, CryptoError> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    rsa::RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+        .map_err(|_| CryptoError::UnusableKey("not a PEM RSA public key".into()))
+}
+
+/// A byte stream from SHA-256 in counter mode over its inputs: the
+/// "randomness" of a deterministic step. It only pads what the adapter
+/// already holds in the clear, so knowing the inputs reveals nothing new.
+pub struct SeededBytes {
+    key: [u8; 32],
+    counter: u64,
+    block: [u8; 32],
+    used: usize,
+}
+
+impl SeededBytes {
+    pub fn new(inputs: &[&[u8]]) -> Self {
+        let mut h = sha2::Sha256::new();
+        h.update(b"payhost seeded bytes v1");
+        for input in inputs {
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            h.update((input.len() as u64).to_le_bytes());
+            h.update(input);
+        }
+        Self {
+            key: h.finalize().into(),
+            counter: 0,
+            block: [0; 32],
+            used: 32,
+        }
+    }
+}
+
+impl rsa::rand_core::RngCore for SeededBytes {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for byte in dest {
+            if self.used == self.block.len() {
+                let mut h = sha2::Sha256::new();
+                h.update(self.key);
+                h.update(self.counter.to_le_bytes());
+                self.block = h.finalize().into();
+                self.counter += 1;
+                self.used = 0;
+            }
+            *byte = self.block[self.used];
+            self.used += 1;
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rsa::rand_core::CryptoRng for SeededBytes {}
 
 /// Refuses a part list over [`MAX_PARTS`]; conversions from bindgen types
 /// call it before they copy the list.
@@ -740,5 +850,46 @@ mod tests {
         assert!(!rsa.to_string().contains("CERTIFICATE"), "{rsa}");
         let rsa_short = t.rsa_sha256_sign(short, b"x").unwrap_err();
         assert_eq!(rsa.to_string(), rsa_short.to_string());
+    }
+
+    const JAVA_SDK_KEY: &str =
+        include_str!("../../tests/fixtures/wechatpay-java/merchant_private_key.pem");
+    const JAVA_SDK_PUB: &str =
+        include_str!("../../tests/fixtures/wechatpay-java/merchant_public_key.pem");
+
+    #[test]
+    fn oaep_decrypts_the_published_sensitive_field_vector() {
+        // providers.md 12.8 (wechatpay-java RSAPrivacyDecryptorTest).
+        let ct = base64::engine::general_purpose::STANDARD
+            .decode("Qqsluo7R1IZyAqdkm/jBzwXDP5VndCwwFbRA+yILFTYciZzrRChQIQ7SKuI2k3YSR5auB3ZspdjR1WPB3PTCKe6BCFx3NnaPWhSwonYTmW8ZseXjkbcYSbKL5O/6dr6Zftg3t2A2FUd97acjM1fr2EIvIvRieQ3Hl8qVkDBY9520wm1rzvePUnxQWN70RZiBcqr7O7Gb0gU3l7FkvoUFSbY44HgDJetmVow3yGIV3Tcd45o2MNQ+5F1qvjIjb3/6dkGKce4/kNTYraUMO6o6kfFXlfg+bFRIiz8hiUpbToWdu7g0R5Hq0/YIE5vw/5Ms4gbk2HIQIfOLkY8sEPjYHA==")
+            .unwrap();
+        assert_eq!(
+            rsa_oaep_sha1_decrypt(JAVA_SDK_KEY, &ct).unwrap(),
+            b"plaintext"
+        );
+    }
+
+    #[test]
+    fn oaep_encryption_is_seeded_and_decrypts_with_the_private_key() {
+        let name = "王小王".as_bytes();
+        let a = rsa_oaep_sha1_encrypt(JAVA_SDK_PUB, name, 7).unwrap();
+        assert_eq!(a.len(), 256);
+        // Same inputs, same ciphertext: a replayed step asks for the same request.
+        assert_eq!(a, rsa_oaep_sha1_encrypt(JAVA_SDK_PUB, name, 7).unwrap());
+        // Another seed pads differently.
+        let b = rsa_oaep_sha1_encrypt(JAVA_SDK_PUB, name, 8).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(rsa_oaep_sha1_decrypt(JAVA_SDK_KEY, &a).unwrap(), name);
+        assert_eq!(rsa_oaep_sha1_decrypt(JAVA_SDK_KEY, &b).unwrap(), name);
+        // 2048-bit key: 214 bytes fit, 215 do not.
+        assert!(rsa_oaep_sha1_encrypt(JAVA_SDK_PUB, &[b'x'; 214], 1).is_ok());
+        assert!(matches!(
+            rsa_oaep_sha1_encrypt(JAVA_SDK_PUB, &[b'x'; 215], 1),
+            Err(CryptoError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            rsa_oaep_sha1_encrypt("garbage", name, 1),
+            Err(CryptoError::UnusableKey(_))
+        ));
     }
 }

@@ -234,6 +234,31 @@ impl<A: Adapter> Harness<A> {
         )
     }
 
+    pub fn payout(&mut self, request: &PayoutRequest) -> Result<PayoutStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::payout::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                PayoutStep::Send(r) => Err(r),
+                PayoutStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn payout_query(
+        &mut self,
+        request: &PayoutQueryRequest,
+    ) -> Result<PayoutStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::payout_query::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                PayoutQueryStep::Send(r) => Err(r),
+                PayoutQueryStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
     pub fn parse_notify(&mut self, request: &InboundHttp) -> Result<NotifyOutcome, NotifyFailure> {
         let request = request.clone();
         self.drive(
@@ -295,6 +320,14 @@ impl<A: Adapter> HostOps for Harness<A> {
         self.secrets
             .aes_256_ecb_decrypt_md5_key(key, ciphertext)
             .map_err(err)
+    }
+    fn rsa_oaep_sha1_encrypt(
+        &self,
+        public_key_pem: &str,
+        plaintext: &[u8],
+        seed: u64,
+    ) -> Result<Vec<u8>, SecretError> {
+        native::rsa_oaep_sha1_encrypt(public_key_pem, plaintext, seed).map_err(err)
     }
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));

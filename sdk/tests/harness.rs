@@ -38,6 +38,8 @@ fn info() -> AdapterInfo {
             query_by_merchant_order_no: true,
             close: false,
             refund_query: false,
+            payouts: false,
+            payout_notifications: false,
         },
         egress_hosts: vec!["provider.test".into()],
         field_rules: vec![],

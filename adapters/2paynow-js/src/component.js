@@ -6,4 +6,4 @@ import { exportAdapter } from '../../../sdk-js/src/component.js';
 import { TwoPayNow } from './adapter.js';
 
 const adapter = exportAdapter(TwoPayNow);
-export const { describe, unifiedOrder, query, close, refund, refundQuery, parseNotify } = adapter;
+export const { describe, unifiedOrder, query, close, refund, refundQuery, payout, payoutQuery, parseNotify } = adapter;

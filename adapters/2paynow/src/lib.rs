@@ -255,6 +255,8 @@ impl Adapter for TwoPayNow {
                 query_by_merchant_order_no: false,
                 close: true,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["www.2paynow.com".into()],
             field_rules: vec![],

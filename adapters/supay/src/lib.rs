@@ -198,6 +198,8 @@ impl Adapter for Supay {
                 // The Gate API documents no close call (§7.3).
                 close: false,
                 refund_query: true,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["gate.supaytechnology.com".into()],
             field_rules: field::declare(&RULES),

@@ -335,6 +335,8 @@ impl Adapter for VrPayment {
                 // §8.4 documents no cancel of a pending transaction.
                 close: false,
                 refund_query: true,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["gateway.vr-payment.de".into()],
             field_rules: field::declare(&RULES),

@@ -290,6 +290,8 @@ impl Adapter for WechatCloudpay {
                 query_by_merchant_order_no: true,
                 close: true,
                 refund_query: true,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec![wire::EGRESS_HOST.into()],
             field_rules: field::declare(&[field::MINI_PROGRAM_OPENID, field::CLIENT_IP]),

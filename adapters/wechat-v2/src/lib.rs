@@ -223,6 +223,8 @@ impl Adapter for WechatV2 {
                 query_by_merchant_order_no: true,
                 close: true,
                 refund_query: true,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec![
                 "api.mch.weixin.qq.com".into(),

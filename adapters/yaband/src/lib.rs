@@ -464,6 +464,8 @@ impl Adapter for Yaband {
                 // No close call is documented; orders lapse after `timeout`.
                 close: false,
                 refund_query: true,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["mapi.yabandpay.com".into()],
             field_rules: field::declare(&RULES),

@@ -1,7 +1,10 @@
 //! Translation between the current contract's types and an older
 //! contract's copies of them, for the components the host still serves
-//! ([`super::v0_1`], [`super::v0_2`]). Types that match field for field
-//! are bridged by macros; the compiler checks each mapping.
+//! ([`super::v0_1`] to [`super::v0_4`]). Types that match field for field
+//! are bridged by macros; the compiler checks each mapping. Types that grew
+//! since (what carries capabilities or notification events) are bridged
+//! one way only, from the older contract: the host never hands them to an
+//! adapter.
 
 /// Conversion between two contracts' copies of a type.
 pub trait Bridge<T> {
@@ -41,21 +44,30 @@ impl<A1: Bridge<B1>, B1, A2: Bridge<B2>, B2> Bridge<(B1, B2)> for (A1, A2) {
     }
 }
 
-/// Both directions for a record whose fields are the same in both.
-macro_rules! record {
-    ($a:path, $b:path { $($f:ident),* }) => {
+/// From `$a` to `$b`, records whose fields `$b` has too; `$b`'s other
+/// fields (`name: value`, after a `;`) are given.
+macro_rules! record_into {
+    ($a:path, $b:path { $($f:ident),* $(; $($g:ident: $v:expr),*)? }) => {
         impl $crate::contract::bridge::Bridge<$b> for $a {
-            fn bridge(self) -> $b { type B = $b; B { $($f: $crate::contract::bridge::Bridge::bridge(self.$f)),* } }
-        }
-        impl $crate::contract::bridge::Bridge<$a> for $b {
-            fn bridge(self) -> $a { type A = $a; A { $($f: $crate::contract::bridge::Bridge::bridge(self.$f)),* } }
+            fn bridge(self) -> $b {
+                type B = $b;
+                B { $($f: $crate::contract::bridge::Bridge::bridge(self.$f),)* $($($g: $v,)*)? }
+            }
         }
     };
 }
 
-/// Both directions for a variant or enum with the same cases in both;
+/// Both directions for a record whose fields are the same in both.
+macro_rules! record {
+    ($a:path, $b:path { $($f:ident),* }) => {
+        $crate::contract::bridge::record_into!($a, $b { $($f),* });
+        $crate::contract::bridge::record_into!($b, $a { $($f),* });
+    };
+}
+
+/// From `$a` to `$b`, variants or enums whose cases `$b` has too;
 /// `case(x)` carries a payload (bound as `x`), `case` does not.
-macro_rules! cases {
+macro_rules! cases_into {
     ($a:path, $b:path { $($c:ident $(($p:ident))?),* }) => {
         impl $crate::contract::bridge::Bridge<$b> for $a {
             fn bridge(self) -> $b {
@@ -64,16 +76,17 @@ macro_rules! cases {
                 match self { $(A::$c $(($p))? => B::$c $(($crate::contract::bridge::Bridge::bridge($p)))?),* }
             }
         }
-        impl $crate::contract::bridge::Bridge<$a> for $b {
-            fn bridge(self) -> $a {
-                type A = $a;
-                type B = $b;
-                match self { $(B::$c $(($p))? => A::$c $(($crate::contract::bridge::Bridge::bridge($p)))?),* }
-            }
-        }
     };
 }
-pub(crate) use {cases, record};
+
+/// Both directions for a variant or enum with the same cases in both.
+macro_rules! cases {
+    ($a:path, $b:path { $($c:ident $(($p:ident))?),* }) => {
+        $crate::contract::bridge::cases_into!($a, $b { $($c $(($p))?),* });
+        $crate::contract::bridge::cases_into!($b, $a { $($c $(($p))?),* });
+    };
+}
+pub(crate) use {cases, cases_into, record, record_into};
 
 /// The bridges of every type that is the same in all contract versions
 /// (all but `capabilities`, `adapter-info` and what 0.2 added): `$old` and
@@ -234,8 +247,9 @@ macro_rules! shared_types {
                 body
             }
         );
-        $crate::contract::bridge::cases!($old::NotifyEvent, $current::NotifyEvent { Payment(x), Refund(x) });
-        $crate::contract::bridge::record!($old::NotifyOutcome, $current::NotifyOutcome { events, ack });
+        // 0.5 added the `payout` event.
+        $crate::contract::bridge::cases_into!($old::NotifyEvent, $current::NotifyEvent { Payment(x), Refund(x) });
+        $crate::contract::bridge::record_into!($old::NotifyOutcome, $current::NotifyOutcome { events, ack });
         $crate::contract::bridge::record!(
             $old::ProviderRejection,
             $current::ProviderRejection {
@@ -252,16 +266,17 @@ macro_rules! shared_types {
         $crate::contract::bridge::cases!($old::OrderStep, $current::OrderStep { Send(x), Done(x) });
         $crate::contract::bridge::cases!($old::QueryStep, $current::QueryStep { Send(x), Done(x) });
         $crate::contract::bridge::cases!($old::RefundStep, $current::RefundStep { Send(x), Done(x) });
-        $crate::contract::bridge::cases!($old::NotifyStep, $current::NotifyStep { Send(x), Done(x) });
+        $crate::contract::bridge::cases_into!($old::NotifyStep, $current::NotifyStep { Send(x), Done(x) });
     };
 }
 pub(crate) use shared_types;
 
 /// The bridges of what 0.2 added (`close`, `refund-query` and their
-/// capability flags), the same in every contract since.
+/// capability flags), the same in every contract since; a component of
+/// 0.2 to 0.4 has no payouts.
 macro_rules! since_0_2_types {
     ($old:ident, $current:ident) => {
-        $crate::contract::bridge::record!(
+        $crate::contract::bridge::record_into!(
             $old::Capabilities,
             $current::Capabilities {
                 payment_notifications,
@@ -269,7 +284,9 @@ macro_rules! since_0_2_types {
                 partial_refunds,
                 query_by_merchant_order_no,
                 close,
-                refund_query
+                refund_query;
+                payouts: false,
+                payout_notifications: false
             }
         );
         $crate::contract::bridge::record!($old::CloseRequest, $current::CloseRequest { order });

@@ -25,7 +25,8 @@ shared_types!(old, current);
 
 adapter_info_without_currencies!(old, current);
 
-/// 0.1 has no `close` or `refund-query`: a 0.1 adapter has neither.
+/// 0.1 has no `close` or `refund-query`: a 0.1 adapter has neither (nor
+/// payouts, which came with 0.5).
 impl Bridge<current::Capabilities> for old::Capabilities {
     fn bridge(self) -> current::Capabilities {
         current::Capabilities {
@@ -35,17 +36,8 @@ impl Bridge<current::Capabilities> for old::Capabilities {
             query_by_merchant_order_no: self.query_by_merchant_order_no,
             close: false,
             refund_query: false,
-        }
-    }
-}
-
-impl Bridge<old::Capabilities> for current::Capabilities {
-    fn bridge(self) -> old::Capabilities {
-        old::Capabilities {
-            payment_notifications: self.payment_notifications,
-            refund_notifications: self.refund_notifications,
-            partial_refunds: self.partial_refunds,
-            query_by_merchant_order_no: self.query_by_merchant_order_no,
+            payouts: false,
+            payout_notifications: false,
         }
     }
 }

@@ -10,7 +10,7 @@
 use super::{Output, Step};
 use crate::contract::{
     AdapterError, HttpRequest, HttpResponse, Money, NotifyEvent, NotifyOutcome, OrderCreated,
-    OrderRef, PayAction, RefundStatus, TradeStatus,
+    OrderRef, PayAction, PayoutState, PayoutStatus, RefundStatus, TradeStatus,
 };
 use crate::error::CallError;
 
@@ -50,6 +50,7 @@ fn check_output(out: &Output) -> Result<(), CallError> {
         Output::TradeStatus(t) => trade_status("trade_status", t),
         Output::RefundStatus(r) => refund_status("refund_status", r),
         Output::Notify(n) => notify(n),
+        Output::PayoutStatus(p) => payout_status("payout_status", p),
     }
 }
 
@@ -142,6 +143,36 @@ fn refund_status(at: &str, r: &RefundStatus) -> Result<(), CallError> {
     money(at, "amount", &r.amount)
 }
 
+fn payout_status(at: &str, p: &PayoutStatus) -> Result<(), CallError> {
+    let payout = &format!("{at}.payout");
+    text(
+        payout,
+        "merchant_payout_no",
+        &p.payout.merchant_payout_no,
+        MAX_TEXT_BYTES,
+    )?;
+    opt_text(payout, "provider_payout_id", &p.payout.provider_payout_id)?;
+    text(at, "provider_state", &p.provider_state, MAX_TEXT_BYTES)?;
+    money(at, "amount", &p.amount)?;
+    opt_text(at, "payee_id", &p.payee_id)?;
+    let state = &format!("{at}.state");
+    match &p.state {
+        PayoutState::PendingUserConfirmation(Some(c)) => {
+            let at = &format!("{state}.pending_user_confirmation");
+            text(at, "mch_id", &c.mch_id, MAX_TEXT_BYTES)?;
+            text(at, "app_id", &c.app_id, MAX_TEXT_BYTES)?;
+            // WeChat's package_info is an opaque token of a few hundred bytes.
+            text(at, "package", &c.package, MAX_URL_BYTES)
+        }
+        PayoutState::Failed(reason) => text(state, "failed", reason, MAX_MESSAGE_BYTES),
+        PayoutState::PendingUserConfirmation(None)
+        | PayoutState::Accepted
+        | PayoutState::Processing
+        | PayoutState::Succeeded
+        | PayoutState::Cancelled => Ok(()),
+    }
+}
+
 fn notify(n: &NotifyOutcome) -> Result<(), CallError> {
     cap(n.events.len(), MAX_EVENTS, "events", || {
         "notify.events".into()
@@ -150,6 +181,7 @@ fn notify(n: &NotifyOutcome) -> Result<(), CallError> {
         match e {
             NotifyEvent::Payment(t) => trade_status(&format!("notify.events[{i}].payment"), t)?,
             NotifyEvent::Refund(r) => refund_status(&format!("notify.events[{i}].refund"), r)?,
+            NotifyEvent::Payout(p) => payout_status(&format!("notify.events[{i}].payout"), p)?,
         }
     }
     check_response("notify.ack", &n.ack, MAX_ACK_BODY_BYTES)
@@ -274,5 +306,49 @@ mod tests {
             None,
         )));
         assert_eq!(field(check_step(&long_error)), "error.message");
+    }
+
+    #[test]
+    fn payout_answers_are_capped_too() {
+        use crate::contract::{PayeeConfirmation, PayoutRef};
+        let status = |state: PayoutState| PayoutStatus {
+            payout: PayoutRef {
+                merchant_payout_no: "P-1".into(),
+                provider_payout_id: None,
+            },
+            state,
+            provider_state: "WAIT_USER_CONFIRM".into(),
+            amount: None,
+            payee_id: None,
+            updated_at: None,
+        };
+        let waiting = |package: usize| {
+            Step::Done(Ok(Output::PayoutStatus(status(
+                PayoutState::PendingUserConfirmation(Some(PayeeConfirmation {
+                    mch_id: "1900001109".into(),
+                    app_id: "wxd678efh567hg6787".into(),
+                    package: "p".repeat(package),
+                })),
+            ))))
+        };
+        assert!(check_step(&waiting(MAX_URL_BYTES)).is_ok());
+        assert_eq!(
+            field(check_step(&waiting(MAX_URL_BYTES + 1))),
+            "payout_status.state.pending_user_confirmation.package"
+        );
+        let event = Step::Done(Ok(Output::Notify(NotifyOutcome {
+            events: vec![NotifyEvent::Payout(status(PayoutState::Failed(
+                "r".repeat(MAX_MESSAGE_BYTES + 1),
+            )))],
+            ack: HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: vec![],
+            },
+        })));
+        assert_eq!(
+            field(check_step(&event)),
+            "notify.events[0].payout.state.failed"
+        );
     }
 }

@@ -102,7 +102,7 @@ async fn describe_reports_what_inspect_prints() {
     let s = setup().await;
     let info = &s.adapter.info;
     assert_eq!(info.name, "wechat-v2");
-    assert_eq!(info.contract_version, "0.4.0");
+    assert_eq!(info.contract_version, "0.5.0");
     assert!(info.capabilities.close && info.capabilities.refund_query);
     assert!(
         info.currencies.iter().any(|c| c == "CNY"),
@@ -414,6 +414,91 @@ async fn bad_input_is_named_before_anything_is_sent() {
     assert!(s.sim.requests().is_empty());
 }
 
+/// A mini-program order created through `adapter` (an older contract's
+/// bindings), paid at the simulator, and its notification verified.
+async fn ordered_and_paid(s: &Setup, adapter: &LoadedAdapter, no: &str) {
+    let call = |seed, op| s.runtime.call(adapter, &s.merchant, ctx(seed), op);
+    let Output::OrderCreated(created) = call(1, Operation::UnifiedOrder(order(no, 1999)))
+        .await
+        .expect("unified order through the older bindings")
+    else {
+        panic!("not an order")
+    };
+    assert!(matches!(created.action, PayAction::MiniProgram(_)));
+    let notification = s.sim.pay(no).unwrap();
+    let Output::Notify(outcome) = call(2, Operation::ParseNotify(inbound(notification)))
+        .await
+        .unwrap()
+    else {
+        panic!("not a notify outcome")
+    };
+    assert!(
+        matches!(&outcome.events[..], [NotifyEvent::Payment(p)] if p.state == TradeState::Paid)
+    );
+}
+
+/// A build of wechat-v2 made against contract 0.4.0, kept as a fixture:
+/// it serves through the 0.4 bindings with its required fields, is paid
+/// by notification, and offers no payouts (0.5 added them): its
+/// capabilities say so and both payout operations answer `unsupported`
+/// naming its contract, without reaching the provider.
+#[tokio::test]
+async fn a_component_built_against_contract_0_4_still_serves_and_has_no_payouts() {
+    let s = setup().await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/wechat-v2-contract-0.4.0.wasm");
+    let old = s
+        .runtime
+        .load(&std::fs::read(&fixture).expect("the 0.4.0 fixture"))
+        .expect("a 0.4.0 component loads");
+    assert_eq!(old.info.contract_version, "0.4.0");
+    assert!(old.info.currencies.contains(&"CNY".to_string()));
+    assert!(
+        old.info
+            .field_rules
+            .iter()
+            .any(|r| r.field == "payer.openid" && !r.required_for.is_empty()),
+        "0.4 rules come through with required-for"
+    );
+    assert!(!old.info.capabilities.payouts && !old.info.capabilities.payout_notifications);
+    assert!(old.info.capabilities.close && old.info.capabilities.refund_query);
+
+    ordered_and_paid(&s, &old, "OLD4-0001").await;
+    let call = |seed, op| s.runtime.call(&old, &s.merchant, ctx(seed), op);
+
+    let sent = s.sim.requests().len();
+    let payout_ref = payhost::contract::PayoutRef {
+        merchant_payout_no: "P4-0001".into(),
+        provider_payout_id: None,
+    };
+    for op in [
+        Operation::Payout(payhost::contract::PayoutRequest {
+            merchant_payout_no: "P4-0001".into(),
+            amount: payhost::contract::Money {
+                minor: 100,
+                currency: "CNY".into(),
+            },
+            payee: payhost::contract::Payee {
+                app_id: "wxd678efh567hg6787".into(),
+                openid: "o-payee".into(),
+                real_name: None,
+            },
+            remark: "reward".into(),
+            scene: None,
+        }),
+        Operation::PayoutQuery(payhost::contract::PayoutQueryRequest { payout: payout_ref }),
+    ] {
+        match call(3, op).await {
+            Err(CallError::Adapter {
+                error: AdapterError::Unsupported(m),
+                ..
+            }) => assert!(m.contains("0.4.0"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(s.sim.requests().len(), sent, "nothing reached the provider");
+}
+
 /// A build of wechat-v2 made against contract 0.3.0, kept as a fixture:
 /// it serves through the 0.3 bindings, keeps its currencies and field
 /// limits, and requires nothing (0.4 added `required-for`), so a missing
@@ -519,24 +604,8 @@ async fn a_component_built_against_contract_0_1_still_serves() {
     assert!(!old.info.capabilities.close && !old.info.capabilities.refund_query);
     assert!(old.info.capabilities.refund_notifications);
 
+    ordered_and_paid(&s, &old, "OLD-0001").await;
     let call = |seed, op| s.runtime.call(&old, &s.merchant, ctx(seed), op);
-    let Output::OrderCreated(created) = call(1, Operation::UnifiedOrder(order("OLD-0001", 1999)))
-        .await
-        .expect("unified order through the 0.1 bindings")
-    else {
-        panic!("not an order")
-    };
-    assert!(matches!(created.action, PayAction::MiniProgram(_)));
-    let notification = s.sim.pay("OLD-0001").unwrap();
-    let Output::Notify(outcome) = call(2, Operation::ParseNotify(inbound(notification)))
-        .await
-        .unwrap()
-    else {
-        panic!("not a notify outcome")
-    };
-    assert!(
-        matches!(&outcome.events[..], [NotifyEvent::Payment(p)] if p.state == TradeState::Paid)
-    );
 
     for op in [
         Operation::Close(payhost::contract::CloseRequest {

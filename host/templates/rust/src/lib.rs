@@ -109,6 +109,8 @@ impl Adapter for AcmePay {
                 query_by_merchant_order_no: true,
                 close: true,
                 refund_query: true,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["api.acme-pay.example".into()],
             field_rules: field::declare(&RULES),

@@ -23,6 +23,8 @@ impl Adapter for GarbageTrusting {
                 query_by_merchant_order_no: true,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["api.provider.example".into()],
             field_rules: vec![],

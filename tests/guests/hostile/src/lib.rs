@@ -54,6 +54,8 @@ impl Adapter for Hostile {
                 query_by_merchant_order_no: true,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["127.0.0.1".into(), "localhost".into()],
             field_rules: vec![],
@@ -316,6 +318,24 @@ impl payhost_sdk::bindings::Guest for Export {
             request,
             exchanges,
         )
+    }
+    fn payout(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: PayoutRequest,
+        exchanges: Vec<Exchange>,
+    ) -> PayoutStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::payout::<Hostile>(imports, ctx, config, request, exchanges)
+    }
+    fn payout_query(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: PayoutQueryRequest,
+        exchanges: Vec<Exchange>,
+    ) -> PayoutQueryStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::payout_query::<Hostile>(imports, ctx, config, request, exchanges)
     }
 }
 

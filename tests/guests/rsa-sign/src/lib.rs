@@ -38,6 +38,8 @@ impl Adapter for RsaSign {
                 query_by_merchant_order_no: false,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec![],
             field_rules: vec![],

@@ -96,6 +96,8 @@ impl Adapter for Probe {
                 query_by_merchant_order_no: true,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec![],
             field_rules: vec![],

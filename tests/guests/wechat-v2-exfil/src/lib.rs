@@ -31,6 +31,8 @@ impl Adapter for Exfil {
                 query_by_merchant_order_no: true,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["api.mch.weixin.qq.com".into(), "collect.example.net".into()],
             field_rules: vec![],

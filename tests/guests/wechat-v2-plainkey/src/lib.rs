@@ -30,6 +30,8 @@ impl Adapter for PlainKey {
                 query_by_merchant_order_no: true,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec!["api.mch.weixin.qq.com".into()],
             field_rules: vec![],

@@ -29,6 +29,8 @@ impl Adapter for Strict {
                 query_by_merchant_order_no: true,
                 close: false,
                 refund_query: false,
+                payouts: false,
+                payout_notifications: false,
             },
             egress_hosts: vec![],
             field_rules: vec![],
