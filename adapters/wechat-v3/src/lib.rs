@@ -1,7 +1,8 @@
 //! WeChat Pay API v3 adapter: JSON over HTTPS, SHA256withRSA both ways,
 //! AES-256-GCM notifications; direct, partner and global (overseas) mode.
 //!
-//! - `lib.rs` (this file): the contract -- `describe` and the six operations.
+//! - `lib.rs` (this file): the contract -- `describe`, the six operations
+//!   and payouts (the merchant transfer, providers.md §12.4).
 //! - [`wire`]: the v3 messages and paths, named as WeChat Pay names them.
 //! - [`sign`]: request signing, answer and notification verification,
 //!   notification decryption; every key stays on the host.
@@ -38,6 +39,11 @@ const MINI_PROGRAM: &str = "wechat_mini_program";
 const NATIVE: &str = "wechat_native";
 /// §3.6: the official SDK's window for `Wechatpay-Timestamp`.
 const DEFAULT_WINDOW_SECS: i64 = 300;
+/// §12.4.1 / §12.6: WeChat checks the payee's real name from 2,000 CNY up
+/// and refuses a transfer without one.
+const NAME_REQUIRED_FROM_FEN: u64 = 200_000;
+/// §12.5: a name is encrypted whole; WeChat's real names are far shorter.
+const MAX_REAL_NAME_CHARS: usize = 64;
 
 /// The merchant configuration, read once per operation.
 struct Settings<'a> {
@@ -131,6 +137,19 @@ impl<'a> Settings<'a> {
         path: &str,
         body: Option<json::Value>,
     ) -> Result<(u16, Vec<u8>)> {
+        self.call_with(ctx, method, path, body, None)
+    }
+
+    /// [`call`](Self::call) with a `Wechatpay-Serial` header naming the
+    /// WeChat Pay key a sensitive field of the body is encrypted with.
+    fn call_with(
+        &self,
+        ctx: &mut Ctx,
+        method: HttpMethod,
+        path: &str,
+        body: Option<json::Value>,
+        serial: Option<String>,
+    ) -> Result<(u16, Vec<u8>)> {
         let body = body.map(|b| json::to_body(&b)).unwrap_or_default();
         let (word, mut request) = match method {
             HttpMethod::Get => ("GET", http::get(http::join(self.base_url, path))),
@@ -158,6 +177,9 @@ impl<'a> Settings<'a> {
         request
             .headers
             .push(("accept".into(), "application/json".into()));
+        if let Some(serial) = serial {
+            request.headers.push(("wechatpay-serial".into(), serial));
+        }
         let response = ctx.send(request)?;
         let status = response.status;
         let what = format!("{path} answer (HTTP {status})");
@@ -312,6 +334,134 @@ impl<'a> Settings<'a> {
     }
 }
 
+/// What a payout needs beyond the payment settings (§12.4.1, §12.9: the
+/// scene and its report labels are granted and fixed per merchant in
+/// WeChat's console, so they are configured, not guessed).
+struct PayoutSettings<'a> {
+    scene: Option<&'a str>,
+    report_infos: Option<json::Value>,
+    perception: Option<&'a str>,
+}
+
+impl<'a> PayoutSettings<'a> {
+    fn read(ctx: &Ctx<'a>, s: &Settings) -> Result<Self> {
+        if s.ids.mode != Mode::Direct {
+            // §12.1: partner paths differ and were not specified; §12.0:
+            // WeChat Pay Global has no payout product.
+            return Err(Error::unsupported(
+                "payouts (merchant transfer) are offered in mode `direct` only",
+            ));
+        }
+        let c = ctx.config();
+        let report_infos = match c.text_opt("transfer_scene_report_infos")? {
+            None => None,
+            Some(text) => Some(report_infos(text)?),
+        };
+        Ok(PayoutSettings {
+            scene: c.text_opt("transfer_scene_id")?,
+            report_infos,
+            perception: c.text_opt("user_recv_perception")?,
+        })
+    }
+}
+
+/// `transfer_scene_report_infos` as configured: a JSON list of
+/// `{"info_type": ..., "info_content": ...}`, the labels WeChat fixes per
+/// scene (§12.4.1).
+fn report_infos(text: &str) -> Result<json::Value> {
+    let bad = || {
+        Error::invalid_config(
+            "field `transfer_scene_report_infos` must be a JSON list of {\"info_type\", \"info_content\"} objects",
+        )
+    };
+    let v: json::Value = json::from_body(text.as_bytes()).map_err(|_| bad())?;
+    let items = v.as_array().filter(|a| !a.is_empty()).ok_or_else(bad)?;
+    let well_formed = items.iter().all(|i| {
+        i.as_object().is_some_and(|o| {
+            o.len() == 2
+                && ["info_type", "info_content"].iter().all(|k| {
+                    o.get(*k)
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|t| !t.is_empty())
+                })
+        })
+    });
+    if !well_formed {
+        return Err(bad());
+    }
+    Ok(v)
+}
+
+impl Settings<'_> {
+    /// A transfer bill in the contract's terms, for the payout asked
+    /// about; `app_id` (known to `payout`) completes the confirmation
+    /// parameters of a bill that waits for the user.
+    fn payout_status(
+        &self,
+        answer: &[u8],
+        out_bill_no: &str,
+        app_id: Option<&str>,
+        what: &str,
+    ) -> Result<PayoutStatus> {
+        let bill: wire::TransferBill =
+            json::from_body(answer).map_err(|e| Error::malformed(format!("{what}: {e}")))?;
+        if bill.out_bill_no != out_bill_no {
+            return Err(Error::malformed(format!(
+                "{what} is for out_bill_no `{}`, not `{out_bill_no}`",
+                bill.out_bill_no
+            )));
+        }
+        self.bill_status(bill, app_id, what)
+    }
+
+    fn bill_status(
+        &self,
+        bill: wire::TransferBill,
+        app_id: Option<&str>,
+        what: &str,
+    ) -> Result<PayoutStatus> {
+        self.check_merchant(bill.mch_id.as_deref(), None, what)?;
+        let confirmation = match (&bill.package_info, app_id) {
+            (Some(package), Some(app_id)) => Some(PayeeConfirmation {
+                mch_id: self.ids.mchid.into(),
+                app_id: app_id.into(),
+                package: package.clone(),
+            }),
+            _ => None,
+        };
+        let state = wire::transfer_state(&bill.state, bill.fail_reason.as_deref(), confirmation)
+            .ok_or_else(|| Error::malformed(format!("{what}: unknown state `{}`", bill.state)))?;
+        if matches!(state, PayoutState::PendingUserConfirmation(None)) && app_id.is_some() {
+            // The create answer of a waiting bill must carry its package,
+            // or the payee has nothing to confirm with.
+            return Err(Error::malformed(format!(
+                "{what}: state WAIT_USER_CONFIRM without package_info"
+            )));
+        }
+        let updated_at = match bill.update_time.as_deref().or(bill.create_time.as_deref()) {
+            Some(t) => Some(
+                time::parse_rfc3339(t)
+                    .map_err(|e| Error::malformed(format!("{what}: update_time: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(PayoutStatus {
+            payout: PayoutRef {
+                merchant_payout_no: bill.out_bill_no,
+                provider_payout_id: bill.transfer_bill_no,
+            },
+            state,
+            provider_state: bill.state,
+            amount: bill.transfer_amount.map(|minor| Money {
+                minor,
+                currency: "CNY".into(),
+            }),
+            payee_id: bill.openid,
+            updated_at,
+        })
+    }
+}
+
 impl Adapter for WechatV3 {
     fn describe() -> AdapterInfo {
         let field = field::config;
@@ -328,8 +478,9 @@ impl Adapter for WechatV3 {
                 query_by_merchant_order_no: true,
                 close: true,
                 refund_query: true,
-                payouts: false,
-                payout_notifications: false,
+                // The merchant transfer (§12.4), direct mode.
+                payouts: true,
+                payout_notifications: true,
             },
             egress_hosts: vec![
                 "api.mch.weixin.qq.com".into(),
@@ -428,6 +579,27 @@ impl Adapter for WechatV3 {
                     FieldKind::Text,
                     false,
                     Some("300"),
+                ),
+                field(
+                    "transfer_scene_id",
+                    "Payouts: the transfer scene granted in WeChat's console (e.g. 1000 cash marketing), used when a payout names none",
+                    FieldKind::Text,
+                    false,
+                    None,
+                ),
+                field(
+                    "transfer_scene_report_infos",
+                    "Payouts: the scene's report items as JSON, e.g. [{\"info_type\":\"活动名称\",\"info_content\":\"...\"}]; WeChat fixes the labels per scene",
+                    FieldKind::Text,
+                    false,
+                    None,
+                ),
+                field(
+                    "user_recv_perception",
+                    "Payouts: the reason the payee sees, one of the values WeChat allows for the scene (optional)",
+                    FieldKind::Text,
+                    false,
+                    None,
                 ),
                 field(
                     "base_url",
@@ -697,6 +869,87 @@ impl Adapter for WechatV3 {
         s.refund_answer(&answer, &req.refund_no, &req.order, what)
     }
 
+    /// §12.4.1: a transfer bill in user-confirmation mode. Retrying with
+    /// the same number answers the same bill; a non-2xx answer says nothing
+    /// about the bill, so it is an error and the number is kept (the host
+    /// queries before anything else).
+    fn payout(ctx: &mut Ctx, req: &PayoutRequest) -> Result<PayoutStatus> {
+        let s = Settings::read(ctx)?;
+        let p = PayoutSettings::read(ctx, &s)?;
+        let no = &req.merchant_payout_no;
+        field::order_no(no, "merchant_payout_no", 1, 32, "")?;
+        field::positive(req.amount.minor, "amount.minor")?;
+        if req.amount.currency != "CNY" {
+            return Err(Error::invalid_request(format!(
+                "amount.currency `{}`: WeChat's merchant transfer pays CNY only",
+                req.amount.currency
+            )));
+        }
+        field::chars(&req.remark, "remark", 1, 32)?;
+        field::chars(&req.payee.app_id, "payee.app_id", 1, 32)?;
+        field::chars(&req.payee.openid, "payee.openid", 1, 128)?;
+        let scene = req.scene.as_deref().or(p.scene).ok_or_else(|| {
+            Error::invalid_request(
+                "scene: the payout names none and `transfer_scene_id` is not configured",
+            )
+        })?;
+        field::order_no(scene, "scene", 1, 16, "")?;
+        let report_infos = p.report_infos.ok_or_else(|| {
+            Error::invalid_config(
+                "field `transfer_scene_report_infos` is needed for payouts (WeChat requires the scene's report items)",
+            )
+        })?;
+        if req.amount.minor >= NAME_REQUIRED_FROM_FEN && req.payee.real_name.is_none() {
+            return Err(Error::invalid_request(
+                "payee.real_name: WeChat requires the payee's real name from 2,000.00 CNY",
+            ));
+        }
+        let notify_url = field::notify_url_without_query(ctx.notify_url())?;
+        let mut body = json::json!({
+            "appid": req.payee.app_id,
+            "out_bill_no": no,
+            "transfer_scene_id": scene,
+            "openid": req.payee.openid,
+            "transfer_amount": req.amount.minor,
+            "transfer_remark": req.remark,
+            "notify_url": notify_url,
+            "transfer_scene_report_infos": report_infos,
+        });
+        if let Some(perception) = p.perception {
+            body["user_recv_perception"] = perception.into();
+        }
+        let serial = match &req.payee.real_name {
+            None => None,
+            Some(name) => {
+                // The message names the limit, never the name.
+                field::chars(name, "payee.real_name", 1, MAX_REAL_NAME_CHARS)?;
+                let (cipher, serial) =
+                    sign::encrypt_sensitive(ctx, &s.verifier, name, ctx.timestamp())?;
+                body["user_name"] = cipher.into();
+                Some(serial)
+            }
+        };
+        let (_, answer) = s.call_with(
+            ctx,
+            HttpMethod::Post,
+            wire::TRANSFER_BILLS,
+            Some(body),
+            serial,
+        )?;
+        s.payout_status(&answer, no, Some(&req.payee.app_id), "transfer answer")
+    }
+
+    /// §12.4.4: the bill by `out_bill_no` (the last 30 days only).
+    fn payout_query(ctx: &mut Ctx, req: &PayoutQueryRequest) -> Result<PayoutStatus> {
+        let s = Settings::read(ctx)?;
+        PayoutSettings::read(ctx, &s)?;
+        let no = &req.payout.merchant_payout_no;
+        field::order_no(no, "payout.merchant_payout_no", 1, 32, "")?;
+        let path = wire::transfer_bill_by_out_bill_no(no);
+        let (_, answer) = s.call(ctx, HttpMethod::Get, &path, None)?;
+        s.payout_status(&answer, no, None, "transfer query answer")
+    }
+
     fn parse_notify(ctx: &mut Ctx, req: &InboundHttp) -> Result<NotifyOutcome> {
         let fail = |e: Error, msg: &str| e.with_ack(wire::ack_fail(msg));
         let s = Settings::read(ctx)?;
@@ -762,6 +1015,13 @@ fn notification_events(ctx: &Ctx, s: &Settings, body: &[u8]) -> Result<Vec<Notif
         }
         Ok(vec![NotifyEvent::Refund(
             s.refund_status(r, &order, &what).map_err(invalid)?,
+        )])
+    } else if n.event_type == wire::TRANSFER_FINISHED {
+        // §12.4.5: the resource is a transfer bill.
+        let bill: wire::TransferBill = json::from_body(&plain)
+            .map_err(|e| Error::invalid_request(format!("{what}: resource: {e}")))?;
+        Ok(vec![NotifyEvent::Payout(
+            s.bill_status(bill, None, &what).map_err(invalid)?,
         )])
     } else {
         // Verified, but of a product payhost does not handle: taken, so

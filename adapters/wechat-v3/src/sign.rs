@@ -226,6 +226,42 @@ pub fn platform_keys(pems: &str) -> Result<Vec<VerifyingKey>> {
     Ok(keys)
 }
 
+/// providers.md 12.5: a sensitive field (a payee's `user_name`) encrypted
+/// for WeChat Pay with RSA-OAEP-SHA1 under one of its keys, in Base64,
+/// with the `Wechatpay-Serial` that names the key. The key: the WeChat Pay
+/// public key when configured, else the platform certificate valid at
+/// `now` whose validity began last (as the official Go SDK picks).
+pub fn encrypt_sensitive(
+    ctx: &Ctx,
+    verifier: &Verifier,
+    plaintext: &str,
+    now: i64,
+) -> Result<(String, String)> {
+    let key = verifier
+        .keys()
+        .iter()
+        .find(|k| k.valid.is_none())
+        .or_else(|| {
+            verifier
+                .keys()
+                .iter()
+                .filter(|k| k.valid.is_some_and(|(from, to)| from <= now && now <= to))
+                .max_by_key(|k| k.valid.map(|(from, _)| from))
+        })
+        .ok_or_else(|| {
+            Error::invalid_config(
+                "no WeChat Pay public key and no platform certificate valid now: a payee's name cannot be encrypted",
+            )
+        })?;
+    let field = if key.valid.is_none() {
+        "wechatpay_public_key"
+    } else {
+        "platform_certificates"
+    };
+    let ciphertext = ctx.rsa_oaep_sha1_encrypt(&key.public_key_pem, plaintext.as_bytes(), field)?;
+    Ok((encoding::base64_encode(&ciphertext), key.serial.clone()))
+}
+
 /// Decrypts a notification's `resource` (§3.7): AES-256-GCM keyed by the
 /// APIv3 key; the ciphertext carries its 16-byte tag. Decrypting is what
 /// proves the content came from WeChat Pay.

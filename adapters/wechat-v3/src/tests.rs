@@ -674,7 +674,12 @@ fn notification(event_type: &str, plain: &str, at: i64) -> InboundHttp {
         },
     })
     .to_string();
-    let answer = signed(200, &body, at);
+    signed_notification(&body, at)
+}
+
+/// A notification envelope `body` as WeChat Pay signs and posts it.
+fn signed_notification(body: &str, at: i64) -> InboundHttp {
+    let answer = signed(200, body, at);
     InboundHttp {
         method: HttpMethod::Post,
         path: "/v1/notify/wechat-v3/m1".into(),
@@ -837,3 +842,5 @@ fn fuzz_signed_answers_are_taken_only_as_signed() {
         answering(&closed, b).close(&close).ok()
     });
 }
+
+mod payouts;

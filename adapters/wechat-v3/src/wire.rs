@@ -231,6 +231,56 @@ pub fn refund_state(word: &str) -> Option<RefundState> {
     })
 }
 
+/// providers.md 12.1: the merchant transfer (商家转账), user-confirmation
+/// mode, direct merchants.
+pub const TRANSFER_BILLS: &str = "/v3/fund-app/mch-transfer/transfer-bills";
+
+/// 12.4.4: a transfer bill by the merchant's number.
+pub fn transfer_bill_by_out_bill_no(out_bill_no: &str) -> String {
+    format!("{TRANSFER_BILLS}/out-bill-no/{out_bill_no}")
+}
+
+/// 12.4.5: the event of a transfer bill that reached `SUCCESS`, `FAIL` or
+/// `CANCELLED`, and its resource's associated data.
+pub const TRANSFER_FINISHED: &str = "MCHTRANSFER.BILL.FINISHED";
+
+/// 12.4.1 / 12.4.4 / 12.4.5: a transfer bill as the create answer, the
+/// query answer and the notification resource carry it (each a subset).
+#[derive(Debug, Deserialize)]
+pub struct TransferBill {
+    pub mch_id: Option<String>,
+    pub out_bill_no: String,
+    pub transfer_bill_no: Option<String>,
+    pub state: String,
+    pub transfer_amount: Option<u64>,
+    pub openid: Option<String>,
+    pub fail_reason: Option<String>,
+    /// Only in the create answer of a bill waiting for the user.
+    pub package_info: Option<String>,
+    pub create_time: Option<String>,
+    pub update_time: Option<String>,
+}
+
+/// 12.4.3 `state` in the contract's terms; `package` is the create answer's
+/// `package_info` of a bill waiting for the user.
+pub fn transfer_state(
+    word: &str,
+    fail_reason: Option<&str>,
+    confirmation: Option<PayeeConfirmation>,
+) -> Option<PayoutState> {
+    Some(match word {
+        "ACCEPTED" => PayoutState::Accepted,
+        "WAIT_USER_CONFIRM" => PayoutState::PendingUserConfirmation(confirmation),
+        // TRANSFERING (sic): the result is not clear yet; CANCELING: a
+        // cancel is under way. Neither is final.
+        "PROCESSING" | "TRANSFERING" | "CANCELING" => PayoutState::Processing,
+        "SUCCESS" => PayoutState::Succeeded,
+        "FAIL" => PayoutState::Failed(fail_reason.unwrap_or("FAIL").into()),
+        "CANCELLED" => PayoutState::Cancelled,
+        _ => return None,
+    })
+}
+
 /// §3.7: a notification's envelope.
 #[derive(Debug, Deserialize)]
 pub struct Notification {
