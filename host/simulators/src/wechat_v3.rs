@@ -23,6 +23,8 @@
 //! query's query string and in a close or refund body must be the
 //! merchant's.
 //!
+//! Payouts, the merchant transfer (§12.4), are in [`transfer`].
+//!
 //! Not simulated: mutual TLS (v3 has none), `GET /v3/certificates`, rate
 //! limits, the seven-day order validity.
 
@@ -88,6 +90,8 @@ struct Refund {
 #[derive(Default)]
 struct State {
     orders: BTreeMap<String, Order>,
+    /// Transfer bills by `out_bill_no` ([`transfer`]).
+    bills: BTreeMap<String, transfer::Bill>,
     refunds: BTreeMap<String, Refund>,
     /// Requests per endpoint (`POST /jsapi`, `GET /out-trade-no`, ...).
     counts: BTreeMap<String, u64>,
@@ -559,6 +563,14 @@ async fn handle(
         return s.error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", why);
     }
     let path = uri.path();
+    if let Some(answer) = transfer::handle(&s, &method, path, &headers, &body) {
+        let mut st = s.state();
+        *st.counts
+            .entry(format!("{method} transfer-bills"))
+            .or_default() += 1;
+        drop(st);
+        return answer;
+    }
     let rest = [
         "/v3/pay/partner/transactions",
         "/v3/global/transactions",
@@ -918,6 +930,8 @@ fn refund(s: &Shared, body: Option<Value>) -> Response {
     drop(st);
     s.answer(StatusCode::OK, Some(s.refund_json(&refund, &order)))
 }
+
+pub mod transfer;
 
 #[cfg(test)]
 mod tests;

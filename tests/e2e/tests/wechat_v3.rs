@@ -581,3 +581,196 @@ async fn a_v3_global_institution_merchant_takes_eur_through_every_operation() {
         "{paths:?}"
     );
 }
+
+// ------------------------------------------------------------ payouts (contract 0.5)
+
+/// A payout through the sandboxed component against the strict simulator,
+/// as `payhost adapter call` drives it (payhost has no payout API yet):
+/// created with the payee's name encrypted for WeChat, waiting for the
+/// payee, confirmed, queried, and its `MCHTRANSFER.BILL.FINISHED` verified
+/// and decrypted by payhost's notification endpoint (tampered: refused at
+/// the signature).
+#[tokio::test]
+async fn a_payout_waits_for_the_payee_succeeds_and_its_notification_verifies() {
+    use payhost::contract::{
+        Money, Payee, PayoutQueryRequest, PayoutRef, PayoutRequest, PayoutState,
+    };
+    let (f, sim) = v3_front("v3-payout", DIRECT).await;
+    let rt = Runtime::new(test_config()).unwrap();
+    let a = rt.load(&component("wechat-v3")).unwrap();
+    assert!(a.info.capabilities.payouts && a.info.capabilities.payout_notifications);
+    let merchant = MerchantConfig::new("shop-v3")
+        .text("mchid", "1900000001")
+        .text("appid", "wx8888888888888888")
+        .text(
+            "merchant_serial_no",
+            "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+        )
+        .secret("private_key", fixture("sdk-test.key.pem"))
+        .secret("api_v3_key", API_V3_KEY)
+        .text("wechatpay_public_key_id", SERIAL)
+        .text("wechatpay_public_key", fixture("sdk-test.pub.pem"))
+        .text("base_url", sim.base_url())
+        .text("transfer_scene_id", "1000")
+        .text(
+            "transfer_scene_report_infos",
+            r#"[{"info_type":"活动名称","info_content":"新会员有礼"},{"info_type":"奖励说明","info_content":"注册会员抽奖一等奖"}]"#,
+        );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let call = |op| {
+        let ctx = CallContext {
+            notify_url: f.url("/v1/notify/wechat-v3/shop-v3"),
+            ..ctx(now)
+        };
+        rt.call(&a, &merchant, ctx, op)
+    };
+    let request = PayoutRequest {
+        merchant_payout_no: "PAYOUT0001".into(),
+        amount: Money {
+            minor: 200_000,
+            currency: "CNY".into(),
+        },
+        payee: Payee {
+            app_id: "wx8888888888888888".into(),
+            openid: "o-payee".into(),
+            real_name: Some("王小王".into()),
+        },
+        remark: "新会员开通有礼".into(),
+        scene: None,
+    };
+    let Output::PayoutStatus(created) = call(Operation::Payout(request)).await.unwrap() else {
+        panic!("not a payout status")
+    };
+    let PayoutState::PendingUserConfirmation(Some(confirm)) = &created.state else {
+        panic!("{:?}", created.state)
+    };
+    assert_eq!(confirm.mch_id, "1900000001");
+    assert!(confirm.package.starts_with("pkg-"));
+    assert_eq!(
+        sim.transfer_user_name("PAYOUT0001").as_deref(),
+        Some("王小王")
+    );
+
+    let query = || {
+        Operation::PayoutQuery(PayoutQueryRequest {
+            payout: PayoutRef {
+                merchant_payout_no: "PAYOUT0001".into(),
+                provider_payout_id: created.payout.provider_payout_id.clone(),
+            },
+        })
+    };
+    let state = |out: Output| match out {
+        Output::PayoutStatus(p) => p.state,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        state(call(query()).await.unwrap()),
+        PayoutState::PendingUserConfirmation(None)
+    );
+    sim.confirm_transfer("PAYOUT0001").unwrap();
+    assert_eq!(state(call(query()).await.unwrap()), PayoutState::Succeeded);
+
+    // payhost keeps no payouts yet: the verified result is refused as about
+    // an unknown payout (so WeChat sends it again), the tampered one
+    // before that, at its signature.
+    let (status, answer) = sim
+        .notify_transfer("PAYOUT0001", NotifyForgery::Tampered)
+        .await
+        .unwrap();
+    assert!(status >= 400, "a tampered notification answered {status}");
+    assert!(!answer.contains("unknown payout"), "{answer}");
+    let (status, answer) = sim
+        .notify_transfer("PAYOUT0001", NotifyForgery::None)
+        .await
+        .unwrap();
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("unknown payout"), "{answer}");
+}
+
+/// The operator's way to a payout today: `payhost adapter call` with the
+/// component, a configuration whose keys are file references, and a
+/// payout request, against the simulator (payee name encrypted and read
+/// back by WeChat's side), then `payout-query`.
+#[test]
+fn an_operator_pays_out_with_adapter_call_against_the_simulator() {
+    use clap::Parser as _;
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let sim = tokio.block_on(Simulator::start(SimConfig {
+        mchid: "1900000001".into(),
+        appid: "wx8888888888888888".into(),
+        sub_mchid: None,
+        merchant_public_key: fixture("sdk-test.pub.pem"),
+        platform_private_key: fixture("sdk-test.key.pem"),
+        platform_serial: SERIAL.into(),
+        api_v3_key: API_V3_KEY.into(),
+    }));
+    let dir = payhost_e2e::temp_dir("v3-payout-cli");
+    std::fs::write(dir.join("v3.key"), fixture("sdk-test.key.pem")).unwrap();
+    std::fs::write(dir.join("v3.apikey"), API_V3_KEY).unwrap();
+    let config = json!({
+        "mchid": "1900000001", "appid": "wx8888888888888888",
+        "merchant_serial_no": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+        "private_key": format!("file:{}/v3.key", dir.display()),
+        "api_v3_key": format!("file:{}/v3.apikey", dir.display()),
+        "wechatpay_public_key_id": SERIAL, "wechatpay_public_key": fixture("sdk-test.pub.pem"),
+        "base_url": sim.base_url(), "transfer_scene_id": "1000",
+        "transfer_scene_report_infos": r#"[{"info_type":"活动名称","info_content":"新会员有礼"}]"#,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let payout = json!({
+        "merchant_payout_no": "CLIPAYOUT1", "amount": {"minor": 250_000, "currency": "CNY"},
+        "payee": {"app_id": "wx8888888888888888", "openid": "o-cli", "real_name": "李四"},
+        "remark": "理赔", "scene": null,
+    });
+    std::fs::write(dir.join("payout.json"), payout.to_string()).unwrap();
+    std::fs::write(
+        dir.join("query.json"),
+        json!({"payout": {"merchant_payout_no": "CLIPAYOUT1", "provider_payout_id": null}})
+            .to_string(),
+    )
+    .unwrap();
+    let wasm = payhost_e2e::components_dir().join("wechat-v3.wasm");
+    component("wechat-v3");
+    let run = |op: &str, input: &str| {
+        let (wasm, config, input) = (
+            wasm.display().to_string(),
+            dir.join("config.json").display().to_string(),
+            dir.join(input).display().to_string(),
+        );
+        let args = [
+            "payhost",
+            "adapter",
+            "call",
+            &wasm,
+            op,
+            "--config",
+            &config,
+            "--secret",
+            "private_key",
+            "--secret",
+            "api_v3_key",
+            "--input",
+            &input,
+            "--allow-private",
+        ];
+        let cli = payhost::cli::Cli::try_parse_from(args).unwrap();
+        let code = payhost::cli::run(cli).unwrap_or_else(|e| panic!("adapter call {op}: {e:#}"));
+        assert_eq!(
+            format!("{code:?}"),
+            format!("{:?}", std::process::ExitCode::SUCCESS)
+        );
+    };
+    run("payout", "payout.json");
+    assert_eq!(sim.transfer_state("CLIPAYOUT1"), Some("WAIT_USER_CONFIRM"));
+    assert_eq!(
+        sim.transfer_user_name("CLIPAYOUT1").as_deref(),
+        Some("李四")
+    );
+    sim.confirm_transfer("CLIPAYOUT1").unwrap();
+    run("payout-query", "query.json");
+    assert_eq!(sim.count("GET transfer-bills"), 1);
+    assert_eq!(sim.count("POST transfer-bills"), 1);
+}

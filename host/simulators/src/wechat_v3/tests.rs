@@ -8,13 +8,13 @@ const APPID: &str = "wx8888888888888888";
 const SUB: &str = "1900000109";
 const SERIAL: &str = "PUB_KEY_ID_0112345678902025010100000000000001";
 
-fn fixture(name: &str) -> String {
+pub(super) fn fixture(name: &str) -> String {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/wechatpay-v3");
     std::fs::read_to_string(dir.join(name)).unwrap()
 }
 
-fn config(sub_mchid: Option<&str>) -> SimConfig {
+pub(super) fn config(sub_mchid: Option<&str>) -> SimConfig {
     SimConfig {
         mchid: MCHID.into(),
         appid: APPID.into(),
@@ -29,6 +29,17 @@ fn config(sub_mchid: Option<&str>) -> SimConfig {
 /// A request signed as the merchant signs it (§3.5); the answer's status
 /// and JSON, its signature checked with the platform's (same) key.
 async fn call(sim: &Simulator, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    call_with(sim, method, path, body, &[]).await
+}
+
+/// [`call`] with more request headers.
+pub(super) async fn call_with(
+    sim: &Simulator,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let (ts, nonce) = (now(), "N0NCE");
     let mut keys = SecretTable::new();
@@ -47,6 +58,7 @@ async fn call(sim: &Simulator, method: &str, path: &str, body: Option<Value>) ->
             .header("content-type", "application/json")
             .body(body),
     };
+    let req = headers.iter().fold(req, |r, (k, v)| r.header(*k, *v));
     let resp = req.header("authorization", auth).send().await.unwrap();
     let status = resp.status().as_u16();
     let header = |n: &str| resp.headers()[n].to_str().unwrap().to_string();
