@@ -9,7 +9,8 @@
 //!   that are ISO 4217 codes, egress hosts, a schema whose secret fields
 //!   have no default, field rules that name known methods;
 //! - `imports`: loading already refuses anything outside the contract;
-//! - per operation, `<op>/first-step` (it answers, and the same inputs
+//! - per operation (`payout` and `payout-query` when `capabilities.payouts`
+//!   says the adapter has them), `<op>/first-step` (it answers, and the same inputs
 //!   give the same answer twice: determinism), then `<op>/garbage` (every
 //!   garbage answer ends in the contract's error, or another request; never
 //!   a trap, a deadline, or a success built on garbage);
@@ -32,8 +33,8 @@
 
 use crate::contract::{
     AdapterError, AdapterInfo, CallContext, CloseRequest, Exchange, FieldKind, HttpMethod,
-    HttpResponse, InboundHttp, Money, OrderRef, OrderRequest, Payer, QueryRequest,
-    RefundQueryRequest, RefundRequest,
+    HttpResponse, InboundHttp, Money, OrderRef, OrderRequest, Payee, Payer, PayoutQueryRequest,
+    PayoutRef, PayoutRequest, QueryRequest, RefundQueryRequest, RefundRequest,
 };
 use crate::error::CallError;
 use crate::merchant::{FieldValue, MerchantConfig};
@@ -409,6 +410,35 @@ fn operations(info: &AdapterInfo) -> Vec<(String, Operation)> {
                 refund_no: "CONFORMR001".into(),
                 provider_refund_id: Some("PR0000000001".into()),
             }),
+        ));
+    }
+    if info.capabilities.payouts {
+        let payout = PayoutRef {
+            merchant_payout_no: "CONFORMP001".into(),
+            provider_payout_id: None,
+        };
+        // Payouts are in the provider's home currency where it takes one.
+        let mut amount = money(info, 100);
+        if info.currencies.iter().any(|c| c == "CNY") {
+            amount.currency = "CNY".into();
+        }
+        ops.push((
+            "payout".into(),
+            Operation::Payout(PayoutRequest {
+                merchant_payout_no: payout.merchant_payout_no.clone(),
+                amount,
+                payee: Payee {
+                    app_id: "wxCONFORMANCE00001".into(),
+                    openid: "oCONFORMANCE00000000000000000".into(),
+                    real_name: None,
+                },
+                remark: "Conformance check".into(),
+                scene: None,
+            }),
+        ));
+        ops.push((
+            "payout-query".into(),
+            Operation::PayoutQuery(PayoutQueryRequest { payout }),
         ));
     }
     ops

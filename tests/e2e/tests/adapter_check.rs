@@ -372,3 +372,43 @@ async fn wechat_v2_fails_the_determinism_check_when_its_second_run_sees_another_
         "pass"
     );
 }
+
+/// wechat-v3 has payouts: with a configuration that can sign and verify
+/// (the public key, a scene and its report items), `payout` and
+/// `payout-query` are driven through every garbage answer too.
+#[tokio::test]
+async fn wechat_v3_payouts_are_checked_through_every_garbage_answer() {
+    let rt = runtime();
+    let adapter = rt.load(&payhost_e2e::component("wechat-v3")).unwrap();
+    assert!(adapter.info.capabilities.payouts);
+    let fixture = |name: &str| {
+        std::fs::read_to_string(
+            payhost_e2e::workspace()
+                .join("tests/fixtures/wechatpay-v3")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let config = conformance::synthetic_config(&adapter.info)
+        .secret("private_key", fixture("sdk-test.key.pem"))
+        .text(
+            "wechatpay_public_key_id",
+            "PUB_KEY_ID_0112345678902025010100000000000001",
+        )
+        .text("wechatpay_public_key", fixture("sdk-test.pub.pem"))
+        .text("transfer_scene_id", "1000")
+        .text(
+            "transfer_scene_report_infos",
+            r#"[{"info_type":"活动名称","info_content":"conformance"}]"#,
+        );
+    let report = conformance::check(&rt, &adapter, &config).await;
+    for name in [
+        "payout/first-step",
+        "payout/garbage",
+        "payout-query/first-step",
+        "payout-query/garbage",
+    ] {
+        assert_eq!(line(&report, name).result, "pass", "{}", report.table());
+    }
+    assert!(report.passed(), "{}", report.table());
+}
