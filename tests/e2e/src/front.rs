@@ -147,7 +147,8 @@ impl Default for Options {
 }
 
 pub struct Front {
-    pub sim: Simulator,
+    /// Shared by the replicas of one provider account ([`Front::replica`]).
+    pub sim: Arc<Simulator>,
     pub receiver: Receiver,
     pub running: Running,
     pub base: String,
@@ -159,16 +160,23 @@ pub struct Front {
 impl Front {
     pub async fn start(name: &str, options: Options) -> Front {
         let sim = Simulator::start(sim_config()).await;
+        Self::start_with(name, options, Arc::new(sim), "127.0.0.1:0").await
+    }
+
+    /// Another payhost (a replica: give each the same
+    /// [`Options::store_url`]) in front of the same simulator, with its own
+    /// data directory and webhook receiver.
+    pub async fn replica(name: &str, options: Options, sim: Arc<Simulator>) -> Front {
         Self::start_with(name, options, sim, "127.0.0.1:0").await
     }
 
     /// Like [`start`](Self::start), in front of a simulator the test
     /// configured (faults, refund settlement) from [`sim_config`].
     pub async fn start_with_simulator(name: &str, options: Options, sim: Simulator) -> Front {
-        Self::start_with(name, options, sim, "127.0.0.1:0").await
+        Self::start_with(name, options, Arc::new(sim), "127.0.0.1:0").await
     }
 
-    async fn start_with(name: &str, options: Options, sim: Simulator, bind: &str) -> Front {
+    async fn start_with(name: &str, options: Options, sim: Arc<Simulator>, bind: &str) -> Front {
         let data_dir = options.data_dir.clone().unwrap_or_else(|| temp_dir(name));
         let adapters = match options.adapters_dir.clone() {
             Some(dir) => dir,
