@@ -1,17 +1,24 @@
 //! A round-robin HTTP load balancer in front of several payhost replicas,
-//! for the scale-out tests. Each request goes to the next replica. A
-//! replica whose connection is refused (stopped, killed, restarting) is
-//! skipped for that request, as a balancer's passive health check would
-//! skip it. A request that reached a replica is never sent again, because
-//! it may have been carried out; its failure is the client's answer (502).
+//! for the scale-out tests. Each request goes to the next healthy replica:
+//! one whose `/readyz` answered 200 at the last check (every
+//! [`CHECK_EVERY`]), as load balancers health-check. A replica whose
+//! connection is refused (stopped, killed, restarting) is skipped for that
+//! request too. A request that reached a replica is never sent again,
+//! because it may have been carried out; its failure is the client's
+//! answer (502).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How often each replica's `/readyz` is asked.
+pub const CHECK_EVERY: Duration = Duration::from_millis(50);
 
 /// Largest request body forwarded (an adapter upload fits).
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -30,6 +37,7 @@ pub struct Balancer {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+    checks: tokio::task::JoinHandle<()>,
 }
 
 struct Shared {
@@ -37,6 +45,8 @@ struct Shared {
     backends: RwLock<Vec<String>>,
     /// Requests answered by each replica.
     served: Vec<AtomicU64>,
+    /// Whether each replica's last `/readyz` answered 200.
+    ready: Vec<AtomicBool>,
     next: AtomicUsize,
     client: reqwest::Client,
 }
@@ -44,6 +54,7 @@ struct Shared {
 impl Drop for Balancer {
     fn drop(&mut self) {
         self.task.abort();
+        self.checks.abort();
     }
 }
 
@@ -52,9 +63,16 @@ impl Balancer {
     pub async fn start(backends: Vec<String>) -> Balancer {
         let shared = Arc::new(Shared {
             served: backends.iter().map(|_| AtomicU64::new(0)).collect(),
+            // Until checked, a replica is tried.
+            ready: backends.iter().map(|_| AtomicBool::new(true)).collect(),
             backends: RwLock::new(backends),
             next: AtomicUsize::new(0),
+            // A connection per request: one kept idle to a replica that is
+            // stopping could be closed under a request already sent, which
+            // the balancer must not resend; a new connection is refused
+            // before anything is sent, and goes to the next replica.
             client: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
@@ -67,7 +85,13 @@ impl Balancer {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Balancer { addr, shared, task }
+        let checks = tokio::spawn(health_checks(shared.clone()));
+        Balancer {
+            addr,
+            shared,
+            task,
+            checks,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -89,6 +113,27 @@ impl Balancer {
     }
 }
 
+/// Asks every replica's `/readyz` each [`CHECK_EVERY`].
+async fn health_checks(shared: Arc<Shared>) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    loop {
+        let backends = shared.backends.read().unwrap().clone();
+        for (i, url) in backends.iter().enumerate() {
+            let ready = client
+                .get(format!("{url}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK);
+            shared.ready[i].store(ready, Ordering::Relaxed);
+        }
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}
+
 async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -102,8 +147,17 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .unwrap_or("/")
         .to_string();
     let backends = shared.backends.read().unwrap().clone();
-    for _ in 0..backends.len() {
-        let i = shared.next.fetch_add(1, Ordering::Relaxed) % backends.len();
+    // The healthy ones in turn; with none healthy, every one.
+    let healthy: Vec<usize> = (0..backends.len())
+        .filter(|&i| shared.ready[i].load(Ordering::Relaxed))
+        .collect();
+    let candidates: Vec<usize> = if healthy.is_empty() {
+        (0..backends.len()).collect()
+    } else {
+        healthy
+    };
+    for _ in 0..candidates.len() {
+        let i = candidates[shared.next.fetch_add(1, Ordering::Relaxed) % candidates.len()];
         let mut out = shared
             .client
             .request(parts.method.clone(), format!("{}{path}", backends[i]))

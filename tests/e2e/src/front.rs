@@ -367,6 +367,21 @@ base_url = "{sim}"
 
     /// [`Front::restart`], running `between` while payhost is down.
     pub async fn restart_after(self, between: impl FnOnce(&Options)) -> Front {
+        let (addr, sim, options) = self.stop_keeping(false).await;
+        between(&options);
+        Self::start_with("restart", options, sim, &addr).await
+    }
+
+    /// [`Front::restart`] after a graceful stop ([`Running::shutdown`],
+    /// what SIGTERM does): requests in flight finish first.
+    pub async fn restart_gracefully(self) -> Front {
+        let (addr, sim, options) = self.stop_keeping(true).await;
+        Self::start_with("restart", options, sim, &addr).await
+    }
+
+    /// Stops this payhost, at once or gracefully; returns what a restart
+    /// needs: its address, its simulator, its options with its data dir.
+    async fn stop_keeping(self, graceful: bool) -> (String, Arc<Simulator>, Options) {
         let Front {
             sim,
             running,
@@ -375,12 +390,18 @@ base_url = "{sim}"
             ..
         } = self;
         let addr = running.addr.to_string();
-        running.stop();
-        // Let the aborted server task drop its listener.
-        tokio::task::yield_now().await;
-        between(&options);
+        if graceful {
+            assert!(
+                running.shutdown().await,
+                "requests finished within the grace"
+            );
+        } else {
+            running.stop();
+            // Let the aborted server task drop its listener.
+            tokio::task::yield_now().await;
+        }
         options.data_dir = Some(data_dir);
-        Self::start_with("restart", options, sim, &addr).await
+        (addr, sim, options)
     }
 
     pub fn url(&self, path: &str) -> String {

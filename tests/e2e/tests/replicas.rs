@@ -11,6 +11,7 @@ use payhost_pgtest::PgCluster;
 use payhost_simulators::wechat_v2::Simulator;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const REPLICAS: usize = 3;
@@ -19,12 +20,25 @@ const ORDERS: usize = 8;
 const COPIES: usize = 3;
 
 async fn replicas(cluster: &PgCluster, test: &str) -> (Arc<Simulator>, Vec<Front>, Balancer) {
+    replicas_with(cluster, test, "").await
+}
+
+/// [`replicas`] with `server_toml` in each replica's `[server]`.
+async fn replicas_with(
+    cluster: &PgCluster,
+    test: &str,
+    server_toml: &str,
+) -> (Arc<Simulator>, Vec<Front>, Balancer) {
     let url = cluster.create_database(test).unwrap();
     let sim = Arc::new(Simulator::start(sim_config()).await);
     let mut fronts = Vec::new();
     for i in 0..REPLICAS {
         let options = Options {
             store_url: Some(url.clone()),
+            server_toml: server_toml.into(),
+            // The load tests' clients create as fast as they can; rate
+            // limits are per replica and would refuse them.
+            limits: "create_per_min = 1000000\nper_payer_day_minor = 1000000000".into(),
             ..Options::fast_reconciler()
         };
         fronts.push(Front::replica(&format!("{test}-{i}"), options, sim.clone()).await);
@@ -160,4 +174,130 @@ async fn keyed_creates_run_once_and_each_webhook_arrives_once_across_three_repli
         let p = f.get_json("/v1/payments/REPL-000").await;
         assert_eq!(p["state"], "paid", "{p}");
     }
+}
+
+/// Clients creating orders through the balancer, one request at a time
+/// each, until `stop`; each returns (order no, status) of every create.
+fn load(
+    lb: String,
+    stop: Arc<AtomicBool>,
+    prefix: &'static str,
+) -> Vec<tokio::task::JoinHandle<Vec<(String, u16)>>> {
+    (0..4)
+        .map(|worker| {
+            let (lb, stop) = (lb.clone(), stop.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut done = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let no = format!("{prefix}-{worker}-{:05}", done.len());
+                    let status = match client
+                        .post(format!("{lb}/v1/payments"))
+                        .bearer_auth(MERCHANT_KEY)
+                        .json(&order_body(&no, 100))
+                        .send()
+                        .await
+                    {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    done.push((no, status));
+                }
+                done
+            })
+        })
+        .collect()
+}
+
+async fn finish(load: Vec<tokio::task::JoinHandle<Vec<(String, u16)>>>) -> Vec<(String, u16)> {
+    let mut all = Vec::new();
+    for l in load {
+        all.extend(l.await.unwrap());
+    }
+    all
+}
+
+/// Every create answered 201 is stored, with its amount.
+async fn acknowledged_orders_exist(front: &Front, results: &[(String, u16)]) {
+    for (no, _) in results.iter().filter(|(_, s)| *s == 201) {
+        let order = front
+            .running
+            .state
+            .store
+            .get_order("shop-1", no)
+            .await
+            .unwrap();
+        let order = order.unwrap_or_else(|| panic!("{no} was acknowledged and is gone"));
+        assert_eq!(order.amount_minor, 100);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_under_load_fails_no_request() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    // A stopping replica says so on /readyz for longer than the balancer
+    // takes to notice, before it closes its listener: connections already
+    // queued there would be reset.
+    let (_sim, fronts, lb) =
+        replicas_with(&cluster, "rolling", "limits.shutdown_delay_ms = 1000\n").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load(lb.url(), stop.clone(), "ROLL");
+    let mut fronts: Vec<Option<Front>> = fronts.into_iter().map(Some).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One at a time, as an orchestrator rolls a deployment: SIGTERM's
+    // graceful stop, then the new process on the same address.
+    for slot in fronts.iter_mut() {
+        let f = slot.take().unwrap();
+        *slot = Some(f.restart_gracefully().await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let results = finish(running).await;
+    let failed: Vec<_> = results.iter().filter(|(_, s)| *s != 201).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the rolling restart, first: {:?}",
+        failed.len(),
+        results.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        results.len() >= 20,
+        "too little load to prove anything: {}",
+        results.len()
+    );
+    acknowledged_orders_exist(fronts[0].as_ref().unwrap(), &results).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_under_load_loses_no_acknowledged_order() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    let (_sim, mut fronts, lb) = replicas(&cluster, "killed").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load(lb.url(), stop.clone(), "KILL");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Killed: every task of the process aborted at once, in-flight
+    // requests and transactions included; then started again.
+    let killed = fronts.remove(1);
+    let restarted = killed.restart().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let results = finish(running).await;
+    // Only what the killed replica had in flight may fail: one request per
+    // client at most.
+    let failed: Vec<_> = results.iter().filter(|(_, s)| *s != 201).collect();
+    assert!(
+        failed.len() <= 4,
+        "{} of {} requests failed, first: {:?}",
+        failed.len(),
+        results.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(results.len() >= 20, "too little load: {}", results.len());
+    acknowledged_orders_exist(&restarted, &results).await;
+    acknowledged_orders_exist(&fronts[0], &results).await;
 }
