@@ -294,9 +294,20 @@ impl Running {
     }
 }
 
-/// Starts the API on `listener` and the background workers.
+/// Starts the API on `listener` and the background workers. While the
+/// store opens (and migrates) and the adapters load, `listener` is already
+/// answered: `/healthz` 200 "starting", anything else (`/readyz` included)
+/// 503 `starting`, so a load balancer sees a replica that is not ready
+/// rather than one that does not answer.
 pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result<Running> {
-    let state = build_state(config).await?;
+    let (started, starting) = tokio::sync::oneshot::channel();
+    let answering = tokio::spawn(answer_while_starting(listener, starting));
+    let built = build_state(config).await;
+    let _ = started.send(());
+    let listener = answering
+        .await
+        .map_err(|e| anyhow::anyhow!("the start-up responder failed: {e}"))?;
+    let state = built?;
     let addr = listener.local_addr()?;
     let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -438,6 +449,59 @@ async fn accept_loop(
     while connections.join_next().await.is_some() {}
 }
 
+/// Answers every connection on `listener` as a server that is starting
+/// ([`start`]) until `started` fires; then hands the listener back.
+/// Connections queued meanwhile stay queued for the real server.
+async fn answer_while_starting(
+    listener: tokio::net::TcpListener,
+    mut started: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::net::TcpListener {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "starting" }))
+        .fallback(|| async {
+            let e = crate::api::problem::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "starting",
+                "Starting",
+                "payhost is starting: opening the store and loading adapters",
+            );
+            let mut answer = axum::response::IntoResponse::into_response(e);
+            // Clients reconnect, to the real server once it serves.
+            answer.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            answer.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            answer
+        });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(2))
+        .keep_alive(false);
+    loop {
+        let stream = tokio::select! {
+            biased;
+            _ = &mut started => return listener,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let http = http.clone();
+        tokio::spawn(async move {
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
 /// Returns once `stop` is true (never, if its sender is gone first).
 async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
     loop {
@@ -554,6 +618,69 @@ async fn stop_signal() -> Result<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn while_the_store_migrates_the_listener_answers_starting() {
+        let Some(cluster) = payhost_pgtest::PgCluster::start_or_skip() else {
+            return;
+        };
+        let url = cluster.create_database("starting").unwrap();
+        // Another replica is migrating: this one waits for the lock.
+        let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let lock = crate::store::postgres::MIGRATION_LOCK;
+        holder
+            .execute("SELECT pg_advisory_lock($1)", &[&lock])
+            .await
+            .unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/tmp/starting")
+            .join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = Config::from_toml_str(&format!(
+            "[store]\nurl = \"{url}\"\n[runtime]\nadapters_dir = \"{}\"\nwatch = false\n",
+            dir.display()
+        ))
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let starting = tokio::spawn(async move { start(&config, listener).await });
+
+        // Bounded: a listener that is bound but not answered would hang.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 503);
+        assert_eq!(ready.headers()["connection"], "close");
+        let problem: serde_json::Value =
+            serde_json::from_slice(&ready.bytes().await.unwrap()).unwrap();
+        assert_eq!(problem["code"], "starting", "{problem}");
+        let alive = client.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(alive.text().await.unwrap(), "starting");
+        let create = client
+            .post(format!("{base}/v1/payments"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(create.status(), 503);
+        assert!(
+            !starting.is_finished(),
+            "start waits for the migration lock"
+        );
+
+        holder
+            .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+            .await
+            .unwrap();
+        let running = starting.await.unwrap().expect("payhost starts");
+        let alive = client.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(alive.text().await.unwrap(), "ok");
+        running.stop();
+    }
 
     #[test]
     fn server_limits_default_and_configured() {

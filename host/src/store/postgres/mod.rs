@@ -55,6 +55,8 @@
 mod rows;
 mod schema;
 #[cfg(test)]
+pub(crate) use schema::MIGRATION_LOCK;
+#[cfg(test)]
 mod tests;
 mod updates;
 

@@ -28,7 +28,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
 
 /// The advisory lock key migrations hold: any constant only payhost uses
 /// ("payhost" in ASCII).
-pub(super) const MIGRATION_LOCK: i64 = 0x70_61_79_68_6f_73_74;
+pub(crate) const MIGRATION_LOCK: i64 = 0x70_61_79_68_6f_73_74;
 
 /// SQLite's DDL in PostgreSQL's words; the rest of it is standard SQL both
 /// accept.
