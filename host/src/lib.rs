@@ -15,6 +15,7 @@
 // The one exception is the deserialization of cached compiled code.
 #![deny(unsafe_code)]
 
+pub mod adapter_sync;
 pub mod api;
 pub mod builder;
 pub mod cli;

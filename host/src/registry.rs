@@ -42,6 +42,8 @@ pub enum Source {
     Directory(PathBuf),
     /// `PUT /admin/adapters/{name}`.
     Admin,
+    /// Published by another replica through the shared store.
+    Shared,
 }
 
 impl fmt::Display for Source {
@@ -49,6 +51,7 @@ impl fmt::Display for Source {
         match self {
             Source::Directory(p) => write!(f, "directory:{}", p.display()),
             Source::Admin => f.write_str("admin"),
+            Source::Shared => f.write_str("shared"),
         }
     }
 }
@@ -58,6 +61,7 @@ impl Source {
     fn parse(text: &str) -> Self {
         match text.strip_prefix("directory:") {
             Some(p) => Source::Directory(p.into()),
+            None if text == "shared" => Source::Shared,
             None => Source::Admin,
         }
     }
@@ -82,6 +86,11 @@ pub struct AdapterVersion {
 impl AdapterVersion {
     pub fn info(&self) -> &AdapterInfo {
         &self.adapter.info
+    }
+
+    /// The component's bytes.
+    pub fn bytes(&self) -> &Arc<[u8]> {
+        &self.bytes
     }
 }
 
@@ -190,6 +199,15 @@ pub enum Unavailable {
     PinnedMissing { slot: String, digest: String },
 }
 
+/// What a slot keeps, as it is published to the other replicas.
+#[derive(Debug, Clone)]
+pub struct SharedState {
+    /// Active first, then the previous versions, newest first.
+    pub versions: Vec<crate::store::SharedVersion>,
+    /// The bytes of each, by digest.
+    pub blobs: Vec<(String, Arc<[u8]>)>,
+}
+
 /// One row of [`Registry::versions`].
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct VersionView {
@@ -264,6 +282,12 @@ pub struct Registry {
     refused: Mutex<HashMap<String, String>>,
     /// Serializes changes; never taken by readers.
     changing: Mutex<()>,
+    /// Where each slot's change is announced, to be published to the other
+    /// replicas (`adapter_sync`).
+    publisher: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Set, under `changing`, while a change published by another replica
+    /// is applied: that one is not announced back.
+    adopting: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Registry {
@@ -290,6 +314,8 @@ impl Registry {
             users: RwLock::default(),
             refused: Mutex::default(),
             changing: Mutex::new(()),
+            publisher: std::sync::OnceLock::new(),
+            adopting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -612,6 +638,11 @@ impl Registry {
             self.persist(slot, &next);
         }
         self.persist_history(slot);
+        if !self.adopting.load(std::sync::atomic::Ordering::SeqCst)
+            && let Some(publisher) = self.publisher.get()
+        {
+            let _ = publisher.send(slot.to_string());
+        }
         SwapOutcome {
             adapter: slot.into(),
             digest: next.digest.clone(),
@@ -638,6 +669,15 @@ impl Registry {
     /// means the one active before the current one.
     pub fn rollback(&self, slot: &str, to: Option<&str>) -> Result<SwapOutcome, Refusal> {
         let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        self.rollback_locked(slot, to, &Source::Admin)
+    }
+
+    fn rollback_locked(
+        &self,
+        slot: &str,
+        to: Option<&str>,
+        source: &Source,
+    ) -> Result<SwapOutcome, Refusal> {
         let refuse = |r: Refusal| {
             tracing::warn!(adapter = slot, to = to.unwrap_or("previous"), outcome = "refused",
                 reason = r.code(), error = %r, "adapter rollback refused");
@@ -683,7 +723,91 @@ impl Registry {
         // Merchants' settings do not change at run time, but a version kept
         // for a pinned merchant was never checked against the others.
         self.check(slot, target.info(), true).map_err(refuse)?;
-        Ok(self.swap(slot, target, &Source::Admin, "rollback"))
+        Ok(self.swap(slot, target, source, "rollback"))
+    }
+
+    /// Announces every later change of a slot made on this replica (not
+    /// those [`Registry::adopt`] applies) on `publisher`. Set once.
+    pub fn publish_changes_to(&self, publisher: tokio::sync::mpsc::UnboundedSender<String>) {
+        let _ = self.publisher.set(publisher);
+    }
+
+    /// How many previous versions a slot keeps.
+    pub fn keep(&self) -> usize {
+        self.keep
+    }
+
+    /// Whether `slot` keeps the version `digest` (active or previous).
+    pub fn keeps(&self, slot: &str, digest: &str) -> bool {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots
+            .get(slot)
+            .is_some_and(|s| s.all().any(|v| v.digest == digest))
+    }
+
+    /// What `slot` keeps, active first, with the bytes of each version:
+    /// what [`crate::store::Store::publish_adapter_slot`] takes.
+    pub fn shared_state(&self, slot: &str) -> Option<SharedState> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let s = slots.get(slot)?;
+        Some(SharedState {
+            versions: s
+                .all()
+                .map(|v| crate::store::SharedVersion {
+                    digest: v.digest.clone(),
+                    version: v.version.clone(),
+                    loaded_at: v.loaded_at,
+                    source: v.source.to_string(),
+                })
+                .collect(),
+            blobs: s
+                .all()
+                .map(|v| (v.digest.clone(), v.bytes.clone()))
+                .collect(),
+        })
+    }
+
+    /// Makes `digest` the active version of `slot` as another replica
+    /// published it, through the same checks as any change, without
+    /// announcing it back. A version this replica keeps is swapped to
+    /// (compiled already); any other needs its `bytes`. `Ok(None)`: it was
+    /// active already.
+    pub fn adopt(
+        &self,
+        slot: &str,
+        digest: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<Option<SwapOutcome>, Refusal> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.active(slot).is_some_and(|a| a.digest == digest) {
+            return Ok(None);
+        }
+        struct Adopting<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Adopting<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.adopting
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _reset = Adopting(&self.adopting);
+        if self.keeps(slot, digest) {
+            return self
+                .rollback_locked(slot, Some(digest), &Source::Shared)
+                .map(Some);
+        }
+        let Some(bytes) = bytes else {
+            return Err(Refusal::UnknownVersion {
+                slot: slot.into(),
+                digest: digest.into(),
+            });
+        };
+        if hex::encode(sha2::Sha256::digest(bytes)) != digest {
+            return Err(Refusal::Load(LoadError::Compile(format!(
+                "the shared store's bytes for version {digest} do not have that digest"
+            ))));
+        }
+        self.install_locked(slot, bytes, Source::Shared).map(Some)
     }
 
     /// Installs `path` (named `<slot>.wasm`) through the same checks as an

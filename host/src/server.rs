@@ -120,7 +120,14 @@ async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
 
 /// Opens the store, loads the adapters and resolves every merchant against
 /// its adapter's schema. Anything wrong is an error naming what to fix.
-pub async fn build_state(config: &Config) -> Result<AppState> {
+/// With a shared store, what the adapter sync starts from
+/// ([`crate::adapter_sync::run`]).
+struct AdapterSync {
+    seen: HashMap<String, i64>,
+    changes: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+async fn build_state(config: &Config) -> Result<(AppState, Option<AdapterSync>)> {
     let runtime = Arc::new(Runtime::new(config.runtime_config())?);
     let metrics = Arc::new(Metrics::new());
     metrics.register_provider_health(runtime.egress().health());
@@ -151,6 +158,18 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
     })
     .await??;
     let store = open_store(&config.store).await?;
+    // Replicas on one store serve the same adapters: joined before the
+    // merchants are checked against them.
+    let sync = if store.shared() {
+        let seen = crate::adapter_sync::join(&registry, &store)
+            .await
+            .context("joining the adapters the replicas share")?;
+        let (publisher, changes) = tokio::sync::mpsc::unbounded_channel();
+        registry.publish_changes_to(publisher);
+        Some(AdapterSync { seen, changes })
+    } else {
+        None
+    };
 
     let mut merchants = HashMap::new();
     let mut api_keys = HashMap::new();
@@ -208,7 +227,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
             .iter()
             .map(|m| (m.id.as_str(), &m.limits.rates)),
     );
-    Ok(AppState {
+    let state = AppState {
         runtime,
         registry,
         store,
@@ -230,7 +249,8 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
         )),
         http_limits: config.server.limits,
         draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    })
+    };
+    Ok((state, sync))
 }
 
 /// A running server; stops its tasks when dropped.
@@ -307,7 +327,7 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
     let listener = answering
         .await
         .map_err(|e| anyhow::anyhow!("the start-up responder failed: {e}"))?;
-    let state = built?;
+    let (state, sync) = built?;
     let addr = listener.local_addr()?;
     let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -350,6 +370,15 @@ pub async fn start(config: &Config, listener: tokio::net::TcpListener) -> Result
                 runtime.egress().probe_failed_primaries().await;
             }
         }));
+    }
+    if let Some(sync) = sync {
+        tasks.push(tokio::spawn(crate::adapter_sync::run(
+            state.registry.clone(),
+            state.store.clone(),
+            sync.seen,
+            sync.changes,
+            Duration::from_millis(config.runtime.shared_check_ms.max(10)),
+        )));
     }
     if config.runtime.watch {
         // Dropping the handle stops the watcher with the server.

@@ -144,7 +144,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.rate_limiter.check(&merchant.id, Op::Create)?;
+    state.take_rate(&merchant, Op::Create).await?;
     idempotency::run_claiming(
         &state,
         &merchant,
@@ -238,7 +238,7 @@ pub async fn get(
     if !params.refresh || !flows::reached_provider(&order) {
         return Ok(Json(Payment::from(&order)).into_response());
     }
-    state.rate_limiter.check(&merchant.id, Op::Query)?;
+    state.take_rate(&merchant, Op::Query).await?;
     let (order, _, digest) = flows::refresh(&state, &merchant, &order).await?;
     Ok((
         [(ADAPTER_DIGEST_HEADER, digest)],
@@ -263,7 +263,7 @@ pub async fn create_refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    state.rate_limiter.check(&merchant.id, Op::Refund)?;
+    state.take_rate(&merchant, Op::Refund).await?;
     let route = format!("POST /v1/payments/{order_no}/refunds");
     idempotency::run(&state, &merchant, &headers, &route, &body, |_| {
         refund_payment(&state, &merchant, &order_no, &body)

@@ -51,6 +51,10 @@ pub struct RuntimeSettings {
     /// Install new or changed `<adapters_dir>/<name>.wasm` files while
     /// running.
     pub watch: bool,
+    /// With a store replicas share (PostgreSQL), how often a replica checks
+    /// it for adapter changes another replica published, in case an
+    /// announcement was missed (they normally arrive at once).
+    pub shared_check_ms: u64,
 }
 
 impl Default for RuntimeSettings {
@@ -67,6 +71,7 @@ impl Default for RuntimeSettings {
             max_instances: d.max_instances,
             keep_versions: 5,
             watch: true,
+            shared_check_ms: crate::adapter_sync::CHECK_EVERY.as_millis() as u64,
         }
     }
 }

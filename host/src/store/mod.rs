@@ -754,4 +754,79 @@ pub trait Store: Send + Sync {
     /// idempotency records, unverified notifications and delivered events
     /// past their cutoffs. Nothing else.
     async fn prune(&self, policy: &PrunePolicy) -> Result<PruneReport, StoreError>;
+
+    /// Whether several replicas share this store (PostgreSQL). The methods
+    /// below then hold the cluster's adapters and request rates; on a store
+    /// of one process they do nothing, and the process keeps both itself.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Takes one call from `merchant_id`'s budget for `op`: GCRA with one
+    /// call per `interval_us` and a burst of `period_us / interval_us`,
+    /// counted for every replica at once. `Ok(None)`: not shared; `Some(Ok)`
+    /// admitted; `Some(Err(wait_us))` refused until then.
+    async fn take_rate(
+        &self,
+        _merchant_id: &str,
+        _op: &str,
+        _now_us: i64,
+        _interval_us: i64,
+        _period_us: i64,
+    ) -> Result<Option<Result<(), i64>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Every adapter slot the replicas published, with its versions.
+    async fn adapter_slots(&self) -> Result<Vec<SharedSlot>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// A published component's bytes, by hex sha256.
+    async fn adapter_blob(&self, _digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Publishes what `slot` keeps (active first) with the bytes of each
+    /// version (`blobs`, by digest; those already stored are not sent
+    /// again) and tells every replica watching. Returns the slot's new
+    /// generation. The last publication wins.
+    async fn publish_adapter_slot(
+        &self,
+        _slot: &str,
+        _versions: &[SharedVersion],
+        _blobs: &[(String, std::sync::Arc<[u8]>)],
+    ) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    /// Calls `wake.notify_one()` whenever any replica publishes an adapter
+    /// slot (and once after each (re)connection, for what was missed),
+    /// until the handle is aborted. `None`: nothing to watch.
+    fn watch_adapters(
+        &self,
+        _wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
+}
+
+/// One slot as the replicas share it ([`Store::publish_adapter_slot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedSlot {
+    pub slot: String,
+    /// Grows by one at each publication.
+    pub generation: i64,
+    /// The active version first, then the previous ones, newest first.
+    pub versions: Vec<SharedVersion>,
+}
+
+/// One version of a shared slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedVersion {
+    pub digest: String,
+    pub version: String,
+    pub loaded_at: i64,
+    /// How it first came in (`admin`, `directory:<path>`).
+    pub source: String,
 }

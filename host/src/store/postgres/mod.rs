@@ -45,7 +45,11 @@
 //!   replaces the lease; an order of a replica that died mid-poll is due
 //!   again once the lease ends.
 //!
-//! Not shared yet: request rate limits are counted per process.
+//! - *Request rates*: one GCRA row per (merchant, operation) that every
+//!   replica's call moves (`shared.rs`), so a merchant's rate holds for
+//!   the whole cluster, as exactly as replicas' clocks agree.
+//! - *Adapters*: components by digest and each slot's versions, with
+//!   `NOTIFY` at each publication (`shared.rs`, `adapter_sync.rs`).
 //!
 //! - `schema`: the migrations (SQLite's, translated) and applying them
 //!   under an advisory lock.
@@ -72,8 +76,8 @@ use super::sql::{
 };
 use super::{
     Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
-    NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store,
-    StoreError,
+    NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund,
+    SharedSlot, SharedVersion, Store, StoreError,
 };
 use crate::clock::now_ms;
 use async_trait::async_trait;
@@ -152,6 +156,8 @@ static LEASE_REFUNDS_TO_POLL: std::sync::LazyLock<String> = std::sync::LazyLock:
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// For the connection that listens for adapter publications.
+    config: Arc<tokio_postgres::Config>,
     /// Write transactions callers waited for ([`Store::commit_waits`]).
     writes: Arc<AtomicU64>,
 }
@@ -263,7 +269,7 @@ impl PgStore {
             )
         })?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -275,6 +281,7 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("PostgreSQL connection pool: {e}")))?;
         let store = PgStore {
             pool,
+            config: Arc::new(config),
             writes: Arc::default(),
         };
         let mut client = store.client().await?;
@@ -749,6 +756,50 @@ impl Store for PgStore {
             .await
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn take_rate(
+        &self,
+        merchant_id: &str,
+        op: &str,
+        now_us: i64,
+        interval_us: i64,
+        period_us: i64,
+    ) -> Result<Option<Result<(), i64>>, StoreError> {
+        shared::take_rate(self, merchant_id, op, now_us, interval_us, period_us)
+            .await
+            .map(Some)
+    }
+
+    async fn adapter_slots(&self) -> Result<Vec<SharedSlot>, StoreError> {
+        shared::adapter_slots(self).await
+    }
+
+    async fn adapter_blob(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        shared::adapter_blob(self, digest).await
+    }
+
+    async fn publish_adapter_slot(
+        &self,
+        slot: &str,
+        versions: &[SharedVersion],
+        blobs: &[(String, Arc<[u8]>)],
+    ) -> Result<i64, StoreError> {
+        shared::publish_adapter_slot(self, slot, versions, blobs).await
+    }
+
+    fn watch_adapters(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        Some(tokio::spawn(shared::listen_for_adapters(
+            self.config.clone(),
+            wake,
+        )))
+    }
+
     async fn prune(&self, policy: &PrunePolicy) -> Result<PruneReport, StoreError> {
         let batch = policy.batch;
         transaction!(self, |tx| {
@@ -770,3 +821,6 @@ impl Store for PgStore {
         })
     }
 }
+
+// After `transaction!`, which it uses.
+mod shared;

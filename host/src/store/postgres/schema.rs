@@ -24,6 +24,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (4, ""),
     (5, sqlite::MIGRATION_5),
     (6, sqlite::MIGRATION_6),
+    (7, sqlite::MIGRATION_7),
 ];
 
 /// The advisory lock key migrations hold: any constant only payhost uses

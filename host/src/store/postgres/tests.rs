@@ -38,7 +38,7 @@ async fn replicas_opening_a_fresh_database_together_all_succeed_and_migrate_once
     });
     for open in futures_util::future::join_all(opens).await {
         let store = open.unwrap().expect("every replica opens the store");
-        assert_eq!(store.schema_version().await.unwrap(), 6);
+        assert_eq!(store.schema_version().await.unwrap(), 7);
     }
     let applied = db
         .cluster
@@ -47,7 +47,7 @@ async fn replicas_opening_a_fresh_database_together_all_succeed_and_migrate_once
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations",
         )
         .unwrap();
-    assert_eq!(applied, "1,2,3,4,5,6", "each migration recorded once");
+    assert_eq!(applied, "1,2,3,4,5,6,7", "each migration recorded once");
     // No one left holding an advisory lock on this database (the other
     // tests' databases on the cluster have their own).
     let held = db
@@ -407,4 +407,124 @@ async fn replicas_polling_together_never_get_one_order_or_refund_both() {
         replicas[0].refunds_to_poll(later, 100).await.unwrap().len(),
         ORDERS
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchants_rate_is_counted_once_for_all_replicas() {
+    let Some((_db, [a, b])) = two_replicas("rates").await else {
+        return;
+    };
+    const MINUTE: i64 = 60_000_000;
+    // 3 a minute: one every 20 s, a burst of 3.
+    let interval = MINUTE / 3;
+    let now = 1_000_000_000;
+    let take = |s: &Arc<dyn Store>, op: &'static str, at: i64| {
+        let s = s.clone();
+        async move {
+            s.take_rate("m1", op, at, interval, MINUTE)
+                .await
+                .unwrap()
+                .expect("a shared store counts rates")
+        }
+    };
+    // The burst, taken on both replicas alternately, is spent once.
+    assert_eq!(take(&a, "create", now).await, Ok(()));
+    assert_eq!(take(&b, "create", now).await, Ok(()));
+    assert_eq!(take(&a, "create", now).await, Ok(()));
+    let wait = take(&b, "create", now).await.unwrap_err();
+    assert_eq!(wait, interval, "the next call is one interval away");
+    // A refused call takes nothing: still refused a moment before.
+    assert!(take(&a, "create", now + interval - 1).await.is_err());
+    assert_eq!(take(&a, "create", now + interval).await, Ok(()));
+    // Another operation and another merchant have budgets of their own.
+    assert_eq!(take(&b, "query", now).await, Ok(()));
+    assert_eq!(
+        b.take_rate("m2", "create", now, interval, MINUTE)
+            .await
+            .unwrap(),
+        Some(Ok(()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_two_replicas_take_exactly_the_burst() {
+    let Some((_db, replicas)) = two_replicas("rate_race").await else {
+        return;
+    };
+    const MINUTE: i64 = 60_000_000;
+    let now = crate::clock::now_us();
+    let calls = (0..RACERS).map(|i| {
+        let s = replicas[i % 2].clone();
+        tokio::spawn(async move { s.take_rate("m1", "create", now, MINUTE / 7, MINUTE).await })
+    });
+    let admitted = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(Some(Ok(()))))))
+        .count();
+    assert_eq!(admitted, 7, "a burst of 7 among {RACERS} racing calls");
+}
+
+fn shared_version(digest: &str, version: &str) -> crate::store::SharedVersion {
+    crate::store::SharedVersion {
+        digest: digest.into(),
+        version: version.into(),
+        loaded_at: 1,
+        source: "admin".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_adapter_slot_reaches_every_replica_and_keeps_only_its_versions() {
+    let Some((_db, [a, b])) = two_replicas("adapters").await else {
+        return;
+    };
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let listener = b
+        .watch_adapters(wake.clone())
+        .expect("a shared store is watched");
+    // Woken once when listening starts (for what it may have missed).
+    tokio::time::timeout(std::time::Duration::from_secs(10), wake.notified())
+        .await
+        .expect("the listener connects");
+    let v1: Arc<[u8]> = Arc::from(&b"component one"[..]);
+    let v2: Arc<[u8]> = Arc::from(&b"component two"[..]);
+    let g1 = a
+        .publish_adapter_slot(
+            "acme",
+            &[shared_version("d1", "1.0.0")],
+            &[("d1".into(), v1.clone())],
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(2), wake.notified())
+        .await
+        .expect("the other replica is told within 2 s");
+    let slots = b.adapter_slots().await.unwrap();
+    assert_eq!(slots.len(), 1);
+    assert_eq!((slots[0].slot.as_str(), slots[0].generation), ("acme", g1));
+    assert_eq!(
+        b.adapter_blob("d1").await.unwrap().as_deref(),
+        Some(&v1[..])
+    );
+
+    // v2 active, v1 kept; then v1 dropped: its bytes go with it.
+    let both = [shared_version("d2", "2.0.0"), shared_version("d1", "1.0.0")];
+    let g2 = b
+        .publish_adapter_slot("acme", &both, &[("d2".into(), v2.clone())])
+        .await
+        .unwrap();
+    assert_eq!(g2, g1 + 1);
+    assert_eq!(a.adapter_slots().await.unwrap()[0].versions, both);
+    let g3 = a
+        .publish_adapter_slot("acme", &both[..1], &[("d2".into(), v2.clone())])
+        .await
+        .unwrap();
+    assert_eq!(g3, g2 + 1);
+    assert_eq!(a.adapter_blob("d1").await.unwrap(), None);
+    assert_eq!(
+        a.adapter_blob("d2").await.unwrap().as_deref(),
+        Some(&v2[..])
+    );
+    listener.abort();
 }

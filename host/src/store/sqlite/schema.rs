@@ -15,6 +15,7 @@ pub(in crate::store) const MIGRATIONS: &[(i64, &str)] = &[
     (4, order_counts::MIGRATION),
     (5, MIGRATION_5),
     (6, MIGRATION_6),
+    (7, MIGRATION_7),
 ];
 
 /// Housekeeping: bounded notification bodies, undeliverable events, pruning.
@@ -28,6 +29,30 @@ pub(in crate::store) const MIGRATION_5: &str = "ALTER TABLE orders ADD COLUMN li
 /// a store several replicas share takes leases; SQLite's one process has
 /// one delivery worker and keeps the column in step with PostgreSQL's.
 pub(in crate::store) const MIGRATION_6: &str = "ALTER TABLE outbox ADD COLUMN lease_until BIGINT;";
+
+/// What replicas on one database share beyond orders (issue 14): adapter
+/// components by digest and each slot's versions (active first), and each
+/// merchant's request rate as GCRA's theoretical arrival time. Only a
+/// store several replicas share uses them; SQLite keeps them in step.
+pub(in crate::store) const MIGRATION_7: &str = r#"
+CREATE TABLE adapter_blobs (
+    digest TEXT PRIMARY KEY,
+    slot   TEXT NOT NULL,
+    bytes  BLOB NOT NULL
+);
+CREATE TABLE adapter_slots (
+    slot       TEXT   PRIMARY KEY,
+    generation BIGINT NOT NULL,
+    versions   TEXT   NOT NULL,
+    changed_at BIGINT NOT NULL
+);
+CREATE TABLE rate_limits (
+    merchant_id TEXT   NOT NULL,
+    op          TEXT   NOT NULL,
+    tat_us      BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, op)
+);
+"#;
 
 /// Contract 0.2's money safety: pending refunds are polled (`refund-query`)
 /// until they settle, and contradicting provider statements are recorded
