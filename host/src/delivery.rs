@@ -28,6 +28,14 @@ pub const TICK: Duration = Duration::from_millis(200);
 /// Events one merchant task reads at a time.
 const BATCH: i64 = 16;
 
+/// How long a replica holds a batch it took from a shared outbox: every
+/// attempt of the batch at its time-out, and one more for the writes
+/// around them. A replica still delivering keeps its events; those of a
+/// replica that died are delivered by another once this has passed.
+fn lease_ms(timeout: Duration) -> i64 {
+    (timeout.as_millis() as i64).saturating_mul(BATCH + 1)
+}
+
 /// Why an event cannot be delivered (the `undeliverable` word).
 pub const NOT_CONFIGURED: &str = "merchant_not_configured";
 pub const NO_CALLBACK: &str = "no_callback_url";
@@ -229,7 +237,7 @@ async fn deliver_merchant(
     loop {
         let due = state
             .store
-            .due_events_of(&merchant.id, now_ms(), BATCH)
+            .due_events_of(&merchant.id, now_ms(), BATCH, lease_ms(settings.timeout))
             .await?;
         if due.is_empty() {
             return Ok(attempted);

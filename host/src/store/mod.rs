@@ -720,14 +720,17 @@ pub trait Store: Send + Sync {
 
     /// [`Store::due_events`] of one merchant, for delivering them: leased
     /// events left out. A store several replicas share leases what it
-    /// returns (until `now` plus its lease time, or until
-    /// [`Store::mark_delivered`] / [`Store::mark_failed`]), so concurrent
-    /// callers never get one event both; SQLite, one process, takes none.
+    /// returns for `lease_ms` (the longest the caller may take to deliver
+    /// them all), or until [`Store::mark_delivered`] /
+    /// [`Store::mark_failed`], so concurrent callers never get one event
+    /// both, and those of a caller that died are due again once the lease
+    /// ends; SQLite, one process, takes none.
     async fn due_events_of(
         &self,
         merchant_id: &str,
         now: i64,
         limit: i64,
+        lease_ms: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError>;
 
     /// Marks every event of `merchant_id` still to deliver as undeliverable

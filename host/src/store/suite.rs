@@ -938,7 +938,10 @@ async fn due_merchants_undeliverable_and_revived(s: Arc<dyn Store>) {
     events(&*s, "m2", "o2", 1).await;
     let now = i64::MAX;
     assert_eq!(s.due_merchants(now, 10).await.unwrap(), ["m1", "m2"]);
-    assert_eq!(s.due_events_of("m2", now, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.due_events_of("m2", now, 10, 60_000).await.unwrap().len(),
+        1
+    );
 
     assert_eq!(
         s.mark_undeliverable("m1", "no_callback_url", "no URL")
@@ -947,7 +950,12 @@ async fn due_merchants_undeliverable_and_revived(s: Arc<dyn Store>) {
         2
     );
     assert_eq!(s.due_merchants(now, 10).await.unwrap(), ["m2"]);
-    assert!(s.due_events_of("m1", now, 10).await.unwrap().is_empty());
+    assert!(
+        s.due_events_of("m1", now, 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let marked = s.list_events("m1", 10, None).await.unwrap();
     assert!(marked.iter().all(|e| e.gave_up
         && e.undeliverable.as_deref() == Some("no_callback_url")
@@ -966,7 +974,7 @@ async fn due_merchants_undeliverable_and_revived(s: Arc<dyn Store>) {
             .unwrap(),
         2
     );
-    let revived = s.due_events_of("m1", 5, 10).await.unwrap();
+    let revived = s.due_events_of("m1", 5, 10, 60_000).await.unwrap();
     assert_eq!(revived.len(), 2);
     assert!(
         revived

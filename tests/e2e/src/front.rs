@@ -31,11 +31,12 @@ pub struct Delivery {
 }
 
 /// The merchant's callback endpoint: records every delivery and refuses the
-/// first `fail_first` of them with 500.
+/// first `fail_first` of them with 500; answers each after `delay_ms`.
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub deliveries: Arc<Mutex<Vec<Delivery>>>,
     pub fail_first: Arc<AtomicUsize>,
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Receiver {
@@ -87,6 +88,8 @@ pub struct Options {
     pub extra_toml: String,
     /// TOML inside `[server]` (e.g. `limits.max_connections = 8`).
     pub server_toml: String,
+    /// TOML inside `[runtime]` (e.g. `shared_check_ms = 200`).
+    pub runtime_toml: String,
     /// TOML inside `[egress]` (e.g. `extra_root_certificates = [...]`).
     pub egress_toml: String,
     /// TOML inside shop-1's `[merchants.config]` (e.g. `client_cert`).
@@ -139,6 +142,7 @@ impl Default for Options {
             pin: None,
             extra_toml: String::new(),
             server_toml: String::new(),
+            runtime_toml: String::new(),
             egress_toml: String::new(),
             merchant_config_toml: String::new(),
             store_url: None,
@@ -262,6 +266,7 @@ adapters_dir = "{adapters}"
 cache_dir = "{cache}"
 watch = {watch}
 keep_versions = {keep}
+{runtime_toml}
 
 [egress]
 allow_private = true
@@ -304,6 +309,7 @@ base_url = "{sim}"
 "#,
             webhook_timeout = options.webhook_timeout_ms,
             server_toml = options.server_toml,
+            runtime_toml = options.runtime_toml,
             egress_toml = options.egress_toml,
             merchant_config_toml = options.merchant_config_toml,
             extra_toml = options
@@ -543,6 +549,10 @@ pub fn order_body(order_no: &str, amount: i64) -> serde_json::Value {
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let delay = r.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let fail = r
         .fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

@@ -1320,8 +1320,9 @@ impl Store for SwitchableStore {
         m: &str,
         now: i64,
         limit: i64,
+        lease_ms: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.up()?.due_events_of(m, now, limit).await
+        self.up()?.due_events_of(m, now, limit, lease_ms).await
     }
     async fn mark_undeliverable(&self, m: &str, reason: &str, d: &str) -> Result<u64, StoreError> {
         self.up()?.mark_undeliverable(m, reason, d).await

@@ -20,27 +20,27 @@ const ORDERS: usize = 8;
 const COPIES: usize = 3;
 
 async fn replicas(cluster: &PgCluster, test: &str) -> (Arc<Simulator>, Vec<Front>, Balancer) {
-    replicas_with(cluster, test, "").await
+    replicas_with(cluster, test, |_| {}).await
 }
 
-/// [`replicas`] with `server_toml` in each replica's `[server]`.
+/// [`replicas`] with each replica's options changed by `change`.
 async fn replicas_with(
     cluster: &PgCluster,
     test: &str,
-    server_toml: &str,
+    change: impl Fn(&mut Options),
 ) -> (Arc<Simulator>, Vec<Front>, Balancer) {
     let url = cluster.create_database(test).unwrap();
     let sim = Arc::new(Simulator::start(sim_config()).await);
     let mut fronts = Vec::new();
     for i in 0..REPLICAS {
-        let options = Options {
+        let mut options = Options {
             store_url: Some(url.clone()),
-            server_toml: server_toml.into(),
-            // The load tests' clients create as fast as they can; rate
-            // limits are per replica and would refuse them.
+            // The load tests' clients create as fast as they can; the
+            // merchant's rate (counted for all replicas) would refuse them.
             limits: "create_per_min = 1000000\nper_payer_day_minor = 1000000000".into(),
             ..Options::fast_reconciler()
         };
+        change(&mut options);
         fronts.push(Front::replica(&format!("{test}-{i}"), options, sim.clone()).await);
     }
     let lb = Balancer::start(fronts.iter().map(|f| f.base.clone()).collect()).await;
@@ -240,8 +240,10 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     // A stopping replica says so on /readyz for longer than the balancer
     // takes to notice, before it closes its listener: connections already
     // queued there would be reset.
-    let (_sim, fronts, lb) =
-        replicas_with(&cluster, "rolling", "limits.shutdown_delay_ms = 1000\n").await;
+    let (_sim, fronts, lb) = replicas_with(&cluster, "rolling", |o| {
+        o.server_toml = "limits.shutdown_delay_ms = 1000\n".into()
+    })
+    .await;
     let stop = Arc::new(AtomicBool::new(false));
     let running = load(lb.url(), stop.clone(), "ROLL");
     let mut fronts: Vec<Option<Front>> = fronts.into_iter().map(Some).collect();
@@ -300,4 +302,283 @@ async fn a_replica_killed_under_load_loses_no_acknowledged_order() {
     assert!(results.len() >= 20, "too little load: {}", results.len());
     acknowledged_orders_exist(&restarted, &results).await;
     acknowledged_orders_exist(&fronts[0], &results).await;
+}
+
+const ADMIN_TOKEN: &str = "admin-token-for-the-replica-tests";
+
+/// The active digest of wechat-v2 as replica `f` reports it.
+async fn active_digest(f: &Front) -> String {
+    let r = f
+        .as_admin(reqwest::Method::GET, "/admin/adapters")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: serde_json::Value = r.json().await.unwrap();
+    list["adapters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "wechat-v2")
+        .map(|a| a["digest"].as_str().unwrap().to_string())
+        .expect("wechat-v2 is listed")
+}
+
+/// How long until every replica of `fronts` has `digest` active; panics
+/// past `within`.
+async fn converged(fronts: &[&Front], digest: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let mut all = true;
+        for f in fronts {
+            all &= active_digest(f).await == digest;
+        }
+        if all {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "replicas did not all make {digest} active within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_swap_or_rollback_on_one_replica_is_active_on_every_replica_within_two_seconds() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    let (v1, v2) = (
+        payhost_e2e::component("wechat-v2"),
+        payhost_e2e::component("wechat-v2-next"),
+    );
+    let (d1, d2) = (sha256(&v1), sha256(&v2));
+    let (_sim, fronts, lb) = replicas_with(&cluster, "swaps", |o| {
+        o.admin_token = Some(ADMIN_TOKEN.into())
+    })
+    .await;
+    let all: Vec<&Front> = fronts.iter().collect();
+    converged(&all, &d1, Duration::from_secs(2)).await;
+
+    // An upload to replica 0 reaches 1 and 2 by the store's announcement.
+    let r = fronts[0]
+        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
+        .header("content-type", "application/wasm")
+        .body(v2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let took = converged(&all, &d2, Duration::from_secs(2)).await;
+    println!("upload on one replica active on all three after {took:?}");
+    // And it serves there: a payment through every replica.
+    let client = reqwest::Client::new();
+    for n in 0..REPLICAS {
+        let (status, body) = create(
+            &client,
+            &lb.url(),
+            &format!("swap-{n}"),
+            &order_body(&format!("SWAP-{n}"), 100),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // A rollback on replica 2 reaches 0 and 1; 1 and 2 compiled v1 before
+    // and swap back to it without a new upload.
+    let r = fronts[2]
+        .as_admin(reqwest::Method::POST, "/admin/adapters/wechat-v2/rollback")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    converged(&all, &d1, Duration::from_secs(2)).await;
+
+    // A replica that was down during a swap comes back with the cluster's
+    // version, although its directory still holds the one replaced.
+    let mut fronts = fronts;
+    let down = fronts.remove(1);
+    let r = fronts[0]
+        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
+        .header("content-type", "application/wasm")
+        .body(v2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let back = down
+        .restart_after(|o| {
+            // What it had before it went down: v1, a version the cluster
+            // has seen, so not a new deployment.
+            let dir = o.data_dir.clone().unwrap().join("adapters");
+            std::fs::write(dir.join("wechat-v2.wasm"), &v1).unwrap();
+        })
+        .await;
+    assert_eq!(active_digest(&back).await, d2);
+    converged(
+        &[&fronts[0], &fronts[1], &back],
+        &d2,
+        Duration::from_secs(2),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missed_announcement_is_caught_by_the_periodic_check() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    let v2 = payhost_e2e::component("wechat-v2-next");
+    let d1 = sha256(&payhost_e2e::component("wechat-v2"));
+    let (_sim, fronts, _lb) = replicas_with(&cluster, "missed", |o| {
+        o.admin_token = Some(ADMIN_TOKEN.into());
+        o.runtime_toml = "shared_check_ms = 200".into();
+    })
+    .await;
+    let r = fronts[0]
+        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
+        .header("content-type", "application/wasm")
+        .body(v2)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let all: Vec<&Front> = fronts.iter().collect();
+    converged(
+        &all,
+        &sha256(&payhost_e2e::component("wechat-v2-next")),
+        Duration::from_secs(2),
+    )
+    .await;
+    // A change written without NOTIFY (as if every announcement were
+    // lost): the previous version made active again in the store itself.
+    cluster
+        .psql(
+            "missed",
+            "UPDATE adapter_slots SET generation = generation + 1,
+                 versions = jsonb_build_array(versions::jsonb->1, versions::jsonb->0)::text
+             WHERE slot = 'wechat-v2'",
+        )
+        .unwrap();
+    converged(&all, &d1, Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_merchants_rate_holds_for_all_replicas_together() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    const PER_MIN: usize = 6;
+    let (_sim, _fronts, lb) = replicas_with(&cluster, "rate", |o| {
+        o.limits = format!("create_per_min = {PER_MIN}");
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    // Twice the rate, spread round robin over the three replicas: each
+    // alone would admit all of its share.
+    for n in 0..2 * PER_MIN {
+        let r = client
+            .post(format!("{}/v1/payments", lb.url()))
+            .bearer_auth(MERCHANT_KEY)
+            .json(&order_body(&format!("RATE-{n}"), 100))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        if status == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        PER_MIN,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        PER_MIN,
+        "{statuses:?}"
+    );
+    assert!(lb.served().iter().all(|&n| n > 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_a_killed_replica_was_delivering_reach_the_merchant_once_its_lease_ends() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    const PAID: usize = 24;
+    // A batch's lease is 17 attempts at the time-out: 5.1 s here.
+    let (sim, mut fronts, lb) =
+        replicas_with(&cluster, "lease", |o| o.webhook_timeout_ms = 300).await;
+    for f in &fronts {
+        // Slow merchants: a replica holds its batch for seconds.
+        f.receiver.delay_ms.store(150, Ordering::SeqCst);
+    }
+    let client = reqwest::Client::new();
+    for n in 0..PAID {
+        let no = format!("LEASE-{n:03}");
+        let (status, body) = create(&client, &lb.url(), &no, &order_body(&no, 100)).await;
+        assert_eq!(status, 201, "{body}");
+        // Paid before the reconciler asks, so each order has one payment.paid.
+        assert!(sim.notify(&no, Default::default()).await.unwrap()[0].acknowledged());
+    }
+    // Killed while it delivers: its first webhook has arrived, the rest of
+    // its batch is leased to it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fronts[1].receiver.accepted().is_empty() {
+        assert!(Instant::now() < deadline, "replica 1 delivered nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed = fronts.remove(1);
+    let before_kill = killed.receiver.clone();
+    let restarted = killed.restart().await;
+    restarted.receiver.delay_ms.store(150, Ordering::SeqCst);
+    fronts.push(restarted);
+
+    let paid_ids = || {
+        let mut ids: Vec<String> = fronts
+            .iter()
+            .map(|f| &f.receiver)
+            .chain([&before_kill])
+            .flat_map(|r| r.accepted())
+            .filter(|d| {
+                serde_json::from_slice::<serde_json::Value>(&d.body)
+                    .is_ok_and(|e| e["type"] == "payment.paid")
+            })
+            .map(|d| d.headers["webhook-id"].to_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let mut ids = paid_ids();
+        ids.dedup();
+        if ids.len() == PAID {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {PAID} payment.paid events delivered after the kill",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // At least once: only an event in flight at the kill (delivered, not
+    // yet marked) may arrive twice.
+    let ids = paid_ids();
+    assert!(
+        ids.len() <= PAID + 1,
+        "{} deliveries of {PAID} events",
+        ids.len()
+    );
 }

@@ -35,8 +35,8 @@
 //! - *The webhook outbox*: [`Store::due_events_of`] leases the events it
 //!   returns (`lease_until`, taken with `FOR UPDATE SKIP LOCKED`), so two
 //!   replicas' delivery workers never get one event both; events of a
-//!   replica that died are delivered by another once [`OUTBOX_LEASE_MS`]
-//!   ends. One merchant's events may then go out of order across replicas.
+//!   replica that died are delivered by another once the lease ends (a
+//!   whole batch's delivery time-outs: `delivery.rs`). One merchant's events may then go out of order across replicas.
 //!
 //! - *The reconciler*: [`Store::orders_to_poll`] and
 //!   [`Store::refunds_to_poll`] lease what they return by moving its
@@ -94,12 +94,6 @@ const POOL_SIZE: usize = 16;
 /// answered as unavailable. Such failures need two transactions crossing
 /// each other; a few runs settle them.
 pub const MAX_ATTEMPTS: u32 = 5;
-
-/// How long a replica holds the events [`Store::due_events_of`] gave it:
-/// above a whole batch at the default webhook time-out (16 x 10 s), so
-/// a replica still delivering keeps them; if it died, another replica
-/// delivers them once the lease ends.
-pub const OUTBOX_LEASE_MS: i64 = 5 * 60 * 1000;
 
 /// Leases a merchant's due events (?4: until when). Rows another
 /// replica's lease is being taken on are skipped, not waited for; once
@@ -720,8 +714,9 @@ impl Store for PgStore {
         merchant_id: &str,
         now: i64,
         limit: i64,
+        lease_ms: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        let until = now.saturating_add(OUTBOX_LEASE_MS);
+        let until = now.saturating_add(lease_ms.max(1));
         let mut leased = transaction!(self, |tx| {
             let rows = query(
                 &tx,

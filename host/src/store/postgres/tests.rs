@@ -16,6 +16,9 @@ use std::sync::Arc;
 /// together.
 const REPLICAS: usize = 8;
 
+/// How long the outbox tests lease events.
+const LEASE_MS: i64 = 60_000;
+
 /// Concurrent requests in the replica races, spread over two replicas.
 const RACERS: usize = 20;
 
@@ -278,7 +281,7 @@ async fn replicas_draining_one_outbox_never_get_one_event_both() {
         tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                let due = s.due_events_of("m1", now, 7).await.unwrap();
+                let due = s.due_events_of("m1", now, 7, LEASE_MS).await.unwrap();
                 if due.is_empty() {
                     return got;
                 }
@@ -315,18 +318,23 @@ async fn a_leased_event_is_due_again_when_its_lease_ends_unless_marked() {
     let o = a.insert_order(&order("o1")).await.unwrap().into_inner();
     a.update_order(&o, &[ev("a"), ev("b")]).await.unwrap();
     let now = crate::clock::now_ms() + 1;
-    let leased = a.due_events_of("m1", now, 10).await.unwrap();
+    let leased = a.due_events_of("m1", now, 10, LEASE_MS).await.unwrap();
     assert_eq!(leased.len(), 2);
     // Held by replica a: not due for b, nor is its merchant.
-    assert!(b.due_events_of("m1", now, 10).await.unwrap().is_empty());
+    assert!(
+        b.due_events_of("m1", now, 10, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(b.due_merchants(now, 10).await.unwrap().is_empty());
     // A read still lists them as undelivered.
     assert_eq!(b.due_events(now, 10).await.unwrap().len(), 2);
     // a delivers one and dies holding the other: once the lease ends,
     // b gets that one, and only that one.
     a.mark_delivered(leased[0].id, now).await.unwrap();
-    let later = now + super::OUTBOX_LEASE_MS;
-    let retaken = b.due_events_of("m1", later, 10).await.unwrap();
+    let later = now + LEASE_MS;
+    let retaken = b.due_events_of("m1", later, 10, LEASE_MS).await.unwrap();
     assert_eq!(
         retaken.iter().map(|e| e.id).collect::<Vec<_>>(),
         [leased[1].id]
@@ -335,7 +343,13 @@ async fn a_leased_event_is_due_again_when_its_lease_ends_unless_marked() {
     b.mark_failed(leased[1].id, "HTTP 500", later, false)
         .await
         .unwrap();
-    assert_eq!(a.due_events_of("m1", later, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        a.due_events_of("m1", later, 10, LEASE_MS)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

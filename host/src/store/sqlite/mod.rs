@@ -654,6 +654,7 @@ impl Store for SqliteStore {
         merchant_id: &str,
         now: i64,
         limit: i64,
+        _lease_ms: i64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
         self.events_due_of(merchant_id, now, limit).await
     }
