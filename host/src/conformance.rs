@@ -64,7 +64,8 @@ impl Check {
     }
 }
 
-/// The whole report; `passed` when no line failed.
+/// The whole report; `passed` when no line failed and it checked something
+/// beyond `describe`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub adapter: String,
@@ -74,7 +75,14 @@ pub struct Report {
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.result != "fail")
+        self.checks.iter().all(|c| c.result != "fail") && !self.inconclusive()
+    }
+
+    /// Every operation's check was skipped (each refused the configuration
+    /// it was given), so nothing but `describe` was checked.
+    pub fn inconclusive(&self) -> bool {
+        let operations = || self.checks.iter().filter(|c| c.name.contains('/'));
+        operations().any(|c| c.result == "skip") && operations().all(|c| c.result == "skip")
     }
 
     /// The report as an aligned table.
@@ -88,7 +96,11 @@ impl Report {
             ));
         }
         let failed = self.checks.iter().filter(|c| c.result == "fail").count();
-        out.push_str(&if failed == 0 {
+        out.push_str(&if failed == 0 && self.inconclusive() {
+            "conformance: inconclusive: every operation was skipped (each refused the configuration); \
+             give one it accepts with --config\n"
+                .to_string()
+        } else if failed == 0 {
             "conformance: passed\n".to_string()
         } else {
             format!("conformance: {failed} check(s) failed\n")
@@ -767,7 +779,48 @@ async fn check_notify(
 
 #[cfg(test)]
 mod tests {
-    use super::looks_secret;
+    use super::{Check, Report, looks_secret};
+
+    fn report(lines: &[(&str, &'static str)]) -> Report {
+        Report {
+            adapter: "acme".into(),
+            version: "0.1.0".into(),
+            checks: lines
+                .iter()
+                .map(|(name, result)| Check::new(*name, result, ""))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_report_whose_every_operation_was_skipped_does_not_pass() {
+        let skipped = report(&[
+            ("describe", "pass"),
+            ("query/first-step", "skip"),
+            ("parse-notify/forged", "skip"),
+            ("canary", "pass"),
+        ]);
+        assert!(skipped.inconclusive());
+        assert!(!skipped.passed());
+        assert!(
+            skipped
+                .table()
+                .ends_with("give one it accepts with --config\n"),
+            "{}",
+            skipped.table()
+        );
+        // One operation checked is enough; skips beside it are reported.
+        let partly = report(&[
+            ("describe", "pass"),
+            ("query/first-step", "pass"),
+            ("refund/first-step", "skip"),
+        ]);
+        assert!(!partly.inconclusive());
+        assert!(partly.passed());
+        assert!(partly.table().ends_with("conformance: passed\n"));
+        let failed = report(&[("describe", "pass"), ("query/first-step", "fail")]);
+        assert!(!failed.passed());
+    }
 
     #[test]
     fn credential_names_look_secret_and_public_ones_do_not() {
