@@ -158,8 +158,43 @@ async fn publish(
     }
 }
 
-/// Makes the shared active version of `s` active here.
+/// Makes the shared active version of `s` active here, and keeps the
+/// shared versions this replica's merchants are pinned to.
 async fn apply(registry: &Arc<Registry>, store: &dyn Store, s: &SharedSlot) {
+    activate(registry, store, s).await;
+    for (merchant, pin) in registry.pins(&s.slot) {
+        if registry.keeps(&s.slot, &pin) || !s.versions.iter().any(|v| v.digest == pin) {
+            continue;
+        }
+        let bytes = match store.adapter_blob(&pin).await {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(adapter = %s.slot, digest = %pin, error = %e,
+                    "cannot read a shared adapter version a merchant is pinned to");
+                continue;
+            }
+        };
+        let registry = registry.clone();
+        let slot = s.slot.clone();
+        let kept = tokio::task::spawn_blocking(move || registry.keep_shared(&slot, &bytes)).await;
+        match kept {
+            Ok(Ok(_)) => {
+                tracing::info!(adapter = %s.slot, digest = %pin, %merchant,
+                    "adapter version a merchant is pinned to kept from another replica")
+            }
+            Ok(Err(r)) => {
+                tracing::warn!(adapter = %s.slot, digest = %pin, %merchant, reason = r.code(), error = %r,
+                    "the version a merchant is pinned to is refused here")
+            }
+            Err(e) => {
+                tracing::warn!(adapter = %s.slot, error = %e, "keeping a pinned version failed")
+            }
+        }
+    }
+}
+
+async fn activate(registry: &Arc<Registry>, store: &dyn Store, s: &SharedSlot) {
     let Some(target) = s.versions.first() else {
         return;
     };

@@ -810,6 +810,47 @@ impl Registry {
         self.install_locked(slot, bytes, Source::Shared).map(Some)
     }
 
+    /// Keeps `bytes`, a version another replica published, as a previous
+    /// version of `slot` without making it active: for a merchant pinned to
+    /// it here. Checked as a kept version is (its name, egress hosts and the
+    /// merchants' secrets); `Ok(false)`: kept already.
+    pub fn keep_shared(&self, slot: &str, bytes: &[u8]) -> Result<bool, Refusal> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        if self.keeps(slot, &digest) {
+            return Ok(false);
+        }
+        if self.active(slot).is_none() {
+            return Err(Refusal::UnknownSlot(slot.into()));
+        }
+        let adapter = self.runtime.load(bytes)?;
+        if adapter.info.name != slot {
+            return Err(Refusal::WrongName {
+                slot: slot.into(),
+                found: adapter.info.name.clone(),
+            });
+        }
+        self.check(slot, &adapter.info, false)?;
+        let version = Arc::new(AdapterVersion {
+            digest,
+            version: adapter.info.version.clone(),
+            loaded_at: now_ms(),
+            source: Source::Shared,
+            adapter,
+            bytes: bytes.into(),
+        });
+        if let Some(s) = self
+            .slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(slot)
+        {
+            s.previous.push_back(version);
+        }
+        self.persist_history(slot);
+        Ok(true)
+    }
+
     /// Installs `path` (named `<slot>.wasm`) through the same checks as an
     /// upload. Skips the file when it already is the active version. A
     /// refused file is moved aside (see [`Registry::set_aside`]).

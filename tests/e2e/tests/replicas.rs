@@ -582,3 +582,69 @@ async fn events_a_killed_replica_was_delivering_reach_the_merchant_once_its_leas
         ids.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_merchant_is_pinned_to_a_version_it_never_loaded_gets_it_from_the_store() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    let (v1, v2) = (
+        payhost_e2e::component("wechat-v2"),
+        payhost_e2e::component("wechat-v2-next"),
+    );
+    let (d1, d2) = (sha256(&v1), sha256(&v2));
+    let (sim, fronts, _lb) = replicas_with(&cluster, "pins", |o| {
+        o.admin_token = Some(ADMIN_TOKEN.into())
+    })
+    .await;
+    let r = fronts[0]
+        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
+        .header("content-type", "application/wasm")
+        .body(v2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    converged(
+        &fronts.iter().collect::<Vec<_>>(),
+        &d2,
+        Duration::from_secs(2),
+    )
+    .await;
+
+    // A new replica whose directory has only v2, with shop-1 pinned to v1.
+    let dir = payhost_e2e::temp_dir("pins-new-adapters");
+    std::fs::write(dir.join("wechat-v2.wasm"), &v2).unwrap();
+    let options = Options {
+        store_url: fronts[0].options.store_url.clone(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        adapters_dir: Some(dir),
+        pin: Some(d1.clone()),
+        ..Options::fast_reconciler()
+    };
+    let pinned = Front::replica("pins-new", options, sim.clone()).await;
+    let r = pinned
+        .as_admin(reqwest::Method::GET, "/admin/adapters/wechat-v2/versions")
+        .send()
+        .await
+        .unwrap();
+    let list: serde_json::Value = r.json().await.unwrap();
+    let versions = list["versions"].as_array().unwrap();
+    assert_eq!(versions[0]["digest"], d2.as_str(), "{list}");
+    let kept = versions
+        .iter()
+        .find(|v| v["digest"] == d1.as_str())
+        .unwrap_or_else(|| panic!("the pinned version was not fetched: {list}"));
+    assert_eq!(kept["source"], "shared");
+    assert_eq!(kept["pinned_by"], serde_json::json!(["shop-1"]));
+    // And it serves the pinned merchant.
+    let client = reqwest::Client::new();
+    let (status, body) = create(
+        &client,
+        &pinned.base,
+        "pinned-1",
+        &order_body("PINNED-1", 100),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}
