@@ -112,6 +112,40 @@ pub async fn run(
     }
 }
 
+/// Before a rollback to `digest` on this replica: a version this replica
+/// never kept but the shared store holds (another replica kept it) is
+/// fetched and kept, so the rollback finds it. Nothing on a store of one
+/// process, or when the store does not have it either (the rollback then
+/// says `unknown_version`).
+pub async fn fetch_kept(
+    registry: &Arc<Registry>,
+    store: &Arc<dyn Store>,
+    slot: &str,
+    digest: &str,
+) {
+    if !store.shared() || registry.keeps(slot, digest) {
+        return;
+    }
+    let bytes = match store.adapter_blob(digest).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(adapter = slot, %digest, error = %e,
+                "cannot read the shared adapter version to roll back to");
+            return;
+        }
+    };
+    let (registry, slot_name) = (registry.clone(), slot.to_string());
+    match tokio::task::spawn_blocking(move || registry.keep_shared(&slot_name, &bytes)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(r)) => {
+            tracing::warn!(adapter = slot, %digest, reason = r.code(), error = %r,
+                "the shared version to roll back to is refused here")
+        }
+        Err(e) => tracing::warn!(adapter = slot, error = %e, "keeping a shared version failed"),
+    }
+}
+
 struct Abort(Option<tokio::task::JoinHandle<()>>);
 
 impl Drop for Abort {

@@ -284,6 +284,9 @@ pub async fn rollback(
                 .map_err(|p| ApiError::validation(format!("`digest` {p}")))?,
         ),
     };
+    if let Some(digest) = &to {
+        crate::adapter_sync::fetch_kept(&state.registry, &state.store, &name, digest).await;
+    }
     let outcome = state
         .registry
         .rollback(&name, to.as_deref())

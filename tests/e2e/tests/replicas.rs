@@ -648,3 +648,53 @@ async fn a_replica_whose_merchant_is_pinned_to_a_version_it_never_loaded_gets_it
     .await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_on_a_replica_that_never_had_the_version_takes_it_from_the_store() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    let (v1, v2) = (
+        payhost_e2e::component("wechat-v2"),
+        payhost_e2e::component("wechat-v2-next"),
+    );
+    let (d1, d2) = (sha256(&v1), sha256(&v2));
+    let (sim, fronts, _lb) = replicas_with(&cluster, "rollback_new", |o| {
+        o.admin_token = Some(ADMIN_TOKEN.into())
+    })
+    .await;
+    let r = fronts[0]
+        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
+        .header("content-type", "application/wasm")
+        .body(v2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    converged(
+        &fronts.iter().collect::<Vec<_>>(),
+        &d2,
+        Duration::from_secs(2),
+    )
+    .await;
+    // A replica added after the upload: it only ever had v2.
+    let dir = payhost_e2e::temp_dir("rollback-new-adapters");
+    std::fs::write(dir.join("wechat-v2.wasm"), &v2).unwrap();
+    let options = Options {
+        store_url: fronts[0].options.store_url.clone(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        adapters_dir: Some(dir),
+        ..Options::fast_reconciler()
+    };
+    let added = Front::replica("rollback-new", options, sim.clone()).await;
+    let r = added
+        .as_admin(reqwest::Method::POST, "/admin/adapters/wechat-v2/rollback")
+        .json(&serde_json::json!({ "digest": d1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let mut all: Vec<&Front> = fronts.iter().collect();
+    all.push(&added);
+    converged(&all, &d1, Duration::from_secs(2)).await;
+}
