@@ -367,14 +367,7 @@ async fn a_swap_or_rollback_on_one_replica_is_active_on_every_replica_within_two
     converged(&all, &d1, Duration::from_secs(2)).await;
 
     // An upload to replica 0 reaches 1 and 2 by the store's announcement.
-    let r = fronts[0]
-        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
-        .header("content-type", "application/wasm")
-        .body(v2.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    upload(&fronts[0], &v2).await;
     let took = converged(&all, &d2, Duration::from_secs(2)).await;
     println!("upload on one replica active on all three after {took:?}");
     // And it serves there: a payment through every replica.
@@ -404,14 +397,7 @@ async fn a_swap_or_rollback_on_one_replica_is_active_on_every_replica_within_two
     // version, although its directory still holds the one replaced.
     let mut fronts = fronts;
     let down = fronts.remove(1);
-    let r = fronts[0]
-        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
-        .header("content-type", "application/wasm")
-        .body(v2.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    upload(&fronts[0], &v2).await;
     let back = down
         .restart_after(|o| {
             // What it had before it went down: v1, a version the cluster
@@ -441,14 +427,7 @@ async fn a_missed_announcement_is_caught_by_the_periodic_check() {
         o.runtime_toml = "shared_check_ms = 200".into();
     })
     .await;
-    let r = fronts[0]
-        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
-        .header("content-type", "application/wasm")
-        .body(v2)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    upload(&fronts[0], &v2).await;
     let all: Vec<&Front> = fronts.iter().collect();
     converged(
         &all,
@@ -583,46 +562,73 @@ async fn events_a_killed_replica_was_delivering_reach_the_merchant_once_its_leas
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_replica_whose_merchant_is_pinned_to_a_version_it_never_loaded_gets_it_from_the_store() {
-    let Some(cluster) = PgCluster::start_or_skip() else {
-        return;
-    };
+/// Three replicas on v1 of wechat-v2, then v2 uploaded to replica 0 and
+/// active on all three.
+struct Upgraded {
+    sim: Arc<Simulator>,
+    fronts: Vec<Front>,
+    d1: String,
+    d2: String,
+    v2: Vec<u8>,
+}
+
+async fn upload(f: &Front, bytes: &[u8]) {
+    let r = f
+        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
+        .header("content-type", "application/wasm")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+async fn upgraded(cluster: &PgCluster, test: &str) -> Upgraded {
     let (v1, v2) = (
         payhost_e2e::component("wechat-v2"),
         payhost_e2e::component("wechat-v2-next"),
     );
-    let (d1, d2) = (sha256(&v1), sha256(&v2));
-    let (sim, fronts, _lb) = replicas_with(&cluster, "pins", |o| {
-        o.admin_token = Some(ADMIN_TOKEN.into())
-    })
-    .await;
-    let r = fronts[0]
-        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
-        .header("content-type", "application/wasm")
-        .body(v2.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    let (sim, fronts, _lb) =
+        replicas_with(cluster, test, |o| o.admin_token = Some(ADMIN_TOKEN.into())).await;
+    upload(&fronts[0], &v2).await;
+    let d2 = sha256(&v2);
     converged(
         &fronts.iter().collect::<Vec<_>>(),
         &d2,
         Duration::from_secs(2),
     )
     .await;
+    Upgraded {
+        sim,
+        fronts,
+        d1: sha256(&v1),
+        d2,
+        v2,
+    }
+}
 
-    // A new replica whose directory has only v2, with shop-1 pinned to v1.
-    let dir = payhost_e2e::temp_dir("pins-new-adapters");
-    std::fs::write(dir.join("wechat-v2.wasm"), &v2).unwrap();
+/// A replica added to `up` later: its directory has only v2.
+async fn added_replica(up: &Upgraded, name: &str, pin: Option<String>) -> Front {
+    let dir = payhost_e2e::temp_dir(&format!("{name}-adapters"));
+    std::fs::write(dir.join("wechat-v2.wasm"), &up.v2).unwrap();
     let options = Options {
-        store_url: fronts[0].options.store_url.clone(),
+        store_url: up.fronts[0].options.store_url.clone(),
         admin_token: Some(ADMIN_TOKEN.into()),
         adapters_dir: Some(dir),
-        pin: Some(d1.clone()),
+        pin,
         ..Options::fast_reconciler()
     };
-    let pinned = Front::replica("pins-new", options, sim.clone()).await;
+    Front::replica(name, options, up.sim.clone()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_merchant_is_pinned_to_a_version_it_never_loaded_gets_it_from_the_store() {
+    let Some(cluster) = PgCluster::start_or_skip() else {
+        return;
+    };
+    let up = upgraded(&cluster, "pins").await;
+    // shop-1 pinned to v1, which this replica never had.
+    let pinned = added_replica(&up, "pins-new", Some(up.d1.clone())).await;
     let r = pinned
         .as_admin(reqwest::Method::GET, "/admin/adapters/wechat-v2/versions")
         .send()
@@ -630,10 +636,10 @@ async fn a_replica_whose_merchant_is_pinned_to_a_version_it_never_loaded_gets_it
         .unwrap();
     let list: serde_json::Value = r.json().await.unwrap();
     let versions = list["versions"].as_array().unwrap();
-    assert_eq!(versions[0]["digest"], d2.as_str(), "{list}");
+    assert_eq!(versions[0]["digest"], up.d2.as_str(), "{list}");
     let kept = versions
         .iter()
-        .find(|v| v["digest"] == d1.as_str())
+        .find(|v| v["digest"] == up.d1.as_str())
         .unwrap_or_else(|| panic!("the pinned version was not fetched: {list}"));
     assert_eq!(kept["source"], "shared");
     assert_eq!(kept["pinned_by"], serde_json::json!(["shop-1"]));
@@ -654,47 +660,16 @@ async fn a_rollback_on_a_replica_that_never_had_the_version_takes_it_from_the_st
     let Some(cluster) = PgCluster::start_or_skip() else {
         return;
     };
-    let (v1, v2) = (
-        payhost_e2e::component("wechat-v2"),
-        payhost_e2e::component("wechat-v2-next"),
-    );
-    let (d1, d2) = (sha256(&v1), sha256(&v2));
-    let (sim, fronts, _lb) = replicas_with(&cluster, "rollback_new", |o| {
-        o.admin_token = Some(ADMIN_TOKEN.into())
-    })
-    .await;
-    let r = fronts[0]
-        .as_admin(reqwest::Method::PUT, "/admin/adapters/wechat-v2")
-        .header("content-type", "application/wasm")
-        .body(v2.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    converged(
-        &fronts.iter().collect::<Vec<_>>(),
-        &d2,
-        Duration::from_secs(2),
-    )
-    .await;
-    // A replica added after the upload: it only ever had v2.
-    let dir = payhost_e2e::temp_dir("rollback-new-adapters");
-    std::fs::write(dir.join("wechat-v2.wasm"), &v2).unwrap();
-    let options = Options {
-        store_url: fronts[0].options.store_url.clone(),
-        admin_token: Some(ADMIN_TOKEN.into()),
-        adapters_dir: Some(dir),
-        ..Options::fast_reconciler()
-    };
-    let added = Front::replica("rollback-new", options, sim.clone()).await;
+    let up = upgraded(&cluster, "rollback_new").await;
+    let added = added_replica(&up, "rollback-new", None).await;
     let r = added
         .as_admin(reqwest::Method::POST, "/admin/adapters/wechat-v2/rollback")
-        .json(&serde_json::json!({ "digest": d1 }))
+        .json(&serde_json::json!({ "digest": up.d1 }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let mut all: Vec<&Front> = fronts.iter().collect();
+    let mut all: Vec<&Front> = up.fronts.iter().collect();
     all.push(&added);
-    converged(&all, &d1, Duration::from_secs(2)).await;
+    converged(&all, &up.d1, Duration::from_secs(2)).await;
 }
