@@ -90,6 +90,12 @@ use updates::*;
 /// Connections per store; a create holds one for its transaction.
 const POOL_SIZE: usize = 16;
 
+/// Longest a store call waits for a free pooled connection, or for a new
+/// connection to open: past it the call is answered `Unavailable` (503)
+/// instead of hanging while the database is unreachable or every
+/// connection is stuck.
+pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs of one transaction before a deadlock or serialization failure is
 /// answered as unavailable. Such failures need two transactions crossing
 /// each other; a few runs settle them.
@@ -256,12 +262,15 @@ impl PgStore {
     /// opening one database at once take turns on an advisory lock.
     /// Errors never contain the URL (it may hold the password).
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|_| {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
             StoreError::Unavailable(
                 "the PostgreSQL store URL cannot be parsed (postgres://user:password@host:port/db)"
                     .into(),
             )
         })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_WAIT);
+        }
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -271,6 +280,10 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::Unavailable(format!("PostgreSQL connection pool: {e}")))?;
         let store = PgStore {

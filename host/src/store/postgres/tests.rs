@@ -542,3 +542,29 @@ async fn a_published_adapter_slot_reaches_every_replica_and_keeps_only_its_versi
     );
     listener.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_a_connection_is_answered_unavailable_instead_of_hanging() {
+    let Some(db) = PgDatabase::create("pool_wait") else {
+        return;
+    };
+    let store = db.open().await;
+    // Every connection held, as by calls stuck on a database that stopped
+    // answering.
+    let mut held = Vec::new();
+    for _ in 0..super::POOL_SIZE {
+        held.push(store.client().await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(super::POOL_WAIT * 3, store.ping())
+        .await
+        .expect("the call returns instead of waiting for ever");
+    match answer {
+        Err(StoreError::Unavailable(why)) => assert!(why.contains("pool"), "{why}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(started.elapsed() >= super::POOL_WAIT);
+    // A connection given back serves the next call at once.
+    held.pop();
+    store.ping().await.unwrap();
+}
