@@ -112,17 +112,12 @@ pub async fn run(
     }
 }
 
-/// Before a rollback to `digest` on this replica: a version this replica
-/// never kept but the shared store holds (another replica kept it) is
-/// fetched and kept, so the rollback finds it. Nothing on a store of one
-/// process, or when the store does not have it either (the rollback then
+/// Keeps version `digest` of `slot`, fetched from the shared store, when
+/// this replica does not keep it yet: for a merchant pinned to it, or a
+/// rollback that names it (another replica kept it). Nothing on a store of
+/// one process, or when the store does not have it either (a rollback then
 /// says `unknown_version`).
-pub async fn fetch_kept(
-    registry: &Arc<Registry>,
-    store: &Arc<dyn Store>,
-    slot: &str,
-    digest: &str,
-) {
+pub async fn fetch_kept(registry: &Arc<Registry>, store: &dyn Store, slot: &str, digest: &str) {
     if !store.shared() || registry.keeps(slot, digest) {
         return;
     }
@@ -131,16 +126,19 @@ pub async fn fetch_kept(
         Ok(None) => return,
         Err(e) => {
             tracing::warn!(adapter = slot, %digest, error = %e,
-                "cannot read the shared adapter version to roll back to");
+                "cannot read a shared adapter version to keep");
             return;
         }
     };
     let (registry, slot_name) = (registry.clone(), slot.to_string());
     match tokio::task::spawn_blocking(move || registry.keep_shared(&slot_name, &bytes)).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(true)) => {
+            tracing::info!(adapter = slot, %digest, "adapter version kept from another replica")
+        }
+        Ok(Ok(false)) => {}
         Ok(Err(r)) => {
             tracing::warn!(adapter = slot, %digest, reason = r.code(), error = %r,
-                "the shared version to roll back to is refused here")
+                "another replica's adapter version is refused here")
         }
         Err(e) => tracing::warn!(adapter = slot, error = %e, "keeping a shared version failed"),
     }
@@ -196,34 +194,9 @@ async fn publish(
 /// shared versions this replica's merchants are pinned to.
 async fn apply(registry: &Arc<Registry>, store: &dyn Store, s: &SharedSlot) {
     activate(registry, store, s).await;
-    for (merchant, pin) in registry.pins(&s.slot) {
-        if registry.keeps(&s.slot, &pin) || !s.versions.iter().any(|v| v.digest == pin) {
-            continue;
-        }
-        let bytes = match store.adapter_blob(&pin).await {
-            Ok(Some(b)) => b,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(adapter = %s.slot, digest = %pin, error = %e,
-                    "cannot read a shared adapter version a merchant is pinned to");
-                continue;
-            }
-        };
-        let registry = registry.clone();
-        let slot = s.slot.clone();
-        let kept = tokio::task::spawn_blocking(move || registry.keep_shared(&slot, &bytes)).await;
-        match kept {
-            Ok(Ok(_)) => {
-                tracing::info!(adapter = %s.slot, digest = %pin, %merchant,
-                    "adapter version a merchant is pinned to kept from another replica")
-            }
-            Ok(Err(r)) => {
-                tracing::warn!(adapter = %s.slot, digest = %pin, %merchant, reason = r.code(), error = %r,
-                    "the version a merchant is pinned to is refused here")
-            }
-            Err(e) => {
-                tracing::warn!(adapter = %s.slot, error = %e, "keeping a pinned version failed")
-            }
+    for (_, pin) in registry.pins(&s.slot) {
+        if s.versions.iter().any(|v| v.digest == pin) {
+            fetch_kept(registry, store, &s.slot, &pin).await;
         }
     }
 }

@@ -365,6 +365,48 @@ impl RateLimiter<DefaultClock> {
     pub fn new<'a>(merchants: impl IntoIterator<Item = (&'a str, &'a RateSettings)>) -> Self {
         Self::with_clock(merchants, DefaultClock::default())
     }
+
+    /// Takes one call of `op` from the merchant's rate: counted in `store`
+    /// when replicas share it (the rate is the cluster's, the same GCRA
+    /// with a burst of a minute's calls), in this process otherwise, and
+    /// also when the shared count cannot be reached (the process's count
+    /// still bounds the call).
+    pub async fn take(
+        &self,
+        store: &dyn crate::store::Store,
+        merchant_id: &str,
+        rates: &RateSettings,
+        op: Op,
+    ) -> Result<(), RateLimited> {
+        if store.shared() {
+            const MINUTE_US: i64 = 60_000_000;
+            let per_min = i64::from(rates.per_min(op).get());
+            let taken = store
+                .take_rate(
+                    merchant_id,
+                    op.limit_name(),
+                    crate::clock::now_us(),
+                    (MINUTE_US / per_min).max(1),
+                    MINUTE_US,
+                )
+                .await;
+            match taken {
+                Ok(Some(Ok(()))) => return Ok(()),
+                Ok(Some(Err(wait_us))) => {
+                    return Err(RateLimited {
+                        limit: op.limit_name(),
+                        retry_after: Duration::from_micros(wait_us.max(0) as u64),
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(merchant = merchant_id, error = %e,
+                        "the shared request rate cannot be read; this replica counts alone")
+                }
+            }
+        }
+        self.check(merchant_id, op)
+    }
 }
 
 impl<C: Clock + Clone> RateLimiter<C> {

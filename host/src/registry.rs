@@ -28,6 +28,7 @@ use crate::error::LoadError;
 use crate::merchant::{ConfigError, FieldValue, MerchantConfig};
 use crate::metrics::Metrics;
 use crate::runtime::{LoadedAdapter, Runtime};
+use crate::store::SharedVersion;
 use anyhow::{Context, Result};
 use sha2::Digest as _;
 use std::collections::{HashMap, VecDeque};
@@ -88,9 +89,15 @@ impl AdapterVersion {
         &self.adapter.info
     }
 
-    /// The component's bytes.
-    pub fn bytes(&self) -> &Arc<[u8]> {
-        &self.bytes
+    /// How the version is listed on disk (`index.json`) and in the shared
+    /// store.
+    fn entry(&self) -> SharedVersion {
+        SharedVersion {
+            digest: self.digest.clone(),
+            version: self.version.clone(),
+            loaded_at: self.loaded_at,
+            source: self.source.to_string(),
+        }
     }
 }
 
@@ -203,7 +210,7 @@ pub enum Unavailable {
 #[derive(Debug, Clone)]
 pub struct SharedState {
     /// Active first, then the previous versions, newest first.
-    pub versions: Vec<crate::store::SharedVersion>,
+    pub versions: Vec<SharedVersion>,
     /// The bytes of each, by digest.
     pub blobs: Vec<(String, Arc<[u8]>)>,
 }
@@ -252,20 +259,11 @@ impl Slot {
     }
 }
 
-/// One entry of `versions/<slot>/index.json`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct IndexEntry {
-    digest: String,
-    version: String,
-    loaded_at: i64,
-    source: String,
-}
-
 /// `versions/<slot>/index.json`: the active version first, then the
 /// previous ones, newest first (the order rollback follows).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Index {
-    versions: Vec<IndexEntry>,
+    versions: Vec<SharedVersion>,
 }
 
 pub struct Registry {
@@ -283,11 +281,9 @@ pub struct Registry {
     /// Serializes changes; never taken by readers.
     changing: Mutex<()>,
     /// Where each slot's change is announced, to be published to the other
-    /// replicas (`adapter_sync`).
+    /// replicas (`adapter_sync`). A change whose source is
+    /// [`Source::Shared`] came from them and is not announced back.
     publisher: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
-    /// Set, under `changing`, while a change published by another replica
-    /// is applied: that one is not announced back.
-    adopting: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Registry {
@@ -315,7 +311,6 @@ impl Registry {
             refused: Mutex::default(),
             changing: Mutex::new(()),
             publisher: std::sync::OnceLock::new(),
-            adopting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -508,24 +503,40 @@ impl Registry {
             self.metrics.registry_event("install", "refused");
             r
         };
-        let adapter = self.runtime.load(bytes).map_err(|e| refuse(e.into()))?;
-        if adapter.info.name != slot {
-            return Err(refuse(Refusal::WrongName {
-                slot: slot.into(),
-                found: adapter.info.name.clone(),
-            }));
-        }
-        self.check(slot, &adapter.info, true).map_err(refuse)?;
-        let version = Arc::new(AdapterVersion {
-            digest: digest.clone(),
-            version: adapter.info.version.clone(),
-            loaded_at: now_ms(),
-            source: source.clone(),
-            adapter,
-            bytes: bytes.into(),
-        });
+        let version = self
+            .candidate(slot, bytes, digest.clone(), source.clone(), true)
+            .map_err(refuse)?;
         let outcome = self.swap(slot, version, &source, "install");
         Ok(outcome)
+    }
+
+    /// `bytes` compiled and described as a version of `slot`, through the
+    /// checks every version must pass ([`Registry::check`]; with `active`,
+    /// those of an active one too).
+    fn candidate(
+        &self,
+        slot: &str,
+        bytes: &[u8],
+        digest: String,
+        source: Source,
+        active: bool,
+    ) -> Result<Arc<AdapterVersion>, Refusal> {
+        let adapter = self.runtime.load(bytes)?;
+        if adapter.info.name != slot {
+            return Err(Refusal::WrongName {
+                slot: slot.into(),
+                found: adapter.info.name.clone(),
+            });
+        }
+        self.check(slot, &adapter.info, active)?;
+        Ok(Arc::new(AdapterVersion {
+            digest,
+            version: adapter.info.version.clone(),
+            loaded_at: now_ms(),
+            source,
+            adapter,
+            bytes: bytes.into(),
+        }))
     }
 
     /// What every version of `slot` must satisfy: its declared hosts stay
@@ -638,7 +649,7 @@ impl Registry {
             self.persist(slot, &next);
         }
         self.persist_history(slot);
-        if !self.adopting.load(std::sync::atomic::Ordering::SeqCst)
+        if *source != Source::Shared
             && let Some(publisher) = self.publisher.get()
         {
             let _ = publisher.send(slot.to_string());
@@ -751,15 +762,7 @@ impl Registry {
         let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
         let s = slots.get(slot)?;
         Some(SharedState {
-            versions: s
-                .all()
-                .map(|v| crate::store::SharedVersion {
-                    digest: v.digest.clone(),
-                    version: v.version.clone(),
-                    loaded_at: v.loaded_at,
-                    source: v.source.to_string(),
-                })
-                .collect(),
+            versions: s.all().map(|v| v.entry()).collect(),
             blobs: s
                 .all()
                 .map(|v| (v.digest.clone(), v.bytes.clone()))
@@ -782,15 +785,6 @@ impl Registry {
         if self.active(slot).is_some_and(|a| a.digest == digest) {
             return Ok(None);
         }
-        struct Adopting<'a>(&'a std::sync::atomic::AtomicBool);
-        impl Drop for Adopting<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        self.adopting
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let _reset = Adopting(&self.adopting);
         if self.keeps(slot, digest) {
             return self
                 .rollback_locked(slot, Some(digest), &Source::Shared)
@@ -823,22 +817,7 @@ impl Registry {
         if self.active(slot).is_none() {
             return Err(Refusal::UnknownSlot(slot.into()));
         }
-        let adapter = self.runtime.load(bytes)?;
-        if adapter.info.name != slot {
-            return Err(Refusal::WrongName {
-                slot: slot.into(),
-                found: adapter.info.name.clone(),
-            });
-        }
-        self.check(slot, &adapter.info, false)?;
-        let version = Arc::new(AdapterVersion {
-            digest,
-            version: adapter.info.version.clone(),
-            loaded_at: now_ms(),
-            source: Source::Shared,
-            adapter,
-            bytes: bytes.into(),
-        });
+        let version = self.candidate(slot, bytes, digest, Source::Shared, false)?;
         if let Some(s) = self
             .slots
             .write()
@@ -967,15 +946,7 @@ impl Registry {
                 }
             }
             let index = Index {
-                versions: kept
-                    .iter()
-                    .map(|v| IndexEntry {
-                        digest: v.digest.clone(),
-                        version: v.version.clone(),
-                        loaded_at: v.loaded_at,
-                        source: v.source.to_string(),
-                    })
-                    .collect(),
+                versions: kept.iter().map(|v| v.entry()).collect(),
             };
             let json = serde_json::to_vec_pretty(&index).map_err(std::io::Error::other)?;
             crate::runtime::write_atomic(&vdir.join("index.json"), &json)?;

@@ -118,8 +118,6 @@ async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>> {
     })
 }
 
-/// Opens the store, loads the adapters and resolves every merchant against
-/// its adapter's schema. Anything wrong is an error naming what to fix.
 /// With a shared store, what the adapter sync starts from
 /// ([`crate::adapter_sync::run`]).
 struct AdapterSync {
@@ -127,6 +125,8 @@ struct AdapterSync {
     changes: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
+/// Opens the store, loads the adapters and resolves every merchant against
+/// its adapter's schema. Anything wrong is an error naming what to fix.
 async fn build_state(config: &Config) -> Result<(AppState, Option<AdapterSync>)> {
     let runtime = Arc::new(Runtime::new(config.runtime_config())?);
     let metrics = Arc::new(Metrics::new());

@@ -285,7 +285,7 @@ pub async fn rollback(
         ),
     };
     if let Some(digest) = &to {
-        crate::adapter_sync::fetch_kept(&state.registry, &state.store, &name, digest).await;
+        crate::adapter_sync::fetch_kept(&state.registry, state.store.as_ref(), &name, digest).await;
     }
     let outcome = state
         .registry

@@ -117,46 +117,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Takes one call of `op` from the merchant's rate: counted in the
-    /// store when replicas share it (the rate is the cluster's), in this
-    /// process otherwise, and also when the shared count cannot be reached
-    /// (the call then fails or succeeds on its own; the process's count
-    /// still bounds it).
+    /// Takes one call of `op` from the merchant's rate
+    /// ([`RateLimiter::take`]).
     pub async fn take_rate(
         &self,
         merchant: &Merchant,
         op: crate::limits::Op,
     ) -> Result<(), crate::limits::RateLimited> {
-        if self.store.shared() {
-            const MINUTE_US: i64 = 60_000_000;
-            let per_min = i64::from(merchant.limits.rates.per_min(op).get());
-            let interval_us = (MINUTE_US / per_min).max(1);
-            let taken = self
-                .store
-                .take_rate(
-                    &merchant.id,
-                    op.limit_name(),
-                    crate::clock::now_us(),
-                    interval_us,
-                    MINUTE_US,
-                )
-                .await;
-            match taken {
-                Ok(Some(Ok(()))) => return Ok(()),
-                Ok(Some(Err(wait_us))) => {
-                    return Err(crate::limits::RateLimited {
-                        limit: op.limit_name(),
-                        retry_after: std::time::Duration::from_micros(wait_us.max(0) as u64),
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(merchant = %merchant.id, error = %e,
-                        "the shared request rate cannot be read; this replica counts alone")
-                }
-            }
-        }
-        self.rate_limiter.check(&merchant.id, op)
+        self.rate_limiter
+            .take(
+                self.store.as_ref(),
+                &merchant.id,
+                &merchant.limits.rates,
+                op,
+            )
+            .await
     }
 
     /// The URL providers post this merchant's notifications to.

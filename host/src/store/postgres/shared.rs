@@ -14,7 +14,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 /// The channel adapter publications are announced on; the payload is the
 /// slot's name.
-pub(crate) const ADAPTERS_CHANNEL: &str = "payhost_adapters";
+const ADAPTERS_CHANNEL: &str = "payhost_adapters";
 
 /// GCRA in one statement: the row's theoretical arrival time moves one
 /// interval past the later of itself and now, unless that would put it more
