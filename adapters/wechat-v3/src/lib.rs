@@ -946,7 +946,31 @@ impl Adapter for WechatV3 {
         let no = &req.payout.merchant_payout_no;
         field::order_no(no, "payout.merchant_payout_no", 1, 32, "")?;
         let path = wire::transfer_bill_by_out_bill_no(no);
-        let (_, answer) = s.call(ctx, HttpMethod::Get, &path, None)?;
+        let answer = match s.call(ctx, HttpMethod::Get, &path, None) {
+            Ok((_, answer)) => answer,
+            // WeChat Pay has no bill of that number: it never accepted the
+            // payout, so no money moved and none will (the host asks only
+            // well after its request's deadline).
+            Err(e)
+                if matches!(
+                    rejection_code(&e),
+                    Some("NOT_FOUND" | "RESOURCE_NOT_EXISTS")
+                ) =>
+            {
+                return Ok(PayoutStatus {
+                    payout: req.payout.clone(),
+                    state: PayoutState::Failed(format!(
+                        "{}: WeChat Pay has no transfer bill `{no}`",
+                        rejection_code(&e).unwrap_or_default()
+                    )),
+                    provider_state: rejection_code(&e).unwrap_or_default().into(),
+                    amount: None,
+                    payee_id: None,
+                    updated_at: None,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         s.payout_status(&answer, no, None, "transfer query answer")
     }
 

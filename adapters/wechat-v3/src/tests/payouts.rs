@@ -219,6 +219,16 @@ fn payout_query_maps_every_state_and_checks_whose_bill_it_is() {
         assert_eq!(st.payee_id.as_deref(), Some(OPENID));
         assert_eq!(st.updated_at, Some(1_735_696_805));
     }
+    // No such bill: WeChat never accepted it, so it failed.
+    let mut h =
+        payouts().respond(|_| signed(404, r#"{"code":"NOT_FOUND","message":"no such bill"}"#, NOW));
+    let st = h.payout_query(&query).unwrap();
+    assert!(
+        matches!(&st.state, PayoutState::Failed(r) if r.starts_with("NOT_FOUND")),
+        "{:?}",
+        st.state
+    );
+    assert_eq!(st.provider_state, "NOT_FOUND");
     let answering = |body: String| {
         let mut h = payouts().respond(move |_| signed(200, &body, NOW));
         h.payout_query(&query).unwrap_err()
