@@ -37,6 +37,9 @@ pub enum Command {
         /// The provider to walk it through (its simulator and adapter).
         #[arg(long, default_value = "wechat-v2")]
         provider: crate::demo::Provider,
+        /// What to walk: a payment, or a payout (`--provider wechat-v3`).
+        #[arg(long, default_value = "payment")]
+        flow: crate::demo::Flow,
     },
     /// Run the payment front: the HTTP API, webhook delivery and the reconciler.
     Serve {
@@ -330,8 +333,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             init_logs(None, filter);
             match command {
                 Command::Adapter(cmd) => adapter(cmd),
-                Command::Demo { provider } => {
-                    tokio::runtime::Runtime::new()?.block_on(crate::demo::run(provider))?;
+                Command::Demo { provider, flow } => {
+                    tokio::runtime::Runtime::new()?.block_on(crate::demo::run(provider, flow))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Command::Config(cmd) => config(cmd),

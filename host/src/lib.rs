@@ -34,6 +34,7 @@ pub mod merchant;
 pub mod metrics;
 pub mod notify_guard;
 pub mod orders;
+pub mod payouts;
 pub mod provider_health;
 pub mod reconciler;
 pub mod recording;

@@ -305,6 +305,141 @@ pub fn check_amount(
     Ok(())
 }
 
+/// Seed 002 (企业付款): at most 5,000.00 CNY per payout and per payee per
+/// day, 100,000.00 CNY per merchant per day, 10 payouts per payee per day.
+/// WeChat says its own figures are approximate and its answer decides;
+/// these are what payhost refuses before asking it.
+pub const PAYOUT_PER_PAYOUT_CNY_MINOR: u64 = 500_000;
+pub const PAYOUT_PER_PAYEE_DAY_CNY_MINOR: u64 = 500_000;
+pub const PAYOUT_PER_MERCHANT_DAY_CNY_MINOR: u64 = 10_000_000;
+pub const PAYOUT_PER_PAYEE_DAY_COUNT: u32 = 10;
+/// WeChat's merchant transfer requires the payee's real name from 2,000.00
+/// CNY (providers.md 12.6).
+pub const PAYOUT_REAL_NAME_FROM_CNY_MINOR: u64 = 200_000;
+
+/// `[merchants.payouts]` as written; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PayoutSettings {
+    /// The currency payouts are paid and counted in (CNY: WeChat pays
+    /// wallets in CNY only).
+    pub currency: Option<String>,
+    pub per_payout_minor: Option<u64>,
+    pub per_payee_day_minor: Option<u64>,
+    pub per_merchant_day_minor: Option<u64>,
+    pub per_payee_day_count: Option<u32>,
+    /// Refuse a payout that names no payee real name for the provider to
+    /// check (seed 002: no payouts to users who are not real-name verified).
+    pub require_real_name: bool,
+    /// From this amount a payout must name the payee's real name, whatever
+    /// `require_real_name` says.
+    pub real_name_from_minor: Option<u64>,
+}
+
+/// A merchant's payout policy after defaults, in `currency`'s minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PayoutPolicy {
+    pub currency: String,
+    pub per_payout_minor: u64,
+    pub per_payee_day_minor: u64,
+    pub per_merchant_day_minor: u64,
+    pub per_payee_day_count: u32,
+    pub require_real_name: bool,
+    pub real_name_from_minor: u64,
+}
+
+impl PayoutSettings {
+    /// Applies seed 002's defaults (CNY); in another currency every amount
+    /// must be given.
+    pub fn resolve(&self) -> Result<PayoutPolicy, LimitsError> {
+        let err = |field, problem: String| LimitsError { field, problem };
+        let currency = self.currency.clone().unwrap_or_else(|| "CNY".into());
+        payhost_sdk::money::exponent(&currency)
+            .map_err(|e| err("currency", format!("`{currency}`: {e}")))?;
+        let is_cny = currency == "CNY";
+        let amount = |field: &'static str, explicit: Option<u64>, default_cny: u64| match explicit {
+            Some(0) => Err(err(field, "must be greater than zero".into())),
+            Some(v) if v > i64::MAX as u64 => Err(err(field, "is too large".into())),
+            Some(v) => Ok(v),
+            None if is_cny => Ok(default_cny),
+            None => Err(err(
+                field,
+                format!("payouts are in {currency}, not CNY: set `{field}` in its minor units"),
+            )),
+        };
+        let count = self
+            .per_payee_day_count
+            .unwrap_or(PAYOUT_PER_PAYEE_DAY_COUNT);
+        if count == 0 {
+            return Err(err(
+                "per_payee_day_count",
+                "must be greater than zero".into(),
+            ));
+        }
+        Ok(PayoutPolicy {
+            per_payout_minor: amount(
+                "per_payout_minor",
+                self.per_payout_minor,
+                PAYOUT_PER_PAYOUT_CNY_MINOR,
+            )?,
+            per_payee_day_minor: amount(
+                "per_payee_day_minor",
+                self.per_payee_day_minor,
+                PAYOUT_PER_PAYEE_DAY_CNY_MINOR,
+            )?,
+            per_merchant_day_minor: amount(
+                "per_merchant_day_minor",
+                self.per_merchant_day_minor,
+                PAYOUT_PER_MERCHANT_DAY_CNY_MINOR,
+            )?,
+            real_name_from_minor: amount(
+                "real_name_from_minor",
+                self.real_name_from_minor,
+                PAYOUT_REAL_NAME_FROM_CNY_MINOR,
+            )?,
+            per_payee_day_count: count,
+            require_real_name: self.require_real_name,
+            currency,
+        })
+    }
+}
+
+impl PayoutPolicy {
+    /// What one payout alone must satisfy: the per-payout cap and the real
+    /// name rule. The day's totals are checked in the store's insert.
+    pub fn check_one(&self, amount_minor: i64, has_real_name: bool) -> Result<(), LimitExceeded> {
+        let amount = u64::try_from(amount_minor).unwrap_or(0);
+        if amount > self.per_payout_minor {
+            return Err(LimitExceeded {
+                limit: "per_payout",
+                max_minor: self.per_payout_minor,
+            });
+        }
+        if !has_real_name && (self.require_real_name || amount >= self.real_name_from_minor) {
+            return Err(LimitExceeded {
+                limit: "real_name_required",
+                max_minor: if self.require_real_name {
+                    0
+                } else {
+                    self.real_name_from_minor
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// The day's caps for the store's insert, the day starting at `since`.
+    pub fn caps(&self, since: i64) -> crate::store::PayoutCaps {
+        let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        crate::store::PayoutCaps {
+            since,
+            per_payee_day_minor: signed(self.per_payee_day_minor),
+            per_payee_day_count: i64::from(self.per_payee_day_count),
+            per_merchant_day_minor: signed(self.per_merchant_day_minor),
+        }
+    }
+}
+
 /// Start (Unix ms) of the calendar day in `zone` that contains `at_ms`:
 /// per-payer daily caps count the merchant's day, not UTC's.
 pub fn day_start_ms(zone: &jiff::tz::TimeZone, at_ms: i64) -> i64 {
@@ -682,5 +817,60 @@ mod tests {
         assert_eq!(limits.check("a", Op::Create), Ok(()));
         assert!(limits.check("a", Op::Create).is_err());
         assert_eq!(limits.check("unknown", Op::Create), Ok(()));
+    }
+
+    #[test]
+    fn payout_policy_defaults_are_seed_002s_and_other_currencies_must_say() {
+        let p = PayoutSettings::default().resolve().unwrap();
+        assert_eq!(p.currency, "CNY");
+        assert_eq!(p.per_payout_minor, 500_000);
+        assert_eq!(p.per_payee_day_minor, 500_000);
+        assert_eq!(p.per_merchant_day_minor, 10_000_000);
+        assert_eq!(p.per_payee_day_count, 10);
+        assert_eq!(p.real_name_from_minor, 200_000);
+        assert!(!p.require_real_name);
+        let usd = PayoutSettings {
+            currency: Some("USD".into()),
+            ..Default::default()
+        };
+        assert_eq!(usd.resolve().unwrap_err().field, "per_payout_minor");
+        for bad in [
+            PayoutSettings {
+                per_payee_day_count: Some(0),
+                ..Default::default()
+            },
+            PayoutSettings {
+                per_merchant_day_minor: Some(0),
+                ..Default::default()
+            },
+            PayoutSettings {
+                currency: Some("XYZW".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.resolve().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn one_payout_passes_its_cap_and_the_real_name_rule_or_names_which() {
+        let p = PayoutSettings::default().resolve().unwrap();
+        assert_eq!(p.check_one(500_000, true), Ok(()));
+        assert_eq!(p.check_one(500_001, true).unwrap_err().limit, "per_payout");
+        // WeChat wants the name from 2,000.00 CNY.
+        assert_eq!(p.check_one(199_999, false), Ok(()));
+        let e = p.check_one(200_000, false).unwrap_err();
+        assert_eq!((e.limit, e.max_minor), ("real_name_required", 200_000));
+        let strict = PayoutSettings {
+            require_real_name: true,
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            strict.check_one(10, false).unwrap_err().limit,
+            "real_name_required"
+        );
+        assert_eq!(strict.check_one(10, true), Ok(()));
     }
 }

@@ -171,7 +171,7 @@ impl Metrics {
         let money_events = Family::<MoneyLabels, Counter>::default();
         registry.register(
             "money_events",
-            "Events a human should look at: paid_after_close, payment_mismatch, refund_mismatch",
+            "Events a human should look at: paid_after_close, payment_mismatch, refund_mismatch, payout_mismatch, payout_succeeded_after_failure",
             money_events.clone(),
         );
         registry.register(

@@ -7,6 +7,7 @@
 //!   at the provider first where it can close, else only once the provider
 //!   confirmed it unpaid. A failed query or close leaves it open.
 //! - Pending refunds are settled with `refund-query`.
+//! - Payouts not final are settled with `payout-query`.
 //!
 //! Everything is retried with exponential back-off; a row that cannot be
 //! handled now (its merchant is no longer configured, the provider is down)
@@ -16,7 +17,7 @@ use crate::api::problem::ApiError;
 use crate::api::{AppState, now_ms};
 use crate::flows;
 use crate::flows::retry::until_not_lost;
-use crate::store::{Order, OrderState, Refund, RefundState};
+use crate::store::{Order, OrderState, Payout, Refund, RefundState};
 use std::time::Duration;
 
 /// Rows taken per pass, of orders and of refunds each.
@@ -38,12 +39,13 @@ pub async fn run(state: AppState, tick: Duration) {
     }
 }
 
-/// One pass; returns how many orders and refunds were looked at.
+/// One pass; returns how many orders, refunds and payouts were looked at.
 pub async fn reconcile_due(state: &AppState) -> Result<usize, ApiError> {
     let now = now_ms();
     let orders = state.store.orders_to_poll(now, BATCH).await?;
     let refunds = state.store.refunds_to_poll(now, BATCH).await?;
-    let n = orders.len() + refunds.len();
+    let payouts = state.store.payouts_to_poll(now, BATCH).await?;
+    let n = orders.len() + refunds.len() + payouts.len();
     for order in orders {
         if let Err(e) = reconcile_order(state, &order).await {
             tracing::info!(order = %order.merchant_order_no, error = %e.detail, code = e.code, "polling an order failed; will retry");
@@ -56,16 +58,60 @@ pub async fn reconcile_due(state: &AppState) -> Result<usize, ApiError> {
         }
         reschedule_refund(state, &refund).await?;
     }
+    for payout in payouts {
+        if let Err(e) = settle_payout(state, &payout).await {
+            tracing::info!(payout = %payout.payout_no, error = %e.detail, code = e.code, "settling a payout failed; will retry");
+        }
+        reschedule_payout(state, &payout).await?;
+    }
     Ok(n)
 }
 
+async fn settle_payout(state: &AppState, payout: &Payout) -> Result<(), ApiError> {
+    let merchant = merchant_of(state, &payout.merchant_id)?;
+    flows::refresh_payout(state, &merchant, payout).await?;
+    Ok(())
+}
+
+/// Schedules the next `payout-query` of a payout not final.
+async fn reschedule_payout(state: &AppState, polled: &Payout) -> Result<(), ApiError> {
+    until_not_lost(move |_| async move {
+        let Some(mut next) = state
+            .store
+            .get_payout(&polled.merchant_id, &polled.payout_no)
+            .await?
+        else {
+            return Ok(());
+        };
+        if next.state.is_final() {
+            if next.next_poll_at.is_none() {
+                return Ok(());
+            }
+            next.next_poll_at = None;
+        } else {
+            next.poll_attempts += 1;
+            next.next_poll_at = Some(now_ms() + backoff(state.poll_backoff_ms, next.poll_attempts));
+        }
+        state.store.update_payout(&next, &[]).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The merchant of a row to poll, while it is still configured.
+fn merchant_of(
+    state: &AppState,
+    id: &str,
+) -> Result<std::sync::Arc<crate::api::Merchant>, ApiError> {
+    state
+        .merchants
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("merchant `{id}` is no longer configured")))
+}
+
 async fn reconcile_order(state: &AppState, order: &Order) -> Result<(), ApiError> {
-    let Some(merchant) = state.merchants.get(&order.merchant_id).cloned() else {
-        return Err(ApiError::internal(format!(
-            "merchant `{}` is no longer configured",
-            order.merchant_id
-        )));
-    };
+    let merchant = merchant_of(state, &order.merchant_id)?;
     let expired = order.expires_at.is_some_and(|at| at <= now_ms());
     if expired {
         flows::close_expired(state, &merchant, order).await?;
@@ -76,12 +122,7 @@ async fn reconcile_order(state: &AppState, order: &Order) -> Result<(), ApiError
 }
 
 async fn settle(state: &AppState, refund: &Refund) -> Result<(), ApiError> {
-    let Some(merchant) = state.merchants.get(&refund.merchant_id).cloned() else {
-        return Err(ApiError::internal(format!(
-            "merchant `{}` is no longer configured",
-            refund.merchant_id
-        )));
-    };
+    let merchant = merchant_of(state, &refund.merchant_id)?;
     flows::settle_refund(state, &merchant, refund).await?;
     Ok(())
 }

@@ -240,6 +240,139 @@ pub fn reported(mut statement: Value) -> Value {
     statement
 }
 
+/// A payout to a payee's wallet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Payout {
+    pub payout_no: String,
+    #[schema(value_type = PayoutStateSchema)]
+    pub state: store::PayoutState,
+    /// Minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+    pub payee: PayeeOut,
+    pub remark: String,
+    /// The provider's scene code it was paid under, when the request named one.
+    pub scene: Option<String>,
+    pub adapter: String,
+    /// The adapter version (hex sha256 of its component) that created it.
+    pub adapter_digest: String,
+    /// The provider's own number for it (WeChat `transfer_bill_no`).
+    pub provider_payout_id: Option<String>,
+    /// While `pending_user_confirmation`: hand these to
+    /// `wx.requestMerchantTransfer` in the payee's mini-program
+    /// (`{"mchId","appId","package"}`). Its callback only says the page
+    /// closed; the outcome comes as a webhook.
+    #[schema(value_type = Option<Object>)]
+    pub confirmation: Option<Value>,
+    /// `failed`: the provider's reason.
+    pub failure_reason: Option<String>,
+    /// The provider's own state word.
+    pub provider_state: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Value,
+}
+
+/// The payee as payhost keeps it: the real name itself never is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayeeOut {
+    pub app_id: String,
+    pub openid: String,
+    /// A real name was sent for the provider to check against the
+    /// payee's verified identity.
+    pub real_name_checked: bool,
+}
+
+impl From<&store::Payout> for Payout {
+    fn from(p: &store::Payout) -> Self {
+        Payout {
+            payout_no: p.payout_no.clone(),
+            state: p.state,
+            amount: p.amount_minor,
+            currency: p.currency.clone(),
+            payee: PayeeOut {
+                app_id: p.payee_app_id.clone(),
+                openid: p.payee_openid.clone(),
+                real_name_checked: p.real_name_checked,
+            },
+            remark: p.remark.clone(),
+            scene: p.scene.clone(),
+            adapter: p.adapter.clone(),
+            adapter_digest: p.adapter_digest.clone(),
+            provider_payout_id: p.provider_payout_id.clone(),
+            confirmation: p.confirmation.clone(),
+            failure_reason: p.failure_reason.clone(),
+            provider_state: p.provider_state.clone(),
+            created_at: Timestamp(p.created_at),
+            updated_at: Timestamp(p.updated_at),
+            metadata: p.metadata.clone(),
+        }
+    }
+}
+
+/// The `data` of `payout.*` events: the payout as it stood when the event
+/// happened, and what else the event type carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutEventData {
+    pub payout: Payout,
+    /// `payout.succeeded`: the provider paid after payhost had recorded the
+    /// payout failed or cancelled (the provider's word wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PayoutStateSchema>)]
+    pub previous_state: Option<store::PayoutState>,
+    /// `payout.provider_mismatch`: what contradicts the payout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `payout.provider_mismatch`: the provider's statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub reported: Option<Value>,
+}
+
+impl PayoutEventData {
+    pub fn of(p: &store::Payout) -> Self {
+        PayoutEventData {
+            payout: Payout::from(p),
+            previous_state: None,
+            reason: None,
+            reported: None,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("event data serializes")
+    }
+}
+
+/// An event's `data`: [`EventData`] for `payment.*` and `refund.*`
+/// events, [`PayoutEventData`] for `payout.*` (the schema only).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EventPayload {
+    Payment(EventData),
+    Payout(PayoutEventData),
+}
+
+/// The states of a payout (the schema of [`store::PayoutState`]).
+#[derive(ToSchema)]
+#[schema(as = PayoutState)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PayoutStateSchema {
+    Created,
+    Accepted,
+    PendingUserConfirmation,
+    Processing,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
 /// The states of a payment (the schema of [`OrderState`]).
 #[derive(ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -122,8 +122,9 @@ pub fn client() -> reqwest::Result<reqwest::Client> {
 }
 
 /// The body of every webhook delivery. `data` is the event's
-/// [`EventData`](crate::resources::EventData), the same object
-/// `GET /v1/events` lists.
+/// [`EventData`](crate::resources::EventData) (`payment.*`, `refund.*`) or
+/// [`PayoutEventData`](crate::resources::PayoutEventData) (`payout.*`),
+/// the same object `GET /v1/events` lists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEvent {
@@ -134,7 +135,7 @@ pub struct WebhookEvent {
     pub kind: String,
     /// When the event happened; the same on every retry.
     pub created_at: Timestamp,
-    #[schema(value_type = crate::resources::EventData)]
+    #[schema(value_type = crate::resources::EventPayload)]
     pub data: serde_json::Value,
 }
 
@@ -156,6 +157,12 @@ pub enum EventType {
     RefundFailed,
     #[serde(rename = "refund.provider_mismatch")]
     RefundProviderMismatch,
+    #[serde(rename = "payout.succeeded")]
+    PayoutSucceeded,
+    #[serde(rename = "payout.failed")]
+    PayoutFailed,
+    #[serde(rename = "payout.provider_mismatch")]
+    PayoutProviderMismatch,
 }
 
 /// When an event was created: the time in its ULID when `event_id` is

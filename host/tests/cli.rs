@@ -143,6 +143,46 @@ fn demo_walks_the_same_payment_through_wechat_pay_v3() {
     );
 }
 
+/// `payhost demo --flow payout`: a reward paid into a payee's wallet,
+/// confirmed, notified and told to the merchant; one over seed 002's
+/// per-payout limit refused.
+#[test]
+fn demo_walks_a_payout_through_wechat_pay_v3() {
+    let out = payhost(&["demo", "--provider", "wechat-v3", "--flow", "payout"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "POST /v1/payouts -> 201, state \"pending_user_confirmation\"",
+        "wx.requestMerchantTransfer({\"appId\"",
+        "payhost answered HTTP 200",
+        "state \"succeeded\"",
+        "\"payout.succeeded\" for \"DEMOPAY",
+        "-> 422 \"payout_limit_exceeded\" (limit \"per_payout\", max 500000)",
+        "Done: payout created",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // The payee's name went to WeChat only.
+    assert!(!stdout.contains("王小王"), "{stdout}");
+}
+
+#[test]
+fn a_payout_demo_on_a_provider_without_payouts_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_payhost"))
+        .args(["demo", "--provider", "yaband", "--flow", "payout"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--provider wechat-v3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn inspect_prints_the_adapter_description_as_json() {
     payhost(&["adapter", "build", "adapters"]);

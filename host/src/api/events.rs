@@ -33,7 +33,7 @@ pub struct EventView {
     #[schema(value_type = crate::webhooks::EventType)]
     pub kind: String,
     pub created_at: Timestamp,
-    #[schema(value_type = crate::resources::EventData)]
+    #[schema(value_type = crate::resources::EventPayload)]
     pub data: serde_json::Value,
     pub delivery: Delivery,
 }

@@ -24,6 +24,7 @@ pub mod idempotency;
 pub mod notify;
 pub mod openapi;
 pub mod payments;
+pub mod payouts;
 pub mod problem;
 pub mod validate;
 
@@ -62,6 +63,8 @@ pub struct Merchant {
     /// another currency.
     pub cny_rate: Option<String>,
     pub limits: crate::limits::MerchantLimits,
+    /// The payout limits payhost keeps before asking the provider.
+    pub payouts: crate::limits::PayoutPolicy,
     /// Where the merchant's day starts (per-payer daily caps).
     pub timezone: jiff::tz::TimeZone,
     pub callback_url: Option<String>,
@@ -311,6 +314,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/payments/{merchant_order_no}/refunds/{refund_no}",
             get(payments::get_refund),
         )
+        .route("/v1/payouts", post(payouts::create).layer(api_body.clone()))
+        .route("/v1/payouts/{payout_no}", get(payouts::get))
         .route(
             "/v1/notify/{adapter}/{merchant}",
             post(notify::receive).get(notify::receive),

@@ -190,11 +190,20 @@ pub async fn receive(
                         .map(|(_, v)| v);
                         (no, v)
                     }
-                    // Verified, but this host keeps no payouts yet (no API
-                    // creates them): like an event about an unknown order.
-                    NotifyEvent::Payout(_) => {
-                        verdicts.push(Verdict::Mismatch("unknown payout".into()));
-                        continue;
+                    NotifyEvent::Payout(status) => {
+                        let no = status.payout.merchant_payout_no.clone();
+                        let v = flows::apply_payout_status(&state, &merchant, &no, status)
+                            .await
+                            .map(|(_, v)| v);
+                        // A payout payhost does not have: refused, so the
+                        // provider keeps it and sends it again.
+                        let v = match v {
+                            Err(e) if e.status == StatusCode::NOT_FOUND => {
+                                Ok(Verdict::Mismatch("unknown payout".into()))
+                            }
+                            other => other,
+                        };
+                        (crate::store::payouts::mismatch_subject(&no), v)
                     }
                 };
                 let verdict = match verdict {

@@ -25,6 +25,7 @@ use utoipa::OpenApi;
     paths(
         super::payments::create, super::payments::get, super::payments::create_refund,
         super::payments::list_refunds, super::payments::get_refund,
+        super::payouts::create, super::payouts::get,
         super::notify::receive, super::events::list,
         super::health::healthz, super::health::readyz, super::health::metrics,
         super::admin::list, super::admin::show, super::admin::versions,
@@ -33,6 +34,9 @@ use utoipa::OpenApi;
     components(schemas(
         super::payments::CreatePayment, super::payments::PayerInput,
         super::payments::CreateRefund,
+        super::payouts::CreatePayout, super::payouts::PayeeInput,
+        crate::resources::Payout, crate::resources::PayeeOut, crate::resources::PayoutEventData,
+        crate::resources::PayoutStateSchema, crate::resources::EventPayload,
         crate::resources::Payment, crate::resources::Refund, crate::resources::EventData,
         crate::resources::Timestamp, crate::resources::PaymentState,
         crate::resources::RefundStateSchema,
@@ -87,6 +91,8 @@ pub struct Accepted {
     pub max_amount: Option<u64>,
     /// The field rules of their adapters' active versions (contract 0.3).
     pub field_rules: Vec<crate::contract::FieldRule>,
+    /// The payout currencies of the configured merchants.
+    pub payout_currencies: Vec<String>,
 }
 
 impl Accepted {
@@ -127,11 +133,19 @@ impl Accepted {
                 rules
             })
             .collect();
+        let mut payout_currencies: Vec<String> = state
+            .merchants
+            .values()
+            .map(|m| m.payouts.currency.clone())
+            .collect();
+        payout_currencies.sort();
+        payout_currencies.dedup();
         Accepted {
             currencies,
             methods,
             max_amount,
             field_rules,
+            payout_currencies,
         }
     }
 }
@@ -149,6 +163,7 @@ pub fn document(accepted: &Accepted) -> Value {
     notify_takes_raw_bytes(&mut doc);
     upload_takes_raw_bytes(&mut doc);
     number_patterns(&mut doc);
+    payout_texts(&mut doc);
     client_ip_is_an_address(&mut doc);
     narrow_to(&mut doc, accepted);
     doc["webhooks"] = webhooks();
@@ -304,6 +319,7 @@ fn number_patterns(doc: &mut Value) {
             let schema = match p["name"].as_str() {
                 Some("merchant_order_no") => number_schema(32),
                 Some("refund_no") => number_schema(64),
+                Some("payout_no") => number_schema(32),
                 Some("Idempotency-Key") => idempotency_key_schema(),
                 // An adapter slot: what `registry::slot_of` accepts.
                 Some("name") if p["in"] == "path" => json!({
@@ -318,6 +334,7 @@ fn number_patterns(doc: &mut Value) {
     let schemas = &mut doc["components"]["schemas"];
     schemas["CreatePayment"]["properties"]["merchant_order_no"] = number_schema(32);
     schemas["CreateRefund"]["properties"]["refund_no"] = number_schema(64);
+    schemas["CreatePayout"]["properties"]["payout_no"] = number_schema(32);
 }
 
 /// `currency` and `method` as enums of what is configured; `amount` capped
@@ -349,6 +366,10 @@ fn narrow_to(doc: &mut Value, accepted: &Accepted) {
     let required = required_by_method(&accepted.field_rules);
     if !required.is_empty() {
         doc["components"]["schemas"]["CreatePayment"]["allOf"] = json!(required);
+    }
+    if !accepted.payout_currencies.is_empty() {
+        doc["components"]["schemas"]["CreatePayout"]["properties"]["currency"]["enum"] =
+            json!(accepted.payout_currencies);
     }
     let create = &mut doc["components"]["schemas"]["CreatePayment"]["properties"];
     if let Some(max) = accepted.max_amount {
@@ -389,6 +410,25 @@ fn required_by_method(rules: &[crate::contract::FieldRule]) -> Vec<Value> {
         }
     }
     conditions
+}
+
+/// Text a provider can carry and that is not blank, as the server checks
+/// a payment's `description`.
+const NOT_BLANK: &str = r"^[^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*[^\s\x00-\x1F\x7F-\x9F\uFFFE\uFFFF][^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*$";
+
+/// A payout's texts as `api::payouts` checks them: not blank, no control
+/// characters.
+fn payout_texts(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    for (schema, field) in [
+        ("CreatePayout", "remark"),
+        ("CreatePayout", "scene"),
+        ("PayeeInput", "app_id"),
+        ("PayeeInput", "openid"),
+        ("PayeeInput", "real_name"),
+    ] {
+        schemas[schema]["properties"][field]["pattern"] = json!(NOT_BLANK);
+    }
 }
 
 /// `payer.client_ip` as the server checks it: an IPv4 or IPv6 address.
@@ -473,6 +513,18 @@ fn webhooks() -> Value {
             "refund.provider_mismatch",
             "The provider stated something about a refund that contradicts it; nothing was changed.",
         ),
+        (
+            "payout.succeeded",
+            "The payee has the money; `payout` is it. `previous_state` is set when payhost had recorded it failed or cancelled.",
+        ),
+        (
+            "payout.failed",
+            "A payout failed or was cancelled (`payout.state`, `payout.failure_reason`); no money moved. Pay again with a new number.",
+        ),
+        (
+            "payout.provider_mismatch",
+            "The provider stated something about a payout that contradicts it (`reason`, `reported`); nothing was changed.",
+        ),
     ];
     let mut out = Map::new();
     for (kind, description) in events {
@@ -504,7 +556,36 @@ mod tests {
             methods: vec!["wechat_mini_program".into(), "wechat_native".into()],
             max_amount: Some(5_000_000),
             field_rules: Vec::new(),
+            payout_currencies: vec!["CNY".into()],
         })
+    }
+
+    #[test]
+    fn payouts_are_documented_with_the_servers_rules() {
+        let doc = served();
+        assert!(doc["paths"]["/v1/payouts"]["post"].is_object());
+        assert!(doc["paths"]["/v1/payouts/{payout_no}"]["get"].is_object());
+        let create = &doc["components"]["schemas"]["CreatePayout"]["properties"];
+        assert_eq!(create["currency"]["enum"], json!(["CNY"]));
+        assert_eq!(create["payout_no"], number_schema(32));
+        assert_eq!(create["remark"]["pattern"], NOT_BLANK);
+        let payee = &doc["components"]["schemas"]["PayeeInput"]["properties"];
+        assert_eq!(payee["real_name"]["pattern"], NOT_BLANK);
+        assert_eq!(payee["real_name"]["maxLength"], 64);
+        let param = doc["paths"]["/v1/payouts/{payout_no}"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "payout_no")
+            .unwrap()
+            .clone();
+        assert_eq!(param["schema"], number_schema(32));
+        // The 422 of a limit is a problem document.
+        assert!(
+            doc["paths"]["/v1/payouts"]["post"]["responses"]["422"]["content"]
+                ["application/problem+json"]
+                .is_object()
+        );
     }
 
     #[test]
@@ -696,6 +777,9 @@ mod tests {
             crate::orders::REFUND_SUCCEEDED,
             crate::orders::REFUND_FAILED,
             crate::orders::REFUND_MISMATCH,
+            crate::payouts::PAYOUT_SUCCEEDED,
+            crate::payouts::PAYOUT_FAILED,
+            crate::payouts::PAYOUT_MISMATCH,
         ] {
             assert!(hooks.contains_key(t), "{t}");
         }

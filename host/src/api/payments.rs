@@ -103,7 +103,7 @@ pub struct CreateRefund {
 /// (JSON Schema counts it as an integer, and some encoders write integers
 /// so); a fraction or a value past 2^53, where a float is no longer exact,
 /// is refused.
-fn minor_units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(super) fn minor_units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     use serde::de::Error;
     const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
     match serde_json::Number::deserialize(d)? {
@@ -117,7 +117,7 @@ fn minor_units<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> 
     }
 }
 
-fn valid_number(no: &str, what: &str, max: usize) -> Result<(), ApiError> {
+pub(super) fn valid_number(no: &str, what: &str, max: usize) -> Result<(), ApiError> {
     let ok = !no.is_empty()
         && no.len() <= max
         && no

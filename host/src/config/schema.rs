@@ -276,6 +276,9 @@ pub(super) struct RawMerchant {
     pub(super) refund_currency: Option<String>,
     #[serde(default)]
     pub(super) limits: LimitSettings,
+    /// `[merchants.payouts]`: the merchant's payout limits.
+    #[serde(default)]
+    pub(super) payouts: crate::limits::PayoutSettings,
     #[serde(default)]
     pub(super) config: BTreeMap<String, ConfigText>,
     #[serde(default)]
@@ -395,6 +398,8 @@ pub struct MerchantSettings {
     pub webhook_secret: Option<SecretString>,
     pub refund_currency: String,
     pub limits: MerchantLimits,
+    /// `[merchants.payouts]`, defaults applied.
+    pub payouts: crate::limits::PayoutPolicy,
     /// The adapter's configuration as written; secret-kind values are still
     /// references here.
     pub config: BTreeMap<String, String>,
@@ -427,6 +432,7 @@ impl fmt::Debug for MerchantSettings {
             )
             .field("refund_currency", &self.refund_currency)
             .field("limits", &self.limits)
+            .field("payouts", &self.payouts)
             .field("config", &self.config.keys().collect::<Vec<_>>())
             .field("pin", &self.pin)
             .field("timezone", &self.timezone.iana_name())

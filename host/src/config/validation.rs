@@ -250,6 +250,10 @@ impl RawMerchant {
             .limits
             .resolve(&self.currency, self.industry)
             .map_err(|e| err(&format!("limits.{}", e.field), e.problem))?;
+        let payouts = self
+            .payouts
+            .resolve()
+            .map_err(|e| err(&format!("payouts.{}", e.field), e.problem))?;
         let pin = match &self.pin {
             None => None,
             Some(p) => Some(parse_digest(p).map_err(|p| err("pin", p))?),
@@ -294,6 +298,7 @@ impl RawMerchant {
             webhook_secret,
             refund_currency,
             limits,
+            payouts,
             config: self.config.into_iter().map(|(k, v)| (k, v.0)).collect(),
             id: self.id,
         })

@@ -70,6 +70,17 @@ impl Provider {
     }
 }
 
+/// What the demo walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flow {
+    /// A payment: created, paid, notified, partly refunded.
+    Payment,
+    /// A payout to a payee's wallet (WeChat Pay v3's merchant transfer):
+    /// created under the merchant's limits, confirmed by the payee,
+    /// notified; one over a limit refused.
+    Payout,
+}
+
 /// One provider's walk: its simulator and what the merchant configures.
 struct Scenario {
     /// The provider's name for people.
@@ -85,6 +96,8 @@ struct Scenario {
     merchant_config: String,
     /// Whether the provider has a refund the demo can walk.
     refunds: bool,
+    /// Whether the provider makes payouts the demo can walk.
+    payouts: bool,
     sim: Box<dyn ProviderSim>,
 }
 
@@ -98,6 +111,11 @@ trait ProviderSim: Send + Sync {
     async fn pay(&self, order_no: &str) -> Result<Vec<Answer>>;
     /// The provider settles the refund; answers as for [`Self::pay`].
     async fn settle_refund(&self, refund_no: &str) -> Result<Vec<Answer>>;
+    /// The payee confirms the payout and the provider notifies its result;
+    /// answers as for [`Self::pay`].
+    async fn confirm_payout(&self, _payout_no: &str) -> Result<Vec<Answer>> {
+        bail!("this provider makes no payouts")
+    }
 }
 
 /// What payhost answered a provider's notification, and whether that
@@ -171,8 +189,11 @@ impl Backend {
 }
 
 /// Runs the walkthrough; fails on the first step that does not behave.
-pub async fn run(provider: Provider) -> Result<()> {
+pub async fn run(provider: Provider, flow: Flow) -> Result<()> {
     let ws = workspace()?;
+    if flow == Flow::Payout && provider != Provider::WechatV3 {
+        bail!("the payout flow runs on `--provider wechat-v3`, whose adapter makes payouts");
+    }
     println!("1. Building the adapters into components (cached after the first run)");
     let adapters_dir = ws.join("target").join("components");
     let built = tokio::task::spawn_blocking({
@@ -231,18 +252,104 @@ pub async fn run(provider: Provider) -> Result<()> {
         base: format!("http://{addr}"),
     };
 
-    let result = walk(&backend, &scenario, &mut hooks).await;
+    let result = match flow {
+        Flow::Payment => walk(&backend, &scenario, &mut hooks).await.map(|refunded| {
+            if refunded {
+                "created -> paid -> partially refunded"
+            } else {
+                "created -> paid"
+            }
+        }),
+        Flow::Payout => walk_payout(&backend, &scenario, &mut hooks)
+            .await
+            .map(|()| "payout created -> waiting for the payee -> succeeded"),
+    };
     running.stop();
     receiver_task.abort();
     let _ = std::fs::remove_dir_all(&data);
-    let refunded = result?;
     println!(
-        "Done: created -> paid{}; every message signed and verified, every change durable before it was acknowledged.",
-        if refunded {
-            " -> partially refunded"
-        } else {
-            ""
-        }
+        "Done: {}; every message signed and verified, every change durable before it was acknowledged.",
+        result?
+    );
+    Ok(())
+}
+
+/// The merchant backend pays a reward into a payee's wallet, then tries
+/// one over the merchant's limit.
+async fn walk_payout(
+    backend: &Backend,
+    scenario: &Scenario,
+    hooks: &mut mpsc::UnboundedReceiver<Value>,
+) -> Result<()> {
+    use reqwest::Method;
+    if !scenario.payouts {
+        bail!("{} makes no payouts", scenario.title);
+    }
+    let payout_no = format!("DEMOPAY{}", std::process::id());
+    let amount = 200_000;
+    println!(
+        "3. The backend pays {} to a payee's wallet (payout {payout_no}); from 2,000.00 CNY WeChat checks the payee's real name",
+        show(amount, "CNY")
+    );
+    let body = json!({
+        "payout_no": payout_no,
+        "amount": amount,
+        "currency": "CNY",
+        "payee": { "app_id": scenario.payer["app_id"], "openid": scenario.payer["openid"], "real_name": "王小王" },
+        "remark": "payhost demo reward",
+    });
+    let payout = backend
+        .expect(Method::POST, "/v1/payouts", Some(body), 201)
+        .await?;
+    println!("   POST /v1/payouts -> 201, state {}", payout["state"]);
+    println!(
+        "   wx.requestMerchantTransfer({}) in the payee's mini-program",
+        payout["confirmation"]
+    );
+
+    println!(
+        "4. The payee confirms; {} pays and notifies payhost",
+        scenario.title
+    );
+    acknowledged(
+        &scenario.sim.confirm_payout(&payout_no).await?,
+        "payout notification",
+    )?;
+    let path = format!("/v1/payouts/{payout_no}");
+    let payout = until(backend, &path, "state", "succeeded").await?;
+    println!(
+        "   GET {path} -> state {}, WeChat bill {}",
+        payout["state"], payout["provider_payout_id"]
+    );
+    println!("5. The merchant's callback receives a signed webhook");
+    let event = next_hook(hooks).await?;
+    println!(
+        "   {} for {} (Standard Webhooks signature verified)",
+        event["type"], event["data"]["payout"]["payout_no"]
+    );
+
+    let over = 500_001;
+    println!(
+        "6. A payout of {} passes seed 002's 5,000.00 CNY per payout: refused before WeChat is asked",
+        show(over, "CNY")
+    );
+    let (status, refused) = backend
+        .send(
+            Method::POST,
+            "/v1/payouts",
+            Some(json!({
+                "payout_no": format!("{payout_no}X"), "amount": over, "currency": "CNY",
+                "payee": { "app_id": scenario.payer["app_id"], "openid": scenario.payer["openid"], "real_name": "王小王" },
+                "remark": "too much",
+            })),
+        )
+        .await?;
+    if status != 422 || refused["limit"] != "per_payout" {
+        bail!("the payout over the limit answered {status}: {refused}");
+    }
+    println!(
+        "   POST /v1/payouts -> 422 {} (limit {}, max {})",
+        refused["code"], refused["limit"], refused["max"]
     );
     Ok(())
 }

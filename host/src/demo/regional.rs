@@ -41,6 +41,7 @@ pub async fn yaband(dir: &Path) -> Result<Scenario> {
             sim.base_url()
         ),
         refunds: true,
+        payouts: false,
         sim: Box::new(Yaband(sim)),
     })
 }
@@ -80,6 +81,7 @@ pub async fn supay(dir: &Path) -> Result<Scenario> {
             sim.base_url()
         ),
         refunds: true,
+        payouts: false,
         sim: Box::new(Supay(sim)),
     })
 }
@@ -120,6 +122,7 @@ pub async fn vr_payment(dir: &Path) -> Result<Scenario> {
             sim.base_url()
         ),
         refunds: true,
+        payouts: false,
         sim: Box::new(VrPayment(sim)),
     })
 }
@@ -158,6 +161,7 @@ pub async fn wechat_cloudpay(_dir: &Path) -> Result<Scenario> {
             sim.base_url()
         ),
         refunds: true,
+        payouts: false,
         sim: Box::new(CloudPay(sim)),
     })
 }
@@ -211,6 +215,7 @@ pub async fn twopaynow(dir: &Path) -> Result<Scenario> {
         ),
         // 2paynow documents no refund call; its portal refunds.
         refunds: false,
+        payouts: false,
         sim: Box::new(TwoPayNow(sim)),
     })
 }

@@ -19,6 +19,11 @@ const V3_PUBLIC_FIXTURE: &str = "tests/fixtures/wechatpay-v3/sdk-test.pub.pem";
 const V3_API_KEY: &str = "demo0000000000000000000000v3key0";
 const V3_MCHID: &str = "1900000001";
 const V3_SERIAL: &str = "PUB_KEY_ID_0119000000012026120100000000000001";
+/// The merchant transfer's scene (1000, cash marketing) and the report
+/// items WeChat requires with it (providers.md §12.4.1).
+const TRANSFER_CONFIG: &str = r#"transfer_scene_id = "1000"
+transfer_scene_report_infos = '[{"info_type":"活动名称","info_content":"新会员有礼"},{"info_type":"奖励说明","info_content":"注册会员抽奖一等奖"}]'
+"#;
 
 /// The payer of every WeChat scenario: a mini-program user.
 fn payer() -> serde_json::Value {
@@ -42,6 +47,7 @@ pub async fn v2(dir: &Path) -> Result<Scenario> {
             sim.base_url()
         ),
         refunds: true,
+        payouts: false,
         sim: Box::new(V2(sim)),
     })
 }
@@ -67,12 +73,14 @@ pub async fn v3(ws: &Path, dir: &Path) -> Result<Scenario> {
         payer: payer(),
         limits: String::new(),
         merchant_config: format!(
-            "mode = \"direct\"\nmchid = \"{V3_MCHID}\"\nappid = \"{APPID}\"\nmerchant_serial_no = \"5157F09EFDC096DE15EBE81A47057A7232F1B8E1\"\nprivate_key = \"file:{key}\"\napi_v3_key = \"file:{dir}/v3.apikey\"\nwechatpay_public_key_id = \"{V3_SERIAL}\"\nwechatpay_public_key = \"\"\"{public}\"\"\"\nbase_url = \"{base}\"\n",
+            "mode = \"direct\"\nmchid = \"{V3_MCHID}\"\nappid = \"{APPID}\"\nmerchant_serial_no = \"5157F09EFDC096DE15EBE81A47057A7232F1B8E1\"\nprivate_key = \"file:{key}\"\napi_v3_key = \"file:{dir}/v3.apikey\"\nwechatpay_public_key_id = \"{V3_SERIAL}\"\nwechatpay_public_key = \"\"\"{public}\"\"\"\nbase_url = \"{base}\"\n{transfers}",
             key = ws.join(V3_KEY_FIXTURE).display(),
             dir = dir.display(),
-            base = sim.base_url()
+            base = sim.base_url(),
+            transfers = TRANSFER_CONFIG,
         ),
         refunds: true,
+        payouts: true,
         sim: Box::new(V3(sim)),
     })
 }
@@ -124,6 +132,15 @@ impl ProviderSim for V3 {
     async fn settle_refund(&self, refund_no: &str) -> Result<Vec<Answer>> {
         self.0.settle_refund(refund_no, "SUCCESS")?;
         let answer = self.0.notify_refund(refund_no, NotifyForgery::None).await?;
+        Ok(vec![Answer::any_2xx(answer)])
+    }
+
+    async fn confirm_payout(&self, payout_no: &str) -> Result<Vec<Answer>> {
+        self.0.confirm_transfer(payout_no)?;
+        let answer = self
+            .0
+            .notify_transfer(payout_no, NotifyForgery::None)
+            .await?;
         Ok(vec![Answer::any_2xx(answer)])
     }
 }

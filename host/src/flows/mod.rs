@@ -1,5 +1,5 @@
 //! The payment flows: create, refresh, apply a provider's statement,
-//! close, refund and settle a refund.
+//! close, refund and settle a refund; pay out and settle a payout.
 //!
 //! Whoever starts a flow -- an HTTP handler, the notify endpoint, the
 //! reconciler -- calls it here; none of them decides an order's state
@@ -20,6 +20,7 @@
 mod apply;
 mod create;
 pub(crate) mod in_flight;
+mod payout;
 mod refund;
 pub(crate) mod retry;
 mod settle;
@@ -30,6 +31,9 @@ pub use apply::{
 pub(crate) use create::store_id;
 pub use create::{
     Created, Creation, KeyState, KeyedCreate, NewPayment, create_payment, reached_provider,
+};
+pub use payout::{
+    NewPayout, PayoutOutcome, apply_payout_status, create_payout, load_payout, refresh_payout,
 };
 pub use refund::{NewRefund, RefundOutcome, refund_payment};
 pub use settle::{close_expired, refresh, settle_refund};

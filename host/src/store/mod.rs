@@ -64,6 +64,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 mod keys;
+pub mod payouts;
 mod rows;
 mod sql;
 pub mod sqlite;
@@ -72,6 +73,7 @@ mod suite;
 #[cfg(test)]
 pub(crate) mod test_db;
 
+pub use payouts::{Payout, PayoutCaps, PayoutState, PayoutTotals};
 pub use sqlite::SqliteStore;
 pub mod postgres;
 pub use postgres::PgStore;
@@ -96,6 +98,15 @@ pub enum StoreError {
         "the payer's daily cap would be exceeded ({counted_minor} minor units already counted)"
     )]
     CapExceeded { counted_minor: i64 },
+    /// A payout insert under [`PayoutCaps`] would pass `limit` (its
+    /// maximum `max`; `counted` is what the day already holds); nothing
+    /// was written.
+    #[error("the payout would pass the {limit} limit of {max} ({counted} already counted)")]
+    PayoutLimit {
+        limit: &'static str,
+        max: i64,
+        counted: i64,
+    },
 }
 
 /// A per-payer daily amount cap checked inside the insert's transaction, so
@@ -570,6 +581,35 @@ pub trait Store: Send + Sync {
         merchant_id: &str,
         merchant_order_no: &str,
     ) -> Result<Vec<Refund>, StoreError>;
+
+    /// Inserts a payout (at version 1) unless one with its number exists,
+    /// which is returned unchanged. Refuses with
+    /// [`StoreError::PayoutLimit`], writing nothing, when the merchant's
+    /// day would pass one of `caps`; counted in the insert's transaction.
+    async fn insert_payout(
+        &self,
+        payout: &Payout,
+        caps: &PayoutCaps,
+    ) -> Result<Inserted<Payout>, StoreError>;
+
+    async fn get_payout(
+        &self,
+        merchant_id: &str,
+        payout_no: &str,
+    ) -> Result<Option<Payout>, StoreError>;
+
+    /// Compare-and-sets `payout` (its amount and payee never change) and
+    /// appends `events`, in one transaction; [`StoreError::Conflict`] when
+    /// the version moved.
+    async fn update_payout(
+        &self,
+        payout: &Payout,
+        events: &[NewEvent],
+    ) -> Result<Payout, StoreError>;
+
+    /// Payouts not final with `next_poll_at <= now`, earliest first, leased
+    /// as [`Store::orders_to_poll`] leases orders.
+    async fn payouts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Payout>, StoreError>;
 
     /// Records a raw provider notification; returns its id.
     async fn record_notification(&self, record: &NotificationRecord) -> Result<i64, StoreError>;

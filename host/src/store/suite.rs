@@ -177,7 +177,227 @@ both_stores!(
     due_merchants_undeliverable_and_revived,
     an_unsent_order_is_deleted_only_while_untouched,
     notifications_keep_their_bytes_and_ids_increase,
+    payouts_insert_once_update_by_compare_and_set_and_come_up_for_polling,
+    payout_limits_count_the_merchants_day_in_the_insert,
+    concurrent_payouts_never_pass_the_payees_daily_count,
 );
+
+pub(in crate::store) fn payout(no: &str, payee: &str, amount: i64) -> Payout {
+    Payout {
+        merchant_id: "m1".into(),
+        payout_no: no.into(),
+        adapter: "wechat-v3".into(),
+        adapter_digest: "abc".into(),
+        amount_minor: amount,
+        currency: "CNY".into(),
+        payee_app_id: "wxapp".into(),
+        payee_openid: payee.into(),
+        real_name_checked: true,
+        remark: "prize".into(),
+        scene: Some("1000".into()),
+        state: PayoutState::Created,
+        provider_payout_id: None,
+        confirmation: None,
+        failure_reason: None,
+        provider_state: None,
+        metadata: json!({"k": "v"}),
+        next_poll_at: Some(100),
+        poll_attempts: 0,
+        created_at: 50,
+        updated_at: 50,
+        version: 0,
+    }
+}
+
+/// Caps loose enough to pass everything.
+pub(in crate::store) fn open_caps() -> PayoutCaps {
+    PayoutCaps {
+        since: 0,
+        per_payee_day_minor: i64::MAX,
+        per_payee_day_count: i64::MAX,
+        per_merchant_day_minor: i64::MAX,
+    }
+}
+
+async fn payouts_insert_once_update_by_compare_and_set_and_come_up_for_polling(s: Arc<dyn Store>) {
+    let p = payout("P1", "o-a", 1000);
+    let Inserted::New(stored) = s.insert_payout(&p, &open_caps()).await.unwrap() else {
+        panic!("not new")
+    };
+    assert_eq!(stored.version, 1);
+    assert_eq!(
+        s.get_payout("m1", "P1").await.unwrap().as_ref(),
+        Some(&stored)
+    );
+    assert_eq!(s.get_payout("m2", "P1").await.unwrap(), None);
+    // The same number again is the stored payout, whatever the new one says.
+    let mut again = p.clone();
+    again.amount_minor = 9;
+    assert_eq!(
+        s.insert_payout(&again, &open_caps()).await.unwrap(),
+        Inserted::Existing(stored.clone())
+    );
+
+    let mut next = stored.clone();
+    next.state = PayoutState::PendingUserConfirmation;
+    next.provider_payout_id = Some("T1".into());
+    next.confirmation = Some(json!({"package": "pkg"}));
+    let saved = s.update_payout(&next, &[ev("payout.test")]).await.unwrap();
+    assert_eq!(saved.version, 2);
+    let read = s.get_payout("m1", "P1").await.unwrap().unwrap();
+    assert_eq!(read, saved);
+    assert_eq!(read.confirmation.unwrap()["package"], "pkg");
+    let events = s.list_events("m1", 10, None).await.unwrap();
+    assert_eq!(events.last().unwrap().event_type, "payout.test");
+    // A stale version, or a write that would change who is paid how much,
+    // changes nothing and appends nothing.
+    assert!(matches!(
+        s.update_payout(&next, &[ev("payout.lost")]).await,
+        Err(StoreError::Conflict)
+    ));
+    let mut other_payee = saved.clone();
+    other_payee.payee_openid = "o-b".into();
+    assert!(matches!(
+        s.update_payout(&other_payee, &[]).await,
+        Err(StoreError::Conflict)
+    ));
+    let mut more = saved.clone();
+    more.amount_minor += 1;
+    assert!(matches!(
+        s.update_payout(&more, &[]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.list_events("m1", 10, None).await.unwrap().len(),
+        events.len()
+    );
+
+    // Due and not final: polled; final or not yet due: not.
+    let mut due = payout("P2", "o-a", 10);
+    due.next_poll_at = Some(200);
+    s.insert_payout(&due, &open_caps()).await.unwrap();
+    let mut done = payout("P3", "o-a", 10);
+    done.state = PayoutState::Succeeded;
+    s.insert_payout(&done, &open_caps()).await.unwrap();
+    let polled: Vec<_> = s
+        .payouts_to_poll(150, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.payout_no)
+        .collect();
+    assert_eq!(polled, ["P1"]);
+}
+
+async fn payout_limits_count_the_merchants_day_in_the_insert(s: Arc<dyn Store>) {
+    let caps = PayoutCaps {
+        since: 1_000,
+        per_payee_day_minor: 1_000,
+        per_payee_day_count: 2,
+        per_merchant_day_minor: 1_500,
+    };
+    let at = |mut p: Payout, t: i64| {
+        p.created_at = t;
+        p.updated_at = t;
+        p
+    };
+    let limit = |r: Result<Inserted<Payout>, StoreError>| match r {
+        Err(StoreError::PayoutLimit { limit, counted, .. }) => (limit, counted),
+        other => panic!("{other:?}"),
+    };
+    // Yesterday's payout counts for nothing today.
+    s.insert_payout(&at(payout("OLD", "o-a", 1_000), 999), &caps)
+        .await
+        .unwrap();
+    s.insert_payout(&at(payout("A1", "o-a", 500), 1_000), &caps)
+        .await
+        .unwrap();
+    // Over the payee's amount; nothing written.
+    assert_eq!(
+        limit(
+            s.insert_payout(&at(payout("A2", "o-a", 501), 1_001), &caps)
+                .await
+        ),
+        ("per_payee_day", 500)
+    );
+    assert_eq!(s.get_payout("m1", "A2").await.unwrap(), None);
+    let a2 = s
+        .insert_payout(&at(payout("A2", "o-a", 400), 1_001), &caps)
+        .await
+        .unwrap()
+        .into_inner();
+    // A third for the payee passes the count.
+    assert_eq!(
+        limit(
+            s.insert_payout(&at(payout("A3", "o-a", 1), 1_002), &caps)
+                .await
+        ),
+        ("per_payee_day_count", 2)
+    );
+    // Another payee is held by the merchant's total.
+    assert_eq!(
+        limit(
+            s.insert_payout(&at(payout("B1", "o-b", 601), 1_003), &caps)
+                .await
+        ),
+        ("per_merchant_day", 900)
+    );
+    // Another currency is another count.
+    let mut usd = at(payout("U1", "o-b", 1_000), 1_003);
+    usd.currency = "USD".into();
+    assert!(s.insert_payout(&usd, &caps).await.unwrap().is_new());
+    // A failed payout moved no money: it no longer counts.
+    let mut failed = a2.clone();
+    failed.state = PayoutState::Failed;
+    s.update_payout(&failed, &[]).await.unwrap();
+    assert!(
+        s.insert_payout(&at(payout("A3", "o-a", 1), 1_004), &caps)
+            .await
+            .unwrap()
+            .is_new()
+    );
+    assert!(
+        s.insert_payout(&at(payout("B1", "o-b", 600), 1_005), &caps)
+            .await
+            .unwrap()
+            .is_new()
+    );
+}
+
+/// `n` concurrent payouts of 1 to one payee, spread over `stores`, under a
+/// daily count of `count`; returns how many were admitted.
+pub(in crate::store) async fn concurrent_payouts(
+    stores: &[Arc<dyn Store>],
+    count: i64,
+    n: usize,
+) -> usize {
+    let caps = PayoutCaps {
+        per_payee_day_count: count,
+        ..open_caps()
+    };
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (s, caps) = (stores[i % stores.len()].clone(), caps.clone());
+            let p = payout(&format!("C{i}"), "o-race", 1);
+            tokio::spawn(async move { s.insert_payout(&p, &caps).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Inserted::New(_)) => admitted += 1,
+            Err(StoreError::PayoutLimit { limit, .. }) => {
+                assert_eq!(limit, "per_payee_day_count")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    admitted
+}
+
+async fn concurrent_payouts_never_pass_the_payees_daily_count(s: Arc<dyn Store>) {
+    assert_eq!(concurrent_payouts(&[s], 10, 24).await, 10);
+}
 
 async fn an_unsent_order_is_deleted_only_while_untouched(s: Arc<dyn Store>) {
     let mut unsent = order("o1");

@@ -82,9 +82,10 @@ pub struct Options {
     /// shop-1's `pin`: an adapter digest.
     pub pin: Option<String>,
     /// TOML appended to the configuration: more sections (`[notify]`,
-    /// `[retention]`, `[adapters.<slot>]`) or `[[merchants]]`. `$SIM_URL` and
-    /// `$DATA_DIR` in it are replaced by the simulator's base URL and the
-    /// data directory (which holds `wechat.key` and `webhook.secret`).
+    /// `[retention]`, `[adapters.<slot>]`) or `[[merchants]]`. `$SIM_URL`,
+    /// `$CALLBACK_URL` and `$DATA_DIR` in it are replaced by the
+    /// simulator's base URL, the webhook receiver's URL and the data
+    /// directory (which holds `wechat.key` and `webhook.secret`).
     pub extra_toml: String,
     /// TOML inside `[server]` (e.g. `limits.max_connections = 8`).
     pub server_toml: String,
@@ -315,6 +316,7 @@ base_url = "{sim}"
             extra_toml = options
                 .extra_toml
                 .replace("$SIM_URL", &sim.base_url())
+                .replace("$CALLBACK_URL", &callback.url("/hooks"))
                 .replace("$DATA_DIR", &data_dir.display().to_string()),
             watch = options.watch,
             keep = options.keep_versions,

@@ -1195,6 +1195,34 @@ impl Store for SwitchableStore {
     async fn get_order(&self, m: &str, no: &str) -> Result<Option<Order>, StoreError> {
         self.up()?.get_order(m, no).await
     }
+    async fn insert_payout(
+        &self,
+        p: &payhost::store::Payout,
+        caps: &payhost::store::PayoutCaps,
+    ) -> Result<Inserted<payhost::store::Payout>, StoreError> {
+        self.up()?.insert_payout(p, caps).await
+    }
+    async fn get_payout(
+        &self,
+        m: &str,
+        no: &str,
+    ) -> Result<Option<payhost::store::Payout>, StoreError> {
+        self.up()?.get_payout(m, no).await
+    }
+    async fn update_payout(
+        &self,
+        p: &payhost::store::Payout,
+        events: &[NewEvent],
+    ) -> Result<payhost::store::Payout, StoreError> {
+        self.up()?.update_payout(p, events).await
+    }
+    async fn payouts_to_poll(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<payhost::store::Payout>, StoreError> {
+        self.up()?.payouts_to_poll(now, limit).await
+    }
     async fn delete_unsent_order(&self, order: &Order) -> Result<bool, StoreError> {
         self.up()?.delete_unsent_order(order).await
     }

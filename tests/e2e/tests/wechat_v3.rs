@@ -162,6 +162,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const V3_KEY: &str = "pk_test_shop_v3_8d2f";
+/// The scene's report items WeChat requires with every transfer (§12.4.1).
+const REPORT_INFOS: &str = r#"[{"info_type":"活动名称","info_content":"新会员有礼"},{"info_type":"奖励说明","info_content":"注册会员抽奖一等奖"}]"#;
 const SERIAL: &str = "PUB_KEY_ID_0112345678902025010100000000000001";
 
 /// A `wechat-v3` merchant `shop-v3` as configured, and whether its
@@ -232,6 +234,8 @@ api_keys = ["{hash}"]
 adapter = "wechat-v3"
 currency = "{currency}"
 industry = "physical"
+callback_url = "$CALLBACK_URL"
+webhook_secret = "file:$DATA_DIR/webhook.secret"
 {limits}
 [merchants.config]
 mode = "{mode}"
@@ -244,6 +248,8 @@ api_v3_key = "file:{dir}/v3.apikey"
 wechatpay_public_key_id = "{SERIAL}"
 wechatpay_public_key = """{public}"""
 base_url = "{base}"
+transfer_scene_id = "1000"
+transfer_scene_report_infos = '{REPORT_INFOS}'
 "#,
         hash = payhost::config::api_key_hash(V3_KEY),
         currency = shop.currency,
@@ -585,7 +591,7 @@ async fn a_v3_global_institution_merchant_takes_eur_through_every_operation() {
 // ------------------------------------------------------------ payouts (contract 0.5)
 
 /// A payout through the sandboxed component against the strict simulator,
-/// as `payhost adapter call` drives it (payhost has no payout API yet):
+/// as `payhost adapter call` drives it, without payhost's store:
 /// created with the payee's name encrypted for WeChat, waiting for the
 /// payee, confirmed, queried, and its `MCHTRANSFER.BILL.FINISHED` verified
 /// and decrypted by payhost's notification endpoint (tampered: refused at
@@ -673,9 +679,9 @@ async fn a_payout_waits_for_the_payee_succeeds_and_its_notification_verifies() {
     sim.confirm_transfer("PAYOUT0001").unwrap();
     assert_eq!(state(call(query()).await.unwrap()), PayoutState::Succeeded);
 
-    // payhost keeps no payouts yet: the verified result is refused as about
-    // an unknown payout (so WeChat sends it again), the tampered one
-    // before that, at its signature.
+    // payhost did not make this payout (the adapter was called directly):
+    // the verified result is refused as about an unknown payout (so WeChat
+    // sends it again), the tampered one before that, at its signature.
     let (status, answer) = sim
         .notify_transfer("PAYOUT0001", NotifyForgery::Tampered)
         .await
@@ -773,4 +779,231 @@ fn an_operator_pays_out_with_adapter_call_against_the_simulator() {
     run("payout-query", "query.json");
     assert_eq!(sim.count("GET transfer-bills"), 1);
     assert_eq!(sim.count("POST transfer-bills"), 1);
+}
+
+// ------------------------------------------------------------ the payout API
+
+fn payout_body(no: &str, amount: i64, real_name: Option<&str>) -> Value {
+    let mut payee = json!({"app_id": "wx8888888888888888", "openid": "o-payee"});
+    if let Some(name) = real_name {
+        payee["real_name"] = name.into();
+    }
+    json!({"payout_no": no, "amount": amount, "currency": "CNY", "payee": payee,
+           "remark": "新会员开通有礼", "metadata": {"campaign": "dec"}})
+}
+
+fn payout_webhooks(f: &Front, kind: &str) -> Vec<Value> {
+    let secret = secrecy::SecretString::from(payhost_e2e::front::WEBHOOK_SECRET.to_string());
+    f.receiver
+        .accepted()
+        .iter()
+        .map(|d| {
+            payhost::webhooks::verify(&secret, &d.headers, &d.body).expect("signed");
+            serde_json::from_slice::<Value>(&d.body).unwrap()
+        })
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+/// `POST /v1/payouts` through payhost: stored under its limits, sent with
+/// the payee's name encrypted (never stored or answered), handed back with
+/// the `wx.requestMerchantTransfer` parameters, retried without paying
+/// twice, and settled by WeChat's verified notification into a signed
+/// `payout.succeeded` webhook.
+#[tokio::test]
+async fn a_payout_through_the_api_waits_for_the_payee_and_its_notification_settles_it() {
+    let (f, sim) = v3_front("v3-payout-api", DIRECT).await;
+    let body = payout_body("PAYAPI0001", 200_000, Some("王小王"));
+    let (status, created) = v3(&f, Method::POST, "/v1/payouts", Some(body.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["state"], "pending_user_confirmation");
+    assert_eq!(created["confirmation"]["mchId"], "1900000001");
+    assert_eq!(created["confirmation"]["appId"], "wx8888888888888888");
+    assert!(
+        created["confirmation"]["package"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkg-")
+    );
+    assert_eq!(created["payee"]["real_name_checked"], true);
+    assert_eq!(created["metadata"]["campaign"], "dec");
+    assert!(!created.to_string().contains("王小王"), "{created}");
+    assert_eq!(
+        sim.transfer_user_name("PAYAPI0001").as_deref(),
+        Some("王小王")
+    );
+
+    // The same request again: the payout as it stands, WeChat not asked
+    // twice. Another amount under the number: refused.
+    let (status, again) = v3(&f, Method::POST, "/v1/payouts", Some(body)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["provider_payout_id"], created["provider_payout_id"]);
+    assert_eq!(sim.count("POST transfer-bills"), 1);
+    let (status, other) = v3(
+        &f,
+        Method::POST,
+        "/v1/payouts",
+        Some(payout_body("PAYAPI0001", 200_001, Some("王小王"))),
+    )
+    .await;
+    assert_eq!(
+        (status, other["code"].as_str()),
+        (409, Some("payout_exists"))
+    );
+
+    // The payee confirms; a tampered notification changes nothing, the
+    // real one settles the payout.
+    sim.confirm_transfer("PAYAPI0001").unwrap();
+    let (status, _) = sim
+        .notify_transfer("PAYAPI0001", NotifyForgery::Tampered)
+        .await
+        .unwrap();
+    assert!(status >= 400);
+    let (_, still) = v3(&f, Method::GET, "/v1/payouts/PAYAPI0001", None).await;
+    assert_eq!(still["state"], "pending_user_confirmation");
+    let (status, answer) = sim
+        .notify_transfer("PAYAPI0001", NotifyForgery::None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let (_, paid) = v3(&f, Method::GET, "/v1/payouts/PAYAPI0001", None).await;
+    assert_eq!(paid["state"], "succeeded", "{paid}");
+    assert_eq!(paid["provider_state"], "SUCCESS");
+    f.eventually("payout.succeeded delivered", || {
+        !payout_webhooks(&f, "payout.succeeded").is_empty()
+    })
+    .await;
+    let hook = &payout_webhooks(&f, "payout.succeeded")[0];
+    assert_eq!(hook["data"]["payout"]["payout_no"], "PAYAPI0001");
+    assert_eq!(hook["data"]["payout"]["amount"], 200_000);
+    assert!(!hook.to_string().contains("王小王"));
+    // The notification again: a duplicate, acknowledged, nothing new.
+    let (status, _) = sim
+        .notify_transfer("PAYAPI0001", NotifyForgery::None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (_, events) = v3(&f, Method::GET, "/v1/events", None).await;
+    let kinds: Vec<_> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("payout."))
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("payout.succeeded")]);
+}
+
+/// A payout whose notification never comes is settled by `payout-query`:
+/// the reconciler learns that it failed and the merchant hears
+/// `payout.failed` with WeChat's reason; `?refresh=true` asks at once.
+#[tokio::test]
+async fn a_payout_without_its_notification_is_settled_by_query() {
+    let (f, sim) = v3_front_with("v3-payout-poll", DIRECT, Options::fast_reconciler()).await;
+    let (status, created) = v3(
+        &f,
+        Method::POST,
+        "/v1/payouts",
+        Some(payout_body("PAYPOLL001", 1_000, None)),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["payee"]["real_name_checked"], false);
+    sim.fail_transfer("PAYPOLL001", "PAYEE_ACCOUNT_ABNORMAL")
+        .unwrap();
+    let failed = wait_for(&f, "/v1/payouts/PAYPOLL001", "state", "failed").await;
+    assert_eq!(failed["failure_reason"], "PAYEE_ACCOUNT_ABNORMAL");
+    assert!(sim.count("GET transfer-bills") >= 1);
+    f.eventually("payout.failed delivered", || {
+        !payout_webhooks(&f, "payout.failed").is_empty()
+    })
+    .await;
+
+    // Refresh: asked now, answered as the provider says.
+    let (status, created) = v3(
+        &f,
+        Method::POST,
+        "/v1/payouts",
+        Some(payout_body("PAYPOLL002", 1_000, None)),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    sim.confirm_transfer("PAYPOLL002").unwrap();
+    let before = sim.count("GET transfer-bills");
+    let (status, now) = v3(&f, Method::GET, "/v1/payouts/PAYPOLL002?refresh=true", None).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["state"], "succeeded");
+    assert!(sim.count("GET transfer-bills") > before);
+}
+
+/// The limits of seed 002 are refused before WeChat is asked, each named
+/// in the 422: the per-payout cap, the real name from 2,000.00 CNY, and
+/// ten payouts per payee per day.
+#[tokio::test]
+async fn payouts_over_the_merchants_limits_are_refused_before_wechat_is_asked() {
+    let (f, sim) = v3_front("v3-payout-limits", DIRECT).await;
+    let refused = |v: &Value| (v["code"].clone(), v["limit"].clone());
+    let (status, over) = v3(
+        &f,
+        Method::POST,
+        "/v1/payouts",
+        Some(payout_body("PAYLIM0001", 500_001, Some("王小王"))),
+    )
+    .await;
+    assert_eq!(status, 422, "{over}");
+    assert_eq!(
+        refused(&over),
+        (json!("payout_limit_exceeded"), json!("per_payout"))
+    );
+    assert_eq!(over["max"], 500_000);
+    let (status, nameless) = v3(
+        &f,
+        Method::POST,
+        "/v1/payouts",
+        Some(payout_body("PAYLIM0002", 200_000, None)),
+    )
+    .await;
+    assert_eq!(status, 422, "{nameless}");
+    assert_eq!(refused(&nameless).1, json!("real_name_required"));
+    // Ten to one payee pass; the eleventh is refused.
+    for i in 0..10 {
+        let no = format!("PAYCNT{i:04}");
+        let (status, p) = v3(
+            &f,
+            Method::POST,
+            "/v1/payouts",
+            Some(payout_body(&no, 100, None)),
+        )
+        .await;
+        assert_eq!(status, 201, "{p}");
+    }
+    let (status, eleventh) = v3(
+        &f,
+        Method::POST,
+        "/v1/payouts",
+        Some(payout_body("PAYCNT0010", 100, None)),
+    )
+    .await;
+    assert_eq!(status, 422, "{eleventh}");
+    assert_eq!(refused(&eleventh).1, json!("per_payee_day_count"));
+    assert_eq!(eleventh["counted"], 10);
+    // Nothing refused reached WeChat or the store.
+    assert_eq!(sim.count("POST transfer-bills"), 10);
+    for no in ["PAYLIM0001", "PAYLIM0002", "PAYCNT0010"] {
+        let (status, _) = v3(&f, Method::GET, &format!("/v1/payouts/{no}"), None).await;
+        assert_eq!(status, 404, "{no}");
+    }
+    // Bad input of any kind: a clear 400, nothing stored.
+    for bad in [
+        json!({"payout_no": "P 1", "amount": 1, "currency": "CNY", "payee": {"app_id": "a", "openid": "o"}, "remark": "r"}),
+        json!({"payout_no": "P1", "amount": 1.5, "currency": "CNY", "payee": {"app_id": "a", "openid": "o"}, "remark": "r"}),
+        json!({"payout_no": "P1", "amount": 1, "currency": "USD", "payee": {"app_id": "a", "openid": "o"}, "remark": "r"}),
+        json!({"payout_no": "P1", "amount": 1, "currency": "CNY", "payee": {"app_id": "a", "openid": "o"}, "remark": ""}),
+        json!({"payout_no": "P1", "amount": 1, "currency": "CNY", "payee": {"app_id": "a", "openid": "o", "real_name": ""}, "remark": "r"}),
+        json!({"payout_no": "P1", "amount": 1, "currency": "CNY", "payee": {"openid": "o"}, "remark": "r"}),
+    ] {
+        let (status, answer) = v3(&f, Method::POST, "/v1/payouts", Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad} -> {answer}");
+    }
+    assert_eq!(sim.count("POST transfer-bills"), 10);
 }

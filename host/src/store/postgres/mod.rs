@@ -67,6 +67,7 @@ mod updates;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::payouts::{CAS_PAYOUT, SELECT_PAYOUT, payout_binds, payout_from};
 use super::rows::{Columns, event_from, notification_from, order_from, refund_from};
 use super::sql::{
     DELETE_UNSENT_ORDER, DUE_EVENTS, DUE_MERCHANTS, DUE_OF_MERCHANT, LIST_EVENTS, LIST_REFUNDS,
@@ -76,8 +77,8 @@ use super::sql::{
 };
 use super::{
     Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
-    NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund,
-    SharedSlot, SharedVersion, Store, StoreError,
+    NotificationRecord, Order, OrderState, OutboxEvent, Payout, PayoutCaps, PrunePolicy,
+    PruneReport, Refund, SharedSlot, SharedVersion, Store, StoreError,
 };
 use crate::clock::now_ms;
 use async_trait::async_trait;
@@ -148,6 +149,23 @@ static LEASE_REFUNDS_TO_POLL: std::sync::LazyLock<String> = std::sync::LazyLock:
              WHERE (merchant_id, merchant_order_no, refund_no) IN (SELECT * FROM due))
          SELECT {REFUND_COLUMNS} FROM refunds
          WHERE (merchant_id, merchant_order_no, refund_no) IN (SELECT * FROM due)
+         ORDER BY next_poll_at"
+    )
+});
+
+/// [`LEASE_ORDERS_TO_POLL`] for payouts not final.
+static LEASE_PAYOUTS_TO_POLL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use super::payouts::{OPEN_PAYOUT, PAYOUT_COLUMNS};
+    format!(
+        "WITH due AS (
+             SELECT merchant_id, payout_no FROM payouts
+             WHERE {OPEN_PAYOUT} AND next_poll_at <= ?1
+             ORDER BY next_poll_at LIMIT ?2 FOR UPDATE SKIP LOCKED),
+         leased AS (
+             UPDATE payouts SET next_poll_at = ?3
+             WHERE (merchant_id, payout_no) IN (SELECT * FROM due))
+         SELECT {PAYOUT_COLUMNS} FROM payouts
+         WHERE (merchant_id, payout_no) IN (SELECT * FROM due)
          ORDER BY next_poll_at"
     )
 });
@@ -347,6 +365,54 @@ fn first_version(order: &Order) -> Order {
 
 #[async_trait]
 impl Store for PgStore {
+    async fn insert_payout(
+        &self,
+        payout: &Payout,
+        caps: &PayoutCaps,
+    ) -> Result<Inserted<Payout>, StoreError> {
+        transaction!(self, |tx| insert_payout_capped(&tx, payout, caps).await)
+    }
+
+    async fn get_payout(
+        &self,
+        merchant_id: &str,
+        payout_no: &str,
+    ) -> Result<Option<Payout>, StoreError> {
+        let rows = self
+            .read(&SELECT_PAYOUT, &[&merchant_id, &payout_no], |r| {
+                payout_from(r)
+            })
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn update_payout(
+        &self,
+        payout: &Payout,
+        events: &[NewEvent],
+    ) -> Result<Payout, StoreError> {
+        transaction!(self, |tx| {
+            let now = now_ms();
+            let binds = payout_binds(payout, now, payout.version);
+            if execute(&tx, CAS_PAYOUT, &pg_binds(&binds)).await? == 0 {
+                return Err(StoreError::Conflict.into());
+            }
+            append_events(&tx, &payout.merchant_id, events, now).await?;
+            Ok(super::payouts::stored(payout, now))
+        })
+    }
+
+    async fn payouts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Payout>, StoreError> {
+        let until = now.saturating_add(POLL_LEASE_MS);
+        transaction!(self, |tx| {
+            let rows = query(&tx, &LEASE_PAYOUTS_TO_POLL, &[&now, &limit, &until]).await?;
+            Ok(rows
+                .iter()
+                .map(payout_from)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     async fn insert_order_capped(
         &self,
         order: &Order,

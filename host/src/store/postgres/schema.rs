@@ -25,6 +25,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (5, sqlite::MIGRATION_5),
     (6, sqlite::MIGRATION_6),
     (7, sqlite::MIGRATION_7),
+    (8, sqlite::MIGRATION_8),
 ];
 
 /// The advisory lock key migrations hold: any constant only payhost uses

@@ -7,7 +7,9 @@
 use super::schema::MIGRATIONS;
 use super::{MAX_ATTEMPTS, PgStore};
 use crate::store::sqlite::schema::MIGRATIONS as SQLITE_MIGRATIONS;
-use crate::store::suite::{capped_creates, claims_of_one_key_insert_one_order, ev, order, refund};
+use crate::store::suite::{
+    capped_creates, claims_of_one_key_insert_one_order, concurrent_payouts, ev, order, refund,
+};
 use crate::store::test_db::PgDatabase;
 use crate::store::{DailyCap, Inserted, Store, StoreError};
 use std::sync::Arc;
@@ -202,6 +204,15 @@ async fn the_payer_cap_holds_across_replicas() {
     };
     // 10 concurrent creates of 300 for one payer under a cap of 1,000.
     assert_eq!(capped_creates(&replicas, &cap, 10).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payout_limits_hold_across_replicas() {
+    let Some((_db, replicas)) = two_replicas("race_payouts").await else {
+        return;
+    };
+    // 24 concurrent payouts to one payee from two replicas, 10 a day.
+    assert_eq!(concurrent_payouts(&replicas, 10, 24).await, 10);
 }
 
 /// Makes the first `failures` inserts into `mismatches` fail as a

@@ -6,6 +6,9 @@
 use super::TxError;
 use super::rows::{OrderValues, RefundValues, insert_values, pg_sql};
 use crate::store::keys::{self, HeldKey, Verdict};
+use crate::store::payouts::{
+    Bind, INSERT_PAYOUT, PAYOUT_TOTALS, SELECT_PAYOUT, payout_binds, payout_from,
+};
 use crate::store::rows::{Columns, json_text, order_from};
 use crate::store::sql::{
     APPEND_EVENT, CAS_ORDER, CAS_REFUND, CLAIM_KEY, COMPLETE_KEY, INSERT_NOTIFICATION,
@@ -16,6 +19,7 @@ use crate::store::{
     DailyCap, IdempotencyBegin, Inserted, KeyClaim, NewEvent, NotificationRecord, Order, Refund,
     StoreError, limit_minor,
 };
+use crate::store::{Payout, PayoutCaps, PayoutTotals};
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -278,4 +282,61 @@ pub(super) async fn insert_notification(
     )
     .await?;
     Ok(row.int(0)?)
+}
+
+/// A payout's values as PostgreSQL binds them.
+pub(super) fn pg_binds(binds: &[Bind]) -> Vec<&(dyn ToSql + Sync)> {
+    binds
+        .iter()
+        .map(|b| match b {
+            Bind::Text(t) => t as &(dyn ToSql + Sync),
+            Bind::Int(i) => i as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+/// Inserts `payout` (at version 1) unless its number exists, under `caps`.
+/// A lock per merchant, held until the transaction ends, serializes the
+/// day's sum and the insert across connections and replicas (as
+/// [`LOCK_PAYER`] does for a payer's cap): the merchant's daily total
+/// spans all its payees, so the lock must too.
+pub(super) async fn insert_payout_capped(
+    tx: &Transaction<'_>,
+    payout: &Payout,
+    caps: &PayoutCaps,
+) -> Result<Inserted<Payout>, TxError> {
+    let lock = format!("payout-day\u{1f}{}", payout.merchant_id);
+    tx.execute(LOCK_PAYER, &[&lock]).await?;
+    let existing = query_opt(
+        tx,
+        &SELECT_PAYOUT,
+        &[&payout.merchant_id, &payout.payout_no],
+    )
+    .await?;
+    if let Some(row) = existing {
+        return Ok(Inserted::Existing(payout_from(&row)?));
+    }
+    let row = query_one(
+        tx,
+        PAYOUT_TOTALS,
+        &[
+            &payout.merchant_id,
+            &payout.payee_openid,
+            &caps.since,
+            &payout.currency,
+        ],
+    )
+    .await?;
+    let totals = PayoutTotals {
+        payee_minor: row.int(0)?,
+        payee_count: row.int(1)?,
+        merchant_minor: row.int(2)?,
+    };
+    caps.check(payout, totals)?;
+    let binds = payout_binds(payout, payout.updated_at, 1);
+    execute(tx, &INSERT_PAYOUT, &pg_binds(&binds)).await?;
+    Ok(Inserted::New(Payout {
+        version: 1,
+        ..payout.clone()
+    }))
 }

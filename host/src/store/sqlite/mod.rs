@@ -40,14 +40,18 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::limit_minor;
+use super::payouts::{
+    Bind, CAS_PAYOUT, INSERT_PAYOUT, PAYOUT_TOTALS, PAYOUTS_TO_POLL, SELECT_PAYOUT, payout_binds,
+    payout_from,
+};
 use super::sql::{
     DELETE_UNSENT_ORDER, DUE_EVENTS, INSERT_ORDER, INSERT_REFUND, LIST_EVENTS, LIST_REFUNDS,
     MARK_DELIVERED, MARK_FAILED, ORDERS_TO_POLL, RECORD_MISMATCH, REFUNDS_TO_POLL,
 };
 use super::{
     Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
-    NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store,
-    StoreError,
+    NotificationRecord, Order, OrderState, OutboxEvent, Payout, PayoutCaps, PayoutTotals,
+    PrunePolicy, PruneReport, Refund, Store, StoreError,
 };
 
 /// Notification records, delivery scheduling and retention (migration 3).
@@ -233,8 +237,123 @@ fn insert_capped(
         .ok_or_else(|| StoreError::Corrupt("order vanished during insert".into()))
 }
 
+fn payout_params(binds: Vec<Bind>) -> rusqlite::ParamsFromIter<Vec<Box<dyn rusqlite::ToSql>>> {
+    rusqlite::params_from_iter(
+        binds
+            .into_iter()
+            .map(|b| -> Box<dyn rusqlite::ToSql> {
+                match b {
+                    Bind::Text(t) => Box::new(t),
+                    Bind::Int(i) => Box::new(i),
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn select_payout(
+    conn: &Connection,
+    merchant: &str,
+    no: &str,
+) -> Result<Option<Payout>, StoreError> {
+    query_opt(conn, &SELECT_PAYOUT, params![merchant, no], |r| {
+        payout_from(r)
+    })
+}
+
+/// Inserts `payout` unless its number exists, under `caps`; on the single
+/// writer the day's sum and the insert are one atomic step.
+fn insert_payout_capped(
+    conn: &Connection,
+    payout: &Payout,
+    caps: &PayoutCaps,
+) -> Result<Inserted<Payout>, StoreError> {
+    if let Some(existing) = select_payout(conn, &payout.merchant_id, &payout.payout_no)? {
+        return Ok(Inserted::Existing(existing));
+    }
+    let totals = conn
+        .prepare_cached(PAYOUT_TOTALS)
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    payout.merchant_id,
+                    payout.payee_openid,
+                    caps.since,
+                    payout.currency
+                ],
+                |r| {
+                    Ok(PayoutTotals {
+                        payee_minor: r.get(0)?,
+                        payee_count: r.get(1)?,
+                        merchant_minor: r.get(2)?,
+                    })
+                },
+            )
+        })
+        .map_err(sql_err)?;
+    caps.check(payout, totals)?;
+    conn.prepare_cached(&INSERT_PAYOUT)
+        .and_then(|mut s| s.execute(payout_params(payout_binds(payout, payout.updated_at, 1))))
+        .map_err(sql_err)?;
+    Ok(Inserted::New(Payout {
+        version: 1,
+        ..payout.clone()
+    }))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
+    async fn insert_payout(
+        &self,
+        payout: &Payout,
+        caps: &PayoutCaps,
+    ) -> Result<Inserted<Payout>, StoreError> {
+        let (payout, caps) = (payout.clone(), caps.clone());
+        self.write(move |conn| insert_payout_capped(conn, &payout, &caps))
+            .await
+    }
+
+    async fn get_payout(
+        &self,
+        merchant_id: &str,
+        payout_no: &str,
+    ) -> Result<Option<Payout>, StoreError> {
+        let (m, p) = (merchant_id.to_owned(), payout_no.to_owned());
+        self.read(move |conn| select_payout(conn, &m, &p)).await
+    }
+
+    async fn update_payout(
+        &self,
+        payout: &Payout,
+        events: &[NewEvent],
+    ) -> Result<Payout, StoreError> {
+        let (payout, events) = (payout.clone(), events.to_vec());
+        self.write(move |conn| {
+            let now = now_ms();
+            let changed = conn
+                .prepare_cached(CAS_PAYOUT)
+                .and_then(|mut s| {
+                    s.execute(payout_params(payout_binds(&payout, now, payout.version)))
+                })
+                .map_err(sql_err)?;
+            if changed == 0 {
+                return Err(StoreError::Conflict);
+            }
+            append_events(conn, &payout.merchant_id, &events, now)?;
+            Ok(super::payouts::stored(&payout, now))
+        })
+        .await
+    }
+
+    async fn payouts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Payout>, StoreError> {
+        self.read(move |conn| {
+            query_all(conn, &PAYOUTS_TO_POLL, params![now, limit], |r| {
+                payout_from(r)
+            })
+        })
+        .await
+    }
+
     async fn insert_order_capped(
         &self,
         order: &Order,

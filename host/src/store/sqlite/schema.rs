@@ -16,7 +16,11 @@ pub(in crate::store) const MIGRATIONS: &[(i64, &str)] = &[
     (5, MIGRATION_5),
     (6, MIGRATION_6),
     (7, MIGRATION_7),
+    (8, MIGRATION_8),
 ];
+
+/// Payouts to a payee's wallet (issue 15).
+pub(in crate::store) const MIGRATION_8: &str = crate::store::payouts::MIGRATION;
 
 /// Housekeeping: bounded notification bodies, undeliverable events, pruning.
 pub(in crate::store) const MIGRATION_3: &str = housekeeping::MIGRATION;
