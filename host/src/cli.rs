@@ -287,6 +287,16 @@ pub enum OperationName {
     Payout,
     /// Contract 0.5: input is a payout-query-request.
     PayoutQuery,
+    /// Contract 0.6: input is a contract-sign-request.
+    ContractSign,
+    /// Contract 0.6: input is a contract-query-request.
+    ContractQuery,
+    /// Contract 0.6: input is a contract-terminate-request.
+    ContractTerminate,
+    /// Contract 0.6: input is a deduction-request.
+    Deduct,
+    /// Contract 0.6: input is a deduction-query-request.
+    DeductionQuery,
 }
 
 /// Runs a parsed command line; the exit code reports failure.
@@ -691,6 +701,9 @@ fn adapter(cmd: AdapterCommand) -> Result<ExitCode> {
                         Output::RefundStatus(v) => serde_json::to_value(v)?,
                         Output::Notify(v) => serde_json::to_value(v)?,
                         Output::PayoutStatus(v) => serde_json::to_value(v)?,
+                        Output::ContractSigning(v) => serde_json::to_value(v)?,
+                        Output::ContractStatus(v) => serde_json::to_value(v)?,
+                        Output::DeductionStatus(v) => serde_json::to_value(v)?,
                     };
                     println!("{}", serde_json::to_string_pretty(&json)?);
                     Ok(ExitCode::SUCCESS)
@@ -841,6 +854,19 @@ fn operation_from_json(op: OperationName, v: serde_json::Value) -> Result<Operat
         OperationName::Payout => Operation::Payout(serde_json::from_value(v).context(what)?),
         OperationName::PayoutQuery => {
             Operation::PayoutQuery(serde_json::from_value(v).context(what)?)
+        }
+        OperationName::ContractSign => {
+            Operation::ContractSign(serde_json::from_value(v).context(what)?)
+        }
+        OperationName::ContractQuery => {
+            Operation::ContractQuery(serde_json::from_value(v).context(what)?)
+        }
+        OperationName::ContractTerminate => {
+            Operation::ContractTerminate(serde_json::from_value(v).context(what)?)
+        }
+        OperationName::Deduct => Operation::Deduct(serde_json::from_value(v).context(what)?),
+        OperationName::DeductionQuery => {
+            Operation::DeductionQuery(serde_json::from_value(v).context(what)?)
         }
     })
 }

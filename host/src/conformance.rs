@@ -690,6 +690,9 @@ fn summary(out: &Output) -> String {
         Output::RefundStatus(r) => format!("refund state {:?}", r.state),
         Output::Notify(n) => format!("{} notification events", n.events.len()),
         Output::PayoutStatus(p) => format!("payout state {:?}", p.state),
+        Output::ContractSigning(_) => "a signing action".into(),
+        Output::ContractStatus(c) => format!("contract state {:?}", c.state),
+        Output::DeductionStatus(d) => format!("deduction state {:?}", d.state),
     }
 }
 

@@ -28,12 +28,15 @@ mod wasi;
 
 use crate::contract::{
     self, AdapterError, AdapterInfo, AdapterPre, AnyAdapterPre, CallContext, CloseRequest,
-    CloseStep, Exchange, HttpRequest, HttpResponse, InboundHttp, Level, NotifyOutcome, NotifyStep,
-    OrderCreated, OrderRequest, OrderStep, PayoutQueryRequest, PayoutQueryStep, PayoutRequest,
-    PayoutStatus, PayoutStep, QueryRequest, QueryStep, RefundQueryRequest, RefundQueryStep,
-    RefundRequest, RefundStatus, RefundStep, TradeStatus,
+    CloseStep, ContractQueryRequest, ContractSignRequest, ContractSignStep, ContractSigning,
+    ContractStatus, ContractStep, ContractTerminateRequest, DeductionQueryRequest,
+    DeductionRequest, DeductionStatus, DeductionStep, Exchange, HttpRequest, HttpResponse,
+    InboundHttp, Level, NotifyOutcome, NotifyStep, OrderCreated, OrderRequest, OrderStep,
+    PayoutQueryRequest, PayoutQueryStep, PayoutRequest, PayoutStatus, PayoutStep, QueryRequest,
+    QueryStep, RefundQueryRequest, RefundQueryStep, RefundRequest, RefundStatus, RefundStep,
+    TradeStatus,
 };
-use crate::contract::{Bridge, v0_1, v0_2, v0_3, v0_4};
+use crate::contract::{Bridge, v0_1, v0_2, v0_3, v0_4, v0_5};
 use crate::egress::{Egress, EgressPolicy};
 use crate::error::{CallError, LoadError};
 use crate::merchant::{Masker, MerchantConfig, ResolvedConfig};
@@ -151,6 +154,16 @@ pub enum Operation {
     Payout(PayoutRequest),
     /// Contract 0.5.
     PayoutQuery(PayoutQueryRequest),
+    /// Contract 0.6.
+    ContractSign(ContractSignRequest),
+    /// Contract 0.6.
+    ContractQuery(ContractQueryRequest),
+    /// Contract 0.6.
+    ContractTerminate(ContractTerminateRequest),
+    /// Contract 0.6.
+    Deduct(DeductionRequest),
+    /// Contract 0.6.
+    DeductionQuery(DeductionQueryRequest),
 }
 
 impl Operation {
@@ -165,13 +178,33 @@ impl Operation {
             Operation::ParseNotify(_) => "parse-notify",
             Operation::Payout(_) => "payout",
             Operation::PayoutQuery(_) => "payout-query",
+            Operation::ContractSign(_) => "contract-sign",
+            Operation::ContractQuery(_) => "contract-query",
+            Operation::ContractTerminate(_) => "contract-terminate",
+            Operation::Deduct(_) => "deduct",
+            Operation::DeductionQuery(_) => "deduction-query",
+        }
+    }
+
+    /// The contract version that added the operation, for those added
+    /// after 0.2 (a component of an older contract lacks them).
+    pub fn added_in(&self) -> Option<&'static str> {
+        match self {
+            Operation::Payout(_) | Operation::PayoutQuery(_) => Some("0.5"),
+            Operation::ContractSign(_)
+            | Operation::ContractQuery(_)
+            | Operation::ContractTerminate(_)
+            | Operation::Deduct(_)
+            | Operation::DeductionQuery(_) => Some("0.6"),
+            _ => None,
         }
     }
 }
 
 /// The result of an [`Operation`]: `query` and `close` answer a trade
 /// status, `refund` and `refund-query` a refund status, `payout` and
-/// `payout-query` a payout status.
+/// `payout-query` a payout status, the contract operations a signing, a
+/// contract status or a deduction status.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Output {
     OrderCreated(OrderCreated),
@@ -179,6 +212,12 @@ pub enum Output {
     RefundStatus(RefundStatus),
     Notify(NotifyOutcome),
     PayoutStatus(PayoutStatus),
+    /// Contract 0.6: `contract-sign`.
+    ContractSigning(ContractSigning),
+    /// Contract 0.6: `contract-query`, `contract-terminate`.
+    ContractStatus(ContractStatus),
+    /// Contract 0.6: `deduct`, `deduction-query`.
+    DeductionStatus(DeductionStatus),
 }
 
 /// Counters for tests and metrics.
@@ -250,8 +289,10 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         contract::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
-        // Components built against contracts 0.4 to 0.1 import their
+        // Components built against contracts 0.5 to 0.1 import their
         // (differently versioned) interfaces; all sets live side by side.
+        v0_5::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
+            .map_err(wt)?;
         v0_4::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
             .map_err(wt)?;
         v0_3::Adapter::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)
@@ -374,7 +415,9 @@ impl Runtime {
         let pre = match AdapterPre::new(pre.clone()) {
             Ok(p) => AnyAdapterPre::Current(p),
             Err(current) => {
-                if let Ok(p) = v0_4::AdapterPre::new(pre.clone()) {
+                if let Ok(p) = v0_5::AdapterPre::new(pre.clone()) {
+                    AnyAdapterPre::V0_5(p)
+                } else if let Ok(p) = v0_4::AdapterPre::new(pre.clone()) {
                     AnyAdapterPre::V0_4(p)
                 } else if let Ok(p) = v0_3::AdapterPre::new(pre.clone()) {
                     AnyAdapterPre::V0_3(p)
@@ -554,6 +597,10 @@ impl Runtime {
             AnyAdapterPre::Current(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|a| a.call_describe(&mut store)),
+            AnyAdapterPre::V0_5(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|a| a.call_describe(&mut store))
+                .map(Bridge::bridge),
             AnyAdapterPre::V0_4(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|a| a.call_describe(&mut store))
@@ -943,6 +990,7 @@ fn run_step(
 ) -> wasmtime::Result<Step> {
     match pre {
         AnyAdapterPre::Current(pre) => run_current(store, pre, call, config, op, exchanges),
+        AnyAdapterPre::V0_5(pre) => run_v0_5(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_4(pre) => run_v0_4(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_3(pre) => run_v0_3(store, pre, call, config, op, exchanges),
         AnyAdapterPre::V0_2(pre) => run_v0_2(store, pre, call, config, op, exchanges),
@@ -998,6 +1046,32 @@ fn run_current(
             PayoutQueryStep::Send(req) => Step::Send(req),
             PayoutQueryStep::Done(r) => done(r, Output::PayoutStatus),
         },
+        Operation::ContractSign(r) => match a.call_contract_sign(s, call, config, r, exchanges)? {
+            ContractSignStep::Send(req) => Step::Send(req),
+            ContractSignStep::Done(r) => done(r, Output::ContractSigning),
+        },
+        Operation::ContractQuery(r) => {
+            match a.call_contract_query(s, call, config, r, exchanges)? {
+                ContractStep::Send(req) => Step::Send(req),
+                ContractStep::Done(r) => done(r, Output::ContractStatus),
+            }
+        }
+        Operation::ContractTerminate(r) => {
+            match a.call_contract_terminate(s, call, config, r, exchanges)? {
+                ContractStep::Send(req) => Step::Send(req),
+                ContractStep::Done(r) => done(r, Output::ContractStatus),
+            }
+        }
+        Operation::Deduct(r) => match a.call_deduct(s, call, config, r, exchanges)? {
+            DeductionStep::Send(req) => Step::Send(req),
+            DeductionStep::Done(r) => done(r, Output::DeductionStatus),
+        },
+        Operation::DeductionQuery(r) => {
+            match a.call_deduction_query(s, call, config, r, exchanges)? {
+                DeductionStep::Send(req) => Step::Send(req),
+                DeductionStep::Done(r) => done(r, Output::DeductionStatus),
+            }
+        }
     })
 }
 
@@ -1060,43 +1134,67 @@ macro_rules! run_bridged {
     }};
 }
 
-/// A component of contract `$version` (0.4, 0.3, 0.2): the six operations
-/// before payouts, which answer `unsupported`.
-macro_rules! run_six_operations {
-    ($name:ident, $version:ident) => {
+/// Whether `op` came with a later contract than `version`.
+fn lacks(op: &Operation, version: &str) -> bool {
+    op.added_in()
+        .is_some_and(|added| major_minor(added) > major_minor(version))
+}
+
+/// A component of contract `$version` (0.2 to 0.5): the operations 0.2
+/// has plus `$more`, those of its own contract since; what later contracts
+/// added answers `unsupported`. The names after the version bind the
+/// instance, store, bridged inputs and the send step for `$more`.
+macro_rules! run_since_0_2 {
+    ($name:ident, $version:ident, |$a:ident, $s:ident, $call:ident, $config:ident, $exchanges:ident, $back:ident| { $($more:tt)* }) => {
         fn $name(
             store: &mut Store<StepState>,
             pre: &$version::AdapterPre<StepState>,
-            call: &CallContext,
-            config: &[contract::ConfigEntry],
+            $call: &CallContext,
+            $config: &[contract::ConfigEntry],
             op: &Operation,
-            exchanges: &[Exchange],
+            $exchanges: &[Exchange],
         ) -> wasmtime::Result<Step> {
             use $version::payhost::adapter::types as old;
-            if matches!(op, Operation::Payout(_) | Operation::PayoutQuery(_)) {
+            if lacks(op, $version::CONTRACT_VERSION) {
                 return Ok(not_in_contract(op, $version::CONTRACT_VERSION));
             }
-            run_bridged!(store, pre, op, |a, s, call, config, exchanges, back| {
+            run_bridged!(store, pre, op, |$a, $s, $call, $config, $exchanges, $back| {
                 Operation::Close(r) => {
-                    match a.call_close(s, call, config, &r.clone().bridge(), exchanges)? {
-                        old::CloseStep::Send(req) => back(req),
+                    match $a.call_close($s, $call, $config, &r.clone().bridge(), $exchanges)? {
+                        old::CloseStep::Send(req) => $back(req),
                         old::CloseStep::Done(r) => done(r.bridge(), Output::TradeStatus),
                     }
                 }
                 Operation::RefundQuery(r) => {
-                    match a.call_refund_query(s, call, config, &r.clone().bridge(), exchanges)? {
-                        old::RefundQueryStep::Send(req) => back(req),
+                    match $a.call_refund_query($s, $call, $config, &r.clone().bridge(), $exchanges)? {
+                        old::RefundQueryStep::Send(req) => $back(req),
                         old::RefundQueryStep::Done(r) => done(r.bridge(), Output::RefundStatus),
                     }
                 }
-                Operation::Payout(_) | Operation::PayoutQuery(_) => unreachable!("answered above"),
+                $($more)*
+                _ => unreachable!("answered above"),
             })
         }
     };
 }
-run_six_operations!(run_v0_4, v0_4);
-run_six_operations!(run_v0_3, v0_3);
-run_six_operations!(run_v0_2, v0_2);
+// 0.5: payouts, not contracts.
+run_since_0_2!(run_v0_5, v0_5, |a, s, call, config, exchanges, back| {
+    Operation::Payout(r) => {
+        match a.call_payout(s, call, config, &r.clone().bridge(), exchanges)? {
+            old::PayoutStep::Send(req) => back(req),
+            old::PayoutStep::Done(r) => done(r.bridge(), Output::PayoutStatus),
+        }
+    }
+    Operation::PayoutQuery(r) => {
+        match a.call_payout_query(s, call, config, &r.clone().bridge(), exchanges)? {
+            old::PayoutQueryStep::Send(req) => back(req),
+            old::PayoutQueryStep::Done(r) => done(r.bridge(), Output::PayoutStatus),
+        }
+    }
+});
+run_since_0_2!(run_v0_4, v0_4, |a, s, call, config, exchanges, back| {});
+run_since_0_2!(run_v0_3, v0_3, |a, s, call, config, exchanges, back| {});
+run_since_0_2!(run_v0_2, v0_2, |a, s, call, config, exchanges, back| {});
 
 /// A 0.1 component: what 0.1 lacks answers `unsupported` without
 /// instantiating anything.
@@ -1109,20 +1207,13 @@ fn run_v0_1(
     exchanges: &[Exchange],
 ) -> wasmtime::Result<Step> {
     use v0_1::payhost::adapter::types as old;
-    if matches!(
-        op,
-        Operation::Close(_)
-            | Operation::RefundQuery(_)
-            | Operation::Payout(_)
-            | Operation::PayoutQuery(_)
-    ) {
+    if matches!(op, Operation::Close(_) | Operation::RefundQuery(_))
+        || lacks(op, v0_1::CONTRACT_VERSION)
+    {
         return Ok(not_in_contract(op, v0_1::CONTRACT_VERSION));
     }
     run_bridged!(store, pre, op, |a, s, call, config, exchanges, back| {
-        Operation::Close(_)
-        | Operation::RefundQuery(_)
-        | Operation::Payout(_)
-        | Operation::PayoutQuery(_) => unreachable!("answered above"),
+        _ => unreachable!("answered above"),
     })
 }
 

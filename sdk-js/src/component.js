@@ -19,8 +19,8 @@ import {
   aes256GcmDecrypt,
   aes256EcbDecryptMd5Key,
   rsaOaepSha1Encrypt,
-} from 'payhost:adapter/secrets@0.5.0';
-import { log } from 'payhost:adapter/log@0.5.0';
+} from 'payhost:adapter/secrets@0.6.0';
+import { log } from 'payhost:adapter/log@0.6.0';
 import { OPERATIONS, steps } from './glue.js';
 
 const host = { digest, hmac, rsaSha256Sign, rsaSha256Verify, aes256GcmDecrypt, aes256EcbDecryptMd5Key, rsaOaepSha1Encrypt, log };

@@ -9,12 +9,22 @@ import { Ctx } from './ctx.js';
 /**
  * The contract's operations, by their names in the component bindings. An
  * adapter may leave out any of them: it then answers `unsupported`
- * (payouts, contract 0.5, are the usual ones to leave out).
+ * (payouts, contract 0.5, and auto-debit contracts, 0.6, are the usual ones
+ * to leave out).
  */
-export const OPERATIONS = ['unifiedOrder', 'query', 'close', 'refund', 'refundQuery', 'payout', 'payoutQuery', 'parseNotify'];
+export const OPERATIONS = [
+  'unifiedOrder', 'query', 'close', 'refund', 'refundQuery', 'payout', 'payoutQuery',
+  'contractSign', 'contractQuery', 'contractTerminate', 'deduct', 'deductionQuery', 'parseNotify',
+];
 
 /** Capability flags later contracts added, off unless the adapter sets them. */
-const CAPABILITY_DEFAULTS = { payouts: false, payoutNotifications: false };
+const CAPABILITY_DEFAULTS = {
+  payouts: false,
+  payoutNotifications: false,
+  contracts: false,
+  contractNotifications: false,
+  deductionNotifications: false,
+};
 
 function described(adapter) {
   const info = adapter.describe();

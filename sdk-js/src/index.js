@@ -1,9 +1,10 @@
-// payhost-sdk for JavaScript: helpers for adapters of payhost:adapter@0.5.0,
+// payhost-sdk for JavaScript: helpers for adapters of payhost:adapter@0.6.0,
 // mirroring the Rust SDK (`sdk/`). An adapter is an object with
 // `describe()` and the operations `unifiedOrder(ctx, request)`, `query`,
 // `close`, `refund`, `refundQuery`, `parseNotify` and, where the provider
-// pays out, `payout` and `payoutQuery` (any it leaves out answers
-// `unsupported`), each written as
+// has them, `payout` and `payoutQuery` and the auto-debit `contractSign`,
+// `contractQuery`, `contractTerminate`, `deduct` and `deductionQuery` (any
+// it leaves out answers `unsupported`), each written as
 // straight-line code: `ctx.send(request)` reads like a blocking call and
 // the SDK turns it into the contract's steps. Contract values are the
 // component bindings' own: records in camelCase, variants as
@@ -24,4 +25,4 @@ export { Secret } from './secrets.js';
 export { steps } from './glue.js';
 
 /** The contract version this SDK speaks. */
-export const CONTRACT_VERSION = '0.5.0';
+export const CONTRACT_VERSION = '0.6.0';

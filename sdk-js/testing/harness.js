@@ -131,6 +131,26 @@ export class Harness {
     return this.#drive('payoutQuery', r);
   }
 
+  contractSign(r) {
+    return this.#drive('contractSign', r);
+  }
+
+  contractQuery(r) {
+    return this.#drive('contractQuery', r);
+  }
+
+  contractTerminate(r) {
+    return this.#drive('contractTerminate', r);
+  }
+
+  deduct(r) {
+    return this.#drive('deduct', r);
+  }
+
+  deductionQuery(r) {
+    return this.#drive('deductionQuery', r);
+  }
+
   parseNotify(r) {
     return this.#drive('parseNotify', r);
   }

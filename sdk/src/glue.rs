@@ -211,6 +211,81 @@ pub fn payout_query<A: Adapter>(
     }
 }
 
+pub fn contract_sign<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: ContractSignRequest,
+    exchanges: Vec<Exchange>,
+) -> ContractSignStep {
+    match run(host, call, config, exchanges, |ctx| {
+        A::contract_sign(ctx, &request)
+    }) {
+        Outcome::Send(r) => ContractSignStep::Send(r),
+        Outcome::Done(r) => ContractSignStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
+pub fn contract_query<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: ContractQueryRequest,
+    exchanges: Vec<Exchange>,
+) -> ContractStep {
+    match run(host, call, config, exchanges, |ctx| {
+        A::contract_query(ctx, &request)
+    }) {
+        Outcome::Send(r) => ContractStep::Send(r),
+        Outcome::Done(r) => ContractStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
+pub fn contract_terminate<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: ContractTerminateRequest,
+    exchanges: Vec<Exchange>,
+) -> ContractStep {
+    match run(host, call, config, exchanges, |ctx| {
+        A::contract_terminate(ctx, &request)
+    }) {
+        Outcome::Send(r) => ContractStep::Send(r),
+        Outcome::Done(r) => ContractStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
+pub fn deduct<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: DeductionRequest,
+    exchanges: Vec<Exchange>,
+) -> DeductionStep {
+    match run(host, call, config, exchanges, |ctx| {
+        A::deduct(ctx, &request)
+    }) {
+        Outcome::Send(r) => DeductionStep::Send(r),
+        Outcome::Done(r) => DeductionStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
+pub fn deduction_query<A: Adapter>(
+    host: &dyn HostOps,
+    call: CallContext,
+    config: Vec<ConfigEntry>,
+    request: DeductionQueryRequest,
+    exchanges: Vec<Exchange>,
+) -> DeductionStep {
+    match run(host, call, config, exchanges, |ctx| {
+        A::deduction_query(ctx, &request)
+    }) {
+        Outcome::Send(r) => DeductionStep::Send(r),
+        Outcome::Done(r) => DeductionStep::Done(r.map_err(|(e, _)| e)),
+    }
+}
+
 pub fn parse_notify<A: Adapter>(
     host: &dyn HostOps,
     call: CallContext,

@@ -77,7 +77,7 @@ pub mod types {
 
 /// The version of the contract this SDK implements; put it in
 /// `AdapterInfo::contract_version`.
-pub const CONTRACT_VERSION: &str = "0.5.0";
+pub const CONTRACT_VERSION: &str = "0.6.0";
 
 /// What an adapter implements: the provider's side of the contract's operations.
 ///
@@ -129,6 +129,50 @@ pub trait Adapter {
         _request: &types::PayoutQueryRequest,
     ) -> Result<types::PayoutStatus> {
         Err(Error::unsupported("this adapter cannot query payouts"))
+    }
+
+    /// What the payer must do to sign an auto-debit contract (contract 0.6).
+    /// Set `capabilities.contracts` when the five contract operations are
+    /// implemented; every default answers `unsupported`.
+    fn contract_sign(
+        _ctx: &mut Ctx,
+        _request: &types::ContractSignRequest,
+    ) -> Result<types::ContractSigning> {
+        Err(Error::unsupported("this adapter cannot sign contracts"))
+    }
+
+    /// A contract's state at the provider (contract 0.6).
+    fn contract_query(
+        _ctx: &mut Ctx,
+        _request: &types::ContractQueryRequest,
+    ) -> Result<types::ContractStatus> {
+        Err(Error::unsupported("this adapter cannot query contracts"))
+    }
+
+    /// The merchant ends a contract (contract 0.6).
+    fn contract_terminate(
+        _ctx: &mut Ctx,
+        _request: &types::ContractTerminateRequest,
+    ) -> Result<types::ContractStatus> {
+        Err(Error::unsupported(
+            "this adapter cannot terminate contracts",
+        ))
+    }
+
+    /// Charge an active contract (contract 0.6).
+    fn deduct(
+        _ctx: &mut Ctx,
+        _request: &types::DeductionRequest,
+    ) -> Result<types::DeductionStatus> {
+        Err(Error::unsupported("this adapter cannot deduct"))
+    }
+
+    /// A deduction's state at the provider (contract 0.6).
+    fn deduction_query(
+        _ctx: &mut Ctx,
+        _request: &types::DeductionQueryRequest,
+    ) -> Result<types::DeductionStatus> {
+        Err(Error::unsupported("this adapter cannot query deductions"))
     }
 
     /// Verify a notification and turn it into events plus the exact answer
@@ -211,6 +255,46 @@ macro_rules! export_adapter {
                 exchanges: ::std::vec::Vec<$crate::types::Exchange>,
             ) -> $crate::types::PayoutQueryStep {
                 $crate::glue::payout_query::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn contract_sign(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::ContractSignRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::ContractSignStep {
+                $crate::glue::contract_sign::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn contract_query(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::ContractQueryRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::ContractStep {
+                $crate::glue::contract_query::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn contract_terminate(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::ContractTerminateRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::ContractStep {
+                $crate::glue::contract_terminate::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn deduct(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::DeductionRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::DeductionStep {
+                $crate::glue::deduct::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
+            }
+            fn deduction_query(
+                ctx: $crate::types::CallContext,
+                config: ::std::vec::Vec<$crate::types::ConfigEntry>,
+                request: $crate::types::DeductionQueryRequest,
+                exchanges: ::std::vec::Vec<$crate::types::Exchange>,
+            ) -> $crate::types::DeductionStep {
+                $crate::glue::deduction_query::<$adapter>(&$crate::glue::Imports, ctx, config, request, exchanges)
             }
             fn parse_notify(
                 ctx: $crate::types::CallContext,

@@ -259,6 +259,73 @@ impl<A: Adapter> Harness<A> {
         )
     }
 
+    pub fn contract_sign(
+        &mut self,
+        request: &ContractSignRequest,
+    ) -> Result<ContractSigning, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::contract_sign::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                ContractSignStep::Send(r) => Err(r),
+                ContractSignStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn contract_query(
+        &mut self,
+        request: &ContractQueryRequest,
+    ) -> Result<ContractStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::contract_query::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                ContractStep::Send(r) => Err(r),
+                ContractStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn contract_terminate(
+        &mut self,
+        request: &ContractTerminateRequest,
+    ) -> Result<ContractStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::contract_terminate::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                ContractStep::Send(r) => Err(r),
+                ContractStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn deduct(&mut self, request: &DeductionRequest) -> Result<DeductionStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::deduct::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                DeductionStep::Send(r) => Err(r),
+                DeductionStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
+    pub fn deduction_query(
+        &mut self,
+        request: &DeductionQueryRequest,
+    ) -> Result<DeductionStatus, AdapterError> {
+        let request = request.clone();
+        self.drive(
+            |h, c, cfg, ex| glue::deduction_query::<A>(h, c, cfg, request.clone(), ex),
+            |s| match s {
+                DeductionStep::Send(r) => Err(r),
+                DeductionStep::Done(d) => Ok(d),
+            },
+        )
+    }
+
     pub fn parse_notify(&mut self, request: &InboundHttp) -> Result<NotifyOutcome, NotifyFailure> {
         let request = request.clone();
         self.drive(

@@ -225,6 +225,9 @@ impl Adapter for WechatV2 {
                 refund_query: true,
                 payouts: false,
                 payout_notifications: false,
+                contracts: false,
+                contract_notifications: false,
+                deduction_notifications: false,
             },
             egress_hosts: vec![
                 "api.mch.weixin.qq.com".into(),

@@ -481,6 +481,9 @@ impl Adapter for WechatV3 {
                 // The merchant transfer (§12.4), direct mode.
                 payouts: true,
                 payout_notifications: true,
+                contracts: false,
+                contract_notifications: false,
+                deduction_notifications: false,
             },
             egress_hosts: vec![
                 "api.mch.weixin.qq.com".into(),

@@ -205,6 +205,13 @@ pub async fn receive(
                         };
                         (crate::store::payouts::mismatch_subject(&no), v)
                     }
+                    // Verified, but this host keeps no contracts yet: like
+                    // an event about an unknown order, refused so the
+                    // provider sends it again.
+                    NotifyEvent::Contract(_) | NotifyEvent::Deduction(_) => {
+                        verdicts.push(Verdict::Mismatch("unknown contract".into()));
+                        continue;
+                    }
                 };
                 let verdict = match verdict {
                     Ok(v) => v,

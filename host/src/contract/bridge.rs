@@ -1,6 +1,6 @@
 //! Translation between the current contract's types and an older
 //! contract's copies of them, for the components the host still serves
-//! ([`super::v0_1`] to [`super::v0_4`]). Types that match field for field
+//! ([`super::v0_1`] to [`super::v0_5`]). Types that match field for field
 //! are bridged by macros; the compiler checks each mapping. Types that grew
 //! since (what carries capabilities or notification events) are bridged
 //! one way only, from the older contract: the host never hands them to an
@@ -247,8 +247,6 @@ macro_rules! shared_types {
                 body
             }
         );
-        // 0.5 added the `payout` event.
-        $crate::contract::bridge::cases_into!($old::NotifyEvent, $current::NotifyEvent { Payment(x), Refund(x) });
         $crate::contract::bridge::record_into!($old::NotifyOutcome, $current::NotifyOutcome { events, ack });
         $crate::contract::bridge::record!(
             $old::ProviderRejection,
@@ -271,24 +269,10 @@ macro_rules! shared_types {
 }
 pub(crate) use shared_types;
 
-/// The bridges of what 0.2 added (`close`, `refund-query` and their
-/// capability flags), the same in every contract since; a component of
-/// 0.2 to 0.4 has no payouts.
+/// The bridges of what 0.2 added (`close`, `refund-query`), the same in
+/// every contract since.
 macro_rules! since_0_2_types {
     ($old:ident, $current:ident) => {
-        $crate::contract::bridge::record_into!(
-            $old::Capabilities,
-            $current::Capabilities {
-                payment_notifications,
-                refund_notifications,
-                partial_refunds,
-                query_by_merchant_order_no,
-                close,
-                refund_query;
-                payouts: false,
-                payout_notifications: false
-            }
-        );
         $crate::contract::bridge::record!($old::CloseRequest, $current::CloseRequest { order });
         $crate::contract::bridge::record!(
             $old::RefundQueryRequest,
@@ -303,6 +287,71 @@ macro_rules! since_0_2_types {
     };
 }
 pub(crate) use since_0_2_types;
+
+/// The capabilities of 0.2 to 0.4: `close` and `refund-query`, no payouts
+/// (0.5) and no contracts (0.6).
+macro_rules! capabilities_0_2_to_0_4 {
+    ($old:ident, $current:ident) => {
+        $crate::contract::bridge::record_into!(
+            $old::Capabilities,
+            $current::Capabilities {
+                payment_notifications,
+                refund_notifications,
+                partial_refunds,
+                query_by_merchant_order_no,
+                close,
+                refund_query;
+                payouts: false,
+                payout_notifications: false,
+                contracts: false,
+                contract_notifications: false,
+                deduction_notifications: false
+            }
+        );
+    };
+}
+pub(crate) use capabilities_0_2_to_0_4;
+
+/// `field-rule` (with `required-for`, 0.4) and `adapter-info` as they are
+/// since 0.4.
+macro_rules! info_since_0_4 {
+    ($old:ident, $current:ident) => {
+        $crate::contract::bridge::record_into!(
+            $old::FieldRule,
+            $current::FieldRule {
+                field,
+                min_length,
+                max_length,
+                allowed,
+                required_for
+            }
+        );
+        $crate::contract::bridge::record_into!(
+            $old::AdapterInfo,
+            $current::AdapterInfo {
+                name,
+                version,
+                contract_version,
+                methods,
+                currencies,
+                capabilities,
+                egress_hosts,
+                config_schema,
+                field_rules
+            }
+        );
+    };
+}
+pub(crate) use info_since_0_4;
+
+/// The notification events before 0.5, which added `payout` (and 0.6
+/// `contract` and `deduction`).
+macro_rules! events_before_0_5 {
+    ($old:ident, $current:ident) => {
+        $crate::contract::bridge::cases_into!($old::NotifyEvent, $current::NotifyEvent { Payment(x), Refund(x) });
+    };
+}
+pub(crate) use events_before_0_5;
 
 /// `adapter-info` of a contract before 0.3, which lists no currencies (the
 /// host then takes the merchant's configured currency on trust) and no
@@ -331,7 +380,7 @@ pub(crate) use adapter_info_without_currencies;
 /// An older contract's imports (`secrets`, `log` and the empty `types`
 /// host trait), answered by the current implementations.
 macro_rules! forward_imports {
-    ($types:ident, $secrets:ident, $log:ident) => {
+    ($types:ident, $secrets:ident, $log:ident $(; $oaep:ident)?) => {
         use $crate::contract::bridge::Bridge as _;
     $crate::contract::bridge::cases!(
         $secrets::DigestAlgorithm,
@@ -422,6 +471,18 @@ macro_rules! forward_imports {
         ) -> Result<Vec<u8>, $secrets::SecretError> {
             $crate::contract::payhost::adapter::secrets::Host::aes_256_ecb_decrypt_md5_key(self, key, ciphertext).bridge()
         }
+
+        // Since 0.5 (named by the caller, as the method's own name).
+        $(
+        fn $oaep(
+            &mut self,
+            public_key_pem: String,
+            plaintext: Vec<u8>,
+            seed: u64,
+        ) -> Result<Vec<u8>, $secrets::SecretError> {
+            $crate::contract::payhost::adapter::secrets::Host::$oaep(self, public_key_pem, plaintext, seed).bridge()
+        }
+        )?
     }
 
     impl $log::Host for $crate::runtime::StepState {

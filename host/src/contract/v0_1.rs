@@ -19,14 +19,15 @@ use self::payhost::adapter::{log, secrets, types as old};
 
 pub const CONTRACT_VERSION: &str = "0.1.0";
 
-use super::bridge::{Bridge, adapter_info_without_currencies, shared_types};
+use super::bridge::{Bridge, adapter_info_without_currencies, events_before_0_5, shared_types};
 
 shared_types!(old, current);
+events_before_0_5!(old, current);
 
 adapter_info_without_currencies!(old, current);
 
 /// 0.1 has no `close` or `refund-query`: a 0.1 adapter has neither (nor
-/// payouts, which came with 0.5).
+/// payouts, which came with 0.5, nor contracts, 0.6).
 impl Bridge<current::Capabilities> for old::Capabilities {
     fn bridge(self) -> current::Capabilities {
         current::Capabilities {
@@ -38,6 +39,9 @@ impl Bridge<current::Capabilities> for old::Capabilities {
             refund_query: false,
             payouts: false,
             payout_notifications: false,
+            contracts: false,
+            contract_notifications: false,
+            deduction_notifications: false,
         }
     }
 }

@@ -15,12 +15,17 @@ wasmtime::component::bindgen!({
 });
 
 use self::payhost::adapter::{log, secrets, types as old};
-use super::bridge::{adapter_info_without_currencies, shared_types, since_0_2_types};
+use super::bridge::{
+    adapter_info_without_currencies, capabilities_0_2_to_0_4, events_before_0_5, shared_types,
+    since_0_2_types,
+};
 
 pub const CONTRACT_VERSION: &str = "0.2.0";
 
 shared_types!(old, current);
+events_before_0_5!(old, current);
 since_0_2_types!(old, current);
+capabilities_0_2_to_0_4!(old, current);
 
 adapter_info_without_currencies!(old, current);
 

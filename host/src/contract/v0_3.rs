@@ -16,12 +16,16 @@ wasmtime::component::bindgen!({
 });
 
 use self::payhost::adapter::{log, secrets, types as old};
-use super::bridge::{Bridge, shared_types, since_0_2_types};
+use super::bridge::{
+    Bridge, capabilities_0_2_to_0_4, events_before_0_5, shared_types, since_0_2_types,
+};
 
 pub const CONTRACT_VERSION: &str = "0.3.0";
 
 shared_types!(old, current);
+events_before_0_5!(old, current);
 since_0_2_types!(old, current);
+capabilities_0_2_to_0_4!(old, current);
 
 impl Bridge<current::FieldRule> for old::FieldRule {
     fn bridge(self) -> current::FieldRule {

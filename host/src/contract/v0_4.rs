@@ -15,37 +15,18 @@ wasmtime::component::bindgen!({
 });
 
 use self::payhost::adapter::{log, secrets, types as old};
-use super::bridge::{record_into, shared_types, since_0_2_types};
+use super::bridge::{
+    capabilities_0_2_to_0_4, events_before_0_5, info_since_0_4, shared_types, since_0_2_types,
+};
 
 pub const CONTRACT_VERSION: &str = "0.4.0";
 
 shared_types!(old, current);
+events_before_0_5!(old, current);
 since_0_2_types!(old, current);
+capabilities_0_2_to_0_4!(old, current);
 
-record_into!(
-    old::FieldRule,
-    current::FieldRule {
-        field,
-        min_length,
-        max_length,
-        allowed,
-        required_for
-    }
-);
-record_into!(
-    old::AdapterInfo,
-    current::AdapterInfo {
-        name,
-        version,
-        contract_version,
-        methods,
-        currencies,
-        capabilities,
-        egress_hosts,
-        config_schema,
-        field_rules
-    }
-);
+info_since_0_4!(old, current);
 
 mod imports {
     use super::{log, old, secrets};

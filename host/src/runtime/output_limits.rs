@@ -9,8 +9,9 @@
 
 use super::{Output, Step};
 use crate::contract::{
-    AdapterError, HttpRequest, HttpResponse, Money, NotifyEvent, NotifyOutcome, OrderCreated,
-    OrderRef, PayAction, PayoutState, PayoutStatus, RefundStatus, TradeStatus,
+    AdapterError, ContractRef, ContractSigning, ContractState, ContractStatus, DeductionState,
+    DeductionStatus, HttpRequest, HttpResponse, Money, NotifyEvent, NotifyOutcome, OrderCreated,
+    OrderRef, PayAction, PayoutState, PayoutStatus, RefundStatus, SignAction, TradeStatus,
 };
 use crate::error::CallError;
 
@@ -22,6 +23,8 @@ pub(crate) const MAX_TEXT_BYTES: usize = 1024;
 pub(crate) const MAX_MESSAGE_BYTES: usize = 4 * 1024;
 /// Events in one notification.
 pub(crate) const MAX_EVENTS: usize = 64;
+/// Entries of a mini-program navigation's `extraData`.
+pub(crate) const MAX_EXTRA_DATA: usize = 64;
 /// Headers of a request or of a notification's answer, and their total
 /// size (names and values).
 pub(crate) const MAX_HEADERS: usize = 64;
@@ -51,6 +54,9 @@ fn check_output(out: &Output) -> Result<(), CallError> {
         Output::RefundStatus(r) => refund_status("refund_status", r),
         Output::Notify(n) => notify(n),
         Output::PayoutStatus(p) => payout_status("payout_status", p),
+        Output::ContractSigning(c) => contract_signing(c),
+        Output::ContractStatus(c) => contract_status("contract_status", c),
+        Output::DeductionStatus(d) => deduction_status("deduction_status", d),
     }
 }
 
@@ -173,6 +179,77 @@ fn payout_status(at: &str, p: &PayoutStatus) -> Result<(), CallError> {
     }
 }
 
+fn contract_ref(at: &str, r: &ContractRef) -> Result<(), CallError> {
+    let at = &format!("{at}.contract");
+    text(
+        at,
+        "merchant_contract_no",
+        &r.merchant_contract_no,
+        MAX_TEXT_BYTES,
+    )?;
+    opt_text(at, "provider_contract_id", &r.provider_contract_id)
+}
+
+fn contract_signing(c: &ContractSigning) -> Result<(), CallError> {
+    let at = "contract_signing";
+    contract_ref(at, &c.contract)?;
+    let at = "contract_signing.action";
+    match &c.action {
+        SignAction::Redirect(url) => text(at, "redirect", url, MAX_URL_BYTES),
+        SignAction::QrCode(code) => text(at, "qr_code", code, MAX_URL_BYTES),
+        SignAction::MiniProgramNavigation(n) => {
+            let at = "contract_signing.action.mini_program_navigation";
+            text(at, "app_id", &n.app_id, MAX_TEXT_BYTES)?;
+            text(at, "path", &n.path, MAX_URL_BYTES)?;
+            cap(n.extra_data.len(), MAX_EXTRA_DATA, "entries", || {
+                format!("{at}.extra_data")
+            })?;
+            for (i, (k, v)) in n.extra_data.iter().enumerate() {
+                let at = &format!("{at}.extra_data[{i}]");
+                text(at, "name", k, MAX_TEXT_BYTES)?;
+                // notify_url rides in extraData.
+                text(at, "value", v, MAX_URL_BYTES)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn contract_status(at: &str, c: &ContractStatus) -> Result<(), CallError> {
+    contract_ref(at, &c.contract)?;
+    opt_text(at, "plan_id", &c.plan_id)?;
+    text(at, "provider_state", &c.provider_state, MAX_TEXT_BYTES)?;
+    opt_text(at, "payer_id", &c.payer_id)?;
+    match &c.state {
+        ContractState::Terminated(reason) => text(
+            &format!("{at}.state"),
+            "terminated",
+            reason,
+            MAX_MESSAGE_BYTES,
+        ),
+        ContractState::PendingSignature | ContractState::Active => Ok(()),
+    }
+}
+
+fn deduction_status(at: &str, d: &DeductionStatus) -> Result<(), CallError> {
+    contract_ref(at, &d.contract)?;
+    text(
+        at,
+        "merchant_deduction_no",
+        &d.merchant_deduction_no,
+        MAX_TEXT_BYTES,
+    )?;
+    opt_text(at, "provider_deduction_id", &d.provider_deduction_id)?;
+    text(at, "provider_state", &d.provider_state, MAX_TEXT_BYTES)?;
+    money(at, "amount", &d.amount)?;
+    match &d.state {
+        DeductionState::Failed(reason) => {
+            text(&format!("{at}.state"), "failed", reason, MAX_MESSAGE_BYTES)
+        }
+        DeductionState::Pending | DeductionState::Succeeded => Ok(()),
+    }
+}
+
 fn notify(n: &NotifyOutcome) -> Result<(), CallError> {
     cap(n.events.len(), MAX_EVENTS, "events", || {
         "notify.events".into()
@@ -182,6 +259,12 @@ fn notify(n: &NotifyOutcome) -> Result<(), CallError> {
             NotifyEvent::Payment(t) => trade_status(&format!("notify.events[{i}].payment"), t)?,
             NotifyEvent::Refund(r) => refund_status(&format!("notify.events[{i}].refund"), r)?,
             NotifyEvent::Payout(p) => payout_status(&format!("notify.events[{i}].payout"), p)?,
+            NotifyEvent::Contract(c) => {
+                contract_status(&format!("notify.events[{i}].contract"), c)?
+            }
+            NotifyEvent::Deduction(d) => {
+                deduction_status(&format!("notify.events[{i}].deduction"), d)?
+            }
         }
     }
     check_response("notify.ack", &n.ack, MAX_ACK_BODY_BYTES)
@@ -350,5 +433,69 @@ mod tests {
             field(check_step(&event)),
             "notify.events[0].payout.state.failed"
         );
+    }
+
+    #[test]
+    fn contract_answers_are_capped_too() {
+        use crate::contract::MiniProgramNavigation;
+        let contract = || ContractRef {
+            merchant_contract_no: "C-1".into(),
+            provider_contract_id: None,
+        };
+        let navigation = |entries: usize, value: usize| {
+            Step::Done(Ok(Output::ContractSigning(ContractSigning {
+                contract: contract(),
+                action: SignAction::MiniProgramNavigation(MiniProgramNavigation {
+                    app_id: "wxbd687630cd02ce1d".into(),
+                    path: "pages/index/index".into(),
+                    extra_data: (0..entries)
+                        .map(|i| (format!("k{i}"), "v".repeat(value)))
+                        .collect(),
+                }),
+            })))
+        };
+        assert!(check_step(&navigation(MAX_EXTRA_DATA, MAX_URL_BYTES)).is_ok());
+        assert_eq!(
+            field(check_step(&navigation(MAX_EXTRA_DATA + 1, 1))),
+            "contract_signing.action.mini_program_navigation.extra_data"
+        );
+        assert_eq!(
+            field(check_step(&navigation(1, MAX_URL_BYTES + 1))),
+            "contract_signing.action.mini_program_navigation.extra_data[0].value"
+        );
+        let terminated = Step::Done(Ok(Output::ContractStatus(ContractStatus {
+            contract: contract(),
+            plan_id: None,
+            state: ContractState::Terminated("r".repeat(MAX_MESSAGE_BYTES + 1)),
+            provider_state: "1".into(),
+            payer_id: None,
+            changed_at: None,
+        })));
+        assert_eq!(
+            field(check_step(&terminated)),
+            "contract_status.state.terminated"
+        );
+        let deduction = |no: usize| DeductionStatus {
+            contract: contract(),
+            merchant_deduction_no: "d".repeat(no),
+            provider_deduction_id: None,
+            state: DeductionState::Pending,
+            provider_state: "ACCEPT".into(),
+            amount: None,
+            paid_at: None,
+        };
+        let event = Step::Done(Ok(Output::Notify(NotifyOutcome {
+            events: vec![NotifyEvent::Deduction(deduction(MAX_TEXT_BYTES + 1))],
+            ack: HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: vec![],
+            },
+        })));
+        assert_eq!(
+            field(check_step(&event)),
+            "notify.events[0].deduction.merchant_deduction_no"
+        );
+        assert!(check_step(&Step::Done(Ok(Output::DeductionStatus(deduction(32))))).is_ok());
     }
 }

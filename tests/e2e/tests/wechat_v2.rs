@@ -102,7 +102,7 @@ async fn describe_reports_what_inspect_prints() {
     let s = setup().await;
     let info = &s.adapter.info;
     assert_eq!(info.name, "wechat-v2");
-    assert_eq!(info.contract_version, "0.5.0");
+    assert_eq!(info.contract_version, "0.6.0");
     assert!(info.capabilities.close && info.capabilities.refund_query);
     assert!(
         info.currencies.iter().any(|c| c == "CNY"),

@@ -590,6 +590,24 @@ async fn a_v3_global_institution_merchant_takes_eur_through_every_operation() {
 
 // ------------------------------------------------------------ payouts (contract 0.5)
 
+/// `shop-v3` as the sandbox sees it, with the merchant transfer's scene.
+fn payout_merchant(sim: &Simulator) -> MerchantConfig {
+    MerchantConfig::new("shop-v3")
+        .text("mchid", "1900000001")
+        .text("appid", "wx8888888888888888")
+        .text(
+            "merchant_serial_no",
+            "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+        )
+        .secret("private_key", fixture("sdk-test.key.pem"))
+        .secret("api_v3_key", API_V3_KEY)
+        .text("wechatpay_public_key_id", SERIAL)
+        .text("wechatpay_public_key", fixture("sdk-test.pub.pem"))
+        .text("base_url", sim.base_url())
+        .text("transfer_scene_id", "1000")
+        .text("transfer_scene_report_infos", REPORT_INFOS)
+}
+
 /// A payout through the sandboxed component against the strict simulator,
 /// as `payhost adapter call` drives it, without payhost's store:
 /// created with the payee's name encrypted for WeChat, waiting for the
@@ -605,23 +623,7 @@ async fn a_payout_waits_for_the_payee_succeeds_and_its_notification_verifies() {
     let rt = Runtime::new(test_config()).unwrap();
     let a = rt.load(&component("wechat-v3")).unwrap();
     assert!(a.info.capabilities.payouts && a.info.capabilities.payout_notifications);
-    let merchant = MerchantConfig::new("shop-v3")
-        .text("mchid", "1900000001")
-        .text("appid", "wx8888888888888888")
-        .text(
-            "merchant_serial_no",
-            "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
-        )
-        .secret("private_key", fixture("sdk-test.key.pem"))
-        .secret("api_v3_key", API_V3_KEY)
-        .text("wechatpay_public_key_id", SERIAL)
-        .text("wechatpay_public_key", fixture("sdk-test.pub.pem"))
-        .text("base_url", sim.base_url())
-        .text("transfer_scene_id", "1000")
-        .text(
-            "transfer_scene_report_infos",
-            r#"[{"info_type":"活动名称","info_content":"新会员有礼"},{"info_type":"奖励说明","info_content":"注册会员抽奖一等奖"}]"#,
-        );
+    let merchant = payout_merchant(&sim);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -694,6 +696,128 @@ async fn a_payout_waits_for_the_payee_succeeds_and_its_notification_verifies() {
         .unwrap();
     assert_eq!(status, 422, "{answer}");
     assert!(answer.contains("unknown payout"), "{answer}");
+}
+
+/// A build of wechat-v3 made against contract 0.5.0, kept as a fixture:
+/// its payouts still work through the 0.5 bindings (the payee's name
+/// encrypted by the host's OAEP, forwarded to the 0.5 import), and it
+/// offers no auto-debit contracts (0.6 added them): its capabilities say
+/// so and all five contract operations answer `unsupported` naming its
+/// contract, without reaching the provider.
+#[tokio::test]
+async fn a_component_built_against_contract_0_5_still_pays_out_and_has_no_contracts() {
+    use payhost::contract::{
+        ContractPayer, ContractQueryRequest, ContractRef, ContractSignRequest,
+        ContractTerminateRequest, DeductionQueryRequest, DeductionRequest, Money, Payee,
+        PayoutRequest, PayoutState,
+    };
+    let (f, sim) = v3_front("v3-contract-0.5", DIRECT).await;
+    let rt = Runtime::new(test_config()).unwrap();
+    let build = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/wechat-v3-contract-0.5.0.wasm");
+    let old = rt
+        .load(&std::fs::read(&build).expect("the 0.5.0 fixture"))
+        .expect("a 0.5.0 component loads");
+    assert_eq!(old.info.contract_version, "0.5.0");
+    let caps = &old.info.capabilities;
+    assert!(caps.payouts && caps.payout_notifications);
+    assert!(!caps.contracts && !caps.contract_notifications && !caps.deduction_notifications);
+    let merchant = payout_merchant(&sim);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let call = |op| {
+        let ctx = CallContext {
+            notify_url: f.url("/v1/notify/wechat-v3/shop-v3"),
+            ..ctx(now)
+        };
+        rt.call(&old, &merchant, ctx, op)
+    };
+    let paid = call(Operation::Payout(PayoutRequest {
+        merchant_payout_no: "OLD5PAYOUT1".into(),
+        amount: Money {
+            minor: 200_000,
+            currency: "CNY".into(),
+        },
+        payee: Payee {
+            app_id: "wx8888888888888888".into(),
+            openid: "o-payee".into(),
+            real_name: Some("王小王".into()),
+        },
+        remark: "新会员开通有礼".into(),
+        scene: None,
+    }))
+    .await
+    .unwrap();
+    let Output::PayoutStatus(paid) = paid else {
+        panic!("{paid:?}")
+    };
+    assert!(matches!(
+        paid.state,
+        PayoutState::PendingUserConfirmation(Some(_))
+    ));
+    assert_eq!(
+        sim.transfer_user_name("OLD5PAYOUT1").as_deref(),
+        Some("王小王")
+    );
+
+    let sent = sim.count("POST transfer-bills") + sim.count("GET transfer-bills");
+    let contract = ContractRef {
+        merchant_contract_no: "C-OLD5".into(),
+        provider_contract_id: Some("Wx1546".into()),
+    };
+    for op in [
+        Operation::ContractSign(ContractSignRequest {
+            merchant_contract_no: "C-OLD5".into(),
+            plan_id: "106".into(),
+            payer: ContractPayer {
+                app_id: "wx8888888888888888".into(),
+                openid: None,
+                client_ip: None,
+            },
+            display_name: "member".into(),
+            return_url: None,
+        }),
+        Operation::ContractQuery(ContractQueryRequest {
+            contract: contract.clone(),
+            plan_id: "106".into(),
+        }),
+        Operation::ContractTerminate(ContractTerminateRequest {
+            contract: contract.clone(),
+            plan_id: "106".into(),
+            reason: "moved".into(),
+        }),
+        Operation::Deduct(DeductionRequest {
+            contract: contract.clone(),
+            merchant_deduction_no: "D-OLD5".into(),
+            amount: Money {
+                minor: 100,
+                currency: "CNY".into(),
+            },
+            description: "water".into(),
+            client_ip: None,
+        }),
+        Operation::DeductionQuery(DeductionQueryRequest {
+            contract: contract.clone(),
+            merchant_deduction_no: "D-OLD5".into(),
+            provider_deduction_id: None,
+        }),
+    ] {
+        let name = op.name();
+        match call(op).await {
+            Err(CallError::Adapter {
+                error: AdapterError::Unsupported(m),
+                ..
+            }) => assert!(m.contains("0.5.0") && m.contains(name), "{m}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        sim.count("POST transfer-bills") + sim.count("GET transfer-bills"),
+        sent,
+        "nothing reached the provider"
+    );
 }
 
 /// The operator's way to a payout today: `payhost adapter call` with the

@@ -92,7 +92,7 @@ test('describe names the package, marks the api_key secret and speaks the SDK co
   const key = info.configSchema.find((f) => f.name === 'api_key');
   assert.equal(key.kind, 'secret');
   assert.equal(key.default, undefined);
-  assert.equal(info.contractVersion, '0.5.0');
+  assert.equal(info.contractVersion, '0.6.0');
 });
 
 test('unified order sends a signed order in decimal and answers its QR code', () => {

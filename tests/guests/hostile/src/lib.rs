@@ -56,6 +56,9 @@ impl Adapter for Hostile {
                 refund_query: false,
                 payouts: false,
                 payout_notifications: false,
+                contracts: false,
+                contract_notifications: false,
+                deduction_notifications: false,
             },
             egress_hosts: vec!["127.0.0.1".into(), "localhost".into()],
             field_rules: vec![],
@@ -336,6 +339,51 @@ impl payhost_sdk::bindings::Guest for Export {
     ) -> PayoutQueryStep {
         let imports = &payhost_sdk::glue::Imports;
         payhost_sdk::glue::payout_query::<Hostile>(imports, ctx, config, request, exchanges)
+    }
+    fn contract_sign(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: ContractSignRequest,
+        exchanges: Vec<Exchange>,
+    ) -> ContractSignStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::contract_sign::<Hostile>(imports, ctx, config, request, exchanges)
+    }
+    fn contract_query(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: ContractQueryRequest,
+        exchanges: Vec<Exchange>,
+    ) -> ContractStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::contract_query::<Hostile>(imports, ctx, config, request, exchanges)
+    }
+    fn contract_terminate(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: ContractTerminateRequest,
+        exchanges: Vec<Exchange>,
+    ) -> ContractStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::contract_terminate::<Hostile>(imports, ctx, config, request, exchanges)
+    }
+    fn deduct(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: DeductionRequest,
+        exchanges: Vec<Exchange>,
+    ) -> DeductionStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::deduct::<Hostile>(imports, ctx, config, request, exchanges)
+    }
+    fn deduction_query(
+        ctx: CallContext,
+        config: Vec<ConfigEntry>,
+        request: DeductionQueryRequest,
+        exchanges: Vec<Exchange>,
+    ) -> DeductionStep {
+        let imports = &payhost_sdk::glue::Imports;
+        payhost_sdk::glue::deduction_query::<Hostile>(imports, ctx, config, request, exchanges)
     }
 }
 
