@@ -1,9 +1,11 @@
 // The component's entry module: the contract's exports for the adapter.
 // Only this file imports the host (payhost:adapter/*), so the tests load
-// adapter.js in node with the SDK's native harness instead.
+// adapter.js in node with the SDK's native harness instead. The exports
+// themselves come from the SDK (`exports.js`), so an operation a newer
+// contract adds answers the SDK's default until this adapter has it.
 
-import { exportAdapter } from '../../../sdk-js/src/component.js';
+import { serve } from '../../../sdk-js/src/component.js';
 import { TwoPayNow } from './adapter.js';
 
-const adapter = exportAdapter(TwoPayNow);
-export const { describe, unifiedOrder, query, close, refund, refundQuery, payout, payoutQuery, parseNotify } = adapter;
+serve(TwoPayNow);
+export * from '../../../sdk-js/src/exports.js';
