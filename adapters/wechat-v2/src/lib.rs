@@ -2,6 +2,7 @@
 //! direct and partner (service-provider) mode.
 //!
 //! - `lib.rs` (this file): the contract -- `describe` and the six operations.
+//! - [`papay`]: auto-debit contracts (contract 0.6), WeChat's papay family.
 //! - [`wire`]: the v2 field sets, named as WeChat names them.
 //! - [`sign`]: the v2 signature, with the API key as a host-held secret.
 //!
@@ -9,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod papay;
 pub mod sign;
 pub mod wire;
 
@@ -148,6 +150,27 @@ impl<'a> Settings<'a> {
         fields.insert("nonce_str".into(), ctx.nonce(32));
         fields.insert("sign_type".into(), self.sign_type.as_str().into());
         wire::put(&mut fields, "version", self.version);
+        self.send_signed(ctx, path, fields, client_identity)
+    }
+
+    /// [`Self::call`] for papay's `querycontract` and `deletecontract`,
+    /// which take no `nonce_str` (§13.7) and their own `version`; the
+    /// `sign_type` is named only when it is not the default MD5.
+    fn call_without_nonce(&self, ctx: &mut Ctx, path: &str, mut fields: Fields) -> Result<Fields> {
+        if self.sign_type != SignType::Md5 {
+            fields.insert("sign_type".into(), self.sign_type.as_str().into());
+        }
+        self.send_signed(ctx, path, fields, None)
+    }
+
+    /// Signs `fields` as they are, POSTs them and checks the answer.
+    fn send_signed(
+        &self,
+        ctx: &mut Ctx,
+        path: &str,
+        mut fields: Fields,
+        client_identity: Option<Secret>,
+    ) -> Result<Fields> {
         let signature = sign::sign(ctx, self.sign_type, self.api_key, &fields)?;
         fields.insert("sign".into(), signature);
         let mut request = http::post(
@@ -225,9 +248,9 @@ impl Adapter for WechatV2 {
                 refund_query: true,
                 payouts: false,
                 payout_notifications: false,
-                contracts: false,
-                contract_notifications: false,
-                deduction_notifications: false,
+                contracts: true,
+                contract_notifications: true,
+                deduction_notifications: true,
             },
             egress_hosts: vec![
                 "api.mch.weixin.qq.com".into(),
@@ -637,6 +660,26 @@ impl Adapter for WechatV2 {
         })
     }
 
+    fn contract_sign(ctx: &mut Ctx, req: &ContractSignRequest) -> Result<ContractSigning> {
+        papay::sign_contract(ctx, req)
+    }
+
+    fn contract_query(ctx: &mut Ctx, req: &ContractQueryRequest) -> Result<ContractStatus> {
+        papay::query_contract(ctx, req)
+    }
+
+    fn contract_terminate(ctx: &mut Ctx, req: &ContractTerminateRequest) -> Result<ContractStatus> {
+        papay::terminate_contract(ctx, req)
+    }
+
+    fn deduct(ctx: &mut Ctx, req: &DeductionRequest) -> Result<DeductionStatus> {
+        papay::deduct(ctx, req)
+    }
+
+    fn deduction_query(ctx: &mut Ctx, req: &DeductionQueryRequest) -> Result<DeductionStatus> {
+        papay::query_deduction(ctx, req)
+    }
+
     fn parse_notify(ctx: &mut Ctx, req: &InboundHttp) -> Result<NotifyOutcome> {
         let fail =
             |e: Error, msg: &str| e.with_ack(http::response(200, "text/xml", wire::ack_fail(msg)));
@@ -653,8 +696,15 @@ impl Adapter for WechatV2 {
                 "invalid XML",
             )
         })?;
-        let outcome = if fields.contains_key("req_info") {
+        // One URL may serve all four (§13.6.2): a contract change says
+        // `change_type`, a refund carries `req_info`, a deduction names its
+        // contract.
+        let outcome = if fields.contains_key("change_type") {
+            papay::contract_notification(ctx, &s, &fields)
+        } else if fields.contains_key("req_info") {
             refund_notification(ctx, &s, &fields)
+        } else if fields.contains_key("contract_id") {
+            papay::deduction_notification(ctx, &s, &fields)
         } else {
             payment_notification(ctx, &s, &fields)
         };

@@ -1567,3 +1567,5 @@ fn fuzz_signed_answers_are_taken_only_as_signed() {
         answering(merchant(), &closed, b).close(&close).ok()
     });
 }
+
+mod papay;

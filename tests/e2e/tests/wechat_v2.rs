@@ -792,3 +792,121 @@ async fn a_v2_partner_sub_merchant_is_paid_notified_queried_and_refunded() {
     // Every request named the sub-merchant (the simulator refuses others).
     assert!(f.sim.requests().iter().all(|r| r.outcome == "SUCCESS"));
 }
+
+/// MD5 v2 signature of `pairs` with the merchant key, test-side.
+fn md5_sign(pairs: &[(&str, &str)]) -> String {
+    let string_a = canonical::sorted_pairs(pairs.iter().map(|(k, v)| (*k, *v)), &["sign"]);
+    let mut t = SecretTable::new();
+    let k = t.insert(KEY.as_bytes().to_vec());
+    let digest = t
+        .digest(
+            DigestAlgorithm::Md5,
+            &[Part::Text(&format!("{string_a}&key=")), Part::Secret(k)],
+        )
+        .unwrap();
+    hex::encode_upper(digest)
+}
+
+/// Contract 0.6 across the component boundary: the sandboxed wechat-v2
+/// answers `contract-sign` with WeChat's signing mini-program and signed
+/// `extraData` (no call to WeChat), and turns a signed contract
+/// notification into a `contract` event; a forged one is refused.
+#[tokio::test]
+async fn papay_signing_and_its_notification_cross_the_sandbox() {
+    use payhost::contract::{
+        ContractPayer, ContractSignRequest, ContractState, HttpResponse, SignAction,
+    };
+    let s = setup().await;
+    assert!(s.adapter.info.capabilities.contracts);
+    let call = |seed, op| s.runtime.call(&s.adapter, &s.merchant, ctx(seed), op);
+    let out = call(
+        1,
+        Operation::ContractSign(ContractSignRequest {
+            merchant_contract_no: "C0001".into(),
+            plan_id: "106".into(),
+            payer: ContractPayer {
+                app_id: APPID.into(),
+                openid: None,
+                client_ip: None,
+            },
+            display_name: "张三".into(),
+            return_url: None,
+        }),
+    )
+    .await
+    .unwrap();
+    let Output::ContractSigning(signing) = out else {
+        panic!("{out:?}")
+    };
+    let SignAction::MiniProgramNavigation(nav) = signing.action else {
+        panic!("not a navigation")
+    };
+    assert_eq!(nav.app_id, "wxbd687630cd02ce1d");
+    let pairs: Vec<(&str, &str)> = nav
+        .extra_data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let sign = pairs.iter().find(|(k, _)| *k == "sign").unwrap().1;
+    assert_eq!(
+        sign,
+        md5_sign(&pairs),
+        "extraData signed with the merchant key"
+    );
+    assert!(s.sim.requests().is_empty(), "signing calls no WeChat API");
+
+    let mut notification = vec![
+        ("return_code", "SUCCESS"),
+        ("result_code", "SUCCESS"),
+        ("mch_id", MCH_ID),
+        ("contract_code", "C0001"),
+        ("openid", "o-payer"),
+        ("plan_id", "106"),
+        ("change_type", "ADD"),
+        ("operate_time", "2026-12-03 10:00:00"),
+        ("contract_id", "Wx1546"),
+    ];
+    let signature = md5_sign(&notification);
+    notification.push(("sign", &signature));
+    let body = |pairs: &[(&str, &str)]| {
+        let fields: payhost_sdk::xml::Fields = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        payhost_sdk::xml::encode("xml", &fields).into_bytes()
+    };
+    let inbound = |body: Vec<u8>| {
+        Operation::ParseNotify(InboundHttp {
+            method: HttpMethod::Post,
+            path: "/v1/notify/wechat-v2/shop-1".into(),
+            query: String::new(),
+            headers: vec![("content-type".into(), "text/xml".into())],
+            body,
+        })
+    };
+    let Output::Notify(outcome) = call(2, inbound(body(&notification))).await.unwrap() else {
+        panic!("not a notify outcome")
+    };
+    assert!(matches!(
+        &outcome.events[..],
+        [NotifyEvent::Contract(c)] if c.state == ContractState::Active
+            && c.contract.provider_contract_id.as_deref() == Some("Wx1546")
+    ));
+    let forged: Vec<(&str, &str)> = notification
+        .iter()
+        .map(|&(k, v)| {
+            if k == "openid" {
+                (k, "o-thief")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    match call(3, inbound(body(&forged))).await {
+        Err(CallError::Adapter {
+            error: AdapterError::BadSignature(_),
+            ack: Some(HttpResponse { status: 200, .. }),
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
