@@ -83,19 +83,31 @@ async fn reschedule_payout(state: &AppState, polled: &Payout) -> Result<(), ApiE
         else {
             return Ok(());
         };
-        if next.state.is_final() {
-            if next.next_poll_at.is_none() {
-                return Ok(());
-            }
-            next.next_poll_at = None;
-        } else {
-            next.poll_attempts += 1;
-            next.next_poll_at = Some(now_ms() + backoff(state.poll_backoff_ms, next.poll_attempts));
+        let open = !next.state.is_final();
+        if !reschedule(state, open, &mut next.next_poll_at, &mut next.poll_attempts) {
+            return Ok(());
         }
         state.store.update_payout(&next, &[]).await?;
         Ok(())
     })
     .await
+}
+
+/// The next poll of a row after one was made: a back-off later while it is
+/// still `open`, none once it is settled. Returns whether the row changed
+/// (a settled row without a schedule needs no write).
+fn reschedule(
+    state: &AppState,
+    open: bool,
+    next_poll_at: &mut Option<i64>,
+    attempts: &mut i64,
+) -> bool {
+    if !open {
+        return next_poll_at.take().is_some();
+    }
+    *attempts += 1;
+    *next_poll_at = Some(now_ms() + backoff(state.poll_backoff_ms, *attempts));
+    true
 }
 
 /// The merchant of a row to poll, while it is still configured.
@@ -139,16 +151,9 @@ async fn reschedule_order(state: &AppState, polled: &Order) -> Result<(), ApiErr
             return Ok(());
         };
         let open = matches!(next.state, OrderState::Created | OrderState::Pending);
-        let due = if open {
-            next.poll_attempts += 1;
-            Some(now_ms() + backoff(state.poll_backoff_ms, next.poll_attempts))
-        } else {
-            None
-        };
-        if next.next_poll_at == due || (!open && next.next_poll_at.is_none()) {
+        if !reschedule(state, open, &mut next.next_poll_at, &mut next.poll_attempts) {
             return Ok(());
         }
-        next.next_poll_at = due;
         state.store.update_order(&next, &[]).await?;
         Ok(())
     })
@@ -169,14 +174,9 @@ async fn reschedule_refund(state: &AppState, polled: &Refund) -> Result<(), ApiE
         else {
             return Ok(());
         };
-        if next.state != RefundState::Pending {
-            if next.next_poll_at.is_none() {
-                return Ok(());
-            }
-            next.next_poll_at = None;
-        } else {
-            next.poll_attempts += 1;
-            next.next_poll_at = Some(now_ms() + backoff(state.poll_backoff_ms, next.poll_attempts));
+        let open = next.state == RefundState::Pending;
+        if !reschedule(state, open, &mut next.next_poll_at, &mut next.poll_attempts) {
+            return Ok(());
         }
         state.store.update_refund(&next, None, &[]).await?;
         Ok(())

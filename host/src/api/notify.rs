@@ -160,7 +160,9 @@ pub async fn receive(
             let mut recorded = false;
             let mut verdicts = Vec::new();
             for event in &outcome.events {
-                let (order_no, verdict) = match event {
+                // The subject recorded with the notification, the verdict,
+                // and what it is about when payhost does not have it.
+                let (order_no, verdict, unknown) = match event {
                     NotifyEvent::Payment(status) => {
                         let no = status.order.merchant_order_no.clone();
                         let v = flows::apply_noted_trade_status(
@@ -175,7 +177,7 @@ pub async fn receive(
                         .map(|(_, v)| v);
                         recorded |=
                             note.is_some() && v.as_ref().is_ok_and(|v| *v == Verdict::Applied);
-                        (no, v)
+                        (no, v, "order or refund")
                     }
                     NotifyEvent::Refund(status) => {
                         let no = status.order.merchant_order_no.clone();
@@ -188,22 +190,14 @@ pub async fn receive(
                         )
                         .await
                         .map(|(_, v)| v);
-                        (no, v)
+                        (no, v, "order or refund")
                     }
                     NotifyEvent::Payout(status) => {
                         let no = status.payout.merchant_payout_no.clone();
                         let v = flows::apply_payout_status(&state, &merchant, &no, status)
                             .await
                             .map(|(_, v)| v);
-                        // A payout payhost does not have: refused, so the
-                        // provider keeps it and sends it again.
-                        let v = match v {
-                            Err(e) if e.status == StatusCode::NOT_FOUND => {
-                                Ok(Verdict::Mismatch("unknown payout".into()))
-                            }
-                            other => other,
-                        };
-                        (crate::store::payouts::mismatch_subject(&no), v)
+                        (crate::store::payouts::mismatch_subject(&no), v, "payout")
                     }
                     // Verified, but this host keeps no contracts yet: like
                     // an event about an unknown order, refused so the
@@ -215,9 +209,10 @@ pub async fn receive(
                 };
                 let verdict = match verdict {
                     Ok(v) => v,
-                    // A verified event about an order payhost does not have.
+                    // A verified event about something payhost does not
+                    // have: refused, so the provider sends it again.
                     Err(e) if e.status == StatusCode::NOT_FOUND => {
-                        Verdict::Mismatch("unknown order or refund".into())
+                        Verdict::Mismatch(format!("unknown {unknown}"))
                     }
                     Err(e) => return Err(e),
                 };

@@ -164,15 +164,14 @@ pub async fn get(
     Path(payout_no): Path<String>,
     super::ApiQuery(params): super::ApiQuery<GetParams>,
 ) -> Result<Response, ApiError> {
-    let payout = flows::load_payout(&state, &merchant, &payout_no).await?;
+    let payout = flows::load_payout(&state, &merchant.id, &payout_no).await?;
     if !params.refresh {
         return Ok(Json(Payout::from(&payout)).into_response());
     }
     state.take_rate(&merchant, Op::Query).await?;
-    let adapter = state.adapter_for(&merchant)?;
-    let (payout, _) = flows::refresh_payout(&state, &merchant, &payout).await?;
+    let (payout, _, digest) = flows::refresh_payout(&state, &merchant, &payout).await?;
     Ok((
-        [(ADAPTER_DIGEST_HEADER, adapter.digest.clone())],
+        [(ADAPTER_DIGEST_HEADER, digest)],
         Json(Payout::from(&payout)),
     )
         .into_response())

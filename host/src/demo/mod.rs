@@ -286,6 +286,8 @@ async fn walk_payout(
         bail!("{} makes no payouts", scenario.title);
     }
     let payout_no = format!("DEMOPAY{}", std::process::id());
+    // From 2,000.00 CNY WeChat checks the payee's real name.
+    let payee = json!({ "app_id": scenario.payer["app_id"], "openid": scenario.payer["openid"], "real_name": "王小王" });
     let amount = 200_000;
     println!(
         "3. The backend pays {} to a payee's wallet (payout {payout_no}); from 2,000.00 CNY WeChat checks the payee's real name",
@@ -295,7 +297,7 @@ async fn walk_payout(
         "payout_no": payout_no,
         "amount": amount,
         "currency": "CNY",
-        "payee": { "app_id": scenario.payer["app_id"], "openid": scenario.payer["openid"], "real_name": "王小王" },
+        "payee": payee,
         "remark": "payhost demo reward",
     });
     let payout = backend
@@ -339,7 +341,7 @@ async fn walk_payout(
             "/v1/payouts",
             Some(json!({
                 "payout_no": format!("{payout_no}X"), "amount": over, "currency": "CNY",
-                "payee": { "app_id": scenario.payer["app_id"], "openid": scenario.payer["openid"], "real_name": "王小王" },
+                "payee": payee,
                 "remark": "too much",
             })),
         )

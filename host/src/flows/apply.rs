@@ -190,18 +190,35 @@ async fn mismatch(
     } else {
         "payment_mismatch"
     };
-    let fingerprint = hex::encode(sha2::Sha256::digest(
-        json!([kind, refund.map(|r| &r.refund_no), reason]).to_string(),
-    ));
     let event = orders::mismatch_event(order, refund, reason, reported);
+    let key = json!([kind, refund.map(|r| &r.refund_no), reason]);
+    let subject = &order.merchant_order_no;
+    tell_contradiction(state, merchant, subject, kind, reason, key, &event).await
+}
+
+/// A verified provider statement that contradicts what payhost stored
+/// about `subject` (an order number, a payout's subject): recorded once per
+/// distinct `key` (which names the `reason`), and only the first time
+/// `event` goes to the merchant, a warning to the log and `kind` to the
+/// money metric.
+pub(super) async fn tell_contradiction(
+    state: &AppState,
+    merchant: &Merchant,
+    subject: &str,
+    kind: &'static str,
+    reason: &str,
+    key: serde_json::Value,
+    event: &crate::store::NewEvent,
+) -> Result<(), ApiError> {
+    let fingerprint = hex::encode(sha2::Sha256::digest(key.to_string()));
     let first = state
         .store
-        .record_mismatch(&merchant.id, &order.merchant_order_no, &fingerprint, &event)
+        .record_mismatch(&merchant.id, subject, &fingerprint, event)
         .await?;
     if first {
         tracing::warn!(
-            merchant = %merchant.id, order = %order.merchant_order_no, %reason,
-            "the provider contradicts the order; nothing changed, the merchant is told"
+            merchant = %merchant.id, %subject, %kind, %reason,
+            "the provider contradicts what payhost stored; nothing changed, the merchant is told"
         );
         state.metrics.money_event(&merchant.id, kind);
     }

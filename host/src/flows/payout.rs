@@ -2,6 +2,7 @@
 //! stored before the provider is asked, then settled by the provider's
 //! answer, its notification or `payout-query`.
 
+use super::apply::tell_contradiction;
 use super::retry::{Round, until_not_lost};
 use super::{Verdict, call, call_counted, final_refusal, money, unexpected};
 use crate::api::problem::ApiError;
@@ -13,7 +14,6 @@ use crate::store::{Inserted, Payout, PayoutState, StoreError};
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use sha2::Digest as _;
 
 /// A payout as the merchant asked for it.
 #[derive(Debug, Clone)]
@@ -227,7 +227,7 @@ pub async fn create_payout(
             // query.
             if final_refusal(&err) || (sent == 0 && err.code != "provider_unreachable") {
                 let reason = err.detail.clone();
-                store_decision(state, &payout, |p| payouts::refused(p, &reason)).await?;
+                fail_refused(state, &payout, &reason).await?;
             }
             return Err(err);
         }
@@ -245,41 +245,34 @@ pub async fn create_payout(
     }
 }
 
-/// Stores what `decide` makes of the payout as it is now.
-async fn store_decision(
-    state: &AppState,
-    payout: &Payout,
-    decide: impl Fn(&Payout) -> Decision,
-) -> Result<Payout, ApiError> {
-    let decide = &decide;
+/// Fails a payout the provider refused outright, on the row as it is now
+/// (a payout something else settled meanwhile stays as it is).
+async fn fail_refused(state: &AppState, payout: &Payout, reason: &str) -> Result<(), ApiError> {
     until_not_lost(move |_| async move {
-        let now = load(state, &payout.merchant_id, &payout.payout_no).await?;
-        match decide(&now) {
-            Decision::Apply {
-                payout: next,
-                events,
-            } => Ok(state.store.update_payout(&next, &events).await?),
-            _ => Ok(now),
+        let now = load_payout(state, &payout.merchant_id, &payout.payout_no).await?;
+        if let Decision::Apply {
+            payout: next,
+            events,
+        } = payouts::refused(&now, reason)
+        {
+            state.store.update_payout(&next, &events).await?;
         }
+        Ok(())
     })
     .await
-}
-
-async fn load(state: &AppState, merchant_id: &str, payout_no: &str) -> Result<Payout, ApiError> {
-    state
-        .store
-        .get_payout(merchant_id, payout_no)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no payout `{payout_no}`")))
 }
 
 /// A merchant's payout, or 404.
 pub async fn load_payout(
     state: &AppState,
-    merchant: &Merchant,
+    merchant_id: &str,
     payout_no: &str,
 ) -> Result<Payout, ApiError> {
-    load(state, &merchant.id, payout_no).await
+    state
+        .store
+        .get_payout(merchant_id, payout_no)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no payout `{payout_no}`")))
 }
 
 /// Applies a provider's statement about a payout; a contradiction is
@@ -291,7 +284,7 @@ pub async fn apply_payout_status(
     status: &contract::PayoutStatus,
 ) -> Result<(Payout, Verdict), ApiError> {
     until_not_lost(move |_| async move {
-        let payout = load(state, &merchant.id, payout_no).await?;
+        let payout = load_payout(state, &merchant.id, payout_no).await?;
         Ok(match payouts::apply_payout_status(&payout, status) {
             Decision::Apply {
                 payout: next,
@@ -326,33 +319,29 @@ async fn mismatch(
     reason: &str,
     status: &contract::PayoutStatus,
 ) -> Result<(), ApiError> {
-    let fingerprint = hex::encode(sha2::Sha256::digest(
-        json!(["payout_mismatch", reason]).to_string(),
-    ));
     let reported = serde_json::to_value(status).unwrap_or_default();
     let event = payouts::mismatch_event(payout, reason, reported);
     let subject = crate::store::payouts::mismatch_subject(&payout.payout_no);
-    let first = state
-        .store
-        .record_mismatch(&merchant.id, &subject, &fingerprint, &event)
-        .await?;
-    if first {
-        tracing::warn!(
-            merchant = %merchant.id, payout = %payout.payout_no, %reason,
-            "the provider contradicts the payout; nothing changed, the merchant is told"
-        );
-        state.metrics.money_event(&merchant.id, "payout_mismatch");
-    }
-    Ok(())
+    let key = json!(["payout_mismatch", reason]);
+    tell_contradiction(
+        state,
+        merchant,
+        &subject,
+        "payout_mismatch",
+        reason,
+        key,
+        &event,
+    )
+    .await
 }
 
 /// Asks the provider about a payout (`payout-query`) and applies the
-/// answer.
+/// answer; also answers the digest of the adapter version that asked.
 pub async fn refresh_payout(
     state: &AppState,
     merchant: &Merchant,
     payout: &Payout,
-) -> Result<(Payout, Verdict), ApiError> {
+) -> Result<(Payout, Verdict, String), ApiError> {
     let adapter = state.adapter_for(merchant)?;
     if !adapter.info.capabilities.payouts {
         return Err(payouts_unsupported(merchant));
@@ -367,5 +356,7 @@ pub async fn refresh_payout(
         Output::PayoutStatus(s) => s,
         other => return Err(unexpected("payout-query", &other)),
     };
-    apply_payout_status(state, merchant, &payout.payout_no, &status).await
+    let (payout, verdict) =
+        apply_payout_status(state, merchant, &payout.payout_no, &status).await?;
+    Ok((payout, verdict, adapter.digest.clone()))
 }

@@ -590,6 +590,18 @@ async fn a_v3_global_institution_merchant_takes_eur_through_every_operation() {
 
 // ------------------------------------------------------------ payouts (contract 0.5)
 
+/// A call context of now, whose notify URL is `f`'s for `shop-v3`.
+fn sandbox_ctx(f: &Front) -> CallContext {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    CallContext {
+        notify_url: f.url("/v1/notify/wechat-v3/shop-v3"),
+        ..ctx(now)
+    }
+}
+
 /// `shop-v3` as the sandbox sees it, with the merchant transfer's scene.
 fn payout_merchant(sim: &Simulator) -> MerchantConfig {
     MerchantConfig::new("shop-v3")
@@ -624,17 +636,8 @@ async fn a_payout_waits_for_the_payee_succeeds_and_its_notification_verifies() {
     let a = rt.load(&component("wechat-v3")).unwrap();
     assert!(a.info.capabilities.payouts && a.info.capabilities.payout_notifications);
     let merchant = payout_merchant(&sim);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let call = |op| {
-        let ctx = CallContext {
-            notify_url: f.url("/v1/notify/wechat-v3/shop-v3"),
-            ..ctx(now)
-        };
-        rt.call(&a, &merchant, ctx, op)
-    };
+    let ctx = sandbox_ctx(&f);
+    let call = |op| rt.call(&a, &merchant, ctx.clone(), op);
     let request = PayoutRequest {
         merchant_payout_no: "PAYOUT0001".into(),
         amount: Money {
@@ -723,17 +726,8 @@ async fn a_component_built_against_contract_0_5_still_pays_out_and_has_no_contra
     assert!(caps.payouts && caps.payout_notifications);
     assert!(!caps.contracts && !caps.contract_notifications && !caps.deduction_notifications);
     let merchant = payout_merchant(&sim);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let call = |op| {
-        let ctx = CallContext {
-            notify_url: f.url("/v1/notify/wechat-v3/shop-v3"),
-            ..ctx(now)
-        };
-        rt.call(&old, &merchant, ctx, op)
-    };
+    let ctx = sandbox_ctx(&f);
+    let call = |op| rt.call(&old, &merchant, ctx.clone(), op);
     let paid = call(Operation::Payout(PayoutRequest {
         merchant_payout_no: "OLD5PAYOUT1".into(),
         amount: Money {

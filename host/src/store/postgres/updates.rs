@@ -112,8 +112,9 @@ pub(super) async fn cas_refund(
     Ok(stored)
 }
 
-/// A lock per (merchant, payer), held until the transaction ends, taken
-/// before a capped insert sums the payer's day.
+/// A lock on a key (text), held until the transaction ends: a capped
+/// insert takes one per (merchant, payer) before it sums the payer's day,
+/// a payout insert one per merchant.
 ///
 /// Why a lock: under READ COMMITTED two transactions on different
 /// connections (or replicas) would each sum without the other's
@@ -124,7 +125,7 @@ pub(super) async fn cas_refund(
 /// the next holder's sum is a fresh READ COMMITTED snapshot that sees the
 /// previous holder's committed order, so the cap holds exactly. Two payers
 /// whose keys hash alike merely take turns.
-const LOCK_PAYER: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+const ADVISORY_XACT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
 /// Inserts `order` (at version 1) unless its number exists, under `cap`.
 pub(super) async fn insert_capped(
@@ -137,7 +138,7 @@ pub(super) async fn insert_capped(
             "payer-cap\u{1f}{}\u{1f}{}",
             order.merchant_id, cap.payer_openid
         );
-        tx.execute(LOCK_PAYER, &[&payer]).await?;
+        tx.execute(ADVISORY_XACT_LOCK, &[&payer]).await?;
         if select_order(tx, &order.merchant_id, &order.merchant_order_no)
             .await?
             .is_none()
@@ -296,17 +297,16 @@ pub(super) fn pg_binds(binds: &[Bind]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 /// Inserts `payout` (at version 1) unless its number exists, under `caps`.
-/// A lock per merchant, held until the transaction ends, serializes the
-/// day's sum and the insert across connections and replicas (as
-/// [`LOCK_PAYER`] does for a payer's cap): the merchant's daily total
-/// spans all its payees, so the lock must too.
+/// [`ADVISORY_XACT_LOCK`] on the merchant serializes the day's sum and the
+/// insert across connections and replicas, as it does for a payer's cap:
+/// the merchant's daily total spans all its payees, so the lock must too.
 pub(super) async fn insert_payout_capped(
     tx: &Transaction<'_>,
     payout: &Payout,
     caps: &PayoutCaps,
 ) -> Result<Inserted<Payout>, TxError> {
     let lock = format!("payout-day\u{1f}{}", payout.merchant_id);
-    tx.execute(LOCK_PAYER, &[&lock]).await?;
+    tx.execute(ADVISORY_XACT_LOCK, &[&lock]).await?;
     let existing = query_opt(
         tx,
         &SELECT_PAYOUT,
