@@ -40,6 +40,8 @@
 //! (`cash_fee` in `cash_fee_type` CNY at `rate`). The domestic API (the
 //! default) takes CNY only.
 //!
+//! The papay auto-debit family (providers.md §13) is in [`papay`].
+//!
 //! Not simulated: the five-minute minimum before closing, refund query paging (`offset`, more
 //! than 10 refunds), the 50-refund limit, rate limits.
 
@@ -59,6 +61,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+pub mod papay;
+pub use papay::{ContractTruth, DeductionTruth, PapayLimits, PapayTruth};
 
 /// The merchant's signature algorithm (`sign_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,6 +116,12 @@ pub struct SimConfig {
     /// every request must name this sub-merchant, and answers and
     /// notifications name it too.
     pub sub_mch_id: Option<String>,
+    /// The papay template: deduction limits and its notify URL.
+    pub papay: PapayLimits,
+    /// Every signed notification the background sender queues goes out
+    /// with a field changed after signing, as a forger's would. Refund
+    /// notifications (encrypted, not signed) are left alone.
+    pub tamper_notifications: bool,
 }
 
 /// The cross-border API's exchange rate: what its payers pay in CNY.
@@ -237,6 +248,8 @@ impl SimConfig {
             tls: None,
             overseas: None,
             sub_mch_id: None,
+            papay: PapayLimits::default(),
+            tamper_notifications: false,
         }
     }
 }
@@ -254,6 +267,8 @@ impl std::fmt::Debug for SimConfig {
             .field("tls", &self.tls.is_some())
             .field("overseas", &self.overseas)
             .field("sub_mch_id", &self.sub_mch_id)
+            .field("papay", &self.papay)
+            .field("tamper_notifications", &self.tamper_notifications)
             .finish()
     }
 }
@@ -496,7 +511,7 @@ impl Simulator {
         let url = book.orders[out_trade_no].notify_url.clone();
         drop(book);
         let body = self.shared.signed_xml(fields, self.shared.config.sign_type);
-        self.shared.outbox.enqueue(url, body)?;
+        self.shared.enqueue_signed(url, body)?;
         Ok(true)
     }
 
@@ -638,6 +653,20 @@ fn tamper_signature(body: &str) -> String {
     xml::encode("xml", &fields)
 }
 
+/// A signed notification with a value changed after signing: `total_fee`
+/// one fen more when it has one, else the `openid`.
+fn tamper_value(body: &str) -> String {
+    let (_, mut fields) = xml::decode(body.as_bytes()).expect("own XML");
+    if let Some(fee) = fields.get_mut("total_fee") {
+        *fee = (fee.parse::<u64>().unwrap_or(0) + 1).to_string();
+    } else if let Some(openid) = fields.get_mut("openid") {
+        openid.push('x');
+    } else {
+        return tamper_signature(body);
+    }
+    xml::encode("xml", &fields)
+}
+
 // ---------------------------------------------------------------- state
 
 #[derive(Default)]
@@ -648,6 +677,7 @@ struct Book {
     fail_next: Option<String>,
     answer_5xx_next: bool,
     seq: u64,
+    papay: papay::PapayBook,
 }
 
 impl Book {
@@ -861,6 +891,17 @@ impl Shared {
         xml::encode("xml", &fields)
     }
 
+    /// Queues a signed notification, tampered with when
+    /// [`SimConfig::tamper_notifications`] says so.
+    fn enqueue_signed(&self, url: String, body: String) -> anyhow::Result<()> {
+        let body = if self.config.tamper_notifications {
+            tamper_value(&body)
+        } else {
+            body
+        };
+        self.outbox.enqueue(url, body)
+    }
+
     fn nonce(book: &mut Book) -> String {
         let n = book.next();
         encoding::hex_lower(&native::digest(
@@ -910,13 +951,13 @@ impl Shared {
                 (StatusCode::OK, xml::encode("xml", &f), code.to_string())
             }
             Answer::Refused(sign_type, (code, des)) => {
-                let mut f = self.envelope(&mut book, "FAIL");
+                let mut f = self.envelope(&mut book, path, "FAIL");
                 f.insert("err_code".into(), code.clone());
                 f.insert("err_code_des".into(), des);
                 (StatusCode::OK, self.signed_xml(f, sign_type), code)
             }
             Answer::Success(sign_type, extra) => {
-                let mut f = self.envelope(&mut book, "SUCCESS");
+                let mut f = self.envelope(&mut book, path, "SUCCESS");
                 f.extend(extra);
                 (
                     StatusCode::OK,
@@ -935,7 +976,7 @@ impl Shared {
         (status, text)
     }
 
-    fn envelope(&self, book: &mut Book, result_code: &str) -> Fields {
+    fn envelope(&self, book: &mut Book, path: &str, result_code: &str) -> Fields {
         let mut f = Fields::new();
         for (k, v) in [
             ("return_code", "SUCCESS"),
@@ -946,7 +987,10 @@ impl Shared {
         ] {
             f.insert(k.into(), v.to_string());
         }
-        f.insert("nonce_str".into(), Self::nonce(book));
+        // papay's contract calls answer without one, as they ask (§13.4).
+        if !papay::nonceless(path) {
+            f.insert("nonce_str".into(), Self::nonce(book));
+        }
         if let Some(sub) = &self.config.sub_mch_id {
             f.insert("sub_mch_id".into(), sub.clone());
         }
@@ -971,6 +1015,10 @@ impl Shared {
             "/secapi/pay/refund" => Shared::refund,
             "/pay/closeorder" => Shared::close_order,
             "/pay/refundquery" => Shared::refund_query,
+            papay::QUERY_CONTRACT => Shared::query_contract,
+            papay::DELETE_CONTRACT => Shared::delete_contract,
+            papay::PAP_PAY_APPLY => Shared::pap_pay_apply,
+            papay::PAP_ORDER_QUERY => Shared::pap_order_query,
             _ => return Answer::NotFound,
         };
         if method != Method::POST {
@@ -992,15 +1040,20 @@ impl Shared {
         let Some(sign_type) = SignType::parse(declared) else {
             return Answer::Refused(
                 self.config.sign_type,
-                (
-                    "SIGNERROR".into(),
-                    format!("sign_type `{declared}` is not MD5 or HMAC-SHA256"),
+                papay::as_printed(
+                    path,
+                    (
+                        "SIGNERROR".into(),
+                        format!("sign_type `{declared}` is not MD5 or HMAC-SHA256"),
+                    ),
                 ),
             );
         };
         let checked = (|| {
             for name in ["appid", "mch_id", "nonce_str", "sign"] {
-                need(&fields, name)?;
+                if !(name == "nonce_str" && papay::nonceless(path)) {
+                    need(&fields, name)?;
+                }
             }
             if fields["mch_id"] != self.config.mch_id {
                 return refuse(
@@ -1022,7 +1075,7 @@ impl Shared {
             if fields["sign"] != self.sign(&fields, sign_type) {
                 return refuse("SIGNERROR", "签名错误");
             }
-            if fields["nonce_str"].len() > 32 {
+            if get(&fields, "nonce_str").is_some_and(|n| n.len() > 32) {
                 return refuse("INVALID_REQUEST", "nonce_str longer than 32 characters");
             }
             if let Some(code) = book.fail_next.take() {
@@ -1032,7 +1085,7 @@ impl Shared {
         })();
         match checked {
             Ok(extra) => Answer::Success(sign_type, extra),
-            Err(refusal) => Answer::Refused(sign_type, refusal),
+            Err(refusal) => Answer::Refused(sign_type, papay::as_printed(path, refusal)),
         }
     }
 
@@ -1619,3 +1672,6 @@ fn order_reply(o: &Order) -> Fields {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod papay_tests;
