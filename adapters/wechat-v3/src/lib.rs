@@ -6,12 +6,15 @@
 //! - [`wire`]: the v3 messages and paths, named as WeChat Pay names them.
 //! - [`sign`]: request signing, answer and notification verification,
 //!   notification decryption; every key stays on the host.
+//! - [`papay`]: WeChat Pay Global's auto-debit contracts (providers.md §13),
+//!   behind `papay_mode = "global"`.
 //!
 //! References are to sections of `providers.md` (§3 direct, §4 partner and
 //! global).
 
 #![forbid(unsafe_code)]
 
+pub mod papay;
 pub mod sign;
 pub mod wire;
 
@@ -481,9 +484,12 @@ impl Adapter for WechatV3 {
                 // The merchant transfer (§12.4), direct mode.
                 payouts: true,
                 payout_notifications: true,
-                contracts: false,
-                contract_notifications: false,
-                deduction_notifications: false,
+                // WeChat Pay Global papay (§13), for merchants configured
+                // with `papay_mode = global`; for the others every contract
+                // operation answers `unsupported`.
+                contracts: true,
+                contract_notifications: true,
+                deduction_notifications: true,
             },
             egress_hosts: vec![
                 "api.mch.weixin.qq.com".into(),
@@ -603,6 +609,62 @@ impl Adapter for WechatV3 {
                     FieldKind::Text,
                     false,
                     None,
+                ),
+                field(
+                    "papay_mode",
+                    "Auto-debit contracts: `off`, or `global` for WeChat Pay Global papay (needs mode `global` and WeChat's papay permission)",
+                    FieldKind::Text,
+                    false,
+                    Some("off"),
+                ),
+                field(
+                    "papay_path_prefix",
+                    "Papay: the API path prefix, `/v3/global/papay` (page headers, OpenAPI set) or `/v3/papay/hk` (the pages' request examples) — providers.md §13.1",
+                    FieldKind::Text,
+                    false,
+                    Some(papay::wire::DEFAULT_PREFIX),
+                ),
+                field(
+                    "papay_merchant_category_code",
+                    "Papay: the merchant_category_code (MCC) WeChat requires on every deduction — §13.3.4",
+                    FieldKind::Text,
+                    false,
+                    None,
+                ),
+                field(
+                    "papay_signing_appid",
+                    "Papay: the mini-program the payer is sent to with the pre-sign's session (UNKNOWN for overseas; default WeChat's signing mini-program) — §13.2.1, §13.2.6",
+                    FieldKind::Text,
+                    false,
+                    Some(papay::wire::DEFAULT_SIGNING_APP_ID),
+                ),
+                field(
+                    "papay_signing_path",
+                    "Papay: the page of that mini-program (UNKNOWN for overseas) — §13.2.1",
+                    FieldKind::Text,
+                    false,
+                    Some(papay::wire::DEFAULT_SIGNING_PATH),
+                ),
+                field(
+                    "papay_session_param",
+                    "Papay: the extraData key that carries the pre-sign's session_id (UNKNOWN) — §13.2.6",
+                    FieldKind::Text,
+                    false,
+                    Some(papay::wire::DEFAULT_SESSION_PARAM),
+                ),
+                field(
+                    "papay_sign_expires_secs",
+                    "Papay: when set, the pre-sign's expired_time is now plus this many seconds; unset, none is sent (its meaning is not published) — §13.2.6",
+                    FieldKind::Text,
+                    false,
+                    None,
+                ),
+                field(
+                    "papay_contract_events",
+                    "Papay: comma-separated event_type values of contract notifications (overseas names UNKNOWN; default the domestic v3 ones) — §13.6.3",
+                    FieldKind::Text,
+                    false,
+                    Some(papay::wire::DEFAULT_CONTRACT_EVENTS),
                 ),
                 field(
                     "base_url",
@@ -977,6 +1039,26 @@ impl Adapter for WechatV3 {
         s.payout_status(&answer, no, None, "transfer query answer")
     }
 
+    fn contract_sign(ctx: &mut Ctx, req: &ContractSignRequest) -> Result<ContractSigning> {
+        papay::sign_contract(ctx, req)
+    }
+
+    fn contract_query(ctx: &mut Ctx, req: &ContractQueryRequest) -> Result<ContractStatus> {
+        papay::query_contract(ctx, req)
+    }
+
+    fn contract_terminate(ctx: &mut Ctx, req: &ContractTerminateRequest) -> Result<ContractStatus> {
+        papay::terminate_contract(ctx, req)
+    }
+
+    fn deduct(ctx: &mut Ctx, req: &DeductionRequest) -> Result<DeductionStatus> {
+        papay::deduct(ctx, req)
+    }
+
+    fn deduction_query(ctx: &mut Ctx, req: &DeductionQueryRequest) -> Result<DeductionStatus> {
+        papay::query_deduction(ctx, req)
+    }
+
     fn parse_notify(ctx: &mut Ctx, req: &InboundHttp) -> Result<NotifyOutcome> {
         let fail = |e: Error, msg: &str| e.with_ack(wire::ack_fail(msg));
         let s = Settings::read(ctx)?;
@@ -1013,6 +1095,11 @@ fn notification_events(ctx: &Ctx, s: &Settings, body: &[u8]) -> Result<Vec<Notif
         &r.ciphertext,
     )?;
     let what = format!("notification {} ({})", n.id, n.event_type);
+    if let Some(p) = papay::PapaySettings::read_opt(ctx, s)?
+        && let Some(events) = papay::notification_events(s, &p, &n.event_type, &plain, &what)?
+    {
+        return Ok(events);
+    }
     let invalid = |e: Error| match e.adapter_error() {
         Some(AdapterError::MalformedResponse(m)) => Error::invalid_request(m.clone()),
         _ => e,

@@ -843,4 +843,5 @@ fn fuzz_signed_answers_are_taken_only_as_signed() {
     });
 }
 
+mod papay;
 mod payouts;

@@ -23,7 +23,8 @@
 //! query's query string and in a close or refund body must be the
 //! merchant's.
 //!
-//! Payouts, the merchant transfer (§12.4), are in [`transfer`].
+//! Payouts, the merchant transfer (§12.4), are in [`transfer`]; WeChat Pay
+//! Global's auto-debit contracts (papay, §13) in [`papay`].
 //!
 //! Not simulated: mutual TLS (v3 has none), `GET /v3/certificates`, rate
 //! limits, the seven-day order validity.
@@ -92,6 +93,8 @@ struct State {
     orders: BTreeMap<String, Order>,
     /// Transfer bills by `out_bill_no` ([`transfer`]).
     bills: BTreeMap<String, transfer::Bill>,
+    /// Papay contracts, pre-signs and deductions ([`papay`]).
+    papay: papay::Book,
     refunds: BTreeMap<String, Refund>,
     /// Requests per endpoint (`POST /jsapi`, `GET /out-trade-no`, ...).
     counts: BTreeMap<String, u64>,
@@ -278,6 +281,9 @@ pub enum NotifyForgery {
     UnknownSerial,
     /// Stamped ten minutes ago.
     Stale,
+    /// The resource's ciphertext changed before the envelope was signed:
+    /// the signature holds, decryption fails.
+    BadCiphertext,
 }
 
 impl Simulator {
@@ -461,6 +467,12 @@ impl Simulator {
                 },
             )
             .map_err(|_| anyhow!("encrypt"))?;
+        let mut ct = ct;
+        if forgery == NotifyForgery::BadCiphertext
+            && let Some(b) = ct.first_mut()
+        {
+            *b ^= 1;
+        }
         let id = self.shared.next_id("EV");
         let body = json!({
             "id": id, "create_time": payhost_sdk::time::format_rfc3339(now(), payhost_sdk::time::CHINA).unwrap_or_default(),
@@ -568,6 +580,17 @@ async fn handle(
         *st.counts
             .entry(format!("{method} transfer-bills"))
             .or_default() += 1;
+        drop(st);
+        return answer;
+    }
+    if let Some(answer) = papay::handle(&s, &method, &uri, &body) {
+        let mut st = s.state();
+        *st.counts.entry(format!("{method} papay")).or_default() += 1;
+        if st.paths.len() == MAX_PATHS {
+            st.paths.pop_front();
+        }
+        st.paths
+            .push_back(uri.path_and_query().map_or(path, |p| p.as_str()).into());
         drop(st);
         return answer;
     }
@@ -931,6 +954,7 @@ fn refund(s: &Shared, body: Option<Value>) -> Response {
     s.answer(StatusCode::OK, Some(s.refund_json(&refund, &order)))
 }
 
+pub mod papay;
 pub mod transfer;
 
 #[cfg(test)]
