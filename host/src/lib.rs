@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod conformance;
 pub mod contract;
+pub mod contracts;
 pub mod delivery;
 pub mod demo;
 pub mod egress;

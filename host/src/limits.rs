@@ -440,6 +440,114 @@ impl PayoutPolicy {
     }
 }
 
+/// Seed 003 (微信扣费服务): at most 50,000.00 CNY a deduction and 10
+/// deductions per contract a day; a contract paused after 3 consecutive
+/// failed deductions; a failed deduction retried no sooner than 6 hours
+/// later. These are payhost's policy, checked before WeChat is asked;
+/// WeChat's own quotas are lower and differ by template (providers.md
+/// §13.8: 500.00 CNY a deduction to start, one a day for auto-renewal):
+/// set them here when the template is known, and WeChat's refusal stays
+/// authoritative.
+pub const DEDUCTION_MAX_CNY_MINOR: u64 = 5_000_000;
+pub const DEDUCTIONS_PER_CONTRACT_DAY: u32 = 10;
+pub const DEDUCTION_PAUSE_AFTER_FAILURES: u32 = 3;
+pub const DEDUCTION_RETRY_INTERVAL_SECS: u64 = 6 * 3600;
+
+/// `[merchants.contracts]` as written; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContractSettings {
+    /// The currency deductions are charged and capped in (CNY).
+    pub currency: Option<String>,
+    pub per_deduction_minor: Option<u64>,
+    pub per_contract_day_count: Option<u32>,
+    pub pause_after_failures: Option<u32>,
+    pub retry_interval_secs: Option<u64>,
+}
+
+/// A merchant's deduction policy after defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContractPolicy {
+    pub currency: String,
+    pub per_deduction_minor: u64,
+    pub per_contract_day_count: u32,
+    pub pause_after_failures: u32,
+    pub retry_interval_secs: u64,
+}
+
+impl ContractSettings {
+    /// Applies seed 003's defaults (CNY); in another currency the amount
+    /// must be given.
+    pub fn resolve(&self) -> Result<ContractPolicy, LimitsError> {
+        let err = |field, problem: String| LimitsError { field, problem };
+        let currency = self.currency.clone().unwrap_or_else(|| "CNY".into());
+        payhost_sdk::money::exponent(&currency)
+            .map_err(|e| err("currency", format!("`{currency}`: {e}")))?;
+        let per_deduction_minor = match self.per_deduction_minor {
+            Some(0) => {
+                return Err(err(
+                    "per_deduction_minor",
+                    "must be greater than zero".into(),
+                ));
+            }
+            Some(v) if v > i64::MAX as u64 => {
+                return Err(err("per_deduction_minor", "is too large".into()));
+            }
+            Some(v) => v,
+            None if currency == "CNY" => DEDUCTION_MAX_CNY_MINOR,
+            None => {
+                return Err(err(
+                    "per_deduction_minor",
+                    format!("deductions are in {currency}, not CNY: set it in its minor units"),
+                ));
+            }
+        };
+        let positive = |field, v: Option<u32>, default: u32| match v.unwrap_or(default) {
+            0 => Err(err(field, "must be greater than zero".into())),
+            n => Ok(n),
+        };
+        let retry_interval_secs = self
+            .retry_interval_secs
+            .unwrap_or(DEDUCTION_RETRY_INTERVAL_SECS);
+        if retry_interval_secs > 30 * 86_400 {
+            return Err(err(
+                "retry_interval_secs",
+                "must be at most 30 days (2592000)".into(),
+            ));
+        }
+        Ok(ContractPolicy {
+            per_deduction_minor,
+            per_contract_day_count: positive(
+                "per_contract_day_count",
+                self.per_contract_day_count,
+                DEDUCTIONS_PER_CONTRACT_DAY,
+            )?,
+            pause_after_failures: positive(
+                "pause_after_failures",
+                self.pause_after_failures,
+                DEDUCTION_PAUSE_AFTER_FAILURES,
+            )?,
+            retry_interval_secs,
+            currency,
+        })
+    }
+}
+
+impl ContractPolicy {
+    /// The caps for the store's insert, the merchant's day starting at
+    /// `since`.
+    pub fn caps(&self, since: i64) -> crate::store::DeductionCaps {
+        crate::store::DeductionCaps {
+            since,
+            per_contract_day_count: i64::from(self.per_contract_day_count),
+            pause_after_failures: i64::from(self.pause_after_failures),
+            retry_interval_ms: i64::try_from(self.retry_interval_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000),
+        }
+    }
+}
+
 /// Start (Unix ms) of the calendar day in `zone` that contains `at_ms`:
 /// per-payer daily caps count the merchant's day, not UTC's.
 pub fn day_start_ms(zone: &jiff::tz::TimeZone, at_ms: i64) -> i64 {
@@ -850,6 +958,72 @@ mod tests {
         ] {
             assert!(bad.resolve().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn deduction_policy_defaults_are_seed_003s_and_bad_values_are_named() {
+        let p = ContractSettings::default().resolve().unwrap();
+        assert_eq!(
+            (
+                p.currency.as_str(),
+                p.per_deduction_minor,
+                p.per_contract_day_count,
+                p.pause_after_failures,
+                p.retry_interval_secs
+            ),
+            ("CNY", 5_000_000, 10, 3, 21_600)
+        );
+        let caps = p.caps(7);
+        assert_eq!(
+            (
+                caps.since,
+                caps.retry_interval_ms,
+                caps.pause_after_failures
+            ),
+            (7, 21_600_000, 3)
+        );
+        let field = |s: ContractSettings| s.resolve().unwrap_err().field;
+        assert_eq!(
+            field(ContractSettings {
+                currency: Some("EUR".into()),
+                ..Default::default()
+            }),
+            "per_deduction_minor"
+        );
+        assert_eq!(
+            field(ContractSettings {
+                per_contract_day_count: Some(0),
+                ..Default::default()
+            }),
+            "per_contract_day_count"
+        );
+        assert_eq!(
+            field(ContractSettings {
+                pause_after_failures: Some(0),
+                ..Default::default()
+            }),
+            "pause_after_failures"
+        );
+        assert_eq!(
+            field(ContractSettings {
+                retry_interval_secs: Some(30 * 86_400 + 1),
+                ..Default::default()
+            }),
+            "retry_interval_secs"
+        );
+        assert_eq!(
+            field(ContractSettings {
+                per_deduction_minor: Some(0),
+                ..Default::default()
+            }),
+            "per_deduction_minor"
+        );
+        // No wait after a failure is the operator's choice.
+        let none = ContractSettings {
+            retry_interval_secs: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(none.resolve().unwrap().caps(0).retry_interval_ms, 0);
     }
 
     #[test]

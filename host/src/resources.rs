@@ -348,14 +348,221 @@ impl PayoutEventData {
     }
 }
 
+/// An auto-debit contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    pub contract_no: String,
+    #[schema(value_type = ContractStateSchema)]
+    pub state: store::ContractState,
+    /// The provider's contract template (WeChat `plan_id`).
+    pub plan_id: String,
+    pub payer: ContractPayerOut,
+    pub display_name: String,
+    /// While `pending_signature`: what the payer's app does to sign.
+    /// `{"type": "mini_program_navigation", "app_id", "path", "extra_data"}`
+    /// goes to `wx.navigateToMiniProgram`; `{"type": "redirect", "url"}`
+    /// opens a page; `{"type": "qr_code", "text"}` is shown as a QR code.
+    /// The page's callback says nothing; the outcome comes as a webhook.
+    #[schema(value_type = Option<Object>)]
+    pub signing: Option<Value>,
+    /// The provider's own id for it (WeChat `contract_id`), once signed.
+    pub provider_contract_id: Option<String>,
+    /// The provider's own state word.
+    pub provider_state: Option<String>,
+    pub signed_at: Option<Timestamp>,
+    /// `terminated`: the provider's reason, or the merchant's.
+    pub termination_reason: Option<String>,
+    /// `paused`: why payhost stopped deducting (consecutive failures).
+    pub pause_reason: Option<String>,
+    pub adapter: String,
+    pub adapter_digest: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContractPayerOut {
+    pub app_id: String,
+    /// The payer's openid: as given, or as the provider reported who signed.
+    pub openid: Option<String>,
+}
+
+impl From<&store::Contract> for Contract {
+    fn from(c: &store::Contract) -> Self {
+        Contract {
+            contract_no: c.contract_no.clone(),
+            state: c.state,
+            plan_id: c.plan_id.clone(),
+            payer: ContractPayerOut {
+                app_id: c.payer_app_id.clone(),
+                openid: c.payer_openid.clone(),
+            },
+            display_name: c.display_name.clone(),
+            signing: (c.state == store::ContractState::PendingSignature && !c.signing.is_null())
+                .then(|| c.signing.clone()),
+            provider_contract_id: c.provider_contract_id.clone(),
+            provider_state: c.provider_state.clone(),
+            signed_at: c.signed_at.map(Timestamp),
+            termination_reason: c.termination_reason.clone(),
+            pause_reason: c.pause_reason.clone(),
+            adapter: c.adapter.clone(),
+            adapter_digest: c.adapter_digest.clone(),
+            created_at: Timestamp(c.created_at),
+            updated_at: Timestamp(c.updated_at),
+            metadata: c.metadata.clone(),
+        }
+    }
+}
+
+/// A charge of an active contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deduction {
+    pub deduction_no: String,
+    pub contract_no: String,
+    #[schema(value_type = DeductionStateSchema)]
+    pub state: store::DeductionState,
+    /// Minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+    pub description: String,
+    /// The provider's id of the charge (WeChat `transaction_id`).
+    pub provider_deduction_id: Option<String>,
+    pub provider_state: Option<String>,
+    /// `failed`: the provider's reason.
+    pub failure_reason: Option<String>,
+    pub paid_at: Option<Timestamp>,
+    pub adapter: String,
+    pub adapter_digest: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Value,
+}
+
+impl From<&store::Deduction> for Deduction {
+    fn from(d: &store::Deduction) -> Self {
+        Deduction {
+            deduction_no: d.deduction_no.clone(),
+            contract_no: d.contract_no.clone(),
+            state: d.state,
+            amount: d.amount_minor,
+            currency: d.currency.clone(),
+            description: d.description.clone(),
+            provider_deduction_id: d.provider_deduction_id.clone(),
+            provider_state: d.provider_state.clone(),
+            failure_reason: d.failure_reason.clone(),
+            paid_at: d.paid_at.map(Timestamp),
+            adapter: d.adapter.clone(),
+            adapter_digest: d.adapter_digest.clone(),
+            created_at: Timestamp(d.created_at),
+            updated_at: Timestamp(d.updated_at),
+            metadata: d.metadata.clone(),
+        }
+    }
+}
+
+/// The `data` of `contract.*` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContractEventData {
+    pub contract: Contract,
+    /// `contract.provider_mismatch`: what contradicts the contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `contract.provider_mismatch`: the provider's statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub reported: Option<Value>,
+}
+
+impl ContractEventData {
+    pub fn of(c: &store::Contract) -> Self {
+        ContractEventData {
+            contract: Contract::from(c),
+            reason: None,
+            reported: None,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("event data serializes")
+    }
+}
+
+/// The `data` of `deduction.*` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeductionEventData {
+    pub deduction: Deduction,
+    /// `deduction.succeeded`: the provider charged after payhost had
+    /// recorded the deduction failed (the provider's word wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DeductionStateSchema>)]
+    pub previous_state: Option<store::DeductionState>,
+    /// `deduction.provider_mismatch`: what contradicts the deduction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `deduction.provider_mismatch`: the provider's statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub reported: Option<Value>,
+}
+
+impl DeductionEventData {
+    pub fn of(d: &store::Deduction) -> Self {
+        DeductionEventData {
+            deduction: Deduction::from(d),
+            previous_state: None,
+            reason: None,
+            reported: None,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).expect("event data serializes")
+    }
+}
+
+/// The states of a contract (the schema of [`store::ContractState`]).
+#[derive(ToSchema)]
+#[schema(as = ContractState)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ContractStateSchema {
+    PendingSignature,
+    Active,
+    Paused,
+    Terminated,
+}
+
+/// The states of a deduction (the schema of [`store::DeductionState`]).
+#[derive(ToSchema)]
+#[schema(as = DeductionState)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum DeductionStateSchema {
+    Created,
+    Pending,
+    Succeeded,
+    Failed,
+}
+
 /// An event's `data`: [`EventData`] for `payment.*` and `refund.*`
-/// events, [`PayoutEventData`] for `payout.*` (the schema only).
+/// events, [`PayoutEventData`] for `payout.*`, [`ContractEventData`] for
+/// `contract.*`, [`DeductionEventData`] for `deduction.*` (the schema only).
 #[derive(ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
 pub enum EventPayload {
     Payment(EventData),
     Payout(PayoutEventData),
+    Contract(ContractEventData),
+    Deduction(DeductionEventData),
 }
 
 /// The states of a payout (the schema of [`store::PayoutState`]).

@@ -216,6 +216,7 @@ async fn build_state(config: &Config) -> Result<(AppState, Option<AdapterSync>)>
                 cny_rate: m.cny_rate.clone(),
                 limits: m.limits,
                 payouts: m.payouts.clone(),
+                contracts: m.contracts.clone(),
                 timezone: m.timezone.clone(),
                 callback_url: m.callback_url.clone(),
                 webhook_secret: m.webhook_secret.clone(),

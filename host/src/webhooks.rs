@@ -124,6 +124,8 @@ pub fn client() -> reqwest::Result<reqwest::Client> {
 /// The body of every webhook delivery. `data` is the event's
 /// [`EventData`](crate::resources::EventData) (`payment.*`, `refund.*`) or
 /// [`PayoutEventData`](crate::resources::PayoutEventData) (`payout.*`),
+/// [`ContractEventData`](crate::resources::ContractEventData) (`contract.*`),
+/// [`DeductionEventData`](crate::resources::DeductionEventData) (`deduction.*`),
 /// the same object `GET /v1/events` lists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +165,20 @@ pub enum EventType {
     PayoutFailed,
     #[serde(rename = "payout.provider_mismatch")]
     PayoutProviderMismatch,
+    #[serde(rename = "contract.signed")]
+    ContractSigned,
+    #[serde(rename = "contract.terminated")]
+    ContractTerminated,
+    #[serde(rename = "contract.paused")]
+    ContractPaused,
+    #[serde(rename = "contract.provider_mismatch")]
+    ContractProviderMismatch,
+    #[serde(rename = "deduction.succeeded")]
+    DeductionSucceeded,
+    #[serde(rename = "deduction.failed")]
+    DeductionFailed,
+    #[serde(rename = "deduction.provider_mismatch")]
+    DeductionProviderMismatch,
 }
 
 /// When an event was created: the time in its ULID when `event_id` is

@@ -168,6 +168,50 @@ fn demo_walks_a_payout_through_wechat_pay_v3() {
     assert!(!stdout.contains("王小王"), "{stdout}");
 }
 
+/// `payhost demo --flow contract`: a papay contract signed in WeChat's
+/// signing mini-program, charged twice, its daily count hit, terminated.
+#[test]
+fn demo_walks_a_contract_through_wechat_pay_v2() {
+    let out = payhost(&["demo", "--provider", "wechat-v2", "--flow", "contract"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "POST /v1/contracts -> 201, state \"pending_signature\"",
+        "wx.navigateToMiniProgram({appId: \"wxbd687630cd02ce1d\"",
+        "state \"active\"",
+        "\"contract.signed\"",
+        "\"deduction.succeeded\" for \"DEMOC",
+        "-> 422 \"deduction_limit_exceeded\" (limit \"per_contract_day_count\", max 2)",
+        "-> 200, state \"terminated\"",
+        "\"contract.terminated\"",
+        "Done: contract signed",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        stdout.matches("\"deduction.succeeded\" for").count(),
+        2,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_contract_demo_on_a_provider_without_the_simulator_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_payhost"))
+        .args(["demo", "--provider", "yaband", "--flow", "contract"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--provider wechat-v2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_payout_demo_on_a_provider_without_payouts_says_so() {
     let out = Command::new(env!("CARGO_BIN_EXE_payhost"))

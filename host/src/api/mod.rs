@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod body_limits;
+pub mod contracts;
 pub mod events;
 pub mod health;
 pub mod idempotency;
@@ -65,6 +66,8 @@ pub struct Merchant {
     pub limits: crate::limits::MerchantLimits,
     /// The payout limits payhost keeps before asking the provider.
     pub payouts: crate::limits::PayoutPolicy,
+    /// The deduction policy payhost keeps before asking the provider.
+    pub contracts: crate::limits::ContractPolicy,
     /// Where the merchant's day starts (per-payer daily caps).
     pub timezone: jiff::tz::TimeZone,
     pub callback_url: Option<String>,
@@ -294,7 +297,7 @@ pub async fn request_id(req: Request, next: Next) -> Response {
 /// answer, the framework's included, is a problem document.
 pub fn router(state: AppState) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state};
-    use axum::routing::{get, post, put};
+    use axum::routing::{delete, get, post, put};
     use body_limits::{BodyLimit, bound};
     let api_body = from_fn_with_state(BodyLimit::api(&state.http_limits), bound);
     let upload_body = from_fn_with_state(BodyLimit::upload(&state.http_limits), bound);
@@ -316,6 +319,26 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/payouts", post(payouts::create).layer(api_body.clone()))
         .route("/v1/payouts/{payout_no}", get(payouts::get))
+        .route(
+            "/v1/contracts",
+            post(contracts::create).layer(api_body.clone()),
+        )
+        .route(
+            "/v1/contracts/{contract_no}",
+            get(contracts::get).merge(delete(contracts::terminate).layer(api_body.clone())),
+        )
+        .route(
+            "/v1/contracts/{contract_no}/resume",
+            post(contracts::resume),
+        )
+        .route(
+            "/v1/contracts/{contract_no}/deductions",
+            post(contracts::create_deduction).layer(api_body.clone()),
+        )
+        .route(
+            "/v1/contracts/{contract_no}/deductions/{deduction_no}",
+            get(contracts::get_deduction),
+        )
         .route(
             "/v1/notify/{adapter}/{merchant}",
             post(notify::receive).get(notify::receive),

@@ -199,12 +199,27 @@ pub async fn receive(
                             .map(|(_, v)| v);
                         (crate::store::payouts::mismatch_subject(&no), v, "payout")
                     }
-                    // Verified, but this host keeps no contracts yet: like
-                    // an event about an unknown order, refused so the
-                    // provider sends it again.
-                    NotifyEvent::Contract(_) | NotifyEvent::Deduction(_) => {
-                        verdicts.push(Verdict::Mismatch("unknown contract".into()));
-                        continue;
+                    NotifyEvent::Contract(status) => {
+                        let no = status.contract.merchant_contract_no.clone();
+                        let v = flows::apply_contract_status(&state, &merchant, &no, status)
+                            .await
+                            .map(|(_, v)| v);
+                        (
+                            crate::store::contracts::contract_subject(&no),
+                            v,
+                            "contract",
+                        )
+                    }
+                    NotifyEvent::Deduction(status) => {
+                        let no = status.merchant_deduction_no.clone();
+                        let v = flows::apply_deduction_status(&state, &merchant, &no, status)
+                            .await
+                            .map(|(_, v)| v);
+                        (
+                            crate::store::contracts::deduction_subject(&no),
+                            v,
+                            "deduction",
+                        )
                     }
                 };
                 let verdict = match verdict {

@@ -26,6 +26,9 @@ use utoipa::OpenApi;
         super::payments::create, super::payments::get, super::payments::create_refund,
         super::payments::list_refunds, super::payments::get_refund,
         super::payouts::create, super::payouts::get,
+        super::contracts::create, super::contracts::get, super::contracts::terminate,
+        super::contracts::resume, super::contracts::create_deduction,
+        super::contracts::get_deduction,
         super::notify::receive, super::events::list,
         super::health::healthz, super::health::readyz, super::health::metrics,
         super::admin::list, super::admin::show, super::admin::versions,
@@ -35,6 +38,12 @@ use utoipa::OpenApi;
         super::payments::CreatePayment, super::payments::PayerInput,
         super::payments::CreateRefund,
         super::payouts::CreatePayout, super::payouts::PayeeInput,
+        super::contracts::CreateContract, super::contracts::ContractPayerInput,
+        super::contracts::TerminateContract, super::contracts::CreateDeduction,
+        crate::resources::Contract, crate::resources::ContractPayerOut,
+        crate::resources::Deduction, crate::resources::ContractEventData,
+        crate::resources::DeductionEventData, crate::resources::ContractStateSchema,
+        crate::resources::DeductionStateSchema,
         crate::resources::Payout, crate::resources::PayeeOut, crate::resources::PayoutEventData,
         crate::resources::PayoutStateSchema, crate::resources::EventPayload,
         crate::resources::Payment, crate::resources::Refund, crate::resources::EventData,
@@ -93,6 +102,8 @@ pub struct Accepted {
     pub field_rules: Vec<crate::contract::FieldRule>,
     /// The payout currencies of the configured merchants.
     pub payout_currencies: Vec<String>,
+    /// Their deduction currencies (`[merchants.contracts] currency`).
+    pub deduction_currencies: Vec<String>,
 }
 
 impl Accepted {
@@ -140,7 +151,15 @@ impl Accepted {
             .collect();
         payout_currencies.sort();
         payout_currencies.dedup();
+        let mut deduction_currencies: Vec<String> = state
+            .merchants
+            .values()
+            .map(|m| m.contracts.currency.clone())
+            .collect();
+        deduction_currencies.sort();
+        deduction_currencies.dedup();
         Accepted {
+            deduction_currencies,
             currencies,
             methods,
             max_amount,
@@ -163,7 +182,7 @@ pub fn document(accepted: &Accepted) -> Value {
     notify_takes_raw_bytes(&mut doc);
     upload_takes_raw_bytes(&mut doc);
     number_patterns(&mut doc);
-    payout_texts(&mut doc);
+    not_blank_texts(&mut doc);
     client_ip_is_an_address(&mut doc);
     narrow_to(&mut doc, accepted);
     doc["webhooks"] = webhooks();
@@ -319,7 +338,7 @@ fn number_patterns(doc: &mut Value) {
             let schema = match p["name"].as_str() {
                 Some("merchant_order_no") => number_schema(32),
                 Some("refund_no") => number_schema(64),
-                Some("payout_no") => number_schema(32),
+                Some("payout_no" | "contract_no" | "deduction_no") => number_schema(32),
                 Some("Idempotency-Key") => idempotency_key_schema(),
                 // An adapter slot: what `registry::slot_of` accepts.
                 Some("name") if p["in"] == "path" => json!({
@@ -335,6 +354,8 @@ fn number_patterns(doc: &mut Value) {
     schemas["CreatePayment"]["properties"]["merchant_order_no"] = number_schema(32);
     schemas["CreateRefund"]["properties"]["refund_no"] = number_schema(64);
     schemas["CreatePayout"]["properties"]["payout_no"] = number_schema(32);
+    schemas["CreateContract"]["properties"]["contract_no"] = number_schema(32);
+    schemas["CreateDeduction"]["properties"]["deduction_no"] = number_schema(32);
 }
 
 /// `currency` and `method` as enums of what is configured; `amount` capped
@@ -370,6 +391,10 @@ fn narrow_to(doc: &mut Value, accepted: &Accepted) {
     if !accepted.payout_currencies.is_empty() {
         doc["components"]["schemas"]["CreatePayout"]["properties"]["currency"]["enum"] =
             json!(accepted.payout_currencies);
+    }
+    if !accepted.deduction_currencies.is_empty() {
+        doc["components"]["schemas"]["CreateDeduction"]["properties"]["currency"]["enum"] =
+            json!(accepted.deduction_currencies);
     }
     let create = &mut doc["components"]["schemas"]["CreatePayment"]["properties"];
     if let Some(max) = accepted.max_amount {
@@ -416,9 +441,9 @@ fn required_by_method(rules: &[crate::contract::FieldRule]) -> Vec<Value> {
 /// a payment's `description`.
 const NOT_BLANK: &str = r"^[^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*[^\s\x00-\x1F\x7F-\x9F\uFFFE\uFFFF][^\x00-\x1F\x7F-\x9F\uFFFE\uFFFF]*$";
 
-/// A payout's texts as `api::payouts` checks them: not blank, no control
-/// characters.
-fn payout_texts(doc: &mut Value) {
+/// The texts of payouts, contracts and deductions as `api::payouts` and
+/// `api::contracts` check them: not blank, no control characters.
+fn not_blank_texts(doc: &mut Value) {
     let schemas = &mut doc["components"]["schemas"];
     for (schema, field) in [
         ("CreatePayout", "remark"),
@@ -426,14 +451,26 @@ fn payout_texts(doc: &mut Value) {
         ("PayeeInput", "app_id"),
         ("PayeeInput", "openid"),
         ("PayeeInput", "real_name"),
+        ("CreateContract", "plan_id"),
+        ("CreateContract", "display_name"),
+        ("CreateContract", "return_url"),
+        ("ContractPayerInput", "app_id"),
+        ("ContractPayerInput", "openid"),
+        ("CreateDeduction", "description"),
+        ("TerminateContract", "reason"),
     ] {
         schemas[schema]["properties"][field]["pattern"] = json!(NOT_BLANK);
     }
 }
 
-/// `payer.client_ip` as the server checks it: an IPv4 or IPv6 address.
+/// `client_ip` fields as the server checks them: an IPv4 or IPv6 address.
 fn client_ip_is_an_address(doc: &mut Value) {
-    let ip = &mut doc["components"]["schemas"]["PayerInput"]["properties"]["client_ip"];
+    for schema in ["PayerInput", "ContractPayerInput", "CreateDeduction"] {
+        client_ip_of(&mut doc["components"]["schemas"][schema]["properties"]["client_ip"]);
+    }
+}
+
+fn client_ip_of(ip: &mut Value) {
     let string = match ip.get_mut("anyOf").and_then(Value::as_array_mut) {
         Some(cases) => match cases.iter_mut().find(|c| c["type"] == "string") {
             Some(c) => c,
@@ -525,6 +562,34 @@ fn webhooks() -> Value {
             "payout.provider_mismatch",
             "The provider stated something about a payout that contradicts it (`reason`, `reported`); nothing was changed.",
         ),
+        (
+            "contract.signed",
+            "The payer signed; `contract` is it, `active`. Deductions may be made.",
+        ),
+        (
+            "contract.terminated",
+            "The contract ended (the payer, the merchant or the provider; `contract.termination_reason`). No deduction can be made under it again.",
+        ),
+        (
+            "contract.paused",
+            "payhost stopped deducting after consecutive failed deductions (`contract.pause_reason`); resume it with `POST /v1/contracts/{contract_no}/resume`.",
+        ),
+        (
+            "contract.provider_mismatch",
+            "The provider stated something about a contract that contradicts it (a terminated contract reported active, another payer or plan); nothing was changed.",
+        ),
+        (
+            "deduction.succeeded",
+            "The payer was charged; `deduction` is it. `previous_state` is set when payhost had recorded it failed.",
+        ),
+        (
+            "deduction.failed",
+            "A deduction failed (`deduction.failure_reason`); nothing was charged. It counts towards the contract's pause.",
+        ),
+        (
+            "deduction.provider_mismatch",
+            "The provider stated something about a deduction that contradicts it (`reason`, `reported`); nothing was changed.",
+        ),
     ];
     let mut out = Map::new();
     for (kind, description) in events {
@@ -557,6 +622,7 @@ mod tests {
             max_amount: Some(5_000_000),
             field_rules: Vec::new(),
             payout_currencies: vec!["CNY".into()],
+            deduction_currencies: vec!["CNY".into()],
         })
     }
 
@@ -780,6 +846,13 @@ mod tests {
             crate::payouts::PAYOUT_SUCCEEDED,
             crate::payouts::PAYOUT_FAILED,
             crate::payouts::PAYOUT_MISMATCH,
+            crate::contracts::CONTRACT_SIGNED,
+            crate::contracts::CONTRACT_TERMINATED,
+            crate::contracts::CONTRACT_PAUSED,
+            crate::contracts::CONTRACT_MISMATCH,
+            crate::contracts::DEDUCTION_SUCCEEDED,
+            crate::contracts::DEDUCTION_FAILED,
+            crate::contracts::DEDUCTION_MISMATCH,
         ] {
             assert!(hooks.contains_key(t), "{t}");
         }

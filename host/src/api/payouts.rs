@@ -102,15 +102,7 @@ async fn create_payout(
 ) -> Result<Answer, ApiError> {
     let req: CreatePayout = parse_json(body)?;
     valid_number(&req.payout_no, "payout_no", 32)?;
-    let text = |field, value: &str, max: usize| {
-        super::validate::provider_text(field, Some(value))?;
-        if value.trim().is_empty() || value.chars().count() > max {
-            return Err(ApiError::validation(format!(
-                "`{field}` must be 1 to {max} characters"
-            )));
-        }
-        Ok(())
-    };
+    let text = super::validate::not_blank;
     text("payee.app_id", &req.payee.app_id, 64)?;
     text("payee.openid", &req.payee.openid, 128)?;
     text("remark", &req.remark, 32)?;

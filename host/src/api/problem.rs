@@ -189,9 +189,9 @@ impl From<StoreError> for ApiError {
             StoreError::Corrupt(m) => Self::internal(format!("store data: {m}")),
             // Callers that insert under a cap turn this into the limit's own
             // problem; reaching here is a bug.
-            StoreError::CapExceeded { .. } | StoreError::PayoutLimit { .. } => {
-                Self::internal(e.to_string())
-            }
+            StoreError::CapExceeded { .. }
+            | StoreError::PayoutLimit { .. }
+            | StoreError::Deduction(_) => Self::internal(e.to_string()),
         }
     }
 }

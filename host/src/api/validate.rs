@@ -162,6 +162,18 @@ pub fn payment_fields(p: &NewPayment) -> [(&'static str, Option<&str>); 6] {
     ]
 }
 
+/// A text field a provider carries and a person reads: 1 to `max`
+/// characters, not blank, no control characters.
+pub fn not_blank(field: &'static str, value: &str, max: usize) -> Result<(), ApiError> {
+    provider_text(field, Some(value))?;
+    if value.trim().is_empty() || value.chars().count() > max {
+        return Err(ApiError::validation(format!(
+            "`{field}` must be 1 to {max} characters"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -279,6 +279,9 @@ pub(super) struct RawMerchant {
     /// `[merchants.payouts]`: the merchant's payout limits.
     #[serde(default)]
     pub(super) payouts: crate::limits::PayoutSettings,
+    /// `[merchants.contracts]`: the merchant's deduction policy.
+    #[serde(default)]
+    pub(super) contracts: crate::limits::ContractSettings,
     #[serde(default)]
     pub(super) config: BTreeMap<String, ConfigText>,
     #[serde(default)]
@@ -400,6 +403,8 @@ pub struct MerchantSettings {
     pub limits: MerchantLimits,
     /// `[merchants.payouts]`, defaults applied.
     pub payouts: crate::limits::PayoutPolicy,
+    /// `[merchants.contracts]`, defaults applied.
+    pub contracts: crate::limits::ContractPolicy,
     /// The adapter's configuration as written; secret-kind values are still
     /// references here.
     pub config: BTreeMap<String, String>,
@@ -433,6 +438,7 @@ impl fmt::Debug for MerchantSettings {
             .field("refund_currency", &self.refund_currency)
             .field("limits", &self.limits)
             .field("payouts", &self.payouts)
+            .field("contracts", &self.contracts)
             .field("config", &self.config.keys().collect::<Vec<_>>())
             .field("pin", &self.pin)
             .field("timezone", &self.timezone.iana_name())

@@ -254,6 +254,10 @@ impl RawMerchant {
             .payouts
             .resolve()
             .map_err(|e| err(&format!("payouts.{}", e.field), e.problem))?;
+        let contracts = self
+            .contracts
+            .resolve()
+            .map_err(|e| err(&format!("contracts.{}", e.field), e.problem))?;
         let pin = match &self.pin {
             None => None,
             Some(p) => Some(parse_digest(p).map_err(|p| err("pin", p))?),
@@ -299,6 +303,7 @@ impl RawMerchant {
             refund_currency,
             limits,
             payouts,
+            contracts,
             config: self.config.into_iter().map(|(k, v)| (k, v.0)).collect(),
             id: self.id,
         })

@@ -79,6 +79,10 @@ pub enum Flow {
     /// created under the merchant's limits, confirmed by the payee,
     /// notified; one over a limit refused.
     Payout,
+    /// An auto-debit contract (WeChat Pay v2's papay): signed in WeChat's
+    /// signing mini-program, charged twice, the contract's daily limit
+    /// hit, terminated.
+    Contract,
 }
 
 /// One provider's walk: its simulator and what the merchant configures.
@@ -98,6 +102,8 @@ struct Scenario {
     refunds: bool,
     /// Whether the provider makes payouts the demo can walk.
     payouts: bool,
+    /// Lines of `[merchants.contracts]`.
+    contracts: String,
     sim: Box<dyn ProviderSim>,
 }
 
@@ -115,6 +121,15 @@ trait ProviderSim: Send + Sync {
     /// answers as for [`Self::pay`].
     async fn confirm_payout(&self, _payout_no: &str) -> Result<Vec<Answer>> {
         bail!("this provider makes no payouts")
+    }
+    /// The payer signs in the provider's signing page with what payhost
+    /// handed out; the provider notifies payhost (on its own time).
+    fn sign_contract(&self, _signing: &Value, _openid: &str) -> Result<()> {
+        bail!("this provider has no auto-debit contracts")
+    }
+    /// The provider charges an accepted deduction and notifies payhost.
+    fn charge_deduction(&self, _deduction_no: &str) -> Result<()> {
+        bail!("this provider has no auto-debit contracts")
     }
 }
 
@@ -194,6 +209,11 @@ pub async fn run(provider: Provider, flow: Flow) -> Result<()> {
     if flow == Flow::Payout && provider != Provider::WechatV3 {
         bail!("the payout flow runs on `--provider wechat-v3`, whose adapter makes payouts");
     }
+    if flow == Flow::Contract && provider != Provider::WechatV2 {
+        bail!(
+            "the contract flow runs on `--provider wechat-v2`, whose simulator signs papay contracts"
+        );
+    }
     println!("1. Building the adapters into components (cached after the first run)");
     let adapters_dir = ws.join("target").join("components");
     let built = tokio::task::spawn_blocking({
@@ -263,6 +283,9 @@ pub async fn run(provider: Provider, flow: Flow) -> Result<()> {
         Flow::Payout => walk_payout(&backend, &scenario, &mut hooks)
             .await
             .map(|()| "payout created -> waiting for the payee -> succeeded"),
+        Flow::Contract => walk_contract(&backend, &scenario, &mut hooks)
+            .await
+            .map(|()| "contract signed -> charged twice -> limited -> terminated"),
     };
     running.stop();
     receiver_task.abort();
@@ -353,6 +376,121 @@ async fn walk_payout(
         "   POST /v1/payouts -> 422 {} (limit {}, max {})",
         refused["code"], refused["limit"], refused["max"]
     );
+    Ok(())
+}
+
+/// The merchant backend starts a contract, the payer signs, two
+/// deductions are charged, a third passes the contract's daily count, and
+/// the contract is terminated.
+async fn walk_contract(
+    backend: &Backend,
+    scenario: &Scenario,
+    hooks: &mut mpsc::UnboundedReceiver<Value>,
+) -> Result<()> {
+    use reqwest::Method;
+    let no = format!("DEMOC{}", std::process::id());
+    println!("3. The backend starts contract {no} on WeChat's papay template 12535");
+    let body = json!({
+        "contract_no": no, "plan_id": "12535", "display_name": "payhost demo membership",
+        "payer": { "app_id": scenario.payer["app_id"] },
+    });
+    let created = backend
+        .expect(Method::POST, "/v1/contracts", Some(body), 201)
+        .await?;
+    let signing = &created["signing"];
+    println!(
+        "   POST /v1/contracts -> 201, state {}; wx.navigateToMiniProgram({{appId: {}, path: {}, extraData: {} signed fields}})",
+        created["state"],
+        signing["app_id"],
+        signing["path"],
+        signing["extra_data"].as_object().map_or(0, |m| m.len())
+    );
+    println!("4. The payer signs in WeChat's signing mini-program; WeChat notifies payhost");
+    let openid = scenario.payer["openid"].as_str().unwrap_or("o-demo");
+    scenario.sim.sign_contract(signing, openid)?;
+    let path = format!("/v1/contracts/{no}");
+    let active = until(backend, &path, "state", "active").await?;
+    println!(
+        "   GET {path} -> state {}, WeChat contract {}",
+        active["state"], active["provider_contract_id"]
+    );
+    let event = next_hook(hooks).await?;
+    println!(
+        "   {} (Standard Webhooks signature verified)",
+        event["type"]
+    );
+
+    for (i, amount) in [(1, 1500u64), (2, 2500)] {
+        let dno = format!("{no}D{i}");
+        println!(
+            "{}. The backend charges {} (deduction {dno}); WeChat accepts, charges and notifies",
+            4 + i,
+            show(amount, "CNY")
+        );
+        let d = backend
+            .expect(
+                Method::POST,
+                &format!("{path}/deductions"),
+                Some(
+                    json!({"deduction_no": dno, "amount": amount, "currency": "CNY",
+                            "description": "payhost demo membership",
+                            "client_ip": scenario.payer["client_ip"]}),
+                ),
+                201,
+            )
+            .await?;
+        println!("   POST {path}/deductions -> 201, state {}", d["state"]);
+        scenario.sim.charge_deduction(&dno)?;
+        let paid = until(
+            backend,
+            &format!("{path}/deductions/{dno}"),
+            "state",
+            "succeeded",
+        )
+        .await?;
+        println!(
+            "   -> state {}, WeChat transaction {}",
+            paid["state"], paid["provider_deduction_id"]
+        );
+        let event = next_hook(hooks).await?;
+        println!(
+            "   {} for {} (signed webhook)",
+            event["type"], event["data"]["deduction"]["deduction_no"]
+        );
+    }
+    println!(
+        "7. A third deduction today passes the contract's daily count (2 in this demo): refused before WeChat is asked"
+    );
+    let (status, refused) = backend
+        .send(
+            Method::POST,
+            &format!("{path}/deductions"),
+            Some(
+                json!({"deduction_no": format!("{no}D3"), "amount": 100, "currency": "CNY",
+                        "description": "payhost demo membership",
+                        "client_ip": scenario.payer["client_ip"]}),
+            ),
+        )
+        .await?;
+    if status != 422 || refused["limit"] != "per_contract_day_count" {
+        bail!("the third deduction answered {status}: {refused}");
+    }
+    println!(
+        "   POST {path}/deductions -> 422 {} (limit {}, max {})",
+        refused["code"], refused["limit"], refused["max"]
+    );
+    println!("8. The backend terminates the contract at WeChat");
+    let ended = backend
+        .expect(
+            Method::DELETE,
+            &path,
+            Some(json!({"reason": "demo over"})),
+            200,
+        )
+        .await?;
+    println!("   DELETE {path} -> 200, state {}", ended["state"]);
+    let event = next_hook(hooks).await?;
+    println!("   {} (signed webhook)", event["type"]);
     Ok(())
 }
 
@@ -598,9 +736,12 @@ webhook_secret = "file:{dir}/webhook.secret"
 
 [merchants.limits]
 {limits}
+[merchants.contracts]
+{contracts}
 [merchants.config]
 {merchant_config}"#,
         limits = scenario.limits,
+        contracts = scenario.contracts,
         adapter = scenario.adapter,
         currency = scenario.currency,
         merchant_config = scenario.merchant_config,

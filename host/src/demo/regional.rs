@@ -42,6 +42,7 @@ pub async fn yaband(dir: &Path) -> Result<Scenario> {
         ),
         refunds: true,
         payouts: false,
+        contracts: String::new(),
         sim: Box::new(Yaband(sim)),
     })
 }
@@ -82,6 +83,7 @@ pub async fn supay(dir: &Path) -> Result<Scenario> {
         ),
         refunds: true,
         payouts: false,
+        contracts: String::new(),
         sim: Box::new(Supay(sim)),
     })
 }
@@ -123,6 +125,7 @@ pub async fn vr_payment(dir: &Path) -> Result<Scenario> {
         ),
         refunds: true,
         payouts: false,
+        contracts: String::new(),
         sim: Box::new(VrPayment(sim)),
     })
 }
@@ -162,6 +165,7 @@ pub async fn wechat_cloudpay(_dir: &Path) -> Result<Scenario> {
         ),
         refunds: true,
         payouts: false,
+        contracts: String::new(),
         sim: Box::new(CloudPay(sim)),
     })
 }
@@ -216,6 +220,7 @@ pub async fn twopaynow(dir: &Path) -> Result<Scenario> {
         // 2paynow documents no refund call; its portal refunds.
         refunds: false,
         payouts: false,
+        contracts: String::new(),
         sim: Box::new(TwoPayNow(sim)),
     })
 }

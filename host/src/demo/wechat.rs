@@ -31,8 +31,11 @@ fn payer() -> serde_json::Value {
 }
 
 pub async fn v2(dir: &Path) -> Result<Scenario> {
-    let sim =
-        wechat_v2::Simulator::start(wechat_v2::SimConfig::new(APPID, MCH_ID, WECHAT_KEY)).await;
+    let mut config = wechat_v2::SimConfig::new(APPID, MCH_ID, WECHAT_KEY);
+    // The demo's template allows more deductions a day than payhost's
+    // policy for it, so the contract walk shows payhost's own refusal.
+    config.papay.max_deductions_per_day = 10;
+    let sim = wechat_v2::Simulator::start(config).await;
     std::fs::write(dir.join("wechat.key"), WECHAT_KEY)?;
     Ok(Scenario {
         title: "WeChat Pay v2",
@@ -48,6 +51,7 @@ pub async fn v2(dir: &Path) -> Result<Scenario> {
         ),
         refunds: true,
         payouts: false,
+        contracts: "per_contract_day_count = 2\n".into(),
         sim: Box::new(V2(sim)),
     })
 }
@@ -81,6 +85,7 @@ pub async fn v3(ws: &Path, dir: &Path) -> Result<Scenario> {
         ),
         refunds: true,
         payouts: true,
+        contracts: String::new(),
         sim: Box::new(V3(sim)),
     })
 }
@@ -104,6 +109,21 @@ impl ProviderSim for V2 {
             .notify_refund(refund_no, NotifyOptions::default())
             .await?;
         Ok(answers.into_iter().map(v2_answer).collect())
+    }
+
+    fn sign_contract(&self, signing: &serde_json::Value, openid: &str) -> Result<()> {
+        let extra: Vec<(String, String)> = signing["extra_data"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        self.0.sign_contract_from_extra_data(&extra, openid)?;
+        Ok(())
+    }
+
+    fn charge_deduction(&self, deduction_no: &str) -> Result<()> {
+        self.0.settle_deduction(deduction_no, true)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The payment flows: create, refresh, apply a provider's statement,
-//! close, refund and settle a refund; pay out and settle a payout.
+//! close, refund and settle a refund; pay out and settle a payout; sign,
+//! charge and end auto-debit contracts.
 //!
 //! Whoever starts a flow -- an HTTP handler, the notify endpoint, the
 //! reconciler -- calls it here; none of them decides an order's state
@@ -18,6 +19,7 @@
 //! - paid is never applied without an amount checked against the order.
 
 mod apply;
+mod auto_debit;
 mod create;
 pub(crate) mod in_flight;
 mod payout;
@@ -27,6 +29,11 @@ mod settle;
 
 pub use apply::{
     Verdict, apply_noted_trade_status, apply_refund_status, apply_trade_status, load_order,
+};
+pub use auto_debit::{
+    NewContract, NewDeduction, Outcome, apply_contract_status, apply_deduction_status,
+    create_contract, create_deduction, load_contract, load_deduction, refresh_contract,
+    refresh_deduction, resume_contract, terminate_contract,
 };
 pub(crate) use create::store_id;
 pub use create::{

@@ -63,6 +63,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod contracts;
 mod keys;
 pub mod payouts;
 mod rows;
@@ -73,6 +74,10 @@ mod suite;
 #[cfg(test)]
 pub(crate) mod test_db;
 
+pub use contracts::{
+    Contract, ContractState, Deduction, DeductionCaps, DeductionHistory, DeductionRefusal,
+    DeductionState,
+};
 pub use payouts::{Payout, PayoutCaps, PayoutState, PayoutTotals};
 pub use sqlite::SqliteStore;
 pub mod postgres;
@@ -107,6 +112,11 @@ pub enum StoreError {
         max: i64,
         counted: i64,
     },
+    /// A deduction insert under [`DeductionCaps`] was refused (the contract
+    /// is not active, a limit, too soon after a failure); nothing was
+    /// written.
+    #[error("the deduction was refused: {0:?}")]
+    Deduction(DeductionRefusal),
 }
 
 /// A per-payer daily amount cap checked inside the insert's transaction, so
@@ -610,6 +620,70 @@ pub trait Store: Send + Sync {
     /// Payouts not final with `next_poll_at <= now`, earliest first, leased
     /// as [`Store::orders_to_poll`] leases orders.
     async fn payouts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Payout>, StoreError>;
+
+    /// Inserts a contract (at version 1) unless one with its number
+    /// exists, which is returned unchanged.
+    async fn insert_contract(&self, contract: &Contract) -> Result<Inserted<Contract>, StoreError>;
+
+    async fn get_contract(
+        &self,
+        merchant_id: &str,
+        contract_no: &str,
+    ) -> Result<Option<Contract>, StoreError>;
+
+    /// Compare-and-sets `contract` (its template never changes) and appends
+    /// `events`, in one transaction.
+    async fn update_contract(
+        &self,
+        contract: &Contract,
+        events: &[NewEvent],
+    ) -> Result<Contract, StoreError>;
+
+    /// Contracts waiting for their signature with `next_poll_at <= now`,
+    /// leased as [`Store::orders_to_poll`] leases orders.
+    async fn contracts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Contract>, StoreError>;
+
+    /// Inserts a deduction (at version 1) unless one with its number
+    /// exists, which is returned unchanged. In the insert's transaction it
+    /// reads the contract and its deductions and refuses with
+    /// [`StoreError::Deduction`], writing nothing, when `caps` say no.
+    async fn insert_deduction(
+        &self,
+        deduction: &Deduction,
+        caps: &DeductionCaps,
+    ) -> Result<Inserted<Deduction>, StoreError>;
+
+    async fn get_deduction(
+        &self,
+        merchant_id: &str,
+        deduction_no: &str,
+    ) -> Result<Option<Deduction>, StoreError>;
+
+    /// Compare-and-sets `deduction` (its contract and amount never change)
+    /// and appends `events`, in one transaction.
+    async fn update_deduction(
+        &self,
+        deduction: &Deduction,
+        events: &[NewEvent],
+    ) -> Result<Deduction, StoreError>;
+
+    /// Deletes a deduction no provider was asked about: only while it is
+    /// still `created` at `deduction.version`. Returns whether it was
+    /// deleted; its number is then free again and it counts for nothing.
+    async fn delete_unsent_deduction(&self, deduction: &Deduction) -> Result<bool, StoreError>;
+
+    /// What a contract's deductions hold: the day's count from `since`,
+    /// and the run of failures after `failures_from` (Unix ms).
+    async fn deduction_history(
+        &self,
+        merchant_id: &str,
+        contract_no: &str,
+        since: i64,
+        failures_from: i64,
+    ) -> Result<DeductionHistory, StoreError>;
+
+    /// Deductions not final with `next_poll_at <= now`, leased likewise.
+    async fn deductions_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Deduction>, StoreError>;
 
     /// Records a raw provider notification; returns its id.
     async fn record_notification(&self, record: &NotificationRecord) -> Result<i64, StoreError>;

@@ -180,6 +180,9 @@ both_stores!(
     payouts_insert_once_update_by_compare_and_set_and_come_up_for_polling,
     payout_limits_count_the_merchants_day_in_the_insert,
     concurrent_payouts_never_pass_the_payees_daily_count,
+    contracts_and_deductions_insert_once_and_update_by_compare_and_set,
+    deduction_rules_are_checked_in_the_insert,
+    concurrent_deductions_never_pass_the_contracts_daily_count,
 );
 
 pub(in crate::store) fn payout(no: &str, payee: &str, amount: i64) -> Payout {
@@ -1201,4 +1204,318 @@ async fn due_merchants_undeliverable_and_revived(s: Arc<dyn Store>) {
             .iter()
             .all(|e| !e.gave_up && e.undeliverable.is_none())
     );
+}
+
+pub(in crate::store) fn contract(no: &str, state: ContractState) -> Contract {
+    Contract {
+        merchant_id: "m1".into(),
+        contract_no: no.into(),
+        adapter: "wechat-v2".into(),
+        adapter_digest: "abc".into(),
+        plan_id: "12535".into(),
+        payer_app_id: "wxapp".into(),
+        payer_openid: None,
+        display_name: "Membership".into(),
+        state,
+        provider_contract_id: None,
+        signing: json!({"type": "redirect", "url": "https://example.com/sign"}),
+        provider_state: None,
+        termination_reason: None,
+        pause_reason: None,
+        failures_counted_from: 0,
+        signed_at: None,
+        metadata: json!({"k": "v"}),
+        next_poll_at: Some(100),
+        poll_attempts: 0,
+        created_at: 50,
+        updated_at: 50,
+        version: 0,
+    }
+}
+
+pub(in crate::store) fn deduction(no: &str, contract_no: &str, at: i64) -> Deduction {
+    Deduction {
+        merchant_id: "m1".into(),
+        deduction_no: no.into(),
+        contract_no: contract_no.into(),
+        adapter: "wechat-v2".into(),
+        adapter_digest: "abc".into(),
+        amount_minor: 1500,
+        currency: "CNY".into(),
+        description: "December".into(),
+        state: DeductionState::Created,
+        provider_deduction_id: None,
+        provider_state: None,
+        failure_reason: None,
+        paid_at: None,
+        metadata: serde_json::Value::Null,
+        next_poll_at: Some(at + 100),
+        poll_attempts: 0,
+        created_at: at,
+        updated_at: at,
+        version: 0,
+    }
+}
+
+pub(in crate::store) fn deduction_caps(count: i64) -> DeductionCaps {
+    DeductionCaps {
+        since: 0,
+        per_contract_day_count: count,
+        pause_after_failures: 3,
+        retry_interval_ms: 1_000,
+    }
+}
+
+async fn contracts_and_deductions_insert_once_and_update_by_compare_and_set(s: Arc<dyn Store>) {
+    let c = contract("C1", ContractState::PendingSignature);
+    let stored = s.insert_contract(&c).await.unwrap().into_inner();
+    assert_eq!(stored.version, 1);
+    assert_eq!(
+        s.get_contract("m1", "C1").await.unwrap().as_ref(),
+        Some(&stored)
+    );
+    assert_eq!(s.get_contract("m2", "C1").await.unwrap(), None);
+    // The same number again is the stored contract.
+    let mut again = c.clone();
+    again.plan_id = "other".into();
+    assert!(!s.insert_contract(&again).await.unwrap().is_new());
+    // Due and unsigned: polled.
+    let polled: Vec<_> = s.contracts_to_poll(150, 10).await.unwrap();
+    assert_eq!(polled.len(), 1);
+    assert_eq!(polled[0].contract_no, "C1");
+
+    let mut signed = s.get_contract("m1", "C1").await.unwrap().unwrap();
+    signed.state = ContractState::Active;
+    signed.provider_contract_id = Some("PC1".into());
+    signed.next_poll_at = None;
+    let saved = s
+        .update_contract(&signed, &[ev("contract.signed")])
+        .await
+        .unwrap();
+    assert_eq!(saved.version, signed.version + 1);
+    let read = s.get_contract("m1", "C1").await.unwrap().unwrap();
+    assert_eq!(read.state, ContractState::Active);
+    assert_eq!(read.provider_contract_id.as_deref(), Some("PC1"));
+    assert_eq!(read.signing, c.signing);
+    assert_eq!(
+        s.list_events("m1", 10, None)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .event_type,
+        "contract.signed"
+    );
+    // A stale version, or another template: no row matches.
+    assert!(matches!(
+        s.update_contract(&signed, &[]).await,
+        Err(StoreError::Conflict)
+    ));
+    let mut replanned = read.clone();
+    replanned.plan_id = "other".into();
+    assert!(matches!(
+        s.update_contract(&replanned, &[]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.contracts_to_poll(i64::MAX, 10).await.unwrap().is_empty());
+
+    let d = deduction("D1", "C1", 60);
+    let stored = s
+        .insert_deduction(&d, &deduction_caps(10))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.version, 1);
+    assert!(
+        !s.insert_deduction(&d, &deduction_caps(10))
+            .await
+            .unwrap()
+            .is_new()
+    );
+    assert_eq!(
+        s.deductions_to_poll(160, 10).await.unwrap()[0].deduction_no,
+        "D1"
+    );
+    let mut paid = stored.clone();
+    paid.state = DeductionState::Succeeded;
+    paid.provider_deduction_id = Some("T1".into());
+    paid.next_poll_at = None;
+    s.update_deduction(&paid, &[ev("deduction.succeeded")])
+        .await
+        .unwrap();
+    let read = s.get_deduction("m1", "D1").await.unwrap().unwrap();
+    assert_eq!(read.state, DeductionState::Succeeded);
+    assert_eq!(read.provider_deduction_id.as_deref(), Some("T1"));
+    // Another amount under the number: no row matches.
+    let mut more = read.clone();
+    more.amount_minor += 1;
+    assert!(matches!(
+        s.update_deduction(&more, &[]).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.deductions_to_poll(i64::MAX, 10).await.unwrap().is_empty());
+
+    // An unsent deduction goes, only at its version and while `created`.
+    let unsent = s
+        .insert_deduction(&deduction("D2", "C1", 70), &deduction_caps(10))
+        .await
+        .unwrap()
+        .into_inner();
+    let stale = Deduction {
+        version: unsent.version + 1,
+        ..unsent.clone()
+    };
+    assert!(!s.delete_unsent_deduction(&stale).await.unwrap());
+    assert!(s.delete_unsent_deduction(&unsent).await.unwrap());
+    assert_eq!(s.get_deduction("m1", "D2").await.unwrap(), None);
+    assert!(!s.delete_unsent_deduction(&read).await.unwrap());
+    assert!(s.get_deduction("m1", "D1").await.unwrap().is_some());
+}
+
+async fn deduction_rules_are_checked_in_the_insert(s: Arc<dyn Store>) {
+    let refused = |r: Result<Inserted<Deduction>, StoreError>| match r {
+        Err(StoreError::Deduction(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    s.insert_contract(&contract("UNSIGNED", ContractState::PendingSignature))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(
+            s.insert_deduction(&deduction("U1", "UNSIGNED", 10), &deduction_caps(10))
+                .await
+        ),
+        DeductionRefusal::NotActive(ContractState::PendingSignature)
+    );
+    assert_eq!(s.get_deduction("m1", "U1").await.unwrap(), None);
+
+    s.insert_contract(&contract("C1", ContractState::Active))
+        .await
+        .unwrap();
+    // Failure times are the store's clock (the update's time): the
+    // deductions here are made at real times too.
+    let t0 = now_ms();
+    let caps = DeductionCaps {
+        since: t0,
+        ..deduction_caps(2)
+    };
+    // Yesterday's deduction does not count today; two today do.
+    s.insert_deduction(&deduction("OLD", "C1", t0 - 1), &caps)
+        .await
+        .unwrap();
+    s.insert_deduction(&deduction("A1", "C1", t0), &caps)
+        .await
+        .unwrap();
+    s.insert_deduction(&deduction("A2", "C1", t0 + 1), &caps)
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(
+            s.insert_deduction(&deduction("A3", "C1", t0 + 2), &caps)
+                .await
+        ),
+        DeductionRefusal::Limit {
+            limit: "per_contract_day_count",
+            max: 2,
+            counted: 2
+        }
+    );
+    // A failed one does not count against the day, but starts a run.
+    let mut a2 = s.get_deduction("m1", "A2").await.unwrap().unwrap();
+    a2.state = DeductionState::Failed;
+    let a2 = s.update_deduction(&a2, &[]).await.unwrap();
+    let h = s.deduction_history("m1", "C1", t0, 0).await.unwrap();
+    assert_eq!(
+        (h.day_count, h.consecutive_failures, h.last_failure_at),
+        (1, 1, Some(a2.updated_at))
+    );
+    // One millisecond too soon after the failure; then on time.
+    assert!(matches!(
+        refused(
+            s.insert_deduction(&deduction("A3", "C1", a2.updated_at + 999), &caps)
+                .await
+        ),
+        DeductionRefusal::TooSoon { retry_after } if retry_after == a2.updated_at + 1_000
+    ));
+    let on_time = deduction("A3", "C1", a2.updated_at + 1_000);
+    assert!(s.insert_deduction(&on_time, &caps).await.unwrap().is_new());
+    let mut a3 = s.get_deduction("m1", "A3").await.unwrap().unwrap();
+    a3.state = DeductionState::Failed;
+    s.update_deduction(&a3, &[]).await.unwrap();
+    let caps = DeductionCaps {
+        since: t0,
+        retry_interval_ms: 0,
+        ..deduction_caps(10)
+    };
+    let f1 = deduction("F1", "C1", now_ms() + 2_000);
+    s.insert_deduction(&f1, &caps).await.unwrap();
+    let mut failed = s.get_deduction("m1", "F1").await.unwrap().unwrap();
+    failed.state = DeductionState::Failed;
+    s.update_deduction(&failed, &[]).await.unwrap();
+    // Three in a row (A2, A3, F1) after the last success: paused.
+    assert!(matches!(
+        refused(
+            s.insert_deduction(&deduction("F2", "C1", now_ms() + 3_000), &caps)
+                .await
+        ),
+        DeductionRefusal::Limit {
+            limit: "pause_after_failures",
+            counted: 3,
+            ..
+        }
+    ));
+    // Failures before a resume no longer count; a success ends a run.
+    let mut c = s.get_contract("m1", "C1").await.unwrap().unwrap();
+    c.failures_counted_from = f1.created_at;
+    s.update_contract(&c, &[]).await.unwrap();
+    let h = s
+        .deduction_history("m1", "C1", t0, f1.created_at)
+        .await
+        .unwrap();
+    assert_eq!(h.consecutive_failures, 1);
+    let ok = s
+        .insert_deduction(&deduction("R1", "C1", now_ms() + 4_000), &caps)
+        .await
+        .unwrap();
+    assert!(ok.is_new());
+    let mut paid = ok.into_inner();
+    paid.state = DeductionState::Succeeded;
+    s.update_deduction(&paid, &[]).await.unwrap();
+    let h = s.deduction_history("m1", "C1", t0, 0).await.unwrap();
+    assert_eq!(h.consecutive_failures, 0);
+}
+
+/// Concurrent deductions of one contract under a daily count of `max`:
+/// how many were inserted.
+pub(in crate::store) async fn concurrent_deductions(
+    stores: &[Arc<dyn Store>],
+    max: i64,
+    tries: usize,
+) -> usize {
+    stores[0]
+        .insert_contract(&contract("RACE", ContractState::Active))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..tries {
+        let s = stores[i % stores.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let d = deduction(&format!("R{i:03}"), "RACE", 10);
+            matches!(
+                s.insert_deduction(&d, &deduction_caps(max)).await,
+                Ok(Inserted::New(_))
+            )
+        }));
+    }
+    let mut inserted = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            inserted += 1;
+        }
+    }
+    inserted
+}
+
+async fn concurrent_deductions_never_pass_the_contracts_daily_count(s: Arc<dyn Store>) {
+    assert_eq!(concurrent_deductions(&[s], 10, 24).await, 10);
 }

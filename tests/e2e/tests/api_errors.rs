@@ -6,9 +6,9 @@
 
 use payhost::api::AppState;
 use payhost::store::{
-    Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
-    NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund, Store,
-    StoreError,
+    Claimed, Contract, DailyCap, Deduction, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion,
+    NewEvent, NotificationRecord, Order, OrderState, OutboxEvent, PrunePolicy, PruneReport, Refund,
+    Store, StoreError,
 };
 use payhost_e2e::front::{Front, MERCHANT_KEY, Options, order_body};
 use reqwest::{Method, StatusCode};
@@ -1225,6 +1225,56 @@ impl Store for SwitchableStore {
     }
     async fn delete_unsent_order(&self, order: &Order) -> Result<bool, StoreError> {
         self.up()?.delete_unsent_order(order).await
+    }
+    async fn insert_contract(&self, c: &Contract) -> Result<Inserted<Contract>, StoreError> {
+        self.up()?.insert_contract(c).await
+    }
+    async fn get_contract(&self, m: &str, no: &str) -> Result<Option<Contract>, StoreError> {
+        self.up()?.get_contract(m, no).await
+    }
+    async fn update_contract(
+        &self,
+        c: &Contract,
+        events: &[NewEvent],
+    ) -> Result<Contract, StoreError> {
+        self.up()?.update_contract(c, events).await
+    }
+    async fn contracts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Contract>, StoreError> {
+        self.up()?.contracts_to_poll(now, limit).await
+    }
+    async fn insert_deduction(
+        &self,
+        d: &Deduction,
+        caps: &payhost::store::DeductionCaps,
+    ) -> Result<Inserted<Deduction>, StoreError> {
+        self.up()?.insert_deduction(d, caps).await
+    }
+    async fn get_deduction(&self, m: &str, no: &str) -> Result<Option<Deduction>, StoreError> {
+        self.up()?.get_deduction(m, no).await
+    }
+    async fn update_deduction(
+        &self,
+        d: &Deduction,
+        events: &[NewEvent],
+    ) -> Result<Deduction, StoreError> {
+        self.up()?.update_deduction(d, events).await
+    }
+    async fn delete_unsent_deduction(&self, d: &Deduction) -> Result<bool, StoreError> {
+        self.up()?.delete_unsent_deduction(d).await
+    }
+    async fn deduction_history(
+        &self,
+        m: &str,
+        contract_no: &str,
+        since: i64,
+        failures_from: i64,
+    ) -> Result<payhost::store::DeductionHistory, StoreError> {
+        self.up()?
+            .deduction_history(m, contract_no, since, failures_from)
+            .await
+    }
+    async fn deductions_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Deduction>, StoreError> {
+        self.up()?.deductions_to_poll(now, limit).await
     }
     async fn update_order_completing(
         &self,

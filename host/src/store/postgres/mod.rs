@@ -56,6 +56,7 @@
 //! - `rows`: rows to types, the values orders and refunds bind.
 //! - `updates`: the steps several writes share.
 
+mod contracts;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -76,9 +77,10 @@ use super::sql::{
     RECORD_MISMATCH, REFUND_COLUMNS, REVIVE_UNDELIVERABLE, SELECT_REFUND,
 };
 use super::{
-    Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
-    NotificationRecord, Order, OrderState, OutboxEvent, Payout, PayoutCaps, PrunePolicy,
-    PruneReport, Refund, SharedSlot, SharedVersion, Store, StoreError,
+    Claimed, Contract, DailyCap, Deduction, DeductionCaps, DeductionHistory, IdempotencyBegin,
+    Inserted, KeyClaim, KeyCompletion, NewEvent, NotificationRecord, Order, OrderState,
+    OutboxEvent, Payout, PayoutCaps, PrunePolicy, PruneReport, Refund, SharedSlot, SharedVersion,
+    Store, StoreError,
 };
 use crate::clock::now_ms;
 use async_trait::async_trait;
@@ -399,6 +401,128 @@ impl Store for PgStore {
             }
             append_events(&tx, &payout.merchant_id, events, now).await?;
             Ok(super::payouts::stored(payout, now))
+        })
+    }
+
+    async fn insert_contract(&self, contract: &Contract) -> Result<Inserted<Contract>, StoreError> {
+        transaction!(self, |tx| contracts::insert_contract(&tx, contract).await)
+    }
+
+    async fn get_contract(
+        &self,
+        merchant_id: &str,
+        contract_no: &str,
+    ) -> Result<Option<Contract>, StoreError> {
+        let rows = self
+            .read(
+                &super::contracts::SELECT_CONTRACT,
+                &[&merchant_id, &contract_no],
+                super::contracts::contract_from,
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn update_contract(
+        &self,
+        contract: &Contract,
+        events: &[NewEvent],
+    ) -> Result<Contract, StoreError> {
+        transaction!(self, |tx| {
+            contracts::update_contract(&tx, contract, events, now_ms()).await
+        })
+    }
+
+    async fn contracts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Contract>, StoreError> {
+        let until = now.saturating_add(POLL_LEASE_MS);
+        transaction!(self, |tx| {
+            let rows = query(
+                &tx,
+                &contracts::LEASE_CONTRACTS_TO_POLL,
+                &[&now, &limit, &until],
+            )
+            .await?;
+            Ok(rows
+                .iter()
+                .map(super::contracts::contract_from)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    async fn insert_deduction(
+        &self,
+        deduction: &Deduction,
+        caps: &DeductionCaps,
+    ) -> Result<Inserted<Deduction>, StoreError> {
+        transaction!(self, |tx| contracts::insert_deduction(&tx, deduction, caps)
+            .await)
+    }
+
+    async fn get_deduction(
+        &self,
+        merchant_id: &str,
+        deduction_no: &str,
+    ) -> Result<Option<Deduction>, StoreError> {
+        let rows = self
+            .read(
+                &super::contracts::SELECT_DEDUCTION,
+                &[&merchant_id, &deduction_no],
+                super::contracts::deduction_from,
+            )
+            .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn update_deduction(
+        &self,
+        deduction: &Deduction,
+        events: &[NewEvent],
+    ) -> Result<Deduction, StoreError> {
+        transaction!(self, |tx| {
+            contracts::update_deduction(&tx, deduction, events, now_ms()).await
+        })
+    }
+
+    async fn delete_unsent_deduction(&self, deduction: &Deduction) -> Result<bool, StoreError> {
+        let deleted = self
+            .write_one(
+                super::contracts::DELETE_UNSENT_DEDUCTION,
+                &[
+                    &deduction.merchant_id,
+                    &deduction.deduction_no,
+                    &deduction.version,
+                ],
+            )
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    async fn deduction_history(
+        &self,
+        merchant_id: &str,
+        contract_no: &str,
+        since: i64,
+        failures_from: i64,
+    ) -> Result<DeductionHistory, StoreError> {
+        let client = self.client().await?;
+        contracts::history(&client, merchant_id, contract_no, since, failures_from)
+            .await
+            .map_err(|e| e.into_store(1))
+    }
+
+    async fn deductions_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Deduction>, StoreError> {
+        let until = now.saturating_add(POLL_LEASE_MS);
+        transaction!(self, |tx| {
+            let rows = query(
+                &tx,
+                &contracts::LEASE_DEDUCTIONS_TO_POLL,
+                &[&now, &limit, &until],
+            )
+            .await?;
+            Ok(rows
+                .iter()
+                .map(super::contracts::deduction_from)
+                .collect::<Result<Vec<_>, _>>()?)
         })
     }
 

@@ -26,6 +26,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (6, sqlite::MIGRATION_6),
     (7, sqlite::MIGRATION_7),
     (8, sqlite::MIGRATION_8),
+    (9, sqlite::MIGRATION_9),
 ];
 
 /// The advisory lock key migrations hold: any constant only payhost uses

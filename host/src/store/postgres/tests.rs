@@ -8,7 +8,8 @@ use super::schema::MIGRATIONS;
 use super::{MAX_ATTEMPTS, PgStore};
 use crate::store::sqlite::schema::MIGRATIONS as SQLITE_MIGRATIONS;
 use crate::store::suite::{
-    capped_creates, claims_of_one_key_insert_one_order, concurrent_payouts, ev, order, refund,
+    capped_creates, claims_of_one_key_insert_one_order, concurrent_deductions, concurrent_payouts,
+    ev, order, refund,
 };
 use crate::store::test_db::PgDatabase;
 use crate::store::{DailyCap, Inserted, Store, StoreError};
@@ -219,6 +220,15 @@ async fn the_payout_limits_hold_across_replicas() {
     };
     // 24 concurrent payouts to one payee from two replicas, 10 a day.
     assert_eq!(concurrent_payouts(&replicas, 10, 24).await, 10);
+}
+
+#[tokio::test]
+async fn a_contracts_daily_count_holds_across_replicas() {
+    let Some((_db, replicas)) = two_replicas("race_deductions").await else {
+        return;
+    };
+    // 24 concurrent deductions of one contract from two replicas, 10 a day.
+    assert_eq!(concurrent_deductions(&replicas, 10, 24).await, 10);
 }
 
 /// Makes the first `failures` inserts into `mismatches` fail as a

@@ -125,7 +125,7 @@ pub(super) async fn cas_refund(
 /// the next holder's sum is a fresh READ COMMITTED snapshot that sees the
 /// previous holder's committed order, so the cap holds exactly. Two payers
 /// whose keys hash alike merely take turns.
-const ADVISORY_XACT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+pub(super) const ADVISORY_XACT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
 /// Inserts `order` (at version 1) unless its number exists, under `cap`.
 pub(super) async fn insert_capped(

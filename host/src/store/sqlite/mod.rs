@@ -49,11 +49,14 @@ use super::sql::{
     MARK_DELIVERED, MARK_FAILED, ORDERS_TO_POLL, RECORD_MISMATCH, REFUNDS_TO_POLL,
 };
 use super::{
-    Claimed, DailyCap, IdempotencyBegin, Inserted, KeyClaim, KeyCompletion, NewEvent,
-    NotificationRecord, Order, OrderState, OutboxEvent, Payout, PayoutCaps, PayoutTotals,
-    PrunePolicy, PruneReport, Refund, Store, StoreError,
+    Claimed, Contract, DailyCap, Deduction, DeductionCaps, DeductionHistory, IdempotencyBegin,
+    Inserted, KeyClaim, KeyCompletion, NewEvent, NotificationRecord, Order, OrderState,
+    OutboxEvent, Payout, PayoutCaps, PayoutTotals, PrunePolicy, PruneReport, Refund, Store,
+    StoreError,
 };
 
+/// Contracts and deductions (migration 9).
+mod contracts;
 /// Notification records, delivery scheduling and retention (migration 3).
 mod housekeeping;
 /// Orders by state, kept by triggers (migration 4).
@@ -343,6 +346,99 @@ impl Store for SqliteStore {
             Ok(super::payouts::stored(&payout, now))
         })
         .await
+    }
+
+    async fn insert_contract(&self, contract: &Contract) -> Result<Inserted<Contract>, StoreError> {
+        let c = contract.clone();
+        self.write(move |conn| contracts::insert_contract(conn, &c))
+            .await
+    }
+
+    async fn get_contract(
+        &self,
+        merchant_id: &str,
+        contract_no: &str,
+    ) -> Result<Option<Contract>, StoreError> {
+        let (m, c) = (merchant_id.to_owned(), contract_no.to_owned());
+        self.read(move |conn| contracts::select_contract(conn, &m, &c))
+            .await
+    }
+
+    async fn update_contract(
+        &self,
+        contract: &Contract,
+        events: &[NewEvent],
+    ) -> Result<Contract, StoreError> {
+        let (c, events) = (contract.clone(), events.to_vec());
+        self.write(move |conn| contracts::update_contract(conn, &c, &events))
+            .await
+    }
+
+    async fn contracts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Contract>, StoreError> {
+        self.read(move |conn| contracts::contracts_to_poll(conn, now, limit))
+            .await
+    }
+
+    async fn insert_deduction(
+        &self,
+        deduction: &Deduction,
+        caps: &DeductionCaps,
+    ) -> Result<Inserted<Deduction>, StoreError> {
+        let (d, caps) = (deduction.clone(), caps.clone());
+        self.write(move |conn| contracts::insert_deduction(conn, &d, &caps))
+            .await
+    }
+
+    async fn get_deduction(
+        &self,
+        merchant_id: &str,
+        deduction_no: &str,
+    ) -> Result<Option<Deduction>, StoreError> {
+        let (m, d) = (merchant_id.to_owned(), deduction_no.to_owned());
+        self.read(move |conn| contracts::select_deduction(conn, &m, &d))
+            .await
+    }
+
+    async fn update_deduction(
+        &self,
+        deduction: &Deduction,
+        events: &[NewEvent],
+    ) -> Result<Deduction, StoreError> {
+        let (d, events) = (deduction.clone(), events.to_vec());
+        self.write(move |conn| contracts::update_deduction(conn, &d, &events))
+            .await
+    }
+
+    async fn delete_unsent_deduction(&self, deduction: &Deduction) -> Result<bool, StoreError> {
+        let (m, d, v) = (
+            deduction.merchant_id.clone(),
+            deduction.deduction_no.clone(),
+            deduction.version,
+        );
+        self.write(move |conn| {
+            conn.prepare_cached(crate::store::contracts::DELETE_UNSENT_DEDUCTION)
+                .and_then(|mut s| s.execute(params![m, d, v]))
+                .map(|n| n == 1)
+                .map_err(sql_err)
+        })
+        .await
+    }
+
+    async fn deduction_history(
+        &self,
+        merchant_id: &str,
+        contract_no: &str,
+        since: i64,
+        failures_from: i64,
+    ) -> Result<DeductionHistory, StoreError> {
+        let (m, c) = (merchant_id.to_owned(), contract_no.to_owned());
+        self.read(move |conn| contracts::history(conn, &m, &c, since, failures_from))
+            .await
+    }
+
+    async fn deductions_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Deduction>, StoreError> {
+        self.read(move |conn| contracts::deductions_to_poll(conn, now, limit))
+            .await
     }
 
     async fn payouts_to_poll(&self, now: i64, limit: i64) -> Result<Vec<Payout>, StoreError> {

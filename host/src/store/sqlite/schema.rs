@@ -17,10 +17,13 @@ pub(in crate::store) const MIGRATIONS: &[(i64, &str)] = &[
     (6, MIGRATION_6),
     (7, MIGRATION_7),
     (8, MIGRATION_8),
+    (9, MIGRATION_9),
 ];
 
 /// Payouts to a payee's wallet (issue 15).
 pub(in crate::store) const MIGRATION_8: &str = crate::store::payouts::MIGRATION;
+/// Auto-debit contracts and their deductions (issue 15).
+pub(in crate::store) const MIGRATION_9: &str = crate::store::contracts::MIGRATION;
 
 /// Housekeeping: bounded notification bodies, undeliverable events, pruning.
 pub(in crate::store) const MIGRATION_3: &str = housekeeping::MIGRATION;
