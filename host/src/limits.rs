@@ -463,6 +463,10 @@ pub struct ContractSettings {
     pub per_contract_day_count: Option<u32>,
     pub pause_after_failures: Option<u32>,
     pub retry_interval_secs: Option<u64>,
+    /// `"HH:MM-HH:MM"` in the merchant's time zone: deductions are asked
+    /// for only inside it (WeChat takes them 07:00-22:00 Beijing time,
+    /// providers.md §13.8). Unset: any time.
+    pub call_window: Option<String>,
 }
 
 /// A merchant's deduction policy after defaults.
@@ -473,6 +477,64 @@ pub struct ContractPolicy {
     pub per_contract_day_count: u32,
     pub pause_after_failures: u32,
     pub retry_interval_secs: u64,
+    pub call_window: Option<CallWindow>,
+}
+
+/// A daily window of the merchant's day, `[from, until)` in minutes after
+/// midnight; it does not cross midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CallWindow {
+    pub from_min: u16,
+    pub until_min: u16,
+}
+
+impl CallWindow {
+    /// `"07:00-22:00"`.
+    pub fn parse(text: &str) -> Result<CallWindow, String> {
+        let minutes = |t: &str| -> Option<u16> {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+        };
+        let bad = || format!("`{text}` is not a window like \"07:00-22:00\"");
+        let (from, until) = text.split_once('-').ok_or_else(bad)?;
+        let (from_min, until_min) = (
+            minutes(from).ok_or_else(bad)?,
+            minutes(until).ok_or_else(bad)?,
+        );
+        if from_min >= until_min {
+            return Err(format!(
+                "`{text}`: the window must start before it ends, within one day"
+            ));
+        }
+        Ok(CallWindow {
+            from_min,
+            until_min,
+        })
+    }
+
+    /// `None` when `at_ms` lies inside the window in `zone`; else when it
+    /// next opens (Unix ms).
+    pub fn next_open(&self, zone: &jiff::tz::TimeZone, at_ms: i64) -> Option<i64> {
+        let now = jiff::Timestamp::from_millisecond(at_ms)
+            .ok()?
+            .to_zoned(zone.clone());
+        let minute = u16::try_from(i32::from(now.hour()) * 60 + i32::from(now.minute())).ok()?;
+        if (self.from_min..self.until_min).contains(&minute) {
+            return None;
+        }
+        let day = if minute < self.from_min {
+            now.date()
+        } else {
+            now.date().tomorrow().ok()?
+        };
+        let (h, m) = (self.from_min / 60, self.from_min % 60);
+        let opens = day
+            .at(i8::try_from(h).ok()?, i8::try_from(m).ok()?, 0, 0)
+            .to_zoned(zone.clone())
+            .ok()?;
+        Some(opens.timestamp().as_millisecond())
+    }
 }
 
 impl ContractSettings {
@@ -515,7 +577,14 @@ impl ContractSettings {
                 "must be at most 30 days (2592000)".into(),
             ));
         }
+        let call_window = self
+            .call_window
+            .as_deref()
+            .map(CallWindow::parse)
+            .transpose()
+            .map_err(|problem| err("call_window", problem))?;
         Ok(ContractPolicy {
+            call_window,
             per_deduction_minor,
             per_contract_day_count: positive(
                 "per_contract_day_count",
@@ -1024,6 +1093,51 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(none.resolve().unwrap().caps(0).retry_interval_ms, 0);
+    }
+
+    #[test]
+    fn a_call_window_admits_its_minutes_and_names_when_it_next_opens() {
+        let w = CallWindow::parse("07:00-22:00").unwrap();
+        assert_eq!((w.from_min, w.until_min), (420, 1320));
+        for bad in [
+            "7-22",
+            "22:00-07:00",
+            "07:00-07:00",
+            "07:60-08:00",
+            "25:00-26:00",
+            "",
+        ] {
+            assert!(CallWindow::parse(bad).is_err(), "{bad}");
+        }
+        let zone = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        let at = |t: &str| {
+            t.parse::<jiff::civil::DateTime>()
+                .unwrap()
+                .to_zoned(zone.clone())
+                .unwrap()
+                .timestamp()
+                .as_millisecond()
+        };
+        // 07:00 and 21:59:59 are inside; 06:59:59 waits a second, 22:00
+        // waits for tomorrow's 07:00.
+        assert_eq!(w.next_open(&zone, at("2026-12-04T07:00:00")), None);
+        assert_eq!(w.next_open(&zone, at("2026-12-04T21:59:59")), None);
+        assert_eq!(
+            w.next_open(&zone, at("2026-12-04T06:59:59")),
+            Some(at("2026-12-04T07:00:00"))
+        );
+        assert_eq!(
+            w.next_open(&zone, at("2026-12-04T22:00:00")),
+            Some(at("2026-12-05T07:00:00"))
+        );
+        let field = ContractSettings {
+            call_window: Some("22-7".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .field;
+        assert_eq!(field, "call_window");
     }
 
     #[test]

@@ -483,6 +483,20 @@ pub async fn create_deduction(
             &policy.currency,
         ));
     }
+    if let Some(opens) = policy
+        .call_window
+        .and_then(|w| w.next_open(&merchant.timezone, now_ms()))
+    {
+        let at = crate::resources::Timestamp(opens).to_string();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "deduction_limit_exceeded",
+            "The deduction is over one of the merchant's deduction limits",
+            format!("deductions are asked for only inside the call window; it opens at {at}"),
+        )
+        .with("limit", "call_window")
+        .with("retry_after", at));
+    }
     let adapter = contract_adapter(state, merchant)?;
     let contract = load_contract(state, &merchant.id, contract_no).await?;
     let first_poll = state.first_poll_delay_ms(adapter.info.capabilities.deduction_notifications);

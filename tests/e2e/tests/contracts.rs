@@ -631,3 +631,68 @@ async fn concurrent_retries_of_a_deduction_charge_once() {
     assert_eq!(truth.deductions.len(), 1);
     assert_eq!(truth.deductions["DRETRY1"].total_fee, 900);
 }
+
+/// A correctly signed notification about a contract payhost does not have
+/// is refused (422), so WeChat keeps it and sends it again; nothing is
+/// created from it.
+#[tokio::test]
+async fn a_verified_notification_about_an_unknown_contract_is_refused() {
+    let f = front("contracts-unknown", "", 10, 50_000, Options::default()).await;
+    let notify_url = f.url("/v1/notify/wechat-v2/shop-1");
+    f.sim
+        .sign_contract("CNOBODY1", PLAN, OPENID, &notify_url)
+        .unwrap();
+    f.eventually("the notification was posted and refused", || {
+        let s = f.sim.outbox_stats();
+        s.posts >= 1 && s.acknowledged == 0
+    })
+    .await;
+    let (status, _) = call(&f, Method::GET, "/v1/contracts/CNOBODY1", None).await;
+    assert_eq!(status, 404);
+    assert!(webhooks_of(&f, "contract.").is_empty());
+}
+
+/// Outside the configured call window (WeChat's 07:00-22:00) a deduction
+/// is refused before anything is stored or sent, naming when it opens.
+#[tokio::test]
+async fn a_deduction_outside_the_call_window_waits_for_it() {
+    // A window that certainly excludes now, in the merchant's Beijing day.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let beijing_hour = (secs / 3600 + 8) % 24;
+    let window = if beijing_hour < 12 {
+        "23:00-23:59"
+    } else {
+        "00:00-01:00"
+    };
+    let f = front(
+        "contracts-window",
+        &format!("call_window = \"{window}\""),
+        10,
+        50_000,
+        Options::default(),
+    )
+    .await;
+    signed_contract(&f, "CWIN1").await;
+    let (status, refused) = call(
+        &f,
+        Method::POST,
+        "/v1/contracts/CWIN1/deductions",
+        Some(deduction_body("DWIN1", 100)),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["limit"], "call_window");
+    assert!(refused["retry_after"].is_string(), "{refused}");
+    let (status, _) = call(
+        &f,
+        Method::GET,
+        "/v1/contracts/CWIN1/deductions/DWIN1",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(f.sim.papay_truth().deductions.is_empty());
+}
