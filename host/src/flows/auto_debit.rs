@@ -586,23 +586,30 @@ pub async fn create_deduction(
                 if is_new {
                     state.store.delete_unsent_deduction(&d).await?;
                 }
-            } else if final_refusal(&err) {
-                // A refusal of a number the provider already has (charged
-                // on an earlier try whose answer was lost) is no failure:
-                // the provider's own record decides.
-                match query_deduction(state, merchant, &adapter, &contract, &d).await {
-                    Ok(status) => {
-                        apply_deduction_status(state, merchant, &d.deduction_no, &status).await?;
-                    }
-                    Err(q) if final_refusal(&q) => {
-                        fail_refused(state, merchant, &d, &err.detail).await?;
-                    }
-                    // Unclear: the deduction stays `created` and the
-                    // reconciler asks again.
-                    Err(_) => {}
-                }
+                return Err(err);
             }
-            return Err(err);
+            if !final_refusal(&err) {
+                // Unclear: the deduction stays `created`; a retry asks
+                // again under the same number and the reconciler queries.
+                return Err(err);
+            }
+            // A refusal of a number the provider already has (charged on
+            // an earlier try whose answer was lost: WeChat's `ORDERPAID`)
+            // is no failure: the provider's own record decides.
+            match query_deduction(state, merchant, &adapter, &contract, &d).await {
+                Ok(status) if !matches!(status.state, contract::DeductionState::Failed(_)) => {
+                    status
+                }
+                Ok(status) => {
+                    apply_deduction_status(state, merchant, &d.deduction_no, &status).await?;
+                    return Err(err);
+                }
+                Err(q) if final_refusal(&q) => {
+                    fail_refused(state, merchant, &d, &err.detail).await?;
+                    return Err(err);
+                }
+                Err(_) => return Err(err),
+            }
         }
     };
     let (d, verdict) = apply_deduction_status(state, merchant, &d.deduction_no, &status).await?;

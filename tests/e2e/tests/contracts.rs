@@ -696,3 +696,87 @@ async fn a_deduction_outside_the_call_window_waits_for_it() {
     assert_eq!(status, 404);
     assert!(f.sim.papay_truth().deductions.is_empty());
 }
+
+/// WeChat charged a deduction whose answer payhost never got: the retry
+/// under the same number is refused by WeChat as already paid, and payhost
+/// asks WeChat's record instead of failing it: succeeded, charged once.
+/// And a contract the payer already ended (its notification lost) is
+/// terminated by the merchant's DELETE on WeChat's word.
+#[tokio::test]
+async fn a_lost_answer_is_settled_by_wechats_record_not_by_its_refusal() {
+    use payhost_simulators::faults::FaultConfig;
+    let f = front(
+        "contracts-lost-answer",
+        "",
+        10,
+        50_000,
+        Options {
+            egress_timeout_ms: 300,
+            ..Options::default()
+        },
+    )
+    .await;
+    let contract_id = signed_contract(&f, "CANSWER1").await["provider_contract_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The call hangs past payhost's time-out; some seeds carry it out.
+    let mut carried = None;
+    for seed in 0..32 {
+        let no = format!("DANSWER{seed}");
+        f.sim.set_faults(FaultConfig {
+            seed,
+            api_timeout: 1.0,
+            hang: std::time::Duration::from_millis(600),
+            max_faults: 1,
+            ..FaultConfig::none()
+        });
+        let (status, _) = call(
+            &f,
+            Method::POST,
+            "/v1/contracts/CANSWER1/deductions",
+            Some(deduction_body(&no, 300)),
+        )
+        .await;
+        assert!(status >= 500, "{status}");
+        if f.sim.papay_truth().deductions.contains_key(&no) {
+            carried = Some(no);
+            break;
+        }
+    }
+    let no = carried.expect("one of 32 seeds carries the hung call out");
+    let (_, stored) = call(
+        &f,
+        Method::GET,
+        &format!("/v1/contracts/CANSWER1/deductions/{no}"),
+        None,
+    )
+    .await;
+    assert_eq!(stored["state"], "created", "{stored}");
+    // WeChat charges it; its notification is lost.
+    f.sim.set_faults(FaultConfig {
+        notify_drop: 1.0,
+        max_faults: 10_000,
+        ..FaultConfig::none()
+    });
+    f.sim.settle_deduction(&no, true).unwrap();
+    let (status, retried) = call(
+        &f,
+        Method::POST,
+        "/v1/contracts/CANSWER1/deductions",
+        Some(deduction_body(&no, 300)),
+    )
+    .await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["state"], "succeeded");
+    assert_eq!(retried["amount"], 300);
+    assert_eq!(f.sim.papay_truth().deductions[&no].trade_state, "SUCCESS");
+
+    // The payer ends the contract in WeChat; the notification is lost.
+    f.sim.terminate_contract_by_payer(&contract_id).unwrap();
+    let (_, still) = call(&f, Method::GET, "/v1/contracts/CANSWER1", None).await;
+    assert_eq!(still["state"], "active");
+    let (status, ended) = call(&f, Method::DELETE, "/v1/contracts/CANSWER1", None).await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["state"], "terminated");
+}
