@@ -496,6 +496,51 @@ base_url = "{sim}"
         r.text().await.unwrap()
     }
 
+    /// `n` copies of one POST at once as the merchant whose API key is
+    /// `key`, every other one with the `Idempotency-Key` `idem`: retries
+    /// racing each other. Asserts each answer is the created object (201,
+    /// exactly once), the same object again (200) or the key's first use
+    /// still in flight (409); answers the 2xx bodies.
+    pub async fn post_concurrently(
+        &self,
+        key: &str,
+        path: &str,
+        body: &serde_json::Value,
+        idem: &str,
+        n: usize,
+    ) -> Vec<serde_json::Value> {
+        let mut tasks = Vec::new();
+        for i in 0..n {
+            let mut req = self.client.post(self.url(path)).bearer_auth(key).json(body);
+            if i % 2 == 0 {
+                req = req.header("Idempotency-Key", idem);
+            }
+            tasks.push(tokio::spawn(async move {
+                let r = req.send().await.unwrap();
+                let status = r.status().as_u16();
+                (
+                    status,
+                    r.json::<serde_json::Value>().await.unwrap_or_default(),
+                )
+            }));
+        }
+        let (mut created, mut answers) = (0, Vec::new());
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            match status {
+                201 => created += 1,
+                200 => {}
+                409 => assert_eq!(body["code"], "idempotency_in_progress", "{body}"),
+                other => panic!("{other}: {body}"),
+            }
+            if status < 300 {
+                answers.push(body);
+            }
+        }
+        assert_eq!(created, 1, "{answers:?}");
+        answers
+    }
+
     /// Waits (bounded) until `check` holds, polling every 20 ms.
     pub async fn eventually<F: Fn() -> bool>(&self, what: &str, check: F) {
         for _ in 0..500 {
