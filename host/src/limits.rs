@@ -317,6 +317,28 @@ pub const PAYOUT_PER_PAYEE_DAY_COUNT: u32 = 10;
 /// CNY (providers.md 12.6).
 pub const PAYOUT_REAL_NAME_FROM_CNY_MINOR: u64 = 200_000;
 
+/// An amount setting in minor units of `currency`: as written (above zero,
+/// within `i64`), else the seed's CNY default, which another currency has
+/// no use for (`what` names the money it caps).
+fn minor_amount(
+    field: &'static str,
+    explicit: Option<u64>,
+    default_cny: u64,
+    currency: &str,
+    what: &str,
+) -> Result<u64, LimitsError> {
+    let err = |problem: String| LimitsError { field, problem };
+    match explicit {
+        Some(0) => Err(err("must be greater than zero".into())),
+        Some(v) if v > i64::MAX as u64 => Err(err("is too large".into())),
+        Some(v) => Ok(v),
+        None if currency == "CNY" => Ok(default_cny),
+        None => Err(err(format!(
+            "{what} are in {currency}, not CNY: set `{field}` in its minor units"
+        ))),
+    }
+}
+
 /// `[merchants.payouts]` as written; every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -356,16 +378,8 @@ impl PayoutSettings {
         let currency = self.currency.clone().unwrap_or_else(|| "CNY".into());
         payhost_sdk::money::exponent(&currency)
             .map_err(|e| err("currency", format!("`{currency}`: {e}")))?;
-        let is_cny = currency == "CNY";
-        let amount = |field: &'static str, explicit: Option<u64>, default_cny: u64| match explicit {
-            Some(0) => Err(err(field, "must be greater than zero".into())),
-            Some(v) if v > i64::MAX as u64 => Err(err(field, "is too large".into())),
-            Some(v) => Ok(v),
-            None if is_cny => Ok(default_cny),
-            None => Err(err(
-                field,
-                format!("payouts are in {currency}, not CNY: set `{field}` in its minor units"),
-            )),
+        let amount = |field, explicit, default_cny| {
+            minor_amount(field, explicit, default_cny, &currency, "payouts")
         };
         let count = self
             .per_payee_day_count
@@ -545,25 +559,13 @@ impl ContractSettings {
         let currency = self.currency.clone().unwrap_or_else(|| "CNY".into());
         payhost_sdk::money::exponent(&currency)
             .map_err(|e| err("currency", format!("`{currency}`: {e}")))?;
-        let per_deduction_minor = match self.per_deduction_minor {
-            Some(0) => {
-                return Err(err(
-                    "per_deduction_minor",
-                    "must be greater than zero".into(),
-                ));
-            }
-            Some(v) if v > i64::MAX as u64 => {
-                return Err(err("per_deduction_minor", "is too large".into()));
-            }
-            Some(v) => v,
-            None if currency == "CNY" => DEDUCTION_MAX_CNY_MINOR,
-            None => {
-                return Err(err(
-                    "per_deduction_minor",
-                    format!("deductions are in {currency}, not CNY: set it in its minor units"),
-                ));
-            }
-        };
+        let per_deduction_minor = minor_amount(
+            "per_deduction_minor",
+            self.per_deduction_minor,
+            DEDUCTION_MAX_CNY_MINOR,
+            &currency,
+            "deductions",
+        )?;
         let positive = |field, v: Option<u32>, default: u32| match v.unwrap_or(default) {
             0 => Err(err(field, "must be greater than zero".into())),
             n => Ok(n),

@@ -6,8 +6,8 @@
 use super::idempotency::{self, Answer};
 use super::payments::{ADAPTER_DIGEST_HEADER, GetParams, minor_units, valid_number};
 use super::problem::ApiError;
-use super::validate::not_blank;
-use super::{AppState, AuthMerchant, Merchant, parse_json};
+use super::validate::{ip_address, not_blank};
+use super::{AppState, AuthMerchant, Merchant, metadata_value, parse_json};
 use crate::flows;
 use crate::limits::Op;
 use crate::resources::{Contract, Deduction};
@@ -99,23 +99,6 @@ pub struct CreateDeduction {
     pub metadata: serde_json::Map<String, Value>,
 }
 
-fn ip(field: &'static str, value: Option<&str>) -> Result<(), ApiError> {
-    match value {
-        Some(v) if v.parse::<std::net::IpAddr>().is_err() => Err(ApiError::validation(format!(
-            "`{field}` is not an IPv4 or IPv6 address"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-fn metadata(m: serde_json::Map<String, Value>) -> Value {
-    if m.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(m)
-    }
-}
-
 /// `POST /v1/contracts`
 #[utoipa::path(post, path = "/v1/contracts", request_body = CreateContract,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
@@ -154,7 +137,7 @@ async fn create_contract(
     if let Some(openid) = &req.payer.openid {
         not_blank("payer.openid", openid, 128)?;
     }
-    ip("payer.client_ip", req.payer.client_ip.as_deref())?;
+    ip_address("payer.client_ip", req.payer.client_ip.as_deref())?;
     not_blank("display_name", &req.display_name, 32)?;
     if let Some(url) = &req.return_url {
         not_blank("return_url", url, 256)?;
@@ -167,7 +150,7 @@ async fn create_contract(
         client_ip: req.payer.client_ip,
         display_name: req.display_name,
         return_url: req.return_url,
-        metadata: metadata(req.metadata),
+        metadata: metadata_value(req.metadata),
     };
     let out = flows::create_contract(state, merchant, new).await?;
     let code = if out.is_new {
@@ -280,14 +263,14 @@ async fn deduct(
     let req: CreateDeduction = parse_json(body)?;
     valid_number(&req.deduction_no, "deduction_no", 32)?;
     not_blank("description", &req.description, 64)?;
-    ip("client_ip", req.client_ip.as_deref())?;
+    ip_address("client_ip", req.client_ip.as_deref())?;
     let new = flows::NewDeduction {
         deduction_no: req.deduction_no,
         amount: req.amount,
         currency: req.currency,
         description: req.description,
         client_ip: req.client_ip,
-        metadata: metadata(req.metadata),
+        metadata: metadata_value(req.metadata),
     };
     let out = flows::create_deduction(state, merchant, contract_no, new).await?;
     let code = if out.is_new {

@@ -242,6 +242,15 @@ impl FromRequestParts<AppState> for AuthMerchant {
     }
 }
 
+/// A request's `metadata` as stored: `null` when none was given.
+pub(crate) fn metadata_value(m: serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    if m.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::Value::Object(m)
+    }
+}
+
 /// Parses a JSON body strictly (unknown fields are errors) with a message
 /// that names the problem and where it is.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

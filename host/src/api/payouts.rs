@@ -130,11 +130,7 @@ async fn create_payout(
         real_name,
         remark: req.remark,
         scene: req.scene,
-        metadata: if req.metadata.is_empty() {
-            Value::Null
-        } else {
-            Value::Object(req.metadata)
-        },
+        metadata: super::metadata_value(req.metadata),
     };
     let out = flows::create_payout(state, merchant, new).await?;
     let code = if out.is_new {

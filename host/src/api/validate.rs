@@ -80,11 +80,16 @@ pub fn payment(p: &NewPayment) -> Result<(), ApiError> {
     provider_text("payer.openid", p.payer_openid.as_deref())?;
     provider_text("payer.client_ip", p.client_ip.as_deref())?;
     // Every provider takes the payer's address as an address.
-    match p.client_ip.as_deref() {
+    ip_address("payer.client_ip", p.client_ip.as_deref())
+}
+
+/// An optional IP address field: absent, or an IPv4 or IPv6 address.
+pub fn ip_address(field: &'static str, value: Option<&str>) -> Result<(), ApiError> {
+    match value {
         Some(ip) if ip.parse::<std::net::IpAddr>().is_err() => Err(ApiError::validation(format!(
-            "`payer.client_ip` is `{ip}`, not an IPv4 or IPv6 address"
+            "`{field}` is `{ip}`, not an IPv4 or IPv6 address"
         ))
-        .with("field", "payer.client_ip")
+        .with("field", field)
         .with("reason", "not_an_ip_address")),
         _ => Ok(()),
     }

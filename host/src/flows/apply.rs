@@ -225,6 +225,20 @@ pub(super) async fn tell_contradiction(
     Ok(())
 }
 
+/// [`tell_contradiction`] keyed by its kind and reason: what payouts,
+/// contracts and deductions record once.
+pub(super) async fn tell_contradiction_once(
+    state: &AppState,
+    merchant: &Merchant,
+    subject: &str,
+    kind: &'static str,
+    reason: &str,
+    event: &crate::store::NewEvent,
+) -> Result<(), ApiError> {
+    let key = serde_json::json!([kind, reason]);
+    tell_contradiction(state, merchant, subject, kind, reason, key, event).await
+}
+
 /// The provider's current status of an order (`query`).
 /// `adapter` is the merchant's current (or pinned) version, not the one the
 /// order was created with: versions of a slot speak the same contract.

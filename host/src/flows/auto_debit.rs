@@ -3,7 +3,7 @@
 //! settle each deduction by the provider's answer, notification or query,
 //! pause after consecutive failures, terminate.
 
-use super::apply::tell_contradiction;
+use super::apply::tell_contradiction_once;
 use super::retry::{Round, until_not_lost};
 use super::{Verdict, call, call_counted, final_refusal, money, unexpected};
 use crate::api::problem::ApiError;
@@ -114,21 +114,26 @@ fn refusal(r: DeductionRefusal, currency: &str) -> ApiError {
             max,
             counted,
         } => deduction_limit(limit, max, Some(counted), currency),
-        DeductionRefusal::TooSoon { retry_after } => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "deduction_limit_exceeded",
-            "The deduction is over one of the merchant's deduction limits",
-            format!(
-                "the contract's last deduction failed; the next may be made from {}",
-                crate::resources::Timestamp(retry_after)
-            ),
-        )
-        .with("limit", "retry_interval")
-        .with(
-            "retry_after",
-            crate::resources::Timestamp(retry_after).to_string(),
+        DeductionRefusal::TooSoon { retry_after } => not_yet(
+            "retry_interval",
+            "the contract's last deduction failed; the next may be made",
+            retry_after,
         ),
     }
+}
+
+/// A deduction refused for now: `limit` says why, `retry_after` (Unix ms)
+/// from when it may be made.
+fn not_yet(limit: &'static str, why: &str, retry_after: i64) -> ApiError {
+    let at = crate::resources::Timestamp(retry_after).to_string();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "deduction_limit_exceeded",
+        "The deduction is over one of the merchant's deduction limits",
+        format!("{why} from {at}"),
+    )
+    .with("limit", limit)
+    .with("retry_after", at)
 }
 
 fn sign_action_json(a: &SignAction) -> Value {
@@ -282,20 +287,6 @@ pub async fn load_deduction(
         .ok_or_else(|| ApiError::not_found(format!("no deduction `{deduction_no}`")))
 }
 
-/// Records a contradiction once per kind and reason and tells the
-/// merchant (`event`).
-async fn contradiction(
-    state: &AppState,
-    merchant: &Merchant,
-    subject: &str,
-    kind: &'static str,
-    reason: &str,
-    event: &crate::store::NewEvent,
-) -> Result<(), ApiError> {
-    let key = json!([kind, reason]);
-    tell_contradiction(state, merchant, subject, kind, reason, key, event).await
-}
-
 /// Applies a provider's statement about a contract; a contradiction is
 /// recorded once and sent as `contract.provider_mismatch`.
 pub async fn apply_contract_status(
@@ -316,7 +307,7 @@ pub async fn apply_contract_status(
                 let reported = serde_json::to_value(status).unwrap_or_default();
                 let event = contracts::contract_mismatch_event(&c, &reason, reported);
                 let subject = crate::store::contracts::contract_subject(&c.contract_no);
-                contradiction(
+                tell_contradiction_once(
                     state,
                     merchant,
                     &subject,
@@ -487,15 +478,11 @@ pub async fn create_deduction(
         .call_window
         .and_then(|w| w.next_open(&merchant.timezone, now_ms()))
     {
-        let at = crate::resources::Timestamp(opens).to_string();
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "deduction_limit_exceeded",
-            "The deduction is over one of the merchant's deduction limits",
-            format!("deductions are asked for only inside the call window; it opens at {at}"),
-        )
-        .with("limit", "call_window")
-        .with("retry_after", at));
+        return Err(not_yet(
+            "call_window",
+            "deductions are asked for only inside the call window, open",
+            opens,
+        ));
     }
     let adapter = contract_adapter(state, merchant)?;
     let contract = load_contract(state, &merchant.id, contract_no).await?;
@@ -729,7 +716,7 @@ pub async fn apply_deduction_status(
                 let reported = serde_json::to_value(status).unwrap_or_default();
                 let event = contracts::deduction_mismatch_event(&d, &reason, reported);
                 let subject = crate::store::contracts::deduction_subject(&d.deduction_no);
-                contradiction(state, merchant, &subject, "deduction_mismatch", &reason, &event)
+                tell_contradiction_once(state, merchant, &subject, "deduction_mismatch", &reason, &event)
                     .await?;
                 (d, Verdict::Mismatch(reason), false)
             }

@@ -2,7 +2,7 @@
 //! stored before the provider is asked, then settled by the provider's
 //! answer, its notification or `payout-query`.
 
-use super::apply::tell_contradiction;
+use super::apply::tell_contradiction_once;
 use super::retry::{Round, until_not_lost};
 use super::{Verdict, call, call_counted, final_refusal, money, unexpected};
 use crate::api::problem::ApiError;
@@ -13,7 +13,6 @@ use crate::runtime::{Operation, Output};
 use crate::store::{Inserted, Payout, PayoutState, StoreError};
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 
 /// A payout as the merchant asked for it.
 #[derive(Debug, Clone)]
@@ -322,17 +321,7 @@ async fn mismatch(
     let reported = serde_json::to_value(status).unwrap_or_default();
     let event = payouts::mismatch_event(payout, reason, reported);
     let subject = crate::store::payouts::mismatch_subject(&payout.payout_no);
-    let key = json!(["payout_mismatch", reason]);
-    tell_contradiction(
-        state,
-        merchant,
-        &subject,
-        "payout_mismatch",
-        reason,
-        key,
-        &event,
-    )
-    .await
+    tell_contradiction_once(state, merchant, &subject, "payout_mismatch", reason, &event).await
 }
 
 /// Asks the provider about a payout (`payout-query`) and applies the

@@ -7,8 +7,7 @@
 //! and the compare-and-set guards the columns that must never change.
 
 use super::StoreError;
-use super::payouts::Bind;
-use super::rows::{Columns, json_text, parse_json};
+use super::rows::{Bind, Columns, json_text, parse_json};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 

@@ -3,7 +3,7 @@
 //! mapping both stores share.
 
 use super::StoreError;
-use super::rows::{Columns, json_text, parse_json};
+use super::rows::{Bind, Columns, json_text, parse_json};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
@@ -238,12 +238,6 @@ pub(in crate::store) static PAYOUTS_TO_POLL: LazyLock<String> = LazyLock::new(||
          ORDER BY next_poll_at LIMIT ?2"
     )
 });
-
-/// One bound value of a payout, for either driver.
-pub(in crate::store) enum Bind {
-    Text(Option<String>),
-    Int(Option<i64>),
-}
 
 /// The values of [`PAYOUT_COLUMNS`], in that order, with `updated_at` and
 /// `version` as given (the new time and expected version for

@@ -124,3 +124,10 @@ pub(in crate::store) fn notification_from(
         merchant_order_no: r.opt_text(11)?,
     })
 }
+
+/// One bound value of a row the store writes through a value list (payouts,
+/// contracts, deductions), for either driver.
+pub(in crate::store) enum Bind {
+    Text(Option<String>),
+    Int(Option<i64>),
+}

@@ -47,6 +47,11 @@ pub(super) static LEASE_DEDUCTIONS_TO_POLL: LazyLock<String> = LazyLock::new(|| 
     )
 });
 
+/// [`SELECT_CONTRACT`] holding the row against a concurrent change until
+/// the transaction ends.
+static SELECT_CONTRACT_FOR_SHARE: LazyLock<String> =
+    LazyLock::new(|| format!("{} FOR SHARE", *SELECT_CONTRACT));
+
 pub(super) async fn select_contract(
     c: &impl GenericClient,
     merchant: &str,
@@ -138,8 +143,13 @@ pub(super) async fn insert_deduction(
     if let Some(existing) = select_deduction(tx, &d.merchant_id, &d.deduction_no).await? {
         return Ok(Inserted::Existing(existing));
     }
-    let shared = format!("{} FOR SHARE", *SELECT_CONTRACT);
-    let contract = match query_opt(tx, &shared, &[&d.merchant_id, &d.contract_no]).await? {
+    let contract = match query_opt(
+        tx,
+        &SELECT_CONTRACT_FOR_SHARE,
+        &[&d.merchant_id, &d.contract_no],
+    )
+    .await?
+    {
         Some(row) => contract_from(&row)?,
         None => {
             return Err(StoreError::Corrupt(format!("no contract {}", d.contract_no)).into());

@@ -7,9 +7,9 @@ use super::TxError;
 use super::rows::{OrderValues, RefundValues, insert_values, pg_sql};
 use crate::store::keys::{self, HeldKey, Verdict};
 use crate::store::payouts::{
-    Bind, INSERT_PAYOUT, PAYOUT_TOTALS, SELECT_PAYOUT, payout_binds, payout_from,
+    INSERT_PAYOUT, PAYOUT_TOTALS, SELECT_PAYOUT, payout_binds, payout_from,
 };
-use crate::store::rows::{Columns, json_text, order_from};
+use crate::store::rows::{Bind, Columns, json_text, order_from};
 use crate::store::sql::{
     APPEND_EVENT, CAS_ORDER, CAS_REFUND, CLAIM_KEY, COMPLETE_KEY, INSERT_NOTIFICATION,
     INSERT_ORDER, INSERT_REFUND, PAYER_TOTAL_SINCE, RELEASE_KEY, SELECT_KEY, SELECT_ORDER,

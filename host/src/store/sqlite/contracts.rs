@@ -1,7 +1,7 @@
 //! Contracts and deductions on SQLite. The single writer makes a
 //! deduction's checks and its insert one atomic step.
 
-use super::payout_params;
+use super::bound;
 use super::rows::{query_all, query_opt, sql_err};
 use super::updates::append_events;
 use crate::clock::now_ms;
@@ -41,7 +41,7 @@ pub(super) fn insert_contract(
 ) -> Result<Inserted<Contract>, StoreError> {
     let n = conn
         .prepare_cached(&INSERT_CONTRACT)
-        .and_then(|mut s| s.execute(payout_params(contract_binds(c, c.updated_at, 1))))
+        .and_then(|mut s| s.execute(bound(contract_binds(c, c.updated_at, 1))))
         .map_err(sql_err)?;
     if n == 1 {
         return Ok(Inserted::New(Contract {
@@ -62,7 +62,7 @@ pub(super) fn update_contract(
     let now = now_ms();
     let changed = conn
         .prepare_cached(CAS_CONTRACT)
-        .and_then(|mut s| s.execute(payout_params(contract_binds(c, now, c.version))))
+        .and_then(|mut s| s.execute(bound(contract_binds(c, now, c.version))))
         .map_err(sql_err)?;
     if changed == 0 {
         return Err(StoreError::Conflict);
@@ -121,7 +121,7 @@ pub(super) fn insert_deduction(
     caps.check(&contract, h, d.created_at)
         .map_err(StoreError::Deduction)?;
     conn.prepare_cached(&INSERT_DEDUCTION)
-        .and_then(|mut s| s.execute(payout_params(deduction_binds(d, d.updated_at, 1))))
+        .and_then(|mut s| s.execute(bound(deduction_binds(d, d.updated_at, 1))))
         .map_err(sql_err)?;
     Ok(Inserted::New(Deduction {
         version: 1,
@@ -137,7 +137,7 @@ pub(super) fn update_deduction(
     let now = now_ms();
     let changed = conn
         .prepare_cached(CAS_DEDUCTION)
-        .and_then(|mut s| s.execute(payout_params(deduction_binds(d, now, d.version))))
+        .and_then(|mut s| s.execute(bound(deduction_binds(d, now, d.version))))
         .map_err(sql_err)?;
     if changed == 0 {
         return Err(StoreError::Conflict);

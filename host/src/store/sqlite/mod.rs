@@ -41,9 +41,10 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use super::limit_minor;
 use super::payouts::{
-    Bind, CAS_PAYOUT, INSERT_PAYOUT, PAYOUT_TOTALS, PAYOUTS_TO_POLL, SELECT_PAYOUT, payout_binds,
+    CAS_PAYOUT, INSERT_PAYOUT, PAYOUT_TOTALS, PAYOUTS_TO_POLL, SELECT_PAYOUT, payout_binds,
     payout_from,
 };
+use super::rows::Bind;
 use super::sql::{
     DELETE_UNSENT_ORDER, DUE_EVENTS, INSERT_ORDER, INSERT_REFUND, LIST_EVENTS, LIST_REFUNDS,
     MARK_DELIVERED, MARK_FAILED, ORDERS_TO_POLL, RECORD_MISMATCH, REFUNDS_TO_POLL,
@@ -240,7 +241,7 @@ fn insert_capped(
         .ok_or_else(|| StoreError::Corrupt("order vanished during insert".into()))
 }
 
-fn payout_params(binds: Vec<Bind>) -> rusqlite::ParamsFromIter<Vec<Box<dyn rusqlite::ToSql>>> {
+fn bound(binds: Vec<Bind>) -> rusqlite::ParamsFromIter<Vec<Box<dyn rusqlite::ToSql>>> {
     rusqlite::params_from_iter(
         binds
             .into_iter()
@@ -296,7 +297,7 @@ fn insert_payout_capped(
         .map_err(sql_err)?;
     caps.check(payout, totals)?;
     conn.prepare_cached(&INSERT_PAYOUT)
-        .and_then(|mut s| s.execute(payout_params(payout_binds(payout, payout.updated_at, 1))))
+        .and_then(|mut s| s.execute(bound(payout_binds(payout, payout.updated_at, 1))))
         .map_err(sql_err)?;
     Ok(Inserted::New(Payout {
         version: 1,
@@ -335,9 +336,7 @@ impl Store for SqliteStore {
             let now = now_ms();
             let changed = conn
                 .prepare_cached(CAS_PAYOUT)
-                .and_then(|mut s| {
-                    s.execute(payout_params(payout_binds(&payout, now, payout.version)))
-                })
+                .and_then(|mut s| s.execute(bound(payout_binds(&payout, now, payout.version))))
                 .map_err(sql_err)?;
             if changed == 0 {
                 return Err(StoreError::Conflict);
